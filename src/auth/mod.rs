@@ -1,0 +1,75 @@
+//! Authentication as a tower service: `Service<Credentials, Response = User, Error = AuthError>`.
+//!
+//! Because it is a service, per-user limits, failure delays and bans are layers over it.
+
+mod passwd_file;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use passwd_file::PasswdFile;
+
+use crate::session::Session;
+
+/// What a client presented to log in.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The user name as the client sent it.
+    pub user: String,
+    /// The password. Never logged: `Debug` hides it.
+    pub password: String,
+    /// The session asking, so that auth layers can key on the client's address or TLS state.
+    pub session: Option<Arc<Session>>,
+}
+
+impl Credentials {
+    /// Credentials without a session.
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Credentials {
+        Credentials {
+            user: user.into(),
+            password: password.into(),
+            session: None,
+        }
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+/// An authenticated user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The canonical user name, which also names the user's mail tree.
+    pub name: String,
+}
+
+/// Why a login failed. Protocol services map these to IMAP `NO [AUTHENTICATIONFAILED]` /
+/// `[UNAVAILABLE]` / `[LIMIT]` and POP3 `-ERR [AUTH]` / `[SYS/TEMP]` / `[IN-USE]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// Unknown user or wrong password (never say which).
+    InvalidCredentials,
+    /// The authentication backend cannot answer now.
+    Unavailable,
+    /// The user has too many sessions, or is temporarily barred.
+    Limit,
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AuthError::InvalidCredentials => "invalid credentials",
+            AuthError::Unavailable => "authentication temporarily unavailable",
+            AuthError::Limit => "too many sessions for this user",
+        })
+    }
+}
+
+impl std::error::Error for AuthError {}

@@ -1,0 +1,114 @@
+//! Session events: what a layer can watch while the session runs, and end it for.
+
+use std::sync::Arc;
+
+use crate::reject::Reject;
+use crate::session::Session;
+
+/// Something that happened in a running session.
+///
+/// Protocol services report these to every [`SessionObserver`] registered on the
+/// [`Connection`](crate::Connection), in order, as they happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent<'a> {
+    /// The session service took the connection and is about to greet the client: from here on
+    /// the connection is accepted.
+    Started,
+    /// TLS was negotiated by STARTTLS/STLS.
+    TlsUpgraded,
+    /// A user logged in.
+    Authenticated {
+        /// The user's name.
+        user: &'a str,
+    },
+    /// The client identified itself (IMAP ID, RFC 2971).
+    ClientId {
+        /// The client's field/value pairs.
+        fields: &'a [(String, String)],
+    },
+    /// IMAP: a mailbox was selected.
+    MailboxSelected {
+        /// The mailbox's name.
+        mailbox: &'a str,
+    },
+}
+
+/// Watches a session's events and may end the session.
+///
+/// Returning `Err(reject)` ends the session: the client is told the reject's message
+/// (`* BYE` / `-ERR`) and the close reason is [`CloseReason::Ended`](crate::CloseReason::Ended).
+/// Observers run inline in the connection's task, so keep them cheap; to do slow work, spawn it
+/// and end the session later with [`Session::end`].
+///
+/// ```
+/// use tower_mail::{Reject, Session, SessionEvent, SessionObserver};
+///
+/// /// Refuses clients that identify as an old, broken version.
+/// struct BlockAgent;
+/// impl SessionObserver for BlockAgent {
+///     fn on_event(&self, session: &Session, event: &SessionEvent<'_>) -> Result<(), Reject> {
+///         if let SessionEvent::ClientId { .. } = event {
+///             if session.user_agent().is_some_and(|ua| ua.starts_with("BrokenMail/1.")) {
+///                 return Err(Reject::new("Please upgrade your mail client"));
+///             }
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait SessionObserver: Send + Sync + 'static {
+    /// Called for every event of the session.
+    fn on_event(&self, session: &Session, event: &SessionEvent<'_>) -> Result<(), Reject>;
+}
+
+impl<F> SessionObserver for F
+where
+    F: Fn(&Session, &SessionEvent<'_>) -> Result<(), Reject> + Send + Sync + 'static,
+{
+    fn on_event(&self, session: &Session, event: &SessionEvent<'_>) -> Result<(), Reject> {
+        self(session, event)
+    }
+}
+
+/// The observers of one connection, called in registration order.
+#[derive(Clone, Default)]
+pub struct Observers(Vec<Arc<dyn SessionObserver>>);
+
+impl Observers {
+    /// Add an observer.
+    pub fn push(&mut self, observer: Arc<dyn SessionObserver>) {
+        self.0.push(observer);
+    }
+
+    /// Report `event` to each observer; the first refusal stops the walk and is returned.
+    /// A panicking observer counts as a refusal with a generic text, so one bad hook cannot
+    /// take the connection task down with it.
+    pub fn notify(&self, session: &Session, event: &SessionEvent<'_>) -> Result<(), Reject> {
+        for observer in &self.0 {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                observer.on_event(session, event)
+            }));
+            match outcome {
+                Ok(Ok(())) => {}
+                Ok(Err(reject)) => return Err(reject),
+                Err(_) => {
+                    tracing::error!(session_id = %session.id(), "session observer panicked");
+                    return Err(Reject::new(crate::reject::GENERIC_MESSAGE).with_layer("panic"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether there are no observers.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Observers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Observers({})", self.0.len())
+    }
+}

@@ -1,0 +1,32 @@
+//! # tower-mail
+//!
+//! Connection management for IMAP and POP3 servers, the tower way: every accepted connection is
+//! a request to a tower [`Service`](tower_service::Service), and connection policies are
+//! [`Layer`](tower_layer::Layer)s stacked with `ServiceBuilder` in front of the protocol session
+//! services.
+//!
+//! - [`Connection`] is the request: a transport plus an `Arc<`[`Session`]`>`.
+//! - [`CloseReport`] is the response: the session service resolves when the session ends.
+//! - A layer refuses a connection by failing with a [`Reject`]; the server tells the client
+//!   (`* BYE <text>` / `-ERR <text>`) and closes.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod auth;
+mod close;
+mod connection;
+mod events;
+mod extensions;
+mod reject;
+mod session;
+pub mod store;
+
+pub use close::{CloseReason, CloseReport};
+pub use connection::{BoxIo, Connection, ConnectionParts, Io, SessionSettings, Transport};
+pub use events::{Observers, SessionEvent, SessionObserver};
+pub use extensions::Extensions;
+pub use reject::{
+    BoxError, GENERIC_MESSAGE, MAX_MESSAGE_LEN, OVERLOADED_MESSAGE, Reject, TIMEOUT_MESSAGE,
+    clean_message, is_refusal, refusal,
+};
+pub use session::{Protocol, Session, SessionId, State, TlsInfo};

@@ -1,0 +1,124 @@
+//! Refusals: the [`Reject`] error a layer returns, and the text the client sees for any error.
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::fmt;
+
+/// The error type of connection stacks, as in tower.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Longest refusal text sent to a client, in bytes.
+pub const MAX_MESSAGE_LEN: usize = 200;
+
+/// Text for a refusal whose cause must not reach the client.
+pub const GENERIC_MESSAGE: &str = "Service temporarily unavailable";
+/// Text for tower's `Overloaded` (LoadShed, a full concurrency limit).
+pub const OVERLOADED_MESSAGE: &str = "Too many connections, try again later";
+/// Text for tower's `Elapsed` (TimeoutLayer) and for phase deadlines.
+pub const TIMEOUT_MESSAGE: &str = "Timeout";
+
+/// A layer's refusal of a connection: what the client is told, and which layer said it.
+///
+/// The server answers `* BYE <message>` (IMAP) or `-ERR <message>` (POP3) and closes. The message
+/// is cleaned to one line of at most 200 bytes.
+///
+/// ```
+/// use tower_mail::Reject;
+/// let reject = Reject::new("IP address\r\nblocked").with_layer("ip_block");
+/// assert_eq!(reject.message(), "IP addressblocked");
+/// assert_eq!(reject.layer(), "ip_block");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    message: String,
+    layer: Cow<'static, str>,
+}
+
+impl Reject {
+    /// A refusal with `message`, cleaned of control characters and cut to 200 bytes.
+    pub fn new(message: impl AsRef<str>) -> Reject {
+        Reject {
+            message: clean_message(message.as_ref()),
+            layer: Cow::Borrowed("custom"),
+        }
+    }
+
+    /// Name the refusing layer, for metrics and logs (`ip_block`, `rate_limit`, ...).
+    pub fn with_layer(mut self, layer: impl Into<Cow<'static, str>>) -> Reject {
+        self.layer = layer.into();
+        self
+    }
+
+    /// The cleaned text the client sees.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The refusing layer's name.
+    pub fn layer(&self) -> &str {
+        &self.layer
+    }
+}
+
+impl fmt::Display for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl StdError for Reject {}
+
+/// Remove control characters (CR, LF, NUL, ...) and cut to at most 200 bytes on a character
+/// boundary, so a refusal text can never break the protocol's framing.
+pub fn clean_message(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE_LEN));
+    for c in text.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > MAX_MESSAGE_LEN {
+            break;
+        }
+        out.push(c);
+    }
+    let trimmed = out.trim();
+    if trimmed.is_empty() {
+        GENERIC_MESSAGE.to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// What the client is told for an error from a connection stack, and the layer to blame.
+///
+/// A [`Reject`] anywhere in the error's source chain gives its own text. tower's `Overloaded` and
+/// `Elapsed` get fixed texts. Anything else gets a generic text so internals never reach a
+/// client; the caller should log the error itself.
+///
+/// ```
+/// use tower_mail::{refusal, BoxError, Reject};
+/// let err: BoxError = Box::new(Reject::new("Go away").with_layer("custom"));
+/// assert_eq!(refusal(&err).message(), "Go away");
+/// let err: BoxError = Box::new(tower::load_shed::error::Overloaded::new());
+/// assert_eq!(refusal(&err).message(), "Too many connections, try again later");
+/// let err: BoxError = "database password is hunter2".into();
+/// assert_eq!(refusal(&err).message(), "Service temporarily unavailable");
+/// ```
+pub fn refusal(err: &BoxError) -> Reject {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(err.as_ref());
+    while let Some(e) = source {
+        if let Some(reject) = e.downcast_ref::<Reject>() {
+            return reject.clone();
+        }
+        if e.is::<tower::load_shed::error::Overloaded>() {
+            return Reject::new(OVERLOADED_MESSAGE).with_layer("load_shed");
+        }
+        if e.is::<tower::timeout::error::Elapsed>() {
+            return Reject::new(TIMEOUT_MESSAGE).with_layer("timeout");
+        }
+        source = e.source();
+    }
+    Reject::new(GENERIC_MESSAGE).with_layer("error")
+}
+
+/// Whether the error is a known refusal (as opposed to a failure to log with its cause).
+pub fn is_refusal(err: &BoxError) -> bool {
+    refusal(err).layer() != "error"
+}

@@ -1,0 +1,4 @@
+//! Maildir++ storage (stub: being written).
+/// Maildir++ storage.
+#[derive(Debug, Clone)]
+pub struct Maildir;
