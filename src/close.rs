@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use crate::reject::{BoxError, refusal};
 use crate::session::Session;
 
 /// Why a session ended.
@@ -122,5 +123,32 @@ impl CloseReport {
             bytes_out: session.bytes_out(),
             commands: session.commands(),
         }
+    }
+}
+
+impl CloseReport {
+    /// The report for a connection whose stack failed with `err`.
+    ///
+    /// Before the session started, the failure is a refusal: [`CloseReason::Rejected`] with the
+    /// text the client was told. After, tower's `Elapsed` is [`CloseReason::Timeout`] and any
+    /// other error [`CloseReason::Aborted`].
+    pub fn from_error(session: &Session, err: &BoxError) -> CloseReport {
+        let reason = if !session.has_started() {
+            CloseReason::Rejected(refusal(err).message().to_owned())
+        } else if refusal(err).layer() == "timeout" {
+            CloseReason::Timeout
+        } else {
+            CloseReason::Aborted
+        };
+        CloseReport::new(session, reason)
+    }
+
+    /// The report for a connection whose future was dropped before it finished: the reason the
+    /// session was asked to end (shutdown, a layer), else [`CloseReason::Aborted`].
+    pub fn dropped(session: &Session) -> CloseReport {
+        CloseReport::new(
+            session,
+            session.end_reason().unwrap_or(CloseReason::Aborted),
+        )
     }
 }

@@ -209,6 +209,7 @@ impl Connection {
     /// already gone (the server timed out the connection's setup phase meanwhile).
     pub fn into_parts(self) -> Option<ConnectionParts> {
         let transport = self.slot.take()?;
+        self.session.mark_started();
         Some(ConnectionParts {
             session: self.session,
             transport,

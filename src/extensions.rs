@@ -42,7 +42,10 @@ impl Extensions {
 
     /// The value of type `T`, mutably.
     pub fn get_mut<T: Send + Sync + 'static>(&mut self) -> Option<&mut T> {
-        self.map.as_mut()?.get_mut(&TypeId::of::<T>())?.downcast_mut()
+        self.map
+            .as_mut()?
+            .get_mut(&TypeId::of::<T>())?
+            .downcast_mut()
     }
 
     /// Remove and return the value of type `T`.

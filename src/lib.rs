@@ -30,3 +30,6 @@ pub use reject::{
     clean_message, is_refusal, refusal,
 };
 pub use session::{Protocol, Session, SessionId, State, TlsInfo};
+pub mod server;
+pub mod tls;
+pub mod wire;

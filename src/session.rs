@@ -196,6 +196,7 @@ pub struct Session {
     created: SystemTime,
     started: Instant,
     secure: AtomicBool,
+    has_started: AtomicBool,
     state: AtomicU8,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
@@ -211,7 +212,13 @@ pub struct Session {
 impl Session {
     /// A new session for a connection from `remote_addr` to `local_addr`.
     pub fn new(protocol: Protocol, remote_addr: SocketAddr, local_addr: SocketAddr) -> Session {
-        Session::with_end_token(protocol, remote_addr, local_addr, remote_addr, CancellationToken::new())
+        Session::with_end_token(
+            protocol,
+            remote_addr,
+            local_addr,
+            remote_addr,
+            CancellationToken::new(),
+        )
     }
 
     /// A session whose end signal is a child of `shutdown`, so that cancelling `shutdown` ends
@@ -233,6 +240,7 @@ impl Session {
             created: SystemTime::now(),
             started: Instant::now(),
             secure: AtomicBool::new(false),
+            has_started: AtomicBool::new(false),
             state: AtomicU8::new(State::initial(protocol) as u8),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
@@ -278,6 +286,14 @@ impl Session {
     /// Whether the connection is encrypted now (true after STARTTLS/STLS, too).
     pub fn secure(&self) -> bool {
         self.secure.load(Ordering::Acquire)
+    }
+    /// Whether a session service has taken the connection: from then on the connection counts
+    /// as accepted, and a failure is no longer a refusal.
+    pub fn has_started(&self) -> bool {
+        self.has_started.load(Ordering::Acquire)
+    }
+    pub(crate) fn mark_started(&self) {
+        self.has_started.store(true, Ordering::Release);
     }
     /// What TLS negotiated, once the session is secure.
     pub fn tls(&self) -> Option<TlsInfo> {
@@ -353,7 +369,11 @@ impl Session {
         if !self.end.is_cancelled() {
             return None;
         }
-        Some(lock(&self.end_reason).clone().unwrap_or(CloseReason::Shutdown))
+        Some(
+            lock(&self.end_reason)
+                .clone()
+                .unwrap_or(CloseReason::Shutdown),
+        )
     }
 
     // Updates made by protocol services.
@@ -409,5 +429,7 @@ impl fmt::Debug for Session {
 
 /// Lock a mutex whose data stays valid even if a holder panicked (plain values, no invariants).
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

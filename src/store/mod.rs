@@ -159,16 +159,24 @@ pub trait Mailstore: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// The user's mailboxes, INBOX first, then by name.
-    fn list_mailboxes(&self, user: &str)
-    -> impl Future<Output = StoreResult<Vec<MailboxInfo>>> + Send;
+    fn list_mailboxes(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = StoreResult<Vec<MailboxInfo>>> + Send;
 
     /// Create a mailbox (and any missing parents).
-    fn create_mailbox(&self, user: &str, mailbox: &str)
-    -> impl Future<Output = StoreResult<()>> + Send;
+    fn create_mailbox(
+        &self,
+        user: &str,
+        mailbox: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Delete a mailbox and its messages. INBOX cannot be deleted.
-    fn delete_mailbox(&self, user: &str, mailbox: &str)
-    -> impl Future<Output = StoreResult<()>> + Send;
+    fn delete_mailbox(
+        &self,
+        user: &str,
+        mailbox: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Rename a mailbox (and its children).
     fn rename_mailbox(

@@ -1,0 +1,183 @@
+//! Everything that happens to one connection after accept, in its own task.
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::pin;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tower::ServiceExt;
+use tower_service::Service;
+
+use super::rewind::Rewind;
+use super::{Endpoint, Shared, TlsMode, proxy};
+use crate::close::CloseReport;
+use crate::connection::{BoxIo, Connection, Transport, TransportSlot};
+use crate::reject::{BoxError, GENERIC_MESSAGE, Reject, TIMEOUT_MESSAGE, refusal};
+use crate::session::{Protocol, Session};
+
+/// How the connection's stack future ended.
+enum Outcome {
+    Finished(Result<CloseReport, BoxError>),
+    Panicked,
+    SetupTimedOut,
+    HardStopped,
+}
+
+pub(super) async fn run<S>(
+    shared: Arc<Shared>,
+    endpoint: Arc<Endpoint>,
+    stack: S,
+    stream: TcpStream,
+    peer: SocketAddr,
+) where
+    S: Service<Connection, Response = CloseReport> + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    let _ = stream.set_nodelay(true);
+    let local = match stream.local_addr() {
+        Ok(addr) => addr,
+        Err(err) => {
+            tracing::debug!(%peer, error = %err, "connection gone before setup");
+            return;
+        }
+    };
+    let protocol = endpoint.protocol;
+
+    // 1. PROXY header, only from trusted networks.
+    let (io, remote, local): (BoxIo, SocketAddr, SocketAddr) =
+        if shared.config.proxy.is_trusted(peer.ip()) {
+            let mut stream = stream;
+            match proxy::read_header(&mut stream, &shared.config.proxy).await {
+                Ok(header) => {
+                    let (remote, local) = header.addrs.unwrap_or((peer, local));
+                    (Box::new(Rewind::new(header.rest, stream)), remote, local)
+                }
+                Err(err) => {
+                    tracing::warn!(%peer, error = %err, "PROXY header refused; closing");
+                    return;
+                }
+            }
+        } else {
+            (Box::new(stream), peer, local)
+        };
+
+    let session = Arc::new(Session::with_end_token(
+        protocol,
+        remote,
+        local,
+        peer,
+        shared.shutdown.child_token(),
+    ));
+
+    // 2. TLS on implicit-TLS listeners, before any layer, so layers see `secure` and refusals
+    //    travel inside TLS.
+    let (io, starttls) = match &endpoint.tls {
+        TlsMode::Implicit(acceptor) => {
+            let handshake = crate::tls::handshake(
+                acceptor,
+                io,
+                shared.config.tls_handshake_timeout,
+                &session,
+                true,
+            );
+            match handshake.await {
+                Ok(io) => (io, None),
+                Err(err) => {
+                    tracing::debug!(session_id = %session.id(), %remote, error = %err, "TLS handshake failed");
+                    return;
+                }
+            }
+        }
+        TlsMode::Starttls(acceptor) => (io, Some(acceptor.clone())),
+        TlsMode::None => (io, None),
+    };
+
+    // 3. The stack, then the session inside it.
+    let slot = TransportSlot::new(Transport { io, starttls });
+    let conn = Connection::new(session.clone(), slot.clone());
+    let call = async move {
+        let mut stack = stack;
+        let ready = stack.ready().await.map_err(Into::into)?;
+        ready.call(conn).await.map_err(Into::into)
+    };
+
+    let outcome = drive(call, &slot, &shared).await;
+    let reject = match outcome {
+        Outcome::Finished(Ok(report)) => {
+            tracing::trace!(session_id = %session.id(), reason = %report.reason, "session finished");
+            return;
+        }
+        Outcome::Finished(Err(err)) => {
+            let reject = refusal(&err);
+            if reject.layer() == "error" {
+                tracing::warn!(session_id = %session.id(), %remote, error = %err, "connection stack failed");
+            }
+            reject
+        }
+        Outcome::Panicked => {
+            tracing::error!(session_id = %session.id(), %remote, "connection handler panicked");
+            Reject::new(GENERIC_MESSAGE).with_layer("panic")
+        }
+        Outcome::SetupTimedOut => {
+            tracing::warn!(session_id = %session.id(), %remote, "connection setup timed out before the session started");
+            Reject::new(TIMEOUT_MESSAGE).with_layer("setup_timeout")
+        }
+        Outcome::HardStopped => return,
+    };
+    // The transport is still here only if no session service took it: then the client has
+    // heard nothing yet and is owed the protocol's refusal.
+    if let Some(transport) = slot.take() {
+        write_refusal(transport.io, protocol, reject.message(), &shared).await;
+    }
+}
+
+/// Poll the stack's future, catching panics, bounding the setup phase, and obeying the hard
+/// stop at the end of a shutdown.
+async fn drive<F>(call: F, slot: &TransportSlot, shared: &Shared) -> Outcome
+where
+    F: Future<Output = Result<CloseReport, BoxError>>,
+{
+    let mut call = pin!(AssertUnwindSafe(call).catch_unwind());
+    let setup_deadline = tokio::time::sleep(shared.config.setup_timeout);
+    let mut setup_deadline = pin!(setup_deadline);
+    let mut in_setup = true;
+    loop {
+        tokio::select! {
+            result = &mut call => {
+                return match result {
+                    Ok(result) => Outcome::Finished(result),
+                    Err(_panic) => Outcome::Panicked,
+                };
+            }
+            _ = &mut setup_deadline, if in_setup => {
+                if slot.is_taken() {
+                    in_setup = false;
+                } else {
+                    return Outcome::SetupTimedOut;
+                }
+            }
+            _ = shared.hard_stop.cancelled() => return Outcome::HardStopped,
+        }
+    }
+}
+
+/// The line a refused client gets: `* BYE` for IMAP (RFC 9051 section 7.1.5), `-ERR` for POP3.
+pub(crate) fn refusal_line(protocol: Protocol, message: &str) -> String {
+    match protocol {
+        Protocol::Imap => format!("* BYE {message}\r\n"),
+        Protocol::Pop3 => format!("-ERR {message}\r\n"),
+    }
+}
+
+async fn write_refusal(mut io: BoxIo, protocol: Protocol, message: &str, shared: &Shared) {
+    let line = refusal_line(protocol, message);
+    let write = async {
+        io.write_all(line.as_bytes()).await?;
+        io.shutdown().await
+    };
+    let _ = tokio::time::timeout(shared.config.refusal_write_timeout, write).await;
+}
