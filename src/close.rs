@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::reject::{BoxError, refusal};
+use crate::reject::{BoxError, Reject, refusal};
 use crate::session::Session;
 
 /// Why a session ended.
@@ -12,7 +12,8 @@ use crate::session::Session;
 /// ```
 /// use tower_mail::CloseReason;
 /// assert_eq!(CloseReason::Logout.as_str(), "logout");
-/// assert_eq!(CloseReason::Rejected("IP address blocked".into()).as_str(), "rejected");
+/// use tower_mail::Reject;
+/// assert_eq!(CloseReason::Rejected(Reject::new("IP address blocked")).as_str(), "rejected");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -31,9 +32,9 @@ pub enum CloseReason {
     Io(io::ErrorKind),
     /// A layer or observer ended the session; the text is what the client was told.
     Ended(String),
-    /// A layer refused the connection before the session started; the text is what the client
-    /// was told.
-    Rejected(String),
+    /// A layer refused the connection before the session started: what the client was told
+    /// and which layer said it.
+    Rejected(Reject),
     /// A deadline around the whole session (tower's `TimeoutLayer`) expired.
     Timeout,
     /// Code handling the connection panicked.
@@ -75,8 +76,9 @@ impl CloseReason {
 impl fmt::Display for CloseReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CloseReason::Ended(text) | CloseReason::Rejected(text) => {
-                write!(f, "{}: {text}", self.as_str())
+            CloseReason::Ended(text) => write!(f, "ended: {text}"),
+            CloseReason::Rejected(reject) => {
+                write!(f, "rejected by {}: {}", reject.layer(), reject.message())
             }
             CloseReason::Io(kind) => write!(f, "io_error: {kind}"),
             other => f.write_str(other.as_str()),
@@ -134,7 +136,7 @@ impl CloseReport {
     /// other error [`CloseReason::Aborted`].
     pub fn from_error(session: &Session, err: &BoxError) -> CloseReport {
         let reason = if !session.has_started() {
-            CloseReason::Rejected(refusal(err).message().to_owned())
+            CloseReason::Rejected(refusal(err))
         } else if refusal(err).layer() == "timeout" {
             CloseReason::Timeout
         } else {

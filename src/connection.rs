@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 
-use crate::events::{Observers, SessionObserver};
+use crate::events::{Observers, SessionEvent, SessionObserver};
 use crate::extensions::Extensions;
 use crate::session::Session;
 
@@ -210,6 +210,12 @@ impl Connection {
     pub fn into_parts(self) -> Option<ConnectionParts> {
         let transport = self.slot.take()?;
         self.session.mark_started();
+        // Announced here, not by each protocol service, so that no session service can forget
+        // it and leave observers that count (metrics) unbalanced.
+        if let Err(reject) = self.observers.notify(&self.session, &SessionEvent::Started) {
+            self.session
+                .end(crate::CloseReason::Ended(reject.message().to_owned()));
+        }
         Some(ConnectionParts {
             session: self.session,
             transport,

@@ -12,8 +12,10 @@ use crate::session::Session;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionEvent<'a> {
-    /// The session service took the connection and is about to greet the client: from here on
-    /// the connection is accepted.
+    /// The session service took the connection (in [`Connection::into_parts`](crate::Connection::into_parts))
+    /// and is about to greet the client: from here on the connection is accepted. Refusing
+    /// this event ends the session right after its greeting; a layer that wants to refuse
+    /// should do so before passing the connection on.
     Started,
     /// TLS was negotiated by STARTTLS/STLS.
     TlsUpgraded,
@@ -81,24 +83,28 @@ impl Observers {
         self.0.push(observer);
     }
 
-    /// Report `event` to each observer; the first refusal stops the walk and is returned.
-    /// A panicking observer counts as a refusal with a generic text, so one bad hook cannot
-    /// take the connection task down with it.
+    /// Report `event` to every observer, and return the first refusal. Every observer sees
+    /// every event, even after one refused, so that observers that count (metrics) stay
+    /// balanced. A panicking observer counts as a refusal with a generic text, so one bad hook
+    /// cannot take the connection task down with it.
     pub fn notify(&self, session: &Session, event: &SessionEvent<'_>) -> Result<(), Reject> {
+        let mut first = Ok(());
         for observer in &self.0 {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 observer.on_event(session, event)
             }));
-            match outcome {
-                Ok(Ok(())) => {}
-                Ok(Err(reject)) => return Err(reject),
+            let outcome = match outcome {
+                Ok(outcome) => outcome,
                 Err(_) => {
                     tracing::error!(session_id = %session.id(), "session observer panicked");
-                    return Err(Reject::new(crate::reject::GENERIC_MESSAGE).with_layer("panic"));
+                    Err(Reject::new(crate::reject::GENERIC_MESSAGE).with_layer("panic"))
                 }
+            };
+            if first.is_ok() {
+                first = outcome;
             }
         }
-        Ok(())
+        first
     }
 
     /// Whether there are no observers.

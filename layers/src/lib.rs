@@ -9,10 +9,19 @@
 //! - [`OnCloseLayer`](on_close::OnCloseLayer): a function that sees every connection end, exactly
 //!   once, with its close report (WildDuck's `onClose`).
 //!
+//! - [`LoggingLayer`](logging::LoggingLayer): a tracing span per connection and connect,
+//!   reject and close events.
+//! - [`MetricsLayer`](metrics::MetricsLayer): connection, refusal, active-session and close
+//!   metrics.
+//!
 //! Each module follows tower's pattern: `layer.rs`, `service.rs`, `future.rs`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "logging")]
+pub mod logging;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "hooks")]
 pub mod on_close;
 #[cfg(feature = "hooks")]

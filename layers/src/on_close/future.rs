@@ -7,21 +7,22 @@ use std::task::{Context, Poll};
 use pin_project::{pin_project, pinned_drop};
 use tower_mail::{BoxError, CloseReason, CloseReport, Session};
 
-/// Response future of [`OnClose`](super::OnClose). Its drop guard calls the hook if the
-/// future is dropped before it finished.
+use super::CloseHook;
+
+/// Response future of [`OnClose`](super::OnClose), and of every layer that must see each
+/// connection end exactly once (logging, metrics). Its drop guard calls the hook if the future
+/// is dropped before it finished.
 #[pin_project(PinnedDrop)]
-pub struct OnCloseFuture<Fut, F>
-where
-    F: Fn(&Session, &CloseReport),
-{
+pub struct OnCloseFuture<Fut, H: CloseHook> {
     #[pin]
     inner: Fut,
     // `Some` until the hook has run: taking it is what makes the hook run exactly once.
-    pending: Option<(Arc<Session>, F)>,
+    pending: Option<(Arc<Session>, H)>,
 }
 
-impl<Fut, F: Fn(&Session, &CloseReport)> OnCloseFuture<Fut, F> {
-    pub(super) fn new(inner: Fut, session: Arc<Session>, hook: F) -> Self {
+impl<Fut, H: CloseHook> OnCloseFuture<Fut, H> {
+    /// Run `inner`, reporting its end to `hook` exactly once.
+    pub fn new(inner: Fut, session: Arc<Session>, hook: H) -> Self {
         OnCloseFuture {
             inner,
             pending: Some((session, hook)),
@@ -29,23 +30,24 @@ impl<Fut, F: Fn(&Session, &CloseReport)> OnCloseFuture<Fut, F> {
     }
 }
 
-fn run_hook<F: Fn(&Session, &CloseReport)>(
-    pending: &mut Option<(Arc<Session>, F)>,
+fn run_hook<H: CloseHook>(
+    pending: &mut Option<(Arc<Session>, H)>,
     report: impl FnOnce(&Session) -> CloseReport,
 ) {
     if let Some((session, hook)) = pending.take() {
         let report = report(&session);
-        if std::panic::catch_unwind(AssertUnwindSafe(|| hook(&session, &report))).is_err() {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| hook.on_close(&session, &report))).is_err()
+        {
             tracing::error!(session_id = %session.id(), "on_close hook panicked");
         }
     }
 }
 
-impl<Fut, E, F> Future for OnCloseFuture<Fut, F>
+impl<Fut, E, H> Future for OnCloseFuture<Fut, H>
 where
     Fut: Future<Output = Result<CloseReport, E>>,
     E: Into<BoxError>,
-    F: Fn(&Session, &CloseReport),
+    H: CloseHook,
 {
     type Output = Result<CloseReport, BoxError>;
 
@@ -76,7 +78,7 @@ where
 }
 
 #[pinned_drop]
-impl<Fut, F: Fn(&Session, &CloseReport)> PinnedDrop for OnCloseFuture<Fut, F> {
+impl<Fut, H: CloseHook> PinnedDrop for OnCloseFuture<Fut, H> {
     fn drop(self: Pin<&mut Self>) {
         run_hook(self.project().pending, CloseReport::dropped);
     }

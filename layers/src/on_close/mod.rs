@@ -8,7 +8,8 @@
 //!
 //! - On success the hook gets the session service's [`CloseReport`](tower_mail::CloseReport).
 //! - On a refusal by a layer inside this one, the reason is
-//!   [`CloseReason::Rejected`](tower_mail::CloseReason::Rejected) with the client's text.
+//!   [`CloseReason::Rejected`](tower_mail::CloseReason::Rejected) with the client's text and
+//!   the refusing layer.
 //! - On a panic inside, the reason is [`CloseReason::Panic`](tower_mail::CloseReason::Panic);
 //!   the panic then continues outward to the server, which contains it to this connection.
 //! - A panic in the hook itself is caught and logged.
@@ -34,3 +35,18 @@ mod service;
 pub use future::OnCloseFuture;
 pub use layer::OnCloseLayer;
 pub use service::OnClose;
+
+use tower_mail::{CloseReport, Session};
+
+/// Something to run once when a connection ends. Closures `Fn(&Session, &CloseReport)` are
+/// close hooks; layers implement it for their own state (see the logging and metrics layers).
+pub trait CloseHook {
+    /// Called exactly once per connection, with its final session and close report.
+    fn on_close(&self, session: &Session, report: &CloseReport);
+}
+
+impl<F: Fn(&Session, &CloseReport)> CloseHook for F {
+    fn on_close(&self, session: &Session, report: &CloseReport) {
+        self(session, report)
+    }
+}

@@ -1,9 +1,9 @@
 use std::task::{Context, Poll};
 
-use tower_mail::{BoxError, CloseReport, Connection, Session};
+use tower_mail::{BoxError, CloseReport, Connection};
 use tower_service::Service;
 
-use super::OnCloseFuture;
+use super::{CloseHook, OnCloseFuture};
 
 /// Calls a hook once when each connection ends. See the [module docs](super).
 #[derive(Debug, Clone)]
@@ -23,7 +23,7 @@ impl<S, F> Service<Connection> for OnClose<S, F>
 where
     S: Service<Connection, Response = CloseReport>,
     S::Error: Into<BoxError>,
-    F: Fn(&Session, &CloseReport) + Clone,
+    F: CloseHook + Clone,
 {
     type Response = CloseReport;
     type Error = BoxError;

@@ -1,0 +1,211 @@
+//! The tower-mail example server: POP3 (plain with STLS, and implicit TLS) over a Maildir++
+//! tree, with the connection-policy stack composed in code with `ServiceBuilder`.
+//!
+//! ```text
+//! cargo run --release --example server                          # embedded defaults
+//! cargo run --release --example server -- --config server.toml  # explicit settings
+//! ```
+//!
+//! With no file it serves on loopback, keeps mail under `./data/maildir`, creates the user
+//! `demo` with password `demo` if the user file is absent, and logs one line per connection
+//! event. Ctrl-C and SIGTERM shut it down gracefully; SIGHUP reloads the user file.
+
+#[path = "server/config.rs"]
+mod config;
+#[path = "server/telemetry.rs"]
+mod telemetry;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower_mail::auth::PasswdFile;
+use tower_mail::pop3::{Pop3Config, Pop3Service};
+use tower_mail::server::{Endpoint, ProxyConfig, Server, ServerConfig, TlsMode};
+use tower_mail::store::Maildir;
+use tower_mail::{CloseReport, Protocol, Reject, Session};
+use tower_mail_layers::logging::LoggingLayer;
+use tower_mail_layers::metrics::MetricsLayer;
+use tower_mail_layers::on_close::OnCloseLayer;
+use tower_mail_layers::on_connect::OnConnectLayer;
+
+use config::Config;
+
+fn usage() -> &'static str {
+    "usage: server [--config FILE]"
+}
+
+fn parse_args() -> Result<Option<PathBuf>, String> {
+    let mut args = std::env::args().skip(1);
+    let mut config = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" | "-c" => {
+                config = Some(PathBuf::from(args.next().ok_or("--config needs a file")?));
+            }
+            "--help" | "-h" => return Err(usage().to_owned()),
+            other => return Err(format!("unknown argument {other:?}\n{}", usage())),
+        }
+    }
+    Ok(config)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("server: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let config = Config::load(parse_args()?.as_deref())?;
+    telemetry::init_logging(config.log.format);
+    if !config.metrics.listen.is_empty() {
+        telemetry::init_metrics(&config.metrics.listen)?;
+        println!("metrics on http://{}/metrics", config.metrics.listen);
+    }
+    if !config.layers.is_empty() {
+        tracing::warn!(
+            "[layers.*] policies arrive with the policy layers; ignored in this version"
+        );
+    }
+
+    let acceptor = match &config.tls {
+        Some(tls) => tower_mail::tls::acceptor_from_pem(&tls.cert, &tls.key)
+            .map_err(|e| format!("TLS: {e}"))?,
+        None => {
+            let (acceptor, _pem) = tower_mail::tls::self_signed(&["localhost", "127.0.0.1"])
+                .map_err(|e| format!("TLS: {e}"))?;
+            println!("TLS: using a self-signed certificate for localhost made at start");
+            acceptor
+        }
+    };
+
+    let passwd = &config.auth.passwd_file;
+    if PasswdFile::ensure_user(passwd, "demo", "demo")
+        .map_err(|e| format!("{}: {e}", passwd.display()))?
+    {
+        println!(
+            "created {} with user demo (password demo)",
+            passwd.display()
+        );
+    }
+    let users = PasswdFile::open(passwd).map_err(|e| format!("{}: {e}", passwd.display()))?;
+    let store = Maildir::new(&config.store.maildir);
+
+    let trusted = config
+        .proxy
+        .trusted
+        .iter()
+        .map(|cidr| {
+            cidr.parse()
+                .map_err(|e| format!("proxy.trusted {cidr:?}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let server = Server::new(ServerConfig {
+        proxy: ProxyConfig::trusting(trusted),
+        ..ServerConfig::default()
+    });
+
+    let mut pop3_config = Pop3Config::default();
+    pop3_config.allow_plaintext_login = config.auth.plaintext_without_tls;
+    pop3_config.idle_timeout = Duration::from_secs(config.limits.pop3_idle_seconds);
+    let pop3 = Pop3Service::new(users.clone(), store, pop3_config);
+
+    // One semaphore for every listener: a server-wide cap, not one per listener.
+    let global_limit = GlobalConcurrencyLimitLayer::new(config.limits.max_connections);
+    let closed = Arc::new(AtomicU64::new(0));
+    let shutting_down = CancellationToken::new();
+    let stack = {
+        let closed = closed.clone();
+        let shutting_down = shutting_down.clone();
+        ServiceBuilder::new()
+            .layer(LoggingLayer::new())
+            .layer(MetricsLayer::new())
+            // Counts every connection's end, to show at shutdown that none was lost.
+            .layer(OnCloseLayer::new(move |_: &Session, _: &CloseReport| {
+                closed.fetch_add(1, Ordering::Relaxed);
+            }))
+            // Connections accepted in the race with shutdown get a clean refusal.
+            .layer(OnConnectLayer::new(move |_: Arc<Session>| {
+                let shutting_down = shutting_down.clone();
+                async move {
+                    if shutting_down.is_cancelled() {
+                        return Err(Reject::new("Server shutting down").with_layer("shutdown"));
+                    }
+                    Ok(())
+                }
+            }))
+            .layer(LoadShedLayer::new())
+            .layer(global_limit)
+            .service(pop3)
+    };
+
+    let (plain, implicit) = config.pop3.addresses("127.0.0.1:1110", "127.0.0.1:1995");
+    let mut listening = 0;
+    for (address, tls, label) in [
+        (plain, TlsMode::Starttls(acceptor.clone()), "POP3 (STLS)"),
+        (implicit, TlsMode::Implicit(acceptor.clone()), "POP3 (TLS)"),
+    ] {
+        let Some(address) = address else { continue };
+        let listener = TcpListener::bind(&address)
+            .await
+            .map_err(|e| format!("{label} on {address}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        println!("{label} listening on {local}");
+        server.serve(listener, Endpoint::new(Protocol::Pop3, tls), stack.clone());
+        listening += 1;
+    }
+    let (imap_plain, imap_tls) = config.imap.addresses("127.0.0.1:1143", "127.0.0.1:1993");
+    if imap_plain.is_some() || imap_tls.is_some() {
+        println!("IMAP: not served by this version yet");
+    }
+    if listening == 0 {
+        return Err("no listener configured".into());
+    }
+
+    wait_for_signals(&users).await;
+    println!("shutting down");
+    shutting_down.cancel();
+    server
+        .shutdown(Duration::from_secs(config.limits.shutdown_grace_seconds))
+        .await;
+    println!(
+        "stopped; {} connections closed",
+        closed.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+/// Wait for SIGINT or SIGTERM; on SIGHUP reload the user file and keep going.
+async fn wait_for_signals(users: &PasswdFile) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = term.recv() => return,
+            _ = hup.recv() => match users.reload() {
+                Ok(()) => tracing::info!("SIGHUP: user file reloaded"),
+                Err(err) => tracing::error!(error = %err, "SIGHUP: reloading the user file failed"),
+            },
+        }
+    }
+}

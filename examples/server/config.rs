@@ -1,0 +1,149 @@
+//! The example server's settings: every key optional, defaults as in the design's
+//! example-server.md.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub imap: Listeners,
+    pub pop3: Listeners,
+    pub tls: Option<Tls>,
+    pub store: Store,
+    pub auth: Auth,
+    pub proxy: Proxy,
+    pub metrics: Metrics,
+    pub log: Log,
+    pub limits: Limits,
+    /// Connection policies; IpBlock, RateLimit and TimeWindow arrive with the policy layers.
+    pub layers: toml::Table,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listeners {
+    /// Plain listener with STARTTLS/STLS; "" turns it off.
+    pub listen: Option<String>,
+    /// Implicit-TLS listener; "" turns it off.
+    pub tls_listen: Option<String>,
+}
+
+impl Listeners {
+    /// The plain and implicit-TLS addresses, with the protocol's defaults for absent keys and
+    /// `None` for listeners turned off.
+    pub fn addresses(&self, plain: &str, tls: &str) -> (Option<String>, Option<String>) {
+        let pick = |value: &Option<String>, default: &str| {
+            let value = value.as_deref().unwrap_or(default);
+            (!value.is_empty()).then(|| value.to_owned())
+        };
+        (pick(&self.listen, plain), pick(&self.tls_listen, tls))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Store {
+    pub maildir: PathBuf,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            maildir: PathBuf::from("./data/maildir"),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    pub passwd_file: PathBuf,
+    pub plaintext_without_tls: bool,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            passwd_file: PathBuf::from("./data/users.passwd"),
+            plaintext_without_tls: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Proxy {
+    pub trusted: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metrics {
+    pub listen: String,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            listen: "127.0.0.1:9898".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    pub format: LogFormat,
+}
+
+/// Server-wide limits: beyond example-server.md, what operators expect to tune.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Sessions across all listeners; more are refused at once ("Too many connections").
+    pub max_connections: usize,
+    /// How long shutdown waits for sessions to say goodbye.
+    pub shutdown_grace_seconds: u64,
+    /// POP3 idle timeout (RFC 1939: at least 600).
+    pub pop3_idle_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10_000,
+            shutdown_grace_seconds: 10,
+            pop3_idle_seconds: 600,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: Option<&Path>) -> Result<Config, String> {
+        match path {
+            None => Ok(Config::default()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+            }
+        }
+    }
+}

@@ -1,0 +1,591 @@
+//! One POP3 session: the command loop and the RFC 1939 state machine.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+use tower::ServiceExt;
+use tower_service::Service;
+
+use super::capabilities::Capabilities;
+use super::command::{self, AuthResponse, Command, ParseError};
+use super::dotstuff::write_dot_stuffed;
+use super::maildrop::{Maildrop, MaildropLock};
+use super::response::{self, RespCode};
+use super::service::Shared;
+use crate::auth::{AuthError, Credentials, User};
+use crate::close::{CloseReason, CloseReport};
+use crate::connection::{BoxIo, ConnectionParts, SessionSettings};
+use crate::events::{Observers, SessionEvent};
+use crate::reject::Reject;
+use crate::session::{Session, State};
+use crate::store::{INBOX, Mailstore, StoreError};
+use crate::wire::{CountingIo, Line, LineReader};
+
+/// What to do after a command.
+enum Flow {
+    Continue,
+    Close(CloseReason),
+}
+
+enum Phase {
+    Authorization {
+        user: Option<String>,
+    },
+    Transaction {
+        maildrop: Maildrop,
+        _lock: MaildropLock,
+    },
+}
+
+pub(super) struct Pop3Session<A, M> {
+    shared: Arc<Shared<A, M>>,
+    session: Arc<Session>,
+    io: CountingIo<BoxIo>,
+    reader: LineReader,
+    starttls: Option<tokio_rustls::TlsAcceptor>,
+    settings: SessionSettings,
+    observers: Observers,
+    phase: Phase,
+    errors: u32,
+    out: Vec<u8>,
+}
+
+impl<A, M> Pop3Session<A, M>
+where
+    A: Service<Credentials, Response = User, Error = AuthError> + Clone + Send + Sync + 'static,
+    A::Future: Send,
+    M: Mailstore,
+{
+    pub(super) fn new(shared: Arc<Shared<A, M>>, parts: ConnectionParts) -> Self {
+        let reader = LineReader::new(shared.config.max_line_len);
+        Pop3Session {
+            io: CountingIo::new(parts.transport.io, parts.session.clone()),
+            starttls: parts.transport.starttls,
+            session: parts.session,
+            reader,
+            settings: parts.settings,
+            observers: parts.observers,
+            phase: Phase::Authorization { user: None },
+            errors: 0,
+            out: Vec::new(),
+            shared,
+        }
+    }
+
+    pub(super) async fn run(mut self) -> CloseReport {
+        let reason = self.serve().await;
+        // Best effort: the client may already be gone.
+        let _ = self.io.shutdown().await;
+        if let Phase::Transaction { .. } = self.phase {
+            // Ended without QUIT: RFC 1939 section 6 says deletions are not committed.
+            tracing::debug!(session_id = %self.session.id(), "session ended outside UPDATE; deletions discarded");
+        }
+        CloseReport::new(&self.session, reason)
+    }
+
+    async fn serve(&mut self) -> CloseReason {
+        let greeting = self
+            .settings
+            .greeting
+            .clone()
+            .unwrap_or_else(|| self.shared.config.greeting.clone());
+        response::ok(&mut self.out, &greeting);
+        if let Err(err) = self.flush().await {
+            return CloseReason::from_io(&err);
+        }
+        let idle = self
+            .settings
+            .idle_timeout
+            .unwrap_or(self.shared.config.idle_timeout);
+        loop {
+            let line = tokio::select! {
+                biased;
+                _ = self.session.ending() => {
+                    let reason = self.session.end_reason().unwrap_or(CloseReason::Shutdown);
+                    let text = match &reason {
+                        CloseReason::Ended(text) => text.clone(),
+                        _ => "Server shutting down".to_owned(),
+                    };
+                    response::err(&mut self.out, &text);
+                    let _ = self.flush().await;
+                    return reason;
+                }
+                line = tokio::time::timeout(idle, self.reader.read_line(&mut self.io)) => line,
+            };
+            let flow = match line {
+                Err(_elapsed) => {
+                    response::err(&mut self.out, "Idle timeout, closing connection");
+                    let _ = self.flush().await;
+                    return CloseReason::IdleTimeout;
+                }
+                Ok(Err(err)) => return CloseReason::from_io(&err),
+                Ok(Ok(Line::Eof)) => return CloseReason::ClientClosed,
+                Ok(Ok(Line::TooLong)) => {
+                    self.session.add_command();
+                    self.protocol_error("Command line too long")
+                }
+                Ok(Ok(Line::Complete(line))) => {
+                    self.session.add_command();
+                    self.command(&line).await
+                }
+            };
+            let flushed = self.flush().await;
+            match flow {
+                Flow::Close(reason) => return reason,
+                Flow::Continue => {
+                    if let Err(err) = flushed {
+                        return CloseReason::from_io(&err);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn command(&mut self, line: &[u8]) -> Flow {
+        let command = match command::parse(line) {
+            Ok(command) => command,
+            Err(err) => return self.parse_error(err),
+        };
+        if let Some(capability) = command_capability(&command)
+            && self.settings.is_hidden(capability)
+        {
+            return self.protocol_error("Unknown command");
+        }
+        if let Command::Capa = command {
+            let caps = self.capabilities();
+            response::ok(&mut self.out, "Capability list follows");
+            for cap in caps.iter() {
+                self.out.extend_from_slice(cap.as_bytes());
+                self.out.extend_from_slice(b"\r\n");
+            }
+            response::multiline_end(&mut self.out);
+            return Flow::Continue;
+        }
+        if let Phase::Transaction { .. } = self.phase {
+            return match command {
+                Command::Quit => self.update().await,
+                command => self.transaction(command).await,
+            };
+        }
+        match command {
+            Command::Quit => {
+                response::ok(&mut self.out, "Bye");
+                Flow::Close(CloseReason::Logout)
+            }
+            Command::Stls => self.stls().await,
+            Command::Utf8 => {
+                response::ok(&mut self.out, "UTF8 enabled");
+                Flow::Continue
+            }
+            Command::User(name) => {
+                if !self.plaintext_allowed() {
+                    return self.plaintext_refused();
+                }
+                self.phase = Phase::Authorization { user: Some(name) };
+                response::ok(&mut self.out, "Send your password");
+                Flow::Continue
+            }
+            Command::Pass(password) => {
+                let pending = match &mut self.phase {
+                    Phase::Authorization { user } => user.take(),
+                    Phase::Transaction { .. } => None,
+                };
+                let Some(name) = pending else {
+                    return self.protocol_error("Send USER first");
+                };
+                if !self.plaintext_allowed() {
+                    return self.plaintext_refused();
+                }
+                self.login(name, password).await
+            }
+            Command::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(mechanism, initial_response).await,
+            Command::Apop { .. } => self.protocol_error("APOP is not supported"),
+            _ => self.protocol_error("Log in first"),
+        }
+    }
+
+    /// TRANSACTION-state commands (RFC 1939 section 5).
+    async fn transaction(&mut self, command: Command) -> Flow {
+        let Phase::Transaction { maildrop, .. } = &mut self.phase else {
+            unreachable!("called only in TRANSACTION");
+        };
+        match command {
+            Command::Stat => {
+                let (count, size) = maildrop.stat();
+                response::ok(&mut self.out, &format!("{count} {size}"));
+            }
+            Command::List(None) => {
+                let (count, size) = maildrop.stat();
+                response::ok(&mut self.out, &format!("{count} messages ({size} octets)"));
+                for (number, message) in maildrop.live() {
+                    self.out
+                        .extend_from_slice(format!("{number} {}\r\n", message.size).as_bytes());
+                }
+                response::multiline_end(&mut self.out);
+            }
+            Command::List(Some(number)) => match maildrop.get(number) {
+                Some(message) => response::ok(&mut self.out, &format!("{number} {}", message.size)),
+                None => return self.no_such_message(),
+            },
+            Command::Uidl(None) => {
+                response::ok(&mut self.out, "Unique-ID listing follows");
+                for (number, message) in maildrop.live() {
+                    let line = format!("{number} {}\r\n", maildrop.unique_id(message));
+                    self.out.extend_from_slice(line.as_bytes());
+                }
+                response::multiline_end(&mut self.out);
+            }
+            Command::Uidl(Some(number)) => match maildrop.get(number) {
+                Some(message) => {
+                    let line = format!("{number} {}", maildrop.unique_id(message));
+                    response::ok(&mut self.out, &line);
+                }
+                None => return self.no_such_message(),
+            },
+            Command::Dele(number) => {
+                if maildrop.delete(number) {
+                    response::ok(&mut self.out, &format!("Message {number} deleted"));
+                } else {
+                    return self.no_such_message();
+                }
+            }
+            Command::Rset => {
+                maildrop.reset();
+                let (count, size) = maildrop.stat();
+                response::ok(&mut self.out, &format!("{count} messages ({size} octets)"));
+            }
+            Command::Noop => response::ok(&mut self.out, ""),
+            Command::Retr(number) => return self.send_message(number, None).await,
+            Command::Top { msg, lines } => return self.send_message(msg, Some(lines)).await,
+            Command::User(_) | Command::Pass(_) | Command::Auth { .. } | Command::Apop { .. } => {
+                return self.protocol_error("Already logged in");
+            }
+            Command::Stls => return self.protocol_error("STLS is only allowed before login"),
+            _ => return self.protocol_error("Command not valid in this state"),
+        }
+        Flow::Continue
+    }
+
+    async fn send_message(&mut self, number: u32, body_lines: Option<u32>) -> Flow {
+        let Phase::Transaction { maildrop, .. } = &self.phase else {
+            unreachable!("called only in TRANSACTION");
+        };
+        let Some(message) = maildrop.get(number) else {
+            return self.no_such_message();
+        };
+        let (uid, size) = (message.uid, message.size);
+        let user = self.session.user().unwrap_or_default();
+        match self.shared.store.fetch(&user, INBOX, uid).await {
+            Ok(content) => {
+                response::ok(&mut self.out, &format!("{size} octets"));
+                write_dot_stuffed(&mut self.out, &content, body_lines);
+                Flow::Continue
+            }
+            Err(StoreError::NoSuchMessage) => {
+                response::err(&mut self.out, "Message was removed by another session");
+                Flow::Continue
+            }
+            Err(err) => {
+                tracing::error!(session_id = %self.session.id(), error = %err, "reading message failed");
+                response::err_code(
+                    &mut self.out,
+                    RespCode::SysTemp,
+                    "Message temporarily unavailable",
+                );
+                Flow::Continue
+            }
+        }
+    }
+
+    /// QUIT in TRANSACTION: the UPDATE state commits deletions before saying goodbye, so an
+    /// acknowledged QUIT means the messages are gone for good.
+    async fn update(&mut self) -> Flow {
+        let phase = std::mem::replace(&mut self.phase, Phase::Authorization { user: None });
+        let Phase::Transaction { maildrop, _lock } = phase else {
+            unreachable!("called only in TRANSACTION");
+        };
+        self.session.set_state(State::Update);
+        let deleted = maildrop.deleted_uids();
+        let user = self.session.user().unwrap_or_default();
+        let outcome = if deleted.is_empty() {
+            Ok(())
+        } else {
+            self.shared.store.expunge(&user, INBOX, &deleted).await
+        };
+        drop(_lock);
+        match outcome {
+            Ok(()) => {
+                let (count, _) = maildrop.stat();
+                response::ok(
+                    &mut self.out,
+                    &format!("Bye ({} deleted, {count} left)", deleted.len()),
+                );
+            }
+            Err(err) => {
+                tracing::error!(session_id = %self.session.id(), error = %err, "committing deletions failed");
+                response::err_code(
+                    &mut self.out,
+                    RespCode::SysTemp,
+                    "Some deleted messages were not removed",
+                );
+            }
+        }
+        Flow::Close(CloseReason::Logout)
+    }
+
+    async fn auth(&mut self, mechanism: Option<String>, initial: Option<String>) -> Flow {
+        let Some(mechanism) = mechanism else {
+            response::ok(&mut self.out, "Supported mechanisms follow");
+            if self.plaintext_allowed() {
+                self.out.extend_from_slice(b"PLAIN\r\n");
+            }
+            response::multiline_end(&mut self.out);
+            return Flow::Continue;
+        };
+        if !mechanism.eq_ignore_ascii_case("PLAIN") {
+            return self.protocol_error("Unsupported authentication mechanism");
+        }
+        if !self.plaintext_allowed() {
+            return self.plaintext_refused();
+        }
+        let encoded = match initial {
+            Some(initial) => initial,
+            None => {
+                response::continuation(&mut self.out, "");
+                if let Err(err) = self.flush().await {
+                    return Flow::Close(CloseReason::from_io(&err));
+                }
+                match self.read_auth_line().await {
+                    Ok(Some(line)) => match command::parse_auth_response(&line) {
+                        AuthResponse::Cancel => {
+                            return self.protocol_error("Authentication cancelled");
+                        }
+                        AuthResponse::Data(data) => data,
+                    },
+                    Ok(None) => return self.protocol_error("Authentication response too long"),
+                    Err(reason) => return Flow::Close(reason),
+                }
+            }
+        };
+        match command::decode_auth_plain(&encoded) {
+            Ok((authzid, user, password)) => {
+                if authzid
+                    .as_deref()
+                    .is_some_and(|z| !z.is_empty() && z != user)
+                {
+                    return self.login_failed(AuthError::InvalidCredentials);
+                }
+                self.login(user, password).await
+            }
+            Err(_) => self.protocol_error("Invalid SASL PLAIN response"),
+        }
+    }
+
+    /// Read one SASL response line with the larger auth cap. `Ok(None)` means too long.
+    async fn read_auth_line(&mut self) -> Result<Option<Bytes>, CloseReason> {
+        self.reader
+            .set_max_len(self.shared.config.max_auth_line_len);
+        let idle = self
+            .settings
+            .idle_timeout
+            .unwrap_or(self.shared.config.idle_timeout);
+        let line = tokio::time::timeout(idle, self.reader.read_line(&mut self.io)).await;
+        self.reader.set_max_len(self.shared.config.max_line_len);
+        match line {
+            Err(_) => Err(CloseReason::IdleTimeout),
+            Ok(Err(err)) => Err(CloseReason::from_io(&err)),
+            Ok(Ok(Line::Eof)) => Err(CloseReason::ClientClosed),
+            Ok(Ok(Line::TooLong)) => Ok(None),
+            Ok(Ok(Line::Complete(line))) => Ok(Some(line)),
+        }
+    }
+
+    async fn login(&mut self, user: String, password: String) -> Flow {
+        let credentials = Credentials {
+            user,
+            password,
+            session: Some(self.session.clone()),
+        };
+        let user = match self.shared.auth.clone().oneshot(credentials).await {
+            Ok(user) => user,
+            Err(err) => return self.login_failed(err),
+        };
+        let Some(lock) = self.shared.locks.try_lock(&user.name) else {
+            response::err_code(
+                &mut self.out,
+                RespCode::InUse,
+                "Mailbox is locked by another POP3 session",
+            );
+            return Flow::Continue;
+        };
+        let store = &self.shared.store;
+        let snapshot = match store.ensure_user(&user.name).await {
+            Ok(()) => store.snapshot(&user.name, INBOX).await,
+            Err(err) => Err(err),
+        };
+        let snapshot = match snapshot {
+            Ok(snapshot) => snapshot,
+            Err(err) => {
+                tracing::error!(session_id = %self.session.id(), error = %err, "opening maildrop failed");
+                response::err_code(
+                    &mut self.out,
+                    RespCode::SysTemp,
+                    "Mailbox temporarily unavailable",
+                );
+                return Flow::Continue;
+            }
+        };
+        self.session.set_user(Some(user.name.clone()));
+        self.session.set_state(State::Transaction);
+        self.phase = Phase::Transaction {
+            maildrop: Maildrop::new(snapshot),
+            _lock: lock,
+        };
+        if let Err(reject) = self.notify(SessionEvent::Authenticated { user: &user.name }) {
+            return Flow::Close(self.end_with(reject).await);
+        }
+        let Phase::Transaction { maildrop, .. } = &self.phase else {
+            unreachable!("just set");
+        };
+        let (count, size) = maildrop.stat();
+        response::ok(
+            &mut self.out,
+            &format!("Logged in, {count} messages ({size} octets)"),
+        );
+        Flow::Continue
+    }
+
+    fn login_failed(&mut self, err: AuthError) -> Flow {
+        let (code, text) = match err {
+            AuthError::InvalidCredentials => (RespCode::Auth, "Authentication failed"),
+            AuthError::Limit => (RespCode::InUse, "Too many sessions for this user"),
+            _ => (RespCode::SysTemp, "Authentication temporarily unavailable"),
+        };
+        response::err_code(&mut self.out, code, text);
+        self.count_error()
+    }
+
+    async fn stls(&mut self) -> Flow {
+        if self.session.secure() {
+            return self.protocol_error("Already using TLS");
+        }
+        let Some(acceptor) = self.starttls.take() else {
+            return self.protocol_error("STLS not available");
+        };
+        response::ok(&mut self.out, "Begin TLS negotiation");
+        if let Err(err) = self.flush().await {
+            return Flow::Close(CloseReason::from_io(&err));
+        }
+        // Anything pipelined after STLS arrived in plaintext and must not be trusted.
+        self.reader.discard_buffered();
+        let io = std::mem::replace(
+            &mut self.io,
+            CountingIo::new(
+                Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())),
+                self.session.clone(),
+            ),
+        );
+        let timeout = self.shared.config.tls_handshake_timeout;
+        match crate::tls::handshake(&acceptor, io.into_inner(), timeout, &self.session, false).await
+        {
+            Ok(tls) => self.io = CountingIo::new(tls, self.session.clone()),
+            Err(err) => return Flow::Close(CloseReason::from_io(&err)),
+        }
+        match self.notify(SessionEvent::TlsUpgraded) {
+            Ok(()) => Flow::Continue,
+            Err(reject) => Flow::Close(self.end_with(reject).await),
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::for_session(
+            self.plaintext_allowed(),
+            self.starttls.is_some() && !self.session.secure(),
+            matches!(self.phase, Phase::Authorization { .. }),
+            &self.settings,
+        )
+    }
+
+    fn plaintext_allowed(&self) -> bool {
+        self.session.secure()
+            || self
+                .settings
+                .allow_plaintext_login
+                .unwrap_or(self.shared.config.allow_plaintext_login)
+    }
+
+    fn plaintext_refused(&mut self) -> Flow {
+        response::err_code(
+            &mut self.out,
+            RespCode::Auth,
+            "Plaintext authentication disallowed without TLS; use STLS",
+        );
+        self.count_error()
+    }
+
+    fn no_such_message(&mut self) -> Flow {
+        self.protocol_error("No such message")
+    }
+
+    fn parse_error(&mut self, err: ParseError) -> Flow {
+        self.protocol_error(&err.to_string())
+    }
+
+    fn protocol_error(&mut self, text: &str) -> Flow {
+        response::err(&mut self.out, text);
+        self.count_error()
+    }
+
+    fn count_error(&mut self) -> Flow {
+        self.errors += 1;
+        let max = self
+            .settings
+            .max_protocol_errors
+            .unwrap_or(self.shared.config.max_errors);
+        if self.errors >= max {
+            response::err(&mut self.out, "Too many errors, closing connection");
+            return Flow::Close(CloseReason::ProtocolErrors);
+        }
+        Flow::Continue
+    }
+
+    fn notify(&self, event: SessionEvent<'_>) -> Result<(), Reject> {
+        self.observers.notify(&self.session, &event)
+    }
+
+    async fn end_with(&mut self, reject: Reject) -> CloseReason {
+        response::err(&mut self.out, reject.message());
+        let _ = self.flush().await;
+        CloseReason::Ended(reject.message().to_owned())
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let result = self.io.write_all(&self.out).await;
+        self.out.clear();
+        // A large RETR should not pin its buffer for the rest of an idle session.
+        if self.out.capacity() > 16 * 1024 {
+            self.out = Vec::new();
+        }
+        result
+    }
+}
+
+/// The capability that names a command, for commands a layer may withhold.
+fn command_capability(command: &Command) -> Option<&'static str> {
+    Some(match command {
+        Command::Stls => "STLS",
+        Command::Top { .. } => "TOP",
+        Command::Uidl(_) => "UIDL",
+        Command::User(_) | Command::Pass(_) => "USER",
+        Command::Auth { .. } => "SASL",
+        Command::Utf8 => "UTF8",
+        _ => return None,
+    })
+}
