@@ -113,10 +113,9 @@ async fn run() -> Result<(), String> {
                 .map_err(|e| format!("proxy.trusted {cidr:?}: {e}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let server = Server::new(ServerConfig {
-        proxy: ProxyConfig::trusting(trusted),
-        ..ServerConfig::default()
-    });
+    let mut server_config = ServerConfig::default();
+    server_config.proxy = ProxyConfig::trusting(trusted);
+    let server = Server::new(server_config);
 
     let mut pop3_config = Pop3Config::default();
     pop3_config.allow_plaintext_login = config.auth.plaintext_without_tls;

@@ -70,10 +70,8 @@ impl Endpoint {
 /// ```
 /// use std::time::Duration;
 /// use tower_mail::server::ServerConfig;
-/// let config = ServerConfig {
-///     tls_handshake_timeout: Duration::from_secs(5),
-///     ..ServerConfig::default()
-/// };
+/// let mut config = ServerConfig::default();
+/// config.tls_handshake_timeout = Duration::from_secs(5);
 /// # drop(config);
 /// ```
 #[derive(Debug, Clone)]

@@ -106,10 +106,18 @@ async fn read_header_unbounded<R: AsyncRead + Unpin>(
                 let rest = buf.split_off(used).freeze();
                 return Ok(ProxiedAddrs { addrs, rest });
             }
-            Err(HeaderError::BufferTooShort) => continue,
+            // A v1 header is one line: once its CRLF is here, "too short" means malformed
+            // (`PROXY TCP4 1.2.3.4\r\n`), and waiting for more would only stall until the
+            // deadline.
+            Err(HeaderError::BufferTooShort) if !is_terminated_v1(&buf) => continue,
+            Err(HeaderError::BufferTooShort) => return Err(invalid("truncated PROXY v1 header")),
             Err(err) => return Err(invalid(&format!("bad PROXY header: {err}"))),
         }
     }
+}
+
+fn is_terminated_v1(buf: &[u8]) -> bool {
+    buf.starts_with(b"PROXY ") && buf.windows(2).any(|w| w == b"\r\n")
 }
 
 fn invalid(msg: &str) -> io::Error {

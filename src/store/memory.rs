@@ -1,4 +1,352 @@
-//! In-memory storage (stub: being written).
-/// In-memory storage.
-#[derive(Debug, Clone, Default)]
-pub struct MemoryStore;
+//! In-memory storage: [`MemoryStore`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use super::maildir::rules;
+use super::{
+    Flags, INBOX, MailboxInfo, MailboxSnapshot, Mailstore, MessageMeta, StoreError, StoreResult,
+    rfc822_size,
+};
+
+/// Mail kept in memory, with the same rules as [`Maildir`](super::Maildir): the same valid
+/// names, INBOX plus Sent, Drafts, Trash and Junk for a new user, UIDs never reused.
+///
+/// For tests, and as a starting point for other storage. Clones share the same mail; nothing
+/// survives the process.
+///
+/// Deleting a mailbox deletes that mailbox only: its children stay, and so does its
+/// subscription (RFC 3501 forbids dropping subscriptions unilaterally).
+///
+/// ```
+/// use bytes::Bytes;
+/// use tower_mail::store::{Flags, Mailstore, MemoryStore};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MemoryStore::new();
+/// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+/// runtime.block_on(async {
+///     store.ensure_user("alice").await?;
+///     let uid = store
+///         .append("alice", "inbox", Bytes::from_static(b"Subject: hi\n\nHello\n"), Flags::EMPTY, None)
+///         .await?;
+///     let snapshot = store.snapshot("alice", "INBOX").await?;
+///     assert_eq!(snapshot.messages[0].uid, uid);
+///     assert_eq!(snapshot.messages[0].size, 22); // 19 octets, each LF counted as CRLF
+///     Ok::<_, tower_mail::store::StoreError>(())
+/// })?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    users: Arc<Mutex<HashMap<String, User>>>,
+}
+
+#[derive(Default)]
+struct User {
+    mailboxes: HashMap<String, Mailbox>,
+    /// Kept apart from the mailboxes: a subscription outlives its mailbox.
+    subscriptions: BTreeSet<String>,
+}
+
+struct Mailbox {
+    uid_validity: u32,
+    uid_next: u32,
+    messages: BTreeMap<u32, Message>,
+}
+
+impl Mailbox {
+    fn new() -> Mailbox {
+        Mailbox {
+            uid_validity: rules::new_uid_validity(0),
+            uid_next: 1,
+            messages: BTreeMap::new(),
+        }
+    }
+}
+
+struct Message {
+    content: Bytes,
+    size: u64,
+    flags: Flags,
+    internal_date: SystemTime,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    ///
+    /// ```
+    /// let store = tower_mail::store::MemoryStore::new();
+    /// let shared = store.clone(); // the same mail
+    /// # drop(shared);
+    /// ```
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    /// Runs `op` on an existing user.
+    fn with_user<T>(
+        &self,
+        user: &str,
+        op: impl FnOnce(&mut User) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        rules::check_user(user)?;
+        // Every operation leaves the map consistent before it can panic.
+        let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        op(users.get_mut(user).ok_or(StoreError::NoSuchMailbox)?)
+    }
+
+    /// Runs `op` on an existing mailbox.
+    fn with_mailbox<T>(
+        &self,
+        user: &str,
+        mailbox: &str,
+        op: impl FnOnce(&mut Mailbox) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mailbox = rules::canonical_mailbox(mailbox)?;
+        self.with_user(user, |user| {
+            op(user
+                .mailboxes
+                .get_mut(&mailbox)
+                .ok_or(StoreError::NoSuchMailbox)?)
+        })
+    }
+}
+
+impl User {
+    /// Creates the missing parents of `mailbox`, as Maildir does.
+    fn create_parents(&mut self, mailbox: &str) {
+        let mut end = 0;
+        while let Some(slash) = mailbox[end..].find('/') {
+            end += slash;
+            self.mailboxes
+                .entry(mailbox[..end].to_owned())
+                .or_insert_with(Mailbox::new);
+            end += 1;
+        }
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("MemoryStore")
+            .field("users", &users.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mailstore for MemoryStore {
+    async fn ensure_user(&self, user: &str) -> StoreResult<()> {
+        rules::check_user(user)?;
+        let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        users.entry(user.to_owned()).or_insert_with(|| {
+            let names =
+                std::iter::once(INBOX).chain(rules::SPECIAL_USE.iter().map(|(name, _)| *name));
+            let mut new_user = User::default();
+            for name in names {
+                new_user.mailboxes.insert(name.to_owned(), Mailbox::new());
+                new_user.subscriptions.insert(name.to_owned());
+            }
+            new_user
+        });
+        Ok(())
+    }
+
+    async fn snapshot(&self, user: &str, mailbox: &str) -> StoreResult<MailboxSnapshot> {
+        self.with_mailbox(user, mailbox, |mailbox| {
+            Ok(MailboxSnapshot {
+                uid_validity: mailbox.uid_validity,
+                uid_next: mailbox.uid_next,
+                messages: mailbox
+                    .messages
+                    .iter()
+                    .map(|(&uid, message)| MessageMeta {
+                        uid,
+                        size: message.size,
+                        flags: message.flags,
+                        internal_date: message.internal_date,
+                    })
+                    .collect(),
+            })
+        })
+    }
+
+    async fn fetch(&self, user: &str, mailbox: &str, uid: u32) -> StoreResult<Bytes> {
+        self.with_mailbox(user, mailbox, |mailbox| {
+            let message = mailbox
+                .messages
+                .get(&uid)
+                .ok_or(StoreError::NoSuchMessage)?;
+            Ok(message.content.clone())
+        })
+    }
+
+    async fn append(
+        &self,
+        user: &str,
+        mailbox: &str,
+        content: Bytes,
+        flags: Flags,
+        internal_date: Option<SystemTime>,
+    ) -> StoreResult<u32> {
+        self.with_mailbox(user, mailbox, |mailbox| {
+            let uid = rules::assign_uid(
+                &mut mailbox.uid_validity,
+                &mut mailbox.uid_next,
+                &mut mailbox.messages,
+            );
+            let message = Message {
+                size: rfc822_size(&content),
+                content,
+                flags,
+                internal_date: internal_date.unwrap_or_else(SystemTime::now),
+            };
+            mailbox.messages.insert(uid, message);
+            Ok(uid)
+        })
+    }
+
+    async fn expunge(&self, user: &str, mailbox: &str, uids: &[u32]) -> StoreResult<()> {
+        self.with_mailbox(user, mailbox, |mailbox| {
+            for uid in uids {
+                mailbox.messages.remove(uid);
+            }
+            Ok(())
+        })
+    }
+
+    async fn set_flags(
+        &self,
+        user: &str,
+        mailbox: &str,
+        uid: u32,
+        flags: Flags,
+    ) -> StoreResult<()> {
+        self.with_mailbox(user, mailbox, |mailbox| {
+            let message = mailbox
+                .messages
+                .get_mut(&uid)
+                .ok_or(StoreError::NoSuchMessage)?;
+            message.flags = flags;
+            Ok(())
+        })
+    }
+
+    async fn list_mailboxes(&self, user: &str) -> StoreResult<Vec<MailboxInfo>> {
+        self.with_user(user, |user| {
+            let mut names: Vec<&String> = user.mailboxes.keys().collect();
+            names.sort_by(|a, b| rules::cmp_mailboxes(a, b));
+            Ok(names
+                .into_iter()
+                .map(|name| MailboxInfo {
+                    name: name.clone(),
+                    special_use: rules::special_use(name),
+                    subscribed: user.subscriptions.contains(name),
+                })
+                .collect())
+        })
+    }
+
+    async fn create_mailbox(&self, user: &str, mailbox: &str) -> StoreResult<()> {
+        let mailbox = rules::canonical_mailbox(mailbox)?;
+        self.with_user(user, |user| {
+            if user.mailboxes.contains_key(&mailbox) {
+                return Err(StoreError::AlreadyExists);
+            }
+            user.create_parents(&mailbox);
+            user.mailboxes.insert(mailbox, Mailbox::new());
+            Ok(())
+        })
+    }
+
+    async fn delete_mailbox(&self, user: &str, mailbox: &str) -> StoreResult<()> {
+        let mailbox = rules::canonical_mailbox(mailbox)?;
+        if mailbox == INBOX {
+            return Err(StoreError::NotAllowed);
+        }
+        self.with_user(user, |user| {
+            user.mailboxes
+                .remove(&mailbox)
+                .map(drop)
+                .ok_or(StoreError::NoSuchMailbox)
+        })
+    }
+
+    async fn rename_mailbox(&self, user: &str, from: &str, to: &str) -> StoreResult<()> {
+        let from = rules::canonical_mailbox(from)?;
+        let to = rules::canonical_mailbox(to)?;
+        if from == INBOX {
+            return Err(StoreError::NotAllowed);
+        }
+        self.with_user(user, |user| {
+            if !user.mailboxes.contains_key(&from) {
+                return Err(StoreError::NoSuchMailbox);
+            }
+            // Check everything before moving anything, like Maildir.
+            let prefix = format!("{from}/");
+            let moves: Vec<(String, String)> = user
+                .mailboxes
+                .keys()
+                .filter_map(|name| {
+                    let target = if *name == from {
+                        to.clone()
+                    } else {
+                        format!("{to}/{}", name.strip_prefix(&prefix)?)
+                    };
+                    Some((name.clone(), target))
+                })
+                .collect();
+            for (_, target) in &moves {
+                rules::canonical_mailbox(target)?;
+                if user.mailboxes.contains_key(target) {
+                    return Err(StoreError::AlreadyExists);
+                }
+            }
+            let moved: Vec<(String, Mailbox)> = moves
+                .iter()
+                .filter_map(|(from, to)| Some((to.clone(), user.mailboxes.remove(from)?)))
+                .collect();
+            user.mailboxes.extend(moved);
+            user.create_parents(&to);
+            user.subscriptions = std::mem::take(&mut user.subscriptions)
+                .into_iter()
+                .map(|name| {
+                    moves
+                        .iter()
+                        .find(|(from, _)| *from == name)
+                        .map_or(name, |(_, to)| to.clone())
+                })
+                .collect();
+            Ok(())
+        })
+    }
+
+    async fn set_subscribed(&self, user: &str, mailbox: &str, subscribed: bool) -> StoreResult<()> {
+        let mailbox = rules::canonical_mailbox(mailbox)?;
+        self.with_user(user, |user| {
+            if subscribed {
+                if !user.mailboxes.contains_key(&mailbox) {
+                    return Err(StoreError::NoSuchMailbox);
+                }
+                user.subscriptions.insert(mailbox);
+            } else {
+                user.subscriptions.remove(&mailbox);
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryStore;
+    use crate::store::maildir::conformance::conformance_tests;
+
+    conformance_tests!((MemoryStore::new(), ()));
+}

@@ -1,0 +1,161 @@
+//! Maildir file names: `<base>:2,<info letters>`, where the base never changes once a message
+//! has a UID (the UID list maps UIDs to bases) and the info letters carry the flags.
+//!
+//! Bases this store writes follow Dovecot:
+//! `<secs>.M<micros>P<pid>Q<counter>.<hostname>,S=<size>,W=<rfc822 size>`, so a snapshot
+//! learns a message's RFC 822 size from its name without reading it.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::store::Flags;
+
+/// Separates the base from the info in a file name in `cur/`.
+const INFO_SEPARATOR: &str = ":2,";
+
+/// Whether a file name in `cur/` can be a message's: hidden files are not (other tools keep
+/// state there), and a control character (a line break above all) would break the
+/// one-line-per-message UID list.
+pub(super) fn is_message_name(name: &str) -> bool {
+    !name.starts_with('.') && !name.chars().any(char::is_control) && !split(name).0.is_empty()
+}
+
+/// Splits a file name into its base and its info letters (`None` if the name has no
+/// `:2,` info, as in `new/`, or an info of another version).
+pub(super) fn split(name: &str) -> (&str, Option<&str>) {
+    match name.split_once(':') {
+        Some((base, info)) => (base, info.strip_prefix("2,")),
+        None => (name, None),
+    }
+}
+
+/// The `,<key>=<number>` field of a base (`key` is `S` or `W`).
+pub(super) fn size_field(base: &str, key: char) -> Option<u64> {
+    base.split(',').skip(1).find_map(|field| {
+        let value = field.strip_prefix(key)?.strip_prefix('=')?;
+        value.parse().ok()
+    })
+}
+
+/// A base with the `,S=` and `,W=` fields added where missing.
+pub(super) fn with_size_fields(base: &str, size: u64, rfc822_size: u64) -> String {
+    let mut out = base.to_owned();
+    if size_field(base, 'S').is_none() {
+        out.push_str(&format!(",S={size}"));
+    }
+    if size_field(base, 'W').is_none() {
+        out.push_str(&format!(",W={rfc822_size}"));
+    }
+    out
+}
+
+/// The file name for `base` with info `letters`.
+pub(super) fn full_name(base: &str, letters: &str) -> String {
+    format!("{base}{INFO_SEPARATOR}{letters}")
+}
+
+/// The info letters for `flags`, keeping the letters of `old` that have no IMAP flag: the
+/// keywords `a`-`z` other programs set, and `P` (passed). Sorted, as Maildir requires.
+pub(super) fn info_letters(old: Option<&str>, flags: Flags) -> String {
+    let mut letters: Vec<char> = old
+        .unwrap_or("")
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || *c == 'P')
+        .chain(flags.maildir_letters().chars())
+        .collect();
+    letters.sort_unstable();
+    letters.dedup();
+    letters.into_iter().collect()
+}
+
+/// A name no other delivery uses: time, process and a per-process counter (unique in this
+/// process) plus the host name (unique across hosts sharing the directory, as on NFS).
+pub(super) fn unique_token() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{}.M{}P{}Q{}.{}",
+        now.as_secs(),
+        now.subsec_micros(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed) + 1,
+        hostname(),
+    )
+}
+
+/// A base for a new message of `size` bytes and the given RFC 822 size.
+pub(super) fn unique_base(size: u64, rfc822_size: u64) -> String {
+    format!("{},S={size},W={rfc822_size}", unique_token())
+}
+
+/// The host name, escaped as Maildir requires (`/` and `:` would break the name; `,` would
+/// start a bogus field).
+fn hostname() -> &'static str {
+    static HOSTNAME: OnceLock<String> = OnceLock::new();
+    HOSTNAME.get_or_init(|| {
+        let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        escape_hostname(raw.trim())
+    })
+}
+
+fn escape_hostname(raw: &str) -> String {
+    if raw.is_empty() {
+        return "localhost".to_owned();
+    }
+    raw.chars()
+        .map(|c| match c {
+            '/' => "\\057".to_owned(),
+            ':' => "\\072".to_owned(),
+            ',' => "\\054".to_owned(),
+            c if c.is_control() || c.is_whitespace() => "_".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_names() {
+        assert_eq!(split("123.abc,S=5:2,FS"), ("123.abc,S=5", Some("FS")));
+        assert_eq!(split("123.abc"), ("123.abc", None));
+        assert_eq!(split("123.abc:2,"), ("123.abc", Some("")));
+        assert_eq!(split("123.abc:1,xyz"), ("123.abc", None));
+        assert!(!is_message_name(".hidden"));
+        assert!(!is_message_name(":2,S"));
+        assert!(!is_message_name("1.2.host\r"));
+        assert!(is_message_name("1.2.host"));
+    }
+
+    #[test]
+    fn size_fields() {
+        let base = unique_base(10, 12);
+        assert_eq!(size_field(&base, 'S'), Some(10));
+        assert_eq!(size_field(&base, 'W'), Some(12));
+        assert_eq!(size_field("1.2.host", 'W'), None);
+        assert_eq!(with_size_fields("1.2.host", 3, 4), "1.2.host,S=3,W=4");
+        assert_eq!(with_size_fields("1.2.host,S=3", 3, 4), "1.2.host,S=3,W=4");
+        assert_eq!(with_size_fields(&base, 1, 1), base);
+    }
+
+    #[test]
+    fn letters_sorted_and_keywords_kept() {
+        let flags = Flags::SEEN | Flags::FLAGGED;
+        assert_eq!(info_letters(None, flags), "FS");
+        assert_eq!(info_letters(Some("aRTPc"), flags), "FPSac");
+        assert_eq!(info_letters(Some("S"), Flags::EMPTY), "");
+    }
+
+    #[test]
+    fn unique_and_escaped() {
+        assert_ne!(unique_token(), unique_token());
+        assert_eq!(escape_hostname("a/b:c,d"), "a\\057b\\072c\\054d");
+        assert_eq!(escape_hostname(""), "localhost");
+        assert!(!hostname().contains(['/', ':', ',']));
+    }
+}

@@ -1,0 +1,569 @@
+//! One Maildir folder (`cur/`, `new/`, `tmp/` and the UID list): the blocking work behind
+//! `snapshot`, `fetch`, `append`, `set_flags` and `expunge`.
+//!
+//! The caller holds the folder's lock and passes its [`FolderCache`], so nothing here races
+//! with another operation of this process on the same folder.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::durable;
+use super::filename;
+use super::uidlist::{self, Loaded, UidList};
+use crate::store::{Flags, MailboxSnapshot, MessageMeta, StoreError, StoreResult, rfc822_size};
+
+/// The paths of one folder.
+pub(super) struct Folder {
+    dir: PathBuf,
+}
+
+impl Folder {
+    pub(super) fn new(dir: PathBuf) -> Folder {
+        Folder { dir }
+    }
+    fn cur(&self) -> PathBuf {
+        self.dir.join("cur")
+    }
+    fn new_dir(&self) -> PathBuf {
+        self.dir.join("new")
+    }
+    fn tmp(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+    fn uidlist(&self) -> PathBuf {
+        self.dir.join(uidlist::FILE_NAME)
+    }
+
+    /// Creates the folder's directories and UID list; `Ok(false)` if it already existed.
+    ///
+    /// `cur/` comes last: a folder exists once `cur/` does, so a crash halfway leaves no
+    /// half-made folder visible, and the next attempt finishes it.
+    pub(super) fn create(&self) -> io::Result<bool> {
+        if self.cur().is_dir() {
+            return Ok(false);
+        }
+        durable::create_dir(&self.tmp())?;
+        durable::create_dir(&self.new_dir())?;
+        if !self.uidlist().exists() {
+            UidList::fresh(0).write(&self.uidlist())?;
+        }
+        let created = durable::create_dir(&self.cur())?;
+        durable::sync_dir(&self.dir)?;
+        Ok(created)
+    }
+
+    fn check_exists(&self) -> StoreResult<()> {
+        if self.cur().is_dir() {
+            Ok(())
+        } else {
+            Err(StoreError::NoSuchMailbox)
+        }
+    }
+}
+
+/// What this process remembers about a folder between operations; a cache only: it is
+/// checked against the UID list file on every use, and file names are re-read from `cur/`
+/// when another program renamed a file.
+#[derive(Default)]
+pub(super) struct FolderCache(Option<State>);
+
+impl FolderCache {
+    /// Forgets everything (after the folder was renamed or deleted, or an operation failed).
+    pub(super) fn clear(&mut self) {
+        self.0 = None;
+    }
+}
+
+struct State {
+    /// Identifies the UID list file this state was read from or written to.
+    stamp: Stamp,
+    list: UidList,
+    /// File name in `cur/` by UID, as last seen.
+    names: HashMap<u32, String>,
+    /// Whether `names` covers every UID that had a file at the last scan, so a missing entry
+    /// means the message is gone rather than "not looked up yet".
+    names_complete: bool,
+    /// Modification times (INTERNALDATE) by base name, so a snapshot stats new files only.
+    dates: HashMap<String, SystemTime>,
+    /// RFC 822 sizes of messages whose names carry no `W=`, by base name, so such a file is
+    /// read once per process rather than at every snapshot.
+    sizes: HashMap<String, u64>,
+}
+
+impl State {
+    fn new(stamp: Stamp, list: UidList) -> State {
+        State {
+            stamp,
+            list,
+            names: HashMap::new(),
+            names_complete: false,
+            dates: HashMap::new(),
+            sizes: HashMap::new(),
+        }
+    }
+}
+
+/// Length, modification time and inode of the UID list: since it is always replaced by a
+/// rename, a new write means a new inode, even within one timestamp tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Stamp {
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            inode,
+        }
+    }
+}
+
+/// A message file seen in `cur/`.
+struct CurFile {
+    name: String,
+    modified: SystemTime,
+}
+
+impl CurFile {
+    fn base(&self) -> &str {
+        filename::split(&self.name).0
+    }
+}
+
+/// Runs `op` on the folder's state, forgetting the state if the operation failed halfway.
+fn with_state<T>(
+    folder: &Folder,
+    cache: &mut FolderCache,
+    op: impl FnOnce(&mut State) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let result = state(folder, cache).and_then(op);
+    if let Err(StoreError::Io(_)) = result {
+        cache.clear();
+    }
+    result
+}
+
+/// The folder's state: the cached one if the UID list did not change, else read from disk,
+/// rebuilt from the files (with a new UIDVALIDITY) if the list is missing or corrupt.
+fn state<'c>(folder: &Folder, cache: &'c mut FolderCache) -> StoreResult<&'c mut State> {
+    let path = folder.uidlist();
+    let stamp = match fs::metadata(&path) {
+        Ok(meta) => Some(Stamp::of(&meta)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+        Err(err) => return Err(err.into()),
+    };
+    let state = match cache.0.take() {
+        Some(state) if Some(state.stamp) == stamp => state,
+        old => {
+            let previous = old.map_or(0, |state| state.list.uid_validity);
+            load(folder, previous)?
+        }
+    };
+    Ok(cache.0.insert(state))
+}
+
+fn load(folder: &Folder, previous: u32) -> StoreResult<State> {
+    let path = folder.uidlist();
+    let previous = match UidList::read(&path)? {
+        Loaded::Ok(list) => {
+            let stamp = Stamp::of(&fs::metadata(&path)?);
+            return Ok(State::new(stamp, list));
+        }
+        Loaded::Missing => {
+            folder.check_exists()?;
+            // Normal for a folder another tool made.
+            tracing::info!(folder = %folder.dir.display(), "UID list missing: assigning UIDs");
+            previous
+        }
+        Loaded::Corrupt(validity) => {
+            folder.check_exists()?;
+            tracing::warn!(folder = %folder.dir.display(), "UID list corrupt: assigning new UIDs");
+            // Keep the evidence; the rebuilt list replaces it.
+            let mut kept = path.as_os_str().to_owned();
+            kept.push(".corrupt");
+            fs::rename(&path, kept)?;
+            previous.max(validity.unwrap_or(0))
+        }
+    };
+    let mut state = State::new(Stamp::default(), UidList::fresh(previous));
+    sync(folder, &mut state, true)?;
+    Ok(state)
+}
+
+/// Brings the UID list up to date with the files: moves deliveries from `new/` to `cur/`,
+/// gives UIDs to files that have none (oldest first), forgets UIDs whose file is gone, and
+/// persists the list if anything changed (or if `dirty`). Returns the messages by UID.
+fn sync(folder: &Folder, state: &mut State, mut dirty: bool) -> StoreResult<Vec<MessageMeta>> {
+    let cur = folder.cur();
+    let mut files = Vec::new();
+    let mut bases = HashSet::new();
+    for entry in fs::read_dir(&cur)? {
+        let entry = entry?;
+        let Some(name) = message_name(entry.file_name()) else {
+            continue;
+        };
+        let base = filename::split(&name).0;
+        if bases.contains(base) {
+            tracing::warn!(file = %name, "two files with the same base name; ignoring one");
+            continue;
+        }
+        // The INTERNALDATE never changes, so a known file needs no stat: with the sizes in the
+        // names, a snapshot of a large folder is one readdir.
+        let known = state.dates.get(base).copied();
+        let modified = match known {
+            Some(modified) if entry.file_type().is_ok_and(|kind| kind.is_file()) => modified,
+            _ => match entry.metadata() {
+                Ok(meta) if meta.is_file() => meta.modified()?,
+                Ok(_) => continue,
+                // Expunged by another program since readdir.
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err.into()),
+            },
+        };
+        bases.insert(base.to_owned());
+        files.push(CurFile { name, modified });
+    }
+    deliver_new(folder, &mut files, &mut bases)?;
+
+    // Reconcile.
+    let before = state.list.entries.len();
+    state
+        .list
+        .entries
+        .retain(|_, base| bases.contains(base.as_str()));
+    dirty |= state.list.entries.len() != before;
+    let known: HashSet<&str> = state.list.entries.values().map(String::as_str).collect();
+    let mut unknown: Vec<&CurFile> = files
+        .iter()
+        .filter(|file| !known.contains(file.base()))
+        .collect();
+    drop(known);
+    unknown.sort_by(|a, b| (a.modified, &a.name).cmp(&(b.modified, &b.name)));
+    dirty |= !unknown.is_empty();
+    for file in unknown {
+        state.list.assign(file.base().to_owned());
+    }
+    if dirty {
+        persist(folder, state)?;
+    }
+
+    // List.
+    let by_base: HashMap<&str, &CurFile> = files.iter().map(|file| (file.base(), file)).collect();
+    state.names.clear();
+    state.dates = files
+        .iter()
+        .map(|file| (file.base().to_owned(), file.modified))
+        .collect();
+    state
+        .sizes
+        .retain(|base, _| by_base.contains_key(base.as_str()));
+    let mut messages = Vec::with_capacity(state.list.entries.len());
+    for (&uid, base) in &state.list.entries {
+        let Some(file) = by_base.get(base.as_str()) else {
+            continue;
+        };
+        let size = match filename::size_field(base, 'W') {
+            Some(size) => size,
+            None => match state.sizes.get(base) {
+                Some(&size) => size,
+                None => {
+                    let size = rfc822_size(&fs::read(cur.join(&file.name))?);
+                    state.sizes.insert(base.clone(), size);
+                    size
+                }
+            },
+        };
+        let (_, info) = filename::split(&file.name);
+        messages.push(MessageMeta {
+            uid,
+            size,
+            flags: Flags::from_maildir_letters(info.unwrap_or("")),
+            internal_date: file.modified,
+        });
+        state.names.insert(uid, file.name.clone());
+    }
+    state.names_complete = true;
+    Ok(messages)
+}
+
+/// Moves what an MDA delivered into `new/` to `cur/` (adding `:2,`), appending the files to
+/// `files`. Adds `,S=` and `,W=` to names that lack them, reading such a file once, so later
+/// snapshots get the sizes from the name.
+fn deliver_new(
+    folder: &Folder,
+    files: &mut Vec<CurFile>,
+    bases: &mut HashSet<String>,
+) -> StoreResult<()> {
+    let new = folder.new_dir();
+    let cur = folder.cur();
+    let mut moved = false;
+    let entries = match fs::read_dir(&new) {
+        Ok(entries) => entries,
+        // Some tools make only cur/ for a folder that never receives deliveries.
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err.into()),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let raw_name = entry.file_name();
+        if raw_name.as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        let meta = match entry.metadata() {
+            Ok(meta) if meta.is_file() => meta,
+            Ok(_) => continue,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err.into()),
+        };
+        // A delivery whose name we could not keep (not UTF-8, control characters) still
+        // is mail: it gets a name of ours.
+        let (base, info) = raw_name
+            .to_str()
+            .filter(|name| filename::is_message_name(name))
+            .map_or(("", None), filename::split);
+        let rfc822 = match filename::size_field(base, 'W') {
+            Some(size) => size,
+            None => match fs::read(entry.path()) {
+                Ok(content) => rfc822_size(&content),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err.into()),
+            },
+        };
+        let base = if base.is_empty() || bases.contains(base) {
+            // Unusable, or would clobber or shadow a message already in cur/.
+            filename::unique_base(meta.len(), rfc822)
+        } else {
+            filename::with_size_fields(base, meta.len(), rfc822)
+        };
+        let target = filename::full_name(&base, info.unwrap_or(""));
+        match fs::rename(entry.path(), cur.join(&target)) {
+            Ok(()) => {}
+            // Another process moved it first.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err.into()),
+        }
+        moved = true;
+        bases.insert(base);
+        files.push(CurFile {
+            name: target,
+            modified: meta.modified()?,
+        });
+    }
+    if moved {
+        durable::sync_dir(&cur)?;
+        durable::sync_dir(&new)?;
+    }
+    Ok(())
+}
+
+fn message_name(name: std::ffi::OsString) -> Option<String> {
+    match name.into_string() {
+        Ok(name) if filename::is_message_name(&name) => Some(name),
+        Ok(_) => None,
+        Err(name) => {
+            tracing::warn!(?name, "ignoring a file whose name is not UTF-8");
+            None
+        }
+    }
+}
+
+fn persist(folder: &Folder, state: &mut State) -> io::Result<()> {
+    let path = folder.uidlist();
+    state.list.write(&path)?;
+    state.stamp = Stamp::of(&fs::metadata(&path)?);
+    Ok(())
+}
+
+/// Re-reads `cur/` to learn the current file name of every UID.
+fn rescan_names(folder: &Folder, state: &mut State) -> io::Result<()> {
+    let uids: HashMap<&str, u32> = state
+        .list
+        .entries
+        .iter()
+        .map(|(&uid, base)| (base.as_str(), uid))
+        .collect();
+    state.names.clear();
+    for entry in fs::read_dir(folder.cur())? {
+        let Some(name) = message_name(entry?.file_name()) else {
+            continue;
+        };
+        if let Some(&uid) = uids.get(filename::split(&name).0) {
+            state.names.insert(uid, name);
+        }
+    }
+    state.names_complete = true;
+    Ok(())
+}
+
+/// Runs `op` on the file of message `uid` (its path and name). Another program may have
+/// renamed the file (changing its flags) since it was last seen: then `cur/` is read again
+/// and `op` retried once.
+fn on_file<T>(
+    folder: &Folder,
+    state: &mut State,
+    uid: u32,
+    mut op: impl FnMut(&Path, &str) -> io::Result<T>,
+) -> StoreResult<T> {
+    if !state.list.entries.contains_key(&uid) {
+        return Err(StoreError::NoSuchMessage);
+    }
+    let cur = folder.cur();
+    for _ in 0..2 {
+        if !state.names.contains_key(&uid) && !state.names_complete {
+            rescan_names(folder, state)?;
+        }
+        let Some(name) = state.names.get(&uid) else {
+            return Err(StoreError::NoSuchMessage);
+        };
+        match op(&cur.join(name), name) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                state.names.remove(&uid);
+                state.names_complete = false;
+            }
+            result => return result.map_err(StoreError::from),
+        }
+    }
+    Err(StoreError::NoSuchMessage)
+}
+
+pub(super) fn snapshot(folder: &Folder, cache: &mut FolderCache) -> StoreResult<MailboxSnapshot> {
+    with_state(folder, cache, |state| {
+        let messages = sync(folder, state, false)?;
+        Ok(MailboxSnapshot {
+            uid_validity: state.list.uid_validity,
+            uid_next: state.list.uid_next,
+            messages,
+        })
+    })
+}
+
+pub(super) fn fetch(folder: &Folder, cache: &mut FolderCache, uid: u32) -> StoreResult<Vec<u8>> {
+    with_state(folder, cache, |state| {
+        on_file(folder, state, uid, |path, _| fs::read(path))
+    })
+}
+
+/// Delivers a message: written to `tmp/` and synced, renamed into `cur/` and the directory
+/// synced, and only then given a UID in the (synced) UID list: once this returns, the message
+/// and its UID survive a crash.
+pub(super) fn append(
+    folder: &Folder,
+    cache: &mut FolderCache,
+    content: &[u8],
+    flags: Flags,
+    internal_date: Option<SystemTime>,
+) -> StoreResult<u32> {
+    with_state(folder, cache, |state| {
+        let size = content.len() as u64;
+        let rfc822 = rfc822_size(content);
+        let tmp = folder.tmp();
+        let (base, mut file) = loop {
+            let base = filename::unique_base(size, rfc822);
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(tmp.join(&base))
+            {
+                Ok(file) => break (base, file),
+                // Names are unique per process; this is another process's file.
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                    folder.check_exists()?;
+                    // A folder made by a tool that did not create tmp/.
+                    durable::create_dir(&tmp)?;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        };
+        let tmp_path = tmp.join(&base);
+        let name = filename::full_name(&base, &filename::info_letters(None, flags));
+        let cur_path = folder.cur().join(&name);
+        let written = (|| {
+            file.write_all(content)?;
+            // INTERNALDATE is the file's mtime.
+            if let Some(date) = internal_date {
+                file.set_modified(date)?;
+            }
+            file.sync_all()?;
+            drop(file);
+            fs::rename(&tmp_path, &cur_path)?;
+            durable::sync_dir(&folder.cur())
+        })();
+        if let Err(err) = written {
+            let _ = fs::remove_file(&tmp_path);
+            return Err(err.into());
+        }
+        let validity = state.list.uid_validity;
+        let uid = state.list.assign(base);
+        if let Err(err) = persist(folder, state) {
+            // Without a durable UID the append failed: take the message back so a retry by
+            // the client does not leave a duplicate.
+            let _ = fs::remove_file(&cur_path);
+            return Err(err.into());
+        }
+        if state.list.uid_validity != validity {
+            // Renumbered: the remembered names are by old UIDs.
+            state.names.clear();
+            state.names_complete = false;
+        }
+        state.names.insert(uid, name);
+        Ok(uid)
+    })
+}
+
+/// Renames the message's file to carry `flags`, keeping the letters that have no IMAP flag.
+pub(super) fn set_flags(
+    folder: &Folder,
+    cache: &mut FolderCache,
+    uid: u32,
+    flags: Flags,
+) -> StoreResult<()> {
+    with_state(folder, cache, |state| {
+        let cur = folder.cur();
+        let (name, renamed) = on_file(folder, state, uid, |path, name| {
+            let (base, info) = filename::split(name);
+            let target = filename::full_name(base, &filename::info_letters(info, flags));
+            if target == name {
+                return Ok((target, false));
+            }
+            fs::rename(path, cur.join(&target))?;
+            Ok((target, true))
+        })?;
+        if renamed {
+            durable::sync_dir(&cur)?;
+        }
+        state.names.insert(uid, name);
+        Ok(())
+    })
+}
+
+/// Deletes the messages' files, then their UIDs (UIDNEXT stays: UIDs are never reused).
+pub(super) fn expunge(folder: &Folder, cache: &mut FolderCache, uids: &[u32]) -> StoreResult<()> {
+    with_state(folder, cache, |state| {
+        let mut removed = false;
+        for &uid in uids {
+            match on_file(folder, state, uid, |path, _| fs::remove_file(path)) {
+                Ok(()) | Err(StoreError::NoSuchMessage) => {}
+                Err(err) => return Err(err),
+            }
+            removed |= state.list.entries.remove(&uid).is_some();
+            state.names.remove(&uid);
+        }
+        if removed {
+            durable::sync_dir(&folder.cur())?;
+            persist(folder, state)?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,334 @@
+//! Maildir++ storage: [`Maildir`].
+
+mod durable;
+mod filename;
+mod folder;
+pub(crate) mod rules;
+mod tree;
+mod uidlist;
+
+#[cfg(test)]
+pub(crate) mod conformance;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use tokio::sync::Mutex as AsyncMutex;
+
+use self::folder::{Folder, FolderCache};
+use super::{Flags, INBOX, MailboxInfo, MailboxSnapshot, Mailstore, StoreError, StoreResult};
+
+/// Mail stored in Maildir++ directories, one tree per user, readable by other Maildir tools
+/// (mutt, Dovecot's layout, MDAs delivering into `new/`).
+///
+/// # Layout
+///
+/// User `alice` lives in `<root>/alice/`: INBOX is `<root>/alice/{cur,new,tmp}`, and mailbox
+/// `Archive/2024` is `<root>/alice/.Archive.2024/{cur,new,tmp}`. Mailbox names use `/`; on disk
+/// Maildir++ uses `.`, so a `.` inside a name is written `%2E` (`john.doe` →
+/// `.john%2Edoe`), and names containing `%` or `*` are refused. Each folder has a
+/// `tower-mail-uidlist` file holding its UIDVALIDITY, UIDNEXT and the UID of each message; the
+/// user directory has a Dovecot-style `subscriptions` file.
+///
+/// Messages are files named like Dovecot's,
+/// `<secs>.M<micros>P<pid>Q<n>.<host>,S=<size>,W=<rfc822 size>:2,<flags>`, whose modification
+/// time is the INTERNALDATE. Messages an MDA drops into `new/` get a UID at the next
+/// [`snapshot`](Mailstore::snapshot).
+///
+/// # Durability and concurrency
+///
+/// `append`, `set_flags` and `expunge` sync files and directories before resolving. Clones
+/// share one set of per-folder locks, so the sessions of one process never race on a folder;
+/// the blocking file work runs on tokio's blocking pool. Several *processes* serving the same
+/// tree at once are not supported (the UID list is not locked across processes), though
+/// external deliveries into `new/` are.
+///
+/// Deleting a mailbox deletes that folder only: its children stay. INBOX cannot be deleted or
+/// renamed.
+///
+/// # Users
+///
+/// A user name is one directory name: not empty, no `/`, no leading `.`, no control
+/// characters. [`ensure_user`](Mailstore::ensure_user) creates INBOX, Drafts, Junk, Sent and
+/// Trash (all subscribed) the first time only, and records that in a
+/// `tower-mail-initialized` file, so a special-use mailbox the user deleted stays deleted; it
+/// also works on a directory an MDA created before the user's first login.
+///
+/// # Example
+///
+/// ```
+/// use bytes::Bytes;
+/// use tower_mail::store::{Flags, Maildir, Mailstore};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let root = tempfile::tempdir()?;
+/// let store = Maildir::new(root.path());
+/// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+/// runtime.block_on(async {
+///     store.ensure_user("alice").await?;
+///     let message = Bytes::from_static(b"Subject: hi\r\n\r\nHello\r\n");
+///     let uid = store.append("alice", "INBOX", message.clone(), Flags::SEEN, None).await?;
+///     let snapshot = store.snapshot("alice", "INBOX").await?;
+///     assert_eq!(snapshot.messages[0].uid, uid);
+///     assert_eq!(store.fetch("alice", "INBOX", uid).await?, message);
+///     Ok::<_, tower_mail::store::StoreError>(())
+/// })?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Maildir {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    /// One lock per folder directory, holding what is cached about the folder.
+    folders: LockRegistry<FolderCache>,
+    /// One lock per user directory, for changes to the tree (create, delete, rename,
+    /// subscriptions).
+    trees: LockRegistry<()>,
+}
+
+impl Maildir {
+    /// A store whose users live under `root` (created when the first user is).
+    ///
+    /// ```
+    /// let store = tower_mail::store::Maildir::new("/var/mail/tower");
+    /// assert_eq!(store.root(), std::path::Path::new("/var/mail/tower"));
+    /// ```
+    pub fn new(root: impl Into<PathBuf>) -> Maildir {
+        Maildir {
+            inner: Arc::new(Inner {
+                root: root.into(),
+                folders: LockRegistry::default(),
+                trees: LockRegistry::default(),
+            }),
+        }
+    }
+
+    /// The directory holding the users' trees.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    fn user_dir(&self, user: &str) -> StoreResult<PathBuf> {
+        rules::check_user(user)?;
+        Ok(self.inner.root.join(user))
+    }
+
+    /// Runs `op` on a folder, under its lock, on the blocking pool.
+    async fn on_folder<T: Send + 'static>(
+        &self,
+        user: &str,
+        mailbox: &str,
+        op: impl FnOnce(&Folder, &mut FolderCache) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let user_dir = self.user_dir(user)?;
+        let mailbox = rules::canonical_mailbox(mailbox)?;
+        let dir = tree::folder_dir(&user_dir, &mailbox);
+        let mut cache = self.inner.folders.get(&dir).lock_owned().await;
+        // The guard moves into the task: if the caller gives up waiting, the lock is still
+        // held until the file work is done.
+        blocking(move || op(&Folder::new(dir), &mut cache)).await
+    }
+
+    /// Runs `op` on a user's tree, under the tree lock, on the blocking pool.
+    async fn on_tree<T: Send + 'static>(
+        &self,
+        user: &str,
+        op: impl FnOnce(&Path) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let user_dir = self.user_dir(user)?;
+        let tree_lock = self.inner.trees.get(&user_dir).lock_owned().await;
+        blocking(move || {
+            let _tree_lock = tree_lock;
+            op(&user_dir)
+        })
+        .await
+    }
+}
+
+impl fmt::Debug for Maildir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Maildir")
+            .field("root", &self.inner.root)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    op: impl FnOnce() -> StoreResult<T> + Send + 'static,
+) -> StoreResult<T> {
+    tokio::task::spawn_blocking(op)
+        .await
+        .map_err(|err| StoreError::Io(io::Error::other(err)))?
+}
+
+/// Async locks created on demand, one per path.
+struct LockRegistry<T> {
+    locks: Mutex<Registry<T>>,
+}
+
+struct Registry<T> {
+    map: HashMap<PathBuf, Arc<AsyncMutex<T>>>,
+    /// Size at which unused locks are dropped next, so the map does not grow with every
+    /// folder ever touched, nor get swept at every call.
+    sweep_at: usize,
+}
+
+impl<T> Default for LockRegistry<T> {
+    fn default() -> Self {
+        LockRegistry {
+            locks: Mutex::new(Registry {
+                map: HashMap::new(),
+                sweep_at: 64,
+            }),
+        }
+    }
+}
+
+impl<T: Default> LockRegistry<T> {
+    fn get(&self, path: &Path) -> Arc<AsyncMutex<T>> {
+        // The map stays consistent even if a holder panicked.
+        let mut registry = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        if registry.map.len() >= registry.sweep_at {
+            // Nobody holds or waits for a lock only the map refers to.
+            registry.map.retain(|_, lock| Arc::strong_count(lock) > 1);
+            registry.sweep_at = (registry.map.len() * 2).max(64);
+        }
+        registry.map.entry(path.to_path_buf()).or_default().clone()
+    }
+}
+
+impl Mailstore for Maildir {
+    async fn ensure_user(&self, user: &str) -> StoreResult<()> {
+        let root = self.inner.root.clone();
+        self.on_tree(user, move |user_dir| {
+            std::fs::create_dir_all(&root)?;
+            tree::ensure_user(user_dir)
+        })
+        .await
+    }
+
+    async fn snapshot(&self, user: &str, mailbox: &str) -> StoreResult<MailboxSnapshot> {
+        self.on_folder(user, mailbox, folder::snapshot).await
+    }
+
+    async fn fetch(&self, user: &str, mailbox: &str, uid: u32) -> StoreResult<Bytes> {
+        self.on_folder(user, mailbox, move |folder, cache| {
+            folder::fetch(folder, cache, uid).map(Bytes::from)
+        })
+        .await
+    }
+
+    async fn append(
+        &self,
+        user: &str,
+        mailbox: &str,
+        content: Bytes,
+        flags: Flags,
+        internal_date: Option<SystemTime>,
+    ) -> StoreResult<u32> {
+        self.on_folder(user, mailbox, move |folder, cache| {
+            folder::append(folder, cache, &content, flags, internal_date)
+        })
+        .await
+    }
+
+    async fn expunge(&self, user: &str, mailbox: &str, uids: &[u32]) -> StoreResult<()> {
+        let uids = uids.to_vec();
+        self.on_folder(user, mailbox, move |folder, cache| {
+            folder::expunge(folder, cache, &uids)
+        })
+        .await
+    }
+
+    async fn set_flags(
+        &self,
+        user: &str,
+        mailbox: &str,
+        uid: u32,
+        flags: Flags,
+    ) -> StoreResult<()> {
+        self.on_folder(user, mailbox, move |folder, cache| {
+            folder::set_flags(folder, cache, uid, flags)
+        })
+        .await
+    }
+
+    async fn list_mailboxes(&self, user: &str) -> StoreResult<Vec<MailboxInfo>> {
+        self.on_tree(user, tree::list).await
+    }
+
+    async fn create_mailbox(&self, user: &str, mailbox: &str) -> StoreResult<()> {
+        let mailbox = rules::canonical_mailbox(mailbox)?;
+        self.on_tree(user, move |user_dir| tree::create(user_dir, &mailbox))
+            .await
+    }
+
+    async fn delete_mailbox(&self, user: &str, mailbox: &str) -> StoreResult<()> {
+        let user_dir = self.user_dir(user)?;
+        let mailbox = rules::canonical_mailbox(mailbox)?;
+        if mailbox == INBOX {
+            return Err(StoreError::NotAllowed);
+        }
+        let tree_lock = self.inner.trees.get(&user_dir).lock_owned().await;
+        let dir = tree::folder_dir(&user_dir, &mailbox);
+        let mut cache = self.inner.folders.get(&dir).lock_owned().await;
+        blocking(move || {
+            let _tree_lock = tree_lock;
+            cache.clear();
+            tree::delete(&user_dir, &mailbox)
+        })
+        .await
+    }
+
+    async fn rename_mailbox(&self, user: &str, from: &str, to: &str) -> StoreResult<()> {
+        let user_dir = self.user_dir(user)?;
+        let from = rules::canonical_mailbox(from)?;
+        let to = rules::canonical_mailbox(to)?;
+        if from == INBOX {
+            return Err(StoreError::NotAllowed);
+        }
+        let tree_lock = self.inner.trees.get(&user_dir).lock_owned().await;
+        let moves = {
+            let (user_dir, from, to) = (user_dir.clone(), from.clone(), to.clone());
+            blocking(move || tree::plan_rename(&user_dir, &from, &to)).await?
+        };
+        // Lock every folder involved, in path order (so two multi-folder operations cannot
+        // deadlock), to keep appends out while the directories move.
+        let mut dirs: Vec<PathBuf> = moves
+            .iter()
+            .flat_map(|(from, to)| [from, to])
+            .map(|name| tree::folder_dir(&user_dir, name))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        let mut caches = Vec::with_capacity(dirs.len());
+        for dir in &dirs {
+            caches.push(self.inner.folders.get(dir).lock_owned().await);
+        }
+        blocking(move || {
+            let _tree_lock = tree_lock;
+            caches.iter_mut().for_each(|cache| cache.clear());
+            tree::rename(&user_dir, &moves)
+        })
+        .await
+    }
+
+    async fn set_subscribed(&self, user: &str, mailbox: &str, subscribed: bool) -> StoreResult<()> {
+        let mailbox = rules::canonical_mailbox(mailbox)?;
+        self.on_tree(user, move |user_dir| {
+            tree::set_subscribed(user_dir, &mailbox, subscribed)
+        })
+        .await
+    }
+}

@@ -1,0 +1,456 @@
+//! Maildir-specific behaviour: what is on disk, restarts, and other programs touching the
+//! tree. The behaviour shared with [`MemoryStore`](crate::store::MemoryStore) is in
+//! [`conformance`](super::conformance).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tempfile::TempDir;
+
+use super::Maildir;
+use super::conformance::conformance_tests;
+use crate::store::{Flags, INBOX, Mailstore, StoreError, rfc822_size};
+
+conformance_tests!(store());
+
+const USER: &str = "alice";
+
+fn store() -> (Maildir, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (Maildir::new(dir.path().join("mail")), dir)
+}
+
+async fn user_store() -> (Maildir, TempDir, PathBuf) {
+    let (store, dir) = store();
+    store.ensure_user(USER).await.unwrap();
+    let user_dir = store.root().join(USER);
+    (store, dir, user_dir)
+}
+
+async fn append(store: &Maildir, content: &'static [u8]) -> u32 {
+    store
+        .append(USER, INBOX, Bytes::from_static(content), Flags::EMPTY, None)
+        .await
+        .unwrap()
+}
+
+/// The file names in a directory, sorted.
+fn files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn uidlist(folder: &Path) -> String {
+    fs::read_to_string(folder.join("tower-mail-uidlist")).unwrap()
+}
+
+#[tokio::test]
+async fn layout_on_disk() {
+    let (store, _dir, user_dir) = user_store().await;
+    store.create_mailbox(USER, "Archive/2024").await.unwrap();
+    store.create_mailbox(USER, "john.doe").await.unwrap();
+    for folder in [
+        ".",
+        ".Sent",
+        ".Drafts",
+        ".Trash",
+        ".Junk",
+        ".Archive",
+        ".Archive.2024",
+        ".john%2Edoe",
+    ] {
+        for sub in ["cur", "new", "tmp"] {
+            assert!(user_dir.join(folder).join(sub).is_dir(), "{folder}/{sub}");
+        }
+        assert!(
+            uidlist(&user_dir.join(folder)).starts_with("1 V"),
+            "{folder}"
+        );
+    }
+    let subscriptions = fs::read_to_string(user_dir.join("subscriptions")).unwrap();
+    assert_eq!(subscriptions, "Drafts\nINBOX\nJunk\nSent\nTrash\n");
+    assert!(user_dir.join("tower-mail-initialized").exists());
+}
+
+#[tokio::test]
+async fn delivery_file_name_and_uidlist() {
+    let (store, _dir, user_dir) = user_store().await;
+    let content = b"Subject: x\n\nbody\n";
+    let when = UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    let uid = store
+        .append(
+            USER,
+            INBOX,
+            Bytes::from_static(content),
+            Flags::SEEN | Flags::ANSWERED,
+            Some(when),
+        )
+        .await
+        .unwrap();
+    let names = files(&user_dir.join("cur"));
+    assert_eq!(names.len(), 1);
+    let name = &names[0];
+    let suffix = format!(",S={},W={}:2,RS", content.len(), rfc822_size(content));
+    assert!(name.ends_with(&suffix), "{name}");
+    assert!(
+        name.contains(&format!("P{}Q", std::process::id())),
+        "{name}"
+    );
+    assert!(files(&user_dir.join("tmp")).is_empty());
+    let path = user_dir.join("cur").join(name);
+    assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), when);
+    assert_eq!(fs::read(&path).unwrap(), content);
+
+    let validity = store.snapshot(USER, INBOX).await.unwrap().uid_validity;
+    let base = name.strip_suffix(":2,RS").unwrap();
+    assert_eq!(
+        uidlist(&user_dir),
+        format!("1 V{validity} N{}\n{uid} {base}\n", uid + 1)
+    );
+}
+
+#[tokio::test]
+async fn uids_survive_a_restart() {
+    let (store, dir, _) = user_store().await;
+    append(&store, b"one\r\n").await;
+    let two = append(&store, b"two\r\n").await;
+    let three = append(&store, b"three\r\n").await;
+    store
+        .set_flags(USER, INBOX, two, Flags::FLAGGED)
+        .await
+        .unwrap();
+    store.expunge(USER, INBOX, &[three]).await.unwrap();
+    let before = store.snapshot(USER, INBOX).await.unwrap();
+    drop(store);
+
+    let restarted = Maildir::new(dir.path().join("mail"));
+    assert_eq!(restarted.snapshot(USER, INBOX).await.unwrap(), before);
+    assert_eq!(
+        restarted.fetch(USER, INBOX, two).await.unwrap(),
+        &b"two\r\n"[..]
+    );
+    let four = append(&restarted, b"four\r\n").await;
+    assert_eq!(four, three + 1);
+    restarted.ensure_user(USER).await.unwrap();
+    assert_eq!(
+        restarted.snapshot(USER, INBOX).await.unwrap().uid_validity,
+        before.uid_validity
+    );
+}
+
+#[tokio::test]
+async fn picks_up_mda_deliveries_in_new() {
+    let (store, _dir, user_dir) = user_store().await;
+    let first = append(&store, b"first\r\n").await;
+    let content = b"Subject: dropped\n\nby procmail\n";
+    fs::write(user_dir.join("new/1700000000.M1P99.mx"), content).unwrap();
+    fs::write(user_dir.join("new/1700000001.M1P99.mx:2,S"), b"seen\n").unwrap();
+    fs::write(user_dir.join("new/.hidden"), b"not mail").unwrap();
+
+    let snapshot = store.snapshot(USER, INBOX).await.unwrap();
+    assert_eq!(snapshot.messages.len(), 3);
+    let dropped = &snapshot.messages[1];
+    assert_eq!(snapshot.messages[0].uid, first);
+    assert!(dropped.uid > first);
+    assert_eq!(dropped.size, rfc822_size(content));
+    assert_eq!(dropped.flags, Flags::EMPTY);
+    assert_eq!(snapshot.messages[2].flags, Flags::SEEN);
+    assert_eq!(files(&user_dir.join("new")), [".hidden"]);
+    let cur = files(&user_dir.join("cur"));
+    let expected = format!(
+        "1700000000.M1P99.mx,S={},W={}:2,",
+        content.len(),
+        rfc822_size(content)
+    );
+    assert!(cur.contains(&expected), "{cur:?}");
+    assert!(
+        cur.contains(&"1700000001.M1P99.mx,S=5,W=6:2,S".to_owned()),
+        "{cur:?}"
+    );
+    assert_eq!(
+        store.fetch(USER, INBOX, dropped.uid).await.unwrap(),
+        &content[..]
+    );
+
+    // Stable afterwards, also for a fresh process.
+    assert_eq!(store.snapshot(USER, INBOX).await.unwrap(), snapshot);
+    let restarted = Maildir::new(store.root());
+    assert_eq!(restarted.snapshot(USER, INBOX).await.unwrap(), snapshot);
+}
+
+#[tokio::test]
+async fn delivery_clashing_with_a_known_base_is_renamed() {
+    let (store, _dir, user_dir) = user_store().await;
+    fs::write(user_dir.join("new/1.M1.mx,S=2,W=3"), b"a\n").unwrap();
+    store.snapshot(USER, INBOX).await.unwrap();
+    fs::write(user_dir.join("new/1.M1.mx,S=2,W=3"), b"b\n").unwrap();
+    let snapshot = store.snapshot(USER, INBOX).await.unwrap();
+    assert_eq!(snapshot.messages.len(), 2);
+    let first = store
+        .fetch(USER, INBOX, snapshot.messages[0].uid)
+        .await
+        .unwrap();
+    let second = store
+        .fetch(USER, INBOX, snapshot.messages[1].uid)
+        .await
+        .unwrap();
+    assert_eq!((&first[..], &second[..]), (&b"a\n"[..], &b"b\n"[..]));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn deliveries_with_unusable_names_get_new_ones() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let (store, _dir, user_dir) = user_store().await;
+    let not_utf8 = std::ffi::OsStr::from_bytes(b"1.M1.\xff");
+    fs::write(user_dir.join("new").join(not_utf8), b"one\n").unwrap();
+    fs::write(user_dir.join("new/2.M1.mx\r"), b"two\n").unwrap();
+    let snapshot = store.snapshot(USER, INBOX).await.unwrap();
+    assert_eq!(snapshot.messages.len(), 2);
+    assert!(files(&user_dir.join("new")).is_empty());
+    let mut contents = Vec::new();
+    for message in &snapshot.messages {
+        contents.push(store.fetch(USER, INBOX, message.uid).await.unwrap());
+    }
+    contents.sort();
+    assert_eq!(contents, [&b"one\n"[..], &b"two\n"[..]]);
+}
+
+#[tokio::test]
+async fn sizes_of_files_without_w_are_read() {
+    let (store, _dir, user_dir) = user_store().await;
+    // As another Maildir tool might leave it directly in cur/.
+    fs::write(user_dir.join("cur/1.M1.other:2,S"), b"a\nb\n").unwrap();
+    let snapshot = store.snapshot(USER, INBOX).await.unwrap();
+    assert_eq!(snapshot.messages[0].size, 6);
+    assert_eq!(snapshot.messages[0].flags, Flags::SEEN);
+    // The name is left alone (another tool may track it).
+    assert_eq!(files(&user_dir.join("cur")), ["1.M1.other:2,S"]);
+    assert_eq!(store.snapshot(USER, INBOX).await.unwrap(), snapshot);
+}
+
+#[tokio::test]
+async fn set_flags_renames_and_keeps_keywords() {
+    let (store, _dir, user_dir) = user_store().await;
+    let uid = append(&store, b"x\r\n").await;
+    let cur = user_dir.join("cur");
+    store
+        .set_flags(
+            USER,
+            INBOX,
+            uid,
+            Flags::SEEN | Flags::FLAGGED | Flags::DRAFT,
+        )
+        .await
+        .unwrap();
+    let name = files(&cur).remove(0);
+    assert!(name.ends_with(":2,DFS"), "{name}");
+
+    // Another client adds a keyword letter and "passed" behind our back.
+    let base = name.strip_suffix(":2,DFS").unwrap().to_owned();
+    fs::rename(cur.join(&name), cur.join(format!("{base}:2,DFPSa"))).unwrap();
+    store
+        .set_flags(USER, INBOX, uid, Flags::ANSWERED)
+        .await
+        .unwrap();
+    assert_eq!(files(&cur), [format!("{base}:2,PRa")]);
+    let snapshot = store.snapshot(USER, INBOX).await.unwrap();
+    assert_eq!(snapshot.messages[0].flags, Flags::ANSWERED);
+    assert_eq!(store.fetch(USER, INBOX, uid).await.unwrap(), &b"x\r\n"[..]);
+}
+
+#[tokio::test]
+async fn follows_files_renamed_by_other_programs() {
+    let (store, _dir, user_dir) = user_store().await;
+    let uid = append(&store, b"x\r\n").await;
+    store.snapshot(USER, INBOX).await.unwrap();
+    let cur = user_dir.join("cur");
+    let name = files(&cur).remove(0);
+    let base = name.strip_suffix(":2,").unwrap();
+    fs::rename(cur.join(&name), cur.join(format!("{base}:2,RS"))).unwrap();
+    // Without a snapshot in between: the remembered name is stale.
+    assert_eq!(store.fetch(USER, INBOX, uid).await.unwrap(), &b"x\r\n"[..]);
+    let snapshot = store.snapshot(USER, INBOX).await.unwrap();
+    assert_eq!(snapshot.messages[0].flags, Flags::ANSWERED | Flags::SEEN);
+
+    // Deleted behind our back: forgotten.
+    fs::remove_file(cur.join(format!("{base}:2,RS"))).unwrap();
+    assert!(matches!(
+        store.fetch(USER, INBOX, uid).await,
+        Err(StoreError::NoSuchMessage)
+    ));
+    let snapshot = store.snapshot(USER, INBOX).await.unwrap();
+    assert!(snapshot.messages.is_empty());
+    assert_eq!(snapshot.uid_next, uid + 1);
+}
+
+#[tokio::test]
+async fn expunge_removes_files_and_lines() {
+    let (store, _dir, user_dir) = user_store().await;
+    let one = append(&store, b"one\r\n").await;
+    let two = append(&store, b"two\r\n").await;
+    store.expunge(USER, INBOX, &[one]).await.unwrap();
+    let cur = files(&user_dir.join("cur"));
+    assert_eq!(cur.len(), 1);
+    let list = uidlist(&user_dir);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].ends_with(&format!(" N{}", two + 1)));
+    assert!(lines[1].starts_with(&format!("{two} ")));
+    assert_eq!(
+        format!("{}:2,", lines[1].split_once(' ').unwrap().1),
+        cur[0]
+    );
+}
+
+#[tokio::test]
+async fn damaged_uidlist_is_rebuilt_with_new_uid_validity() {
+    let (store, _dir, user_dir) = user_store().await;
+    append(&store, b"one\r\n").await;
+    append(&store, b"two\r\n").await;
+    let old = store.snapshot(USER, INBOX).await.unwrap();
+
+    fs::write(
+        user_dir.join("tower-mail-uidlist"),
+        b"this is not a uid list",
+    )
+    .unwrap();
+    let rebuilt = store.snapshot(USER, INBOX).await.unwrap();
+    assert_ne!(rebuilt.uid_validity, old.uid_validity);
+    assert_eq!(rebuilt.messages.len(), 2);
+    assert_eq!(rebuilt.messages[0].uid, 1);
+    assert_eq!(store.fetch(USER, INBOX, 2).await.unwrap(), &b"two\r\n"[..]);
+    assert!(user_dir.join("tower-mail-uidlist.corrupt").exists());
+
+    fs::remove_file(user_dir.join("tower-mail-uidlist")).unwrap();
+    let restarted = Maildir::new(store.root());
+    let again = restarted
+        .append(
+            USER,
+            INBOX,
+            Bytes::from_static(b"three\r\n"),
+            Flags::EMPTY,
+            None,
+        )
+        .await
+        .unwrap();
+    let snapshot = restarted.snapshot(USER, INBOX).await.unwrap();
+    assert_ne!(snapshot.uid_validity, rebuilt.uid_validity);
+    assert_eq!(snapshot.messages.len(), 3);
+    assert_eq!(snapshot.messages[2].uid, again);
+}
+
+#[tokio::test]
+async fn ensure_user_after_an_mda_made_the_directory() {
+    let (store, _dir) = store();
+    let user_dir = store.root().join(USER);
+    fs::create_dir_all(user_dir.join("new")).unwrap();
+    fs::write(user_dir.join("new/1.M1.mx"), b"early\n").unwrap();
+    store.ensure_user(USER).await.unwrap();
+    assert_eq!(store.list_mailboxes(USER).await.unwrap().len(), 5);
+    assert_eq!(store.snapshot(USER, INBOX).await.unwrap().messages.len(), 1);
+}
+
+#[tokio::test]
+async fn folders_not_made_by_us_are_not_listed() {
+    let (store, _dir, user_dir) = user_store().await;
+    for odd in [
+        ".a..b/cur",
+        ".x%25y/cur",
+        ".NoCur",
+        "..tower-mail-deleted.1/cur",
+    ] {
+        fs::create_dir_all(user_dir.join(odd)).unwrap();
+    }
+    fs::create_dir_all(user_dir.join(".Made.By.Mutt/cur")).unwrap();
+    let names: Vec<String> = store
+        .list_mailboxes(USER)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|info| info.name)
+        .collect();
+    assert_eq!(
+        names,
+        [INBOX, "Drafts", "Junk", "Made/By/Mutt", "Sent", "Trash"]
+    );
+    // A folder without a UID list gets one on first use.
+    let snapshot = store.snapshot(USER, "Made/By/Mutt").await.unwrap();
+    assert_eq!(snapshot.uid_next, 1);
+    assert!(user_dir.join(".Made.By.Mutt/tower-mail-uidlist").exists());
+    // ... and tmp/ when a message is first appended.
+    let uid = store
+        .append(
+            USER,
+            "Made/By/Mutt",
+            Bytes::from_static(b"m\r\n"),
+            Flags::EMPTY,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.fetch(USER, "Made/By/Mutt", uid).await.unwrap(),
+        &b"m\r\n"[..]
+    );
+}
+
+#[tokio::test]
+async fn delete_and_rename_on_disk() {
+    let (store, _dir, user_dir) = user_store().await;
+    store.create_mailbox(USER, "A/B").await.unwrap();
+    store.rename_mailbox(USER, "A", "C.d").await.unwrap();
+    assert!(user_dir.join(".C%2Ed/cur").is_dir());
+    assert!(user_dir.join(".C%2Ed.B/cur").is_dir());
+    assert!(!user_dir.join(".A").exists());
+    store.delete_mailbox(USER, "C.d").await.unwrap();
+    assert!(!user_dir.join(".C%2Ed").exists());
+    assert!(user_dir.join(".C%2Ed.B/cur").is_dir());
+    // Nothing left behind.
+    let leftovers = files(&user_dir);
+    assert!(
+        !leftovers.iter().any(|name| name.starts_with("..")),
+        "{leftovers:?}"
+    );
+}
+
+/// Not run by default: `cargo test --lib -- --ignored large_folder --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn large_folder_snapshot_is_fast() {
+    let (store, _dir, user_dir) = user_store().await;
+    for i in 0..10_000 {
+        let name = format!("{}.M{i}P1.mx,S=100,W=102:2,S", 1_700_000_000 + i);
+        fs::write(user_dir.join("cur").join(name), b"x").unwrap();
+    }
+    let started = Instant::now();
+    let first = store.snapshot(USER, INBOX).await.unwrap();
+    let assigning = started.elapsed();
+    let started = Instant::now();
+    let mut second = store.snapshot(USER, INBOX).await.unwrap();
+    for _ in 0..9 {
+        second = store.snapshot(USER, INBOX).await.unwrap();
+    }
+    let steady = started.elapsed() / 10;
+    let started = Instant::now();
+    append(&store, b"one more\r\n").await;
+    let appending = started.elapsed();
+    let started = Instant::now();
+    for message in &second.messages[..1000] {
+        store.fetch(USER, INBOX, message.uid).await.unwrap();
+    }
+    let fetching = started.elapsed();
+    assert_eq!(first, second);
+    assert_eq!(second.messages.len(), 10_000);
+    assert!(second.messages.iter().all(|m| m.size == 102));
+    println!(
+        "10k: first snapshot {assigning:?}, next {steady:?}, append {appending:?}, 1000 fetches {fetching:?}"
+    );
+}
