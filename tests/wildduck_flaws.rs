@@ -479,3 +479,90 @@ async fn a_stuck_layer_is_cut_off_by_the_setup_deadline() {
     server.shutdown(SOON).await;
     assert_eq!(closes.count(), 1);
 }
+
+/// Try a TLS handshake on `addr` with Python's ssl module, offering at most `max_version`
+/// (`TLSv1_1`, `TLSv1_2`, ...), and return the first line the server sends or the error.
+async fn python_tls_greeting(addr: std::net::SocketAddr, max_version: &str) -> String {
+    let script = format!(
+        r#"
+import socket, ssl
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+# Let OpenSSL offer old versions at all, so that a refusal is the server's doing.
+ctx.set_ciphers("ALL:@SECLEVEL=0")
+ctx.minimum_version = ssl.TLSVersion.TLSv1
+ctx.maximum_version = ssl.TLSVersion.{max_version}
+try:
+    with socket.create_connection(("{ip}", {port}), timeout=10) as raw:
+        with ctx.wrap_socket(raw) as tls:
+            print("OK", tls.version(), tls.recv(200).decode().strip())
+except (ssl.SSLError, OSError) as err:
+    print("FAILED", type(err).__name__)
+"#,
+        ip = addr.ip(),
+        port = addr.port()
+    );
+    let output = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .await
+        .expect("python3 runs");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Row 9: TLS 1.0 and 1.1 are refused; 1.2 and 1.3 work, and layers see `secure`.
+#[tokio::test]
+async fn tls_below_1_2_is_refused() {
+    let (acceptor, _) = tower_mail::tls::self_signed(&["localhost"]).unwrap();
+    let closes = Closes::default();
+    let stack = ServiceBuilder::new()
+        .layer(OnCloseLayer::new(closes.hook()))
+        .service(pop3(MemoryStore::new()));
+    let (server, addr) = serve(
+        Protocol::Pop3,
+        TlsMode::Implicit(acceptor),
+        ServerConfig::default(),
+        stack,
+    )
+    .await;
+    assert!(
+        python_tls_greeting(addr, "TLSv1_1")
+            .await
+            .starts_with("FAILED")
+    );
+    let tls12 = python_tls_greeting(addr, "TLSv1_2").await;
+    assert!(tls12.starts_with("OK TLSv1.2 +OK"), "{tls12}");
+    let tls13 = python_tls_greeting(addr, "TLSv1_3").await;
+    assert!(tls13.starts_with("OK TLSv1.3 +OK"), "{tls13}");
+    let closed = closes.wait_for(2).await;
+    assert!(closed.iter().all(|c| c.secure));
+    server.shutdown(SOON).await;
+    assert_eq!(
+        closes.count(),
+        2,
+        "a failed handshake never reaches the stack"
+    );
+}
+
+/// Row 11: a client that connects to the TLS port and never starts the handshake is cut off
+/// by the handshake deadline before any layer runs.
+#[tokio::test]
+async fn silent_client_on_the_tls_port_hits_the_handshake_deadline() {
+    let (acceptor, _) = tower_mail::tls::self_signed(&["localhost"]).unwrap();
+    let closes = Closes::default();
+    let stack = ServiceBuilder::new()
+        .layer(OnCloseLayer::new(closes.hook()))
+        .service(pop3(MemoryStore::new()));
+    let mut config = ServerConfig::default();
+    config.tls_handshake_timeout = Duration::from_millis(300);
+    let (server, addr) = serve(Protocol::Pop3, TlsMode::Implicit(acceptor), config, stack).await;
+    let mut silent = Client::connect(addr).await;
+    assert!(
+        silent.closed().await,
+        "the server gives up on the handshake"
+    );
+    server.shutdown(SOON).await;
+    assert_eq!(closes.count(), 0);
+}
