@@ -18,14 +18,21 @@ pub struct OnConnectFuture<S: Service<Connection>, Fut> {
     state: State<S, Fut>,
 }
 
+// The check is boxed: it holds the hook, a timer and the connection only until the hook
+// answers, and unboxed it would keep the whole future that large for the session's life.
+#[pin_project(project = CheckProj)]
+struct Check<S, Fut> {
+    #[pin]
+    hook: Fut,
+    #[pin]
+    deadline: Sleep,
+    inner: Option<(S, Connection)>,
+}
+
 #[pin_project(project = StateProj)]
 enum State<S: Service<Connection>, Fut> {
     Checking {
-        #[pin]
-        hook: Fut,
-        #[pin]
-        deadline: Sleep,
-        inner: Option<(S, Connection)>,
+        check: Pin<Box<Check<S, Fut>>>,
     },
     Calling {
         #[pin]
@@ -44,9 +51,11 @@ impl<S: Service<Connection>, Fut> OnConnectFuture<S, Fut> {
     pub(super) fn checking(hook: Fut, deadline: Duration, inner: S, conn: Connection) -> Self {
         OnConnectFuture {
             state: State::Checking {
-                hook,
-                deadline: tokio::time::sleep(deadline),
-                inner: Some((inner, conn)),
+                check: Box::pin(Check {
+                    hook,
+                    deadline: tokio::time::sleep(deadline),
+                    inner: Some((inner, conn)),
+                }),
             },
         }
     }
@@ -72,11 +81,12 @@ where
         loop {
             let mut this = self.as_mut().project();
             match this.state.as_mut().project() {
-                StateProj::Checking {
-                    hook,
-                    deadline,
-                    inner,
-                } => {
+                StateProj::Checking { check } => {
+                    let CheckProj {
+                        hook,
+                        deadline,
+                        inner,
+                    } = check.as_mut().project();
                     let verdict = match std::panic::catch_unwind(AssertUnwindSafe(|| hook.poll(cx)))
                     {
                         Ok(Poll::Ready(verdict)) => verdict,

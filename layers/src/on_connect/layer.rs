@@ -1,6 +1,10 @@
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tower_layer::Layer;
+
+use tower_mail::{Reject, Session};
 
 use super::OnConnect;
 
@@ -13,7 +17,11 @@ pub struct OnConnectLayer<F> {
 
 impl<F> OnConnectLayer<F> {
     /// Run `hook` for every new connection, with the default 5-second deadline.
-    pub fn new(hook: F) -> Self {
+    pub fn new<Fut>(hook: F) -> Self
+    where
+        F: Fn(Arc<Session>) -> Fut,
+        Fut: Future<Output = Result<(), Reject>>,
+    {
         OnConnectLayer {
             hook,
             deadline: Duration::from_secs(5),
@@ -23,7 +31,9 @@ impl<F> OnConnectLayer<F> {
     /// Refuse connections whose hook has not finished within `deadline`.
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
     /// use tower_mail_layers::on_connect::OnConnectLayer;
     /// let layer = OnConnectLayer::new(|_s| async { Ok(()) }).deadline(Duration::from_millis(500));
     /// # drop(layer);
