@@ -31,9 +31,7 @@ impl<F> OnConnectLayer<F> {
     /// Refuse connections whose hook has not finished within `deadline`.
     ///
     /// ```
-    /// use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+    /// use std::time::Duration;
     /// use tower_mail_layers::on_connect::OnConnectLayer;
     /// let layer = OnConnectLayer::new(|_s| async { Ok(()) }).deadline(Duration::from_millis(500));
     /// # drop(layer);
