@@ -22,10 +22,9 @@ use crate::store::Mailstore;
 /// ```
 /// use std::time::Duration;
 /// use tower_mail::pop3::Pop3Config;
-/// let config = Pop3Config {
-///     idle_timeout: Duration::from_secs(15 * 60),
-///     ..Pop3Config::default()
-/// };
+/// let mut config = Pop3Config::default();
+/// config.idle_timeout = Duration::from_secs(15 * 60);
+/// config.allow_plaintext_login = true;
 /// # drop(config);
 /// ```
 #[derive(Debug, Clone)]
