@@ -18,6 +18,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "ip-block")]
+pub mod ip_block;
 #[cfg(feature = "logging")]
 pub mod logging;
 #[cfg(feature = "metrics")]
