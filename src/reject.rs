@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
+use std::time::Duration;
 
 /// The error type of connection stacks, as in tower.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -32,6 +33,7 @@ pub const TIMEOUT_MESSAGE: &str = "Timeout";
 pub struct Reject {
     message: String,
     layer: Cow<'static, str>,
+    delay: Option<Duration>,
 }
 
 impl Reject {
@@ -40,6 +42,7 @@ impl Reject {
         Reject {
             message: clean_message(message.as_ref()),
             layer: Cow::Borrowed("custom"),
+            delay: None,
         }
     }
 
@@ -47,6 +50,26 @@ impl Reject {
     pub fn with_layer(mut self, layer: impl Into<Cow<'static, str>>) -> Reject {
         self.layer = layer.into();
         self
+    }
+
+    /// Hold the refused client for `delay` before answering (a tarpit, as Envoy's
+    /// `delay_deny`): it slows scanners and sprayers down. The server waits after the stack's
+    /// future is gone, so the delay holds no concurrency permit or other shared slot.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_mail::Reject;
+    /// let reject = Reject::new("Go away").with_delay(Duration::from_secs(2));
+    /// assert_eq!(reject.delay(), Some(Duration::from_secs(2)));
+    /// ```
+    pub fn with_delay(mut self, delay: Duration) -> Reject {
+        self.delay = Some(delay);
+        self
+    }
+
+    /// How long the client is held before the refusal, if at all.
+    pub fn delay(&self) -> Option<Duration> {
+        self.delay
     }
 
     /// The cleaned text the client sees.

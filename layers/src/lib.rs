@@ -14,6 +14,9 @@
 //! - [`MetricsLayer`](metrics::MetricsLayer): connection, refusal, active-session and close
 //!   metrics.
 //!
+//! - [`PolicyLayer`](policy::PolicyLayer): any [`Policy`](policy::Policy) as a layer, with
+//!   deadline, panic containment, shadow mode and delayed refusal.
+//!
 //! Each module follows tower's pattern: `layer.rs`, `service.rs`, `future.rs`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -28,3 +31,4 @@ pub mod metrics;
 pub mod on_close;
 #[cfg(feature = "hooks")]
 pub mod on_connect;
+pub mod policy;

@@ -131,6 +131,14 @@ pub(super) async fn run<S>(
     // The transport is still here only if no session service took it: then the client has
     // heard nothing yet and is owed the protocol's refusal.
     if let Some(transport) = slot.take() {
+        if let Some(delay) = reject.delay() {
+            // The stack's future is gone by now, so the tarpit holds no permit; shutdown cuts
+            // it short.
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shared.shutdown.cancelled() => {}
+            }
+        }
         write_refusal(transport.io, protocol, reject.message(), &shared).await;
     }
 }

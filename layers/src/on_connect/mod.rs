@@ -1,12 +1,12 @@
 //! Check each new connection with an async function that may refuse it: the reference guide's
-//! `onConnect`, without its failure modes.
+//! `onConnect`, without its failure modes. It is a [`Policy`](crate::policy::Policy) over a
+//! closure, so it has every policy option:
 //!
-//! - The hook's future is bounded by a deadline (default 5 s): a hook that never finishes
-//!   refuses its connection with "Timeout" instead of hanging it.
-//! - A hook that panics, synchronously or while polled, refuses only its own connection, with
-//!   a generic text; the server goes on.
-//! - `poll_ready` is the inner service's: back-pressure passes through untouched. The inner
-//!   service that was made ready is the one called once the hook allows the connection.
+//! - the hook's future is bounded by a deadline (default 5 s): a hook that never finishes
+//!   refuses its connection with "Timeout" instead of hanging it;
+//! - a hook that panics, synchronously or while polled, refuses only its own connection, with
+//!   a generic text; the server goes on;
+//! - shadow mode and delayed refusal, as for every policy.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -26,13 +26,17 @@
 //! # drop(stack);
 //! ```
 
-mod future;
-mod layer;
-mod service;
+mod hook;
 
-pub use future::OnConnectFuture;
-pub use layer::OnConnectLayer;
-pub use service::OnConnect;
+pub use hook::OnConnectHook;
+
+use crate::policy::{PolicyLayer, PolicyService};
 
 /// The name refusals of this layer carry in metrics and logs.
 pub const LAYER_NAME: &str = "on_connect";
+
+/// Runs an async hook for every new connection. See the [module docs](self).
+pub type OnConnectLayer<F> = PolicyLayer<OnConnectHook<F>>;
+
+/// The service [`OnConnectLayer`] makes.
+pub type OnConnect<S, F> = PolicyService<S, OnConnectHook<F>>;
