@@ -1,0 +1,242 @@
+use std::future::{Ready, ready};
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tower_mail::{CloseReason, Reject, Session};
+
+use super::bans::Bans;
+use super::live::{LiveGuard, LiveSessions};
+use super::{CidrSet, LAYER_NAME};
+use crate::policy::Policy;
+
+/// The lists an [`IpBlock`] enforces.
+#[derive(Debug, Clone)]
+pub struct IpLists {
+    /// When not empty, only these networks may connect.
+    pub allow: CidrSet,
+    /// These networks may not connect (deny wins over allow).
+    pub deny: CidrSet,
+    /// What a refused client is told.
+    pub message: String,
+}
+
+impl Default for IpLists {
+    fn default() -> Self {
+        IpLists {
+            allow: CidrSet::new(),
+            deny: CidrSet::new(),
+            message: "IP address blocked".to_owned(),
+        }
+    }
+}
+
+impl IpLists {
+    fn permits(&self, ip: IpAddr) -> bool {
+        !self.deny.contains(ip) && (self.allow.is_empty() || self.allow.contains(ip))
+    }
+}
+
+struct Shared {
+    // Read on every connection, written on reload: readers hold the lock only for a lookup.
+    lists: RwLock<Arc<IpLists>>,
+    bans: Bans,
+    live: Option<LiveSessions>,
+}
+
+/// IP allow and deny lists as a [`Policy`]; clones share the lists, so a clone kept aside is
+/// a handle to change them at run time. See the [module docs](super).
+#[derive(Clone)]
+pub struct IpBlock {
+    shared: Arc<Shared>,
+}
+
+/// Held by each session an [`IpBlock`] let in. When live sessions are tracked, dropping it
+/// (the connection ended) removes the session from the registry.
+#[derive(Debug)]
+pub struct IpBlockPermit(#[allow(dead_code, reason = "held for its Drop")] Option<LiveGuard>);
+
+impl IpBlock {
+    /// Enforce `lists`.
+    pub fn new(lists: IpLists) -> IpBlock {
+        IpBlock::build(lists, None)
+    }
+
+    /// Enforce `lists` and keep track of open sessions, so that [`replace`](IpBlock::replace)
+    /// and [`ban`](IpBlock::ban) also end the sessions of addresses they deny. Costs one map
+    /// entry per open session.
+    pub fn ending_denied_sessions(lists: IpLists) -> IpBlock {
+        IpBlock::build(lists, Some(LiveSessions::default()))
+    }
+
+    fn build(lists: IpLists, live: Option<LiveSessions>) -> IpBlock {
+        IpBlock {
+            shared: Arc::new(Shared {
+                lists: RwLock::new(Arc::new(lists)),
+                bans: Bans::default(),
+                live,
+            }),
+        }
+    }
+
+    /// The lists in force.
+    pub fn lists(&self) -> Arc<IpLists> {
+        self.shared
+            .lists
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replace the lists. Open sessions stay, unless live sessions are tracked
+    /// ([`ending_denied_sessions`](IpBlock::ending_denied_sessions)): then those now denied end with
+    /// the refusal text. Returns how many sessions were ended.
+    pub fn replace(&self, lists: IpLists) -> usize {
+        let lists = Arc::new(lists);
+        *self.shared.lists.write().unwrap_or_else(|p| p.into_inner()) = lists.clone();
+        self.end_live_where(|ip| !lists.permits(ip), &lists.message)
+    }
+
+    /// Refuse `ip` for `duration`, on top of the lists. Ends its open sessions when live
+    /// sessions are tracked.
+    pub fn ban(&self, ip: IpAddr, duration: Duration) -> usize {
+        let ip = ip.to_canonical();
+        self.shared.bans.insert(ip, duration);
+        let message = self.lists().message.clone();
+        self.end_live_where(|peer| peer == ip, &message)
+    }
+
+    /// Lift a temporary ban.
+    pub fn unban(&self, ip: IpAddr) {
+        self.shared.bans.remove(ip.to_canonical());
+    }
+
+    /// Whether `ip` may connect now.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.lists().permits(ip) && !self.shared.bans.is_banned(ip)
+    }
+
+    fn end_live_where(&self, denied: impl Fn(IpAddr) -> bool, message: &str) -> usize {
+        let Some(live) = &self.shared.live else {
+            return 0;
+        };
+        let reject = Reject::new(message).with_layer(LAYER_NAME);
+        live.end_where(
+            |session| denied(session.remote_addr().ip().to_canonical()),
+            || CloseReason::Ended(reject.message().to_owned()),
+        )
+    }
+}
+
+impl Policy for IpBlock {
+    type Permit = IpBlockPermit;
+    type Future = Ready<Result<IpBlockPermit, Reject>>;
+
+    fn name(&self) -> &'static str {
+        LAYER_NAME
+    }
+
+    fn check(&self, session: &Arc<Session>) -> Self::Future {
+        let ip = session.remote_addr().ip();
+        if !self.permits(ip) {
+            let message = self.lists().message.clone();
+            return ready(Err(Reject::new(message).with_layer(LAYER_NAME)));
+        }
+        let guard = self.shared.live.as_ref().map(|live| live.register(session));
+        ready(Ok(IpBlockPermit(guard)))
+    }
+}
+
+impl std::fmt::Debug for IpBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lists = self.lists();
+        f.debug_struct("IpBlock")
+            .field("allow_ranges", &lists.allow.ranges())
+            .field("deny_ranges", &lists.deny.ranges())
+            .field("bans", &self.shared.bans.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lists(allow: &str, deny: &str) -> IpLists {
+        IpLists {
+            allow: CidrSet::parse_list(allow).unwrap(),
+            deny: CidrSet::parse_list(deny).unwrap(),
+            message: "Go away".into(),
+        }
+    }
+
+    fn session(ip: &str) -> Arc<Session> {
+        Arc::new(Session::new(
+            tower_mail::Protocol::Pop3,
+            std::net::SocketAddr::new(ip.parse().unwrap(), 40000),
+            "127.0.0.1:110".parse().unwrap(),
+        ))
+    }
+
+    fn verdict(block: &IpBlock, ip: &str) -> Result<(), String> {
+        let check = block.check(&session(ip)).into_inner();
+        check
+            .map(drop)
+            .map_err(|r| format!("{}/{}", r.layer(), r.message()))
+    }
+
+    #[test]
+    fn deny_wins_and_allow_restricts() {
+        let block = IpBlock::new(lists("10.0.0.0/8", "10.9.0.0/16"));
+        assert_eq!(verdict(&block, "10.1.2.3"), Ok(()));
+        assert_eq!(verdict(&block, "10.9.1.1"), Err("ip_block/Go away".into()));
+        assert_eq!(verdict(&block, "192.0.2.1"), Err("ip_block/Go away".into()));
+        assert_eq!(
+            verdict(&block, "::ffff:10.9.1.1"),
+            Err("ip_block/Go away".into())
+        );
+    }
+
+    #[test]
+    fn replace_takes_effect_for_the_next_connection() {
+        let block = IpBlock::new(lists("", ""));
+        let handle = block.clone();
+        assert_eq!(verdict(&block, "192.0.2.1"), Ok(()));
+        handle.replace(lists("", "192.0.2.0/24"));
+        assert!(verdict(&block, "192.0.2.1").is_err());
+    }
+
+    #[test]
+    fn bans_expire_and_can_be_lifted() {
+        let block = IpBlock::new(lists("", ""));
+        block.ban("192.0.2.1".parse().unwrap(), Duration::from_secs(3600));
+        block.ban("192.0.2.2".parse().unwrap(), Duration::ZERO);
+        assert!(verdict(&block, "192.0.2.1").is_err());
+        assert_eq!(
+            verdict(&block, "192.0.2.2"),
+            Ok(()),
+            "an expired ban no longer refuses"
+        );
+        assert!(verdict(&block, "::ffff:192.0.2.1").is_err());
+        block.unban("192.0.2.1".parse().unwrap());
+        assert_eq!(verdict(&block, "192.0.2.1"), Ok(()));
+    }
+
+    #[test]
+    fn tracked_sessions_now_denied_are_ended_and_others_kept() {
+        let block = IpBlock::ending_denied_sessions(lists("", ""));
+        let (bad, good) = (session("192.0.2.1"), session("198.51.100.1"));
+        let bad_permit = block.check(&bad).into_inner().unwrap();
+        let _good_permit = block.check(&good).into_inner().unwrap();
+        assert_eq!(block.replace(lists("", "192.0.2.0/24")), 1);
+        assert_eq!(bad.end_reason(), Some(CloseReason::Ended("Go away".into())));
+        assert!(!good.is_ending());
+        // A session that has ended is no longer tracked.
+        drop(bad_permit);
+        assert_eq!(
+            block.ban("192.0.2.1".parse().unwrap(), Duration::from_secs(5)),
+            0
+        );
+    }
+}
