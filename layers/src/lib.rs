@@ -32,3 +32,5 @@ pub mod on_close;
 #[cfg(feature = "hooks")]
 pub mod on_connect;
 pub mod policy;
+#[cfg(feature = "time-window")]
+pub mod time_window;
