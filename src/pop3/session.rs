@@ -91,55 +91,67 @@ where
             .clone()
             .unwrap_or_else(|| self.shared.config.greeting.clone());
         response::ok(&mut self.out, &greeting);
-        if let Err(err) = self.flush().await {
-            return CloseReason::from_io(&err);
+        if let Err(reason) = self.flush().await {
+            return reason;
         }
-        let idle = self
-            .settings
-            .idle_timeout
-            .unwrap_or(self.shared.config.idle_timeout);
         loop {
-            let line = tokio::select! {
-                biased;
-                _ = self.session.ending() => {
-                    let reason = self.session.end_reason().unwrap_or(CloseReason::Shutdown);
-                    let text = match &reason {
-                        CloseReason::Ended(text) => text.clone(),
-                        _ => "Server shutting down".to_owned(),
-                    };
-                    response::err(&mut self.out, &text);
-                    let _ = self.flush().await;
-                    return reason;
-                }
-                line = tokio::time::timeout(idle, self.reader.read_line(&mut self.io)) => line,
+            let line = match self.next_line().await {
+                Ok(line) => line,
+                Err(reason) => return reason,
             };
+            self.session.add_command();
             let flow = match line {
-                Err(_elapsed) => {
-                    response::err(&mut self.out, "Idle timeout, closing connection");
-                    let _ = self.flush().await;
-                    return CloseReason::IdleTimeout;
-                }
-                Ok(Err(err)) => return CloseReason::from_io(&err),
-                Ok(Ok(Line::Eof)) => return CloseReason::ClientClosed,
-                Ok(Ok(Line::TooLong)) => {
-                    self.session.add_command();
-                    self.protocol_error("Command line too long")
-                }
-                Ok(Ok(Line::Complete(line))) => {
-                    self.session.add_command();
-                    self.command(&line).await
-                }
+                Some(line) => self.command(&line).await,
+                None => self.protocol_error("Command line too long"),
             };
             let flushed = self.flush().await;
-            match flow {
-                Flow::Close(reason) => return reason,
-                Flow::Continue => {
-                    if let Err(err) = flushed {
-                        return CloseReason::from_io(&err);
-                    }
-                }
+            match (flow, flushed) {
+                (Flow::Close(reason), _) | (Flow::Continue, Err(reason)) => return reason,
+                (Flow::Continue, Ok(())) => {}
             }
         }
+    }
+
+    /// The next line from the client; `None` if it was longer than the reader's cap. Every
+    /// wait for the client goes through here, so each ends the same way: on EOF or an I/O
+    /// error, on the idle timeout (with a goodbye), or when the session is asked to end (with
+    /// the reason's text).
+    async fn next_line(&mut self) -> Result<Option<Bytes>, CloseReason> {
+        let idle = self.idle_timeout();
+        let line = tokio::select! {
+            biased;
+            _ = self.session.ending() => return Err(self.say_goodbye().await),
+            line = tokio::time::timeout(idle, self.reader.read_line(&mut self.io)) => line,
+        };
+        match line {
+            Err(_elapsed) => {
+                response::err(&mut self.out, "Idle timeout, closing connection");
+                let _ = self.flush().await;
+                Err(CloseReason::IdleTimeout)
+            }
+            Ok(Err(err)) => Err(CloseReason::from_io(&err)),
+            Ok(Ok(Line::Eof)) => Err(CloseReason::ClientClosed),
+            Ok(Ok(Line::TooLong)) => Ok(None),
+            Ok(Ok(Line::Complete(line))) => Ok(Some(line)),
+        }
+    }
+
+    /// Tell the client why the session was asked to end (a layer's text, or shutdown).
+    async fn say_goodbye(&mut self) -> CloseReason {
+        let reason = self.session.end_reason().unwrap_or(CloseReason::Shutdown);
+        let text = match &reason {
+            CloseReason::Ended(text) => text.clone(),
+            _ => "Server shutting down".to_owned(),
+        };
+        response::err(&mut self.out, &text);
+        let _ = self.flush().await;
+        reason
+    }
+
+    fn idle_timeout(&self) -> std::time::Duration {
+        self.settings
+            .idle_timeout
+            .unwrap_or(self.shared.config.idle_timeout)
     }
 
     async fn command(&mut self, line: &[u8]) -> Flow {
@@ -156,8 +168,9 @@ where
             let caps = self.capabilities();
             response::ok(&mut self.out, "Capability list follows");
             for cap in caps.iter() {
-                self.out.extend_from_slice(cap.as_bytes());
-                self.out.extend_from_slice(b"\r\n");
+                // Cleaned and dot-stuffed: a capability a layer added cannot end the listing
+                // early or inject a reply.
+                response::line(&mut self.out, cap);
             }
             response::multiline_end(&mut self.out);
             return Flow::Continue;
@@ -356,8 +369,8 @@ where
             Some(initial) => initial,
             None => {
                 response::continuation(&mut self.out, "");
-                if let Err(err) = self.flush().await {
-                    return Flow::Close(CloseReason::from_io(&err));
+                if let Err(reason) = self.flush().await {
+                    return Flow::Close(reason);
                 }
                 match self.read_auth_line().await {
                     Ok(Some(line)) => match command::parse_auth_response(&line) {
@@ -389,19 +402,9 @@ where
     async fn read_auth_line(&mut self) -> Result<Option<Bytes>, CloseReason> {
         self.reader
             .set_max_len(self.shared.config.max_auth_line_len);
-        let idle = self
-            .settings
-            .idle_timeout
-            .unwrap_or(self.shared.config.idle_timeout);
-        let line = tokio::time::timeout(idle, self.reader.read_line(&mut self.io)).await;
+        let line = self.next_line().await;
         self.reader.set_max_len(self.shared.config.max_line_len);
-        match line {
-            Err(_) => Err(CloseReason::IdleTimeout),
-            Ok(Err(err)) => Err(CloseReason::from_io(&err)),
-            Ok(Ok(Line::Eof)) => Err(CloseReason::ClientClosed),
-            Ok(Ok(Line::TooLong)) => Ok(None),
-            Ok(Ok(Line::Complete(line))) => Ok(Some(line)),
-        }
+        line
     }
 
     async fn login(&mut self, user: String, password: String) -> Flow {
@@ -477,8 +480,8 @@ where
             return self.protocol_error("STLS not available");
         };
         response::ok(&mut self.out, "Begin TLS negotiation");
-        if let Err(err) = self.flush().await {
-            return Flow::Close(CloseReason::from_io(&err));
+        if let Err(reason) = self.flush().await {
+            return Flow::Close(reason);
         }
         // Anything pipelined after STLS arrived in plaintext and must not be trusted.
         self.reader.discard_buffered();
@@ -563,11 +566,24 @@ where
         CloseReason::Ended(reject.message().to_owned())
     }
 
-    async fn flush(&mut self) -> std::io::Result<()> {
+    /// Send what is buffered. A client that stops reading cannot hold the session: the write
+    /// is bounded by the idle timeout and by the session's end signal.
+    async fn flush(&mut self) -> Result<(), CloseReason> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let result = self.io.write_all(&self.out).await;
+        let deadline = self.idle_timeout();
+        let result = tokio::select! {
+            biased;
+            written = tokio::time::timeout(deadline, self.io.write_all(&self.out)) => match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(err)) => Err(CloseReason::from_io(&err)),
+                Err(_elapsed) => Err(CloseReason::IdleTimeout),
+            },
+            _ = self.session.ending() => {
+                Err(self.session.end_reason().unwrap_or(CloseReason::Shutdown))
+            }
+        };
         self.out.clear();
         // A large RETR should not pin its buffer for the rest of an idle session.
         if self.out.capacity() > 16 * 1024 {

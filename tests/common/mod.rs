@@ -260,9 +260,14 @@ pub fn has_capability(capabilities: &[String], keyword: &str) -> bool {
     })
 }
 
-/// Deliver `message` to `user`'s INBOX; returns its UID.
+/// Deliver `message` to `user`'s INBOX, creating the user's mail tree first as a delivery
+/// agent would; returns its UID.
 pub async fn deliver(store: &MemoryStore, user: &str, message: &[u8]) -> u32 {
     use tower_mail::store::{Flags, Mailstore};
+    store
+        .ensure_user(user)
+        .await
+        .expect("creating the user's mailboxes");
     store
         .append(
             user,
