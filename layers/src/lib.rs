@@ -34,3 +34,5 @@ pub mod on_connect;
 pub mod policy;
 #[cfg(feature = "time-window")]
 pub mod time_window;
+#[cfg(feature = "rate-limit")]
+pub mod rate_limit;

@@ -1,0 +1,1 @@
+//! Per-key connection limits (being written).
