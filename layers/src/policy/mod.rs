@@ -49,6 +49,7 @@ mod future;
 mod layer;
 mod service;
 mod shadow;
+mod swappable;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -56,6 +57,7 @@ use std::sync::Arc;
 pub use future::PolicyFuture;
 pub use layer::PolicyLayer;
 pub use service::PolicyService;
+pub use swappable::Swappable;
 use tower_mail::{Reject, Session};
 
 /// A per-connection decision. See the [module docs](self).

@@ -52,6 +52,29 @@ impl Schedule {
         })
     }
 
+    /// A schedule that is always open, in UTC: what "no time window" means.
+    ///
+    /// ```
+    /// use tower_mail_layers::time_window::Schedule;
+    /// assert!(Schedule::always_open().is_open_at(jiff::Timestamp::now()).is_ok());
+    /// ```
+    pub fn always_open() -> Schedule {
+        let midnight = Time::midnight();
+        let every_day = [
+            Weekday::Monday,
+            Weekday::Tuesday,
+            Weekday::Wednesday,
+            Weekday::Thursday,
+            Weekday::Friday,
+            Weekday::Saturday,
+            Weekday::Sunday,
+        ];
+        // A window from midnight to midnight crosses midnight: open around the clock.
+        Schedule::new("UTC")
+            .expect("UTC always exists")
+            .open_weekdays(&every_day, midnight, midnight)
+    }
+
     /// Open from `from` to `to` on each of `days`. Call again for more windows on a day.
     pub fn open_weekdays(mut self, days: &[Weekday], from: Time, to: Time) -> Schedule {
         for day in days {

@@ -1,0 +1,79 @@
+use std::sync::{Arc, RwLock};
+
+use tower_mail::Session;
+
+use super::Policy;
+
+/// A policy that can be replaced while the server runs: every clone shares the current one.
+/// New connections are checked against the replacement; open sessions keep the permits they
+/// have.
+///
+/// ```
+/// use std::future::{ready, Ready};
+/// use std::sync::Arc;
+/// use tower_mail::{Reject, Session};
+/// use tower_mail_layers::policy::{Policy, PolicyLayer, Swappable};
+///
+/// #[derive(Clone)]
+/// struct Closed(bool);
+/// impl Policy for Closed {
+///     type Permit = ();
+///     type Future = Ready<Result<(), Reject>>;
+///     fn name(&self) -> &'static str { "closed" }
+///     fn check(&self, _: &Arc<Session>) -> Self::Future {
+///         ready(if self.0 { Err(Reject::new("Closed")) } else { Ok(()) })
+///     }
+/// }
+///
+/// let policy = Swappable::new(Closed(false));
+/// let layer = PolicyLayer::from_policy(policy.clone());
+/// policy.replace(Closed(true)); // e.g. on SIGHUP
+/// # drop(layer);
+/// ```
+#[derive(Debug)]
+pub struct Swappable<P> {
+    current: Arc<RwLock<Arc<P>>>,
+}
+
+impl<P> Clone for Swappable<P> {
+    fn clone(&self) -> Self {
+        Swappable {
+            current: self.current.clone(),
+        }
+    }
+}
+
+impl<P> Swappable<P> {
+    /// Start with `policy`.
+    pub fn new(policy: P) -> Self {
+        Swappable {
+            current: Arc::new(RwLock::new(Arc::new(policy))),
+        }
+    }
+
+    /// Check new connections against `policy` from now on.
+    pub fn replace(&self, policy: P) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
+    }
+
+    /// The policy in force.
+    pub fn current(&self) -> Arc<P> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl<P: Policy> Policy for Swappable<P> {
+    type Permit = P::Permit;
+    type Future = P::Future;
+
+    fn name(&self) -> &'static str {
+        self.current().name()
+    }
+
+    fn check(&self, session: &Arc<Session>) -> Self::Future {
+        self.current().check(session)
+    }
+}
