@@ -8,10 +8,13 @@
 //!
 //! With no file it serves on loopback, keeps mail under `./data/maildir`, creates the user
 //! `demo` with password `demo` if the user file is absent, and logs one line per connection
-//! event. Ctrl-C and SIGTERM shut it down gracefully; SIGHUP reloads the user file.
+//! event. Ctrl-C and SIGTERM shut it down gracefully; SIGHUP reloads the user file and the
+//! `[layers.*]` policies without dropping sessions.
 
 #[path = "server/config.rs"]
 mod config;
+#[path = "server/policies.rs"]
+mod policies;
 #[path = "server/telemetry.rs"]
 mod telemetry;
 
@@ -31,10 +34,12 @@ use tower_mail::pop3::{Pop3Config, Pop3Service};
 use tower_mail::server::{Endpoint, ProxyConfig, Server, ServerConfig, TlsMode};
 use tower_mail::store::Maildir;
 use tower_mail::{CloseReport, Protocol, Reject, Session};
+use tower_mail_layers::ip_block::IpBlockLayer;
 use tower_mail_layers::logging::LoggingLayer;
 use tower_mail_layers::metrics::MetricsLayer;
 use tower_mail_layers::on_close::OnCloseLayer;
 use tower_mail_layers::on_connect::OnConnectLayer;
+use tower_mail_layers::policy::PolicyLayer;
 
 use config::Config;
 
@@ -69,16 +74,16 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    let config = Config::load(parse_args()?.as_deref())?;
+    let config_path = parse_args()?;
+    let config = Config::load(config_path.as_deref())?;
     telemetry::init_logging(config.log.format);
     if !config.metrics.listen.is_empty() {
         telemetry::init_metrics(&config.metrics.listen)?;
         println!("metrics on http://{}/metrics", config.metrics.listen);
     }
-    if !config.layers.is_empty() {
-        tracing::warn!(
-            "[layers.*] policies arrive with the policy layers; ignored in this version"
-        );
+    let policies = policies::Policies::new(&config.layers)?;
+    if !config.layers.rate_limit.redis.is_empty() {
+        return Err("layers.rate_limit.redis: the Redis store is not in this version yet".into());
     }
 
     let acceptor = match &config.tls {
@@ -146,6 +151,19 @@ async fn run() -> Result<(), String> {
                     Ok(())
                 }
             }))
+            .layer(policies::with_mode(
+                IpBlockLayer::new(policies.ip_block.clone()),
+                config.layers.ip_block.mode,
+            ))
+            .layer(policies::with_mode(
+                PolicyLayer::from_policy(policies.time_window.clone()),
+                config
+                    .layers
+                    .time_window
+                    .as_ref()
+                    .map(|t| t.mode)
+                    .unwrap_or_default(),
+            ))
             .layer(LoadShedLayer::new())
             .layer(global_limit)
             .service(pop3)
@@ -174,7 +192,7 @@ async fn run() -> Result<(), String> {
         return Err("no listener configured".into());
     }
 
-    wait_for_signals(&users).await;
+    wait_for_signals(|| reload(config_path.as_deref(), &users, &policies)).await;
     println!("shutting down");
     shutting_down.cancel();
     server
@@ -187,8 +205,28 @@ async fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// Wait for SIGINT or SIGTERM; on SIGHUP reload the user file and keep going.
-async fn wait_for_signals(users: &PasswdFile) {
+/// SIGHUP: re-read the user file and the policy settings. A broken file is reported and the
+/// settings in force are kept.
+fn reload(
+    config_path: Option<&std::path::Path>,
+    users: &PasswdFile,
+    policies: &policies::Policies,
+) {
+    match users.reload() {
+        Ok(()) => tracing::info!("SIGHUP: user file reloaded"),
+        Err(err) => tracing::error!(error = %err, "SIGHUP: reloading the user file failed"),
+    }
+    let Some(path) = config_path else {
+        return;
+    };
+    match Config::load(Some(path)).and_then(|config| policies.reload(&config.layers)) {
+        Ok(()) => tracing::info!("SIGHUP: policies reloaded"),
+        Err(err) => tracing::error!(error = %err, "SIGHUP: policies not reloaded"),
+    }
+}
+
+/// Wait for SIGINT or SIGTERM, calling `on_hangup` for each SIGHUP meanwhile.
+async fn wait_for_signals(on_hangup: impl Fn()) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -201,10 +239,7 @@ async fn wait_for_signals(users: &PasswdFile) {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return,
             _ = term.recv() => return,
-            _ = hup.recv() => match users.reload() {
-                Ok(()) => tracing::info!("SIGHUP: user file reloaded"),
-                Err(err) => tracing::error!(error = %err, "SIGHUP: reloading the user file failed"),
-            },
+            _ = hup.recv() => on_hangup(),
         }
     }
 }

@@ -485,3 +485,26 @@ async fn database_logging_records_refusals_by_a_later_layer() {
     assert_eq!(served[0].status, "disconnected");
     assert_eq!(served[0].close_reason.as_deref(), Some("logout"));
 }
+
+/// examples/custom_layer.rs serves with its hand-written layer and checks itself: a plain
+/// client is refused with the layer's text, a TLS client is greeted.
+#[test]
+fn custom_layer_example_refuses_plaintext_and_serves_tls() {
+    let exe = std::env::current_exe().unwrap();
+    let example = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/custom_layer");
+    let output = std::process::Command::new(&example)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (build the examples first)", example.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("plain: -ERR TLS required: use port 995"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("tls:   +OK"), "{stdout}");
+}

@@ -17,8 +17,7 @@ pub struct Config {
     pub metrics: Metrics,
     pub log: Log,
     pub limits: Limits,
-    /// Connection policies; IpBlock, RateLimit and TimeWindow arrive with the policy layers.
-    pub layers: toml::Table,
+    pub layers: Layers,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -144,6 +143,110 @@ impl Config {
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
             }
+        }
+    }
+}
+
+/// The connection policies; SIGHUP re-reads them (lists, hours, texts; not shadow or delay).
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Layers {
+    pub ip_block: IpBlock,
+    pub rate_limit: RateLimit,
+    /// Absent: always open.
+    pub time_window: Option<TimeWindow>,
+}
+
+/// How any policy layer applies its verdicts: beyond example-server.md, the shadow
+/// mode and delayed refusal.
+#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mode {
+    /// Log and count refusals but let connections in.
+    pub shadow: bool,
+    /// Hold refused clients this long before the refusal (a tarpit); 0 = answer at once.
+    pub delay_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IpBlock {
+    pub deny: Vec<String>,
+    pub allow: Vec<String>,
+    /// Files with one CIDR per line (`#` comments), added to `deny` / `allow`.
+    pub deny_file: Option<PathBuf>,
+    pub allow_file: Option<PathBuf>,
+    pub message: String,
+    #[serde(flatten)]
+    pub mode: Mode,
+}
+
+impl Default for IpBlock {
+    fn default() -> Self {
+        IpBlock {
+            deny: Vec::new(),
+            allow: Vec::new(),
+            deny_file: None,
+            allow_file: None,
+            message: "IP address blocked".into(),
+            mode: Mode::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimit {
+    pub max_concurrent_per_ip: u32,
+    pub max_connections_per_ip: u32,
+    pub window_seconds: u64,
+    pub message: String,
+    pub redis: String,
+    pub fail_open: bool,
+    #[serde(flatten)]
+    pub mode: Mode,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            max_concurrent_per_ip: 10,
+            max_connections_per_ip: 0,
+            window_seconds: 3600,
+            message: "Too many connections from this IP".into(),
+            redis: String::new(),
+            fail_open: true,
+            mode: Mode::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeWindow {
+    pub timezone: String,
+    pub days: Vec<String>,
+    pub from: String,
+    pub to: String,
+    pub message: String,
+    /// Beyond example-server.md: the guide's second text, for days with no hours.
+    pub closed_day_message: Option<String>,
+    #[serde(flatten)]
+    pub mode: Mode,
+}
+
+impl Default for TimeWindow {
+    fn default() -> Self {
+        TimeWindow {
+            timezone: "UTC".into(),
+            days: ["Mon", "Tue", "Wed", "Thu", "Fri"]
+                .map(String::from)
+                .to_vec(),
+            from: "09:00".into(),
+            to: "17:00".into(),
+            message: "Service unavailable outside business hours".into(),
+            closed_day_message: None,
+            mode: Mode::default(),
         }
     }
 }

@@ -32,7 +32,7 @@ pub mod on_close;
 #[cfg(feature = "hooks")]
 pub mod on_connect;
 pub mod policy;
-#[cfg(feature = "time-window")]
-pub mod time_window;
 #[cfg(feature = "rate-limit")]
 pub mod rate_limit;
+#[cfg(feature = "time-window")]
+pub mod time_window;

@@ -312,20 +312,5 @@ pub async fn wait_until_idle(server: &Server) {
 
 /// A TLS client that trusts only `cert_pem` (for `tower_mail::tls::self_signed`).
 pub fn tls_connector(cert_pem: &str) -> tokio_rustls::TlsConnector {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    use tokio_rustls::rustls;
-
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(cert_pem.as_bytes()).expect("certificate PEM"))
-        .expect("trust the test certificate");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocol versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    tower_mail::tls::connector_trusting(cert_pem).expect("trust the test certificate")
 }

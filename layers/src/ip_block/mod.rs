@@ -32,7 +32,7 @@ mod policy;
 mod table;
 
 pub use policy::{IpBlock, IpBlockPermit, IpLists};
-pub use table::{CidrSet, parse_net};
+pub use table::{CidrSet, parse_list_entries, parse_net};
 
 use crate::policy::{PolicyLayer, PolicyService};
 

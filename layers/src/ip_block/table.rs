@@ -106,16 +106,21 @@ impl CidrSet {
     /// assert!(CidrSet::parse_list("10.0.0.0/33").is_err());
     /// ```
     pub fn parse_list(text: &str) -> Result<CidrSet, String> {
-        let mut nets = Vec::new();
-        for (number, line) in text.lines().enumerate() {
-            let entry = line.split('#').next().unwrap_or("").trim();
-            if entry.is_empty() {
-                continue;
-            }
-            nets.push(parse_net(entry).map_err(|e| format!("line {}: {e}", number + 1))?);
-        }
-        Ok(nets.into_iter().collect())
+        Ok(parse_list_entries(text)?.into_iter().collect())
     }
+}
+
+/// The networks of a list file (see [`CidrSet::parse_list`]), to combine with others.
+pub fn parse_list_entries(text: &str) -> Result<Vec<IpNet>, String> {
+    let mut nets = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or("").trim();
+        if entry.is_empty() {
+            continue;
+        }
+        nets.push(parse_net(entry).map_err(|e| format!("line {}: {e}", number + 1))?);
+    }
+    Ok(nets)
 }
 
 /// A network in CIDR notation, or a bare address as a host route.

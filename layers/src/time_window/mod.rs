@@ -10,8 +10,7 @@
 //! - A clock that tests can set ([`Schedule::with_clock`]).
 //!
 //! ```
-//! use jiff::civil::{Time, Weekday};
-//! use tower_mail_layers::time_window::{Schedule, TimeWindowLayer};
+//! use tower_mail_layers::time_window::{Schedule, Time, TimeWindowLayer, Weekday};
 //!
 //! let schedule = Schedule::new("Europe/Amsterdam")
 //!     .unwrap()
@@ -27,6 +26,8 @@
 
 mod schedule;
 
+/// The civil-time types schedules are written in, re-exported so users need not depend on jiff.
+pub use jiff::civil::{Date, Time, Weekday};
 pub use schedule::{Clock, Schedule};
 
 use crate::policy::{PolicyLayer, PolicyService};

@@ -199,7 +199,9 @@ mod tests {
 
     /// The instant of a wall-clock time in `zone`.
     fn at(zone: &str, when: jiff::civil::DateTime) -> Timestamp {
-        when.to_zoned_datetime(TimeZone::get(zone).unwrap()).unwrap().timestamp()
+        when.to_zoned_datetime(TimeZone::get(zone).unwrap())
+            .unwrap()
+            .timestamp()
     }
 
     #[test]
@@ -229,9 +231,18 @@ mod tests {
         );
         let friday = date(2026, 11, 27);
         assert!(s.is_open_at(at("UTC", friday.at(23, 0, 0, 0))).is_ok());
-        assert!(s.is_open_at(at("UTC", friday.tomorrow().unwrap().at(1, 59, 0, 0))).is_ok());
-        assert!(s.is_open_at(at("UTC", friday.tomorrow().unwrap().at(2, 0, 0, 0))).is_err());
-        assert!(s.is_open_at(at("UTC", friday.at(1, 0, 0, 0))).is_err(), "Thursday night is closed");
+        assert!(
+            s.is_open_at(at("UTC", friday.tomorrow().unwrap().at(1, 59, 0, 0)))
+                .is_ok()
+        );
+        assert!(
+            s.is_open_at(at("UTC", friday.tomorrow().unwrap().at(2, 0, 0, 0)))
+                .is_err()
+        );
+        assert!(
+            s.is_open_at(at("UTC", friday.at(1, 0, 0, 0))).is_err(),
+            "Thursday night is closed"
+        );
     }
 
     #[test]
@@ -242,7 +253,10 @@ mod tests {
             .open_weekdays(&WEEKDAYS, time(13, 0, 0, 0), time(17, 0, 0, 0));
         let day = date(2026, 11, 25);
         assert!(s.is_open_at(at("UTC", day.at(11, 0, 0, 0))).is_ok());
-        assert!(s.is_open_at(at("UTC", day.at(12, 30, 0, 0))).is_err(), "lunch");
+        assert!(
+            s.is_open_at(at("UTC", day.at(12, 30, 0, 0))).is_err(),
+            "lunch"
+        );
         assert!(s.is_open_at(at("UTC", day.at(13, 0, 0, 0))).is_ok());
     }
 
@@ -250,16 +264,24 @@ mod tests {
     fn dated_exceptions_override_the_week() {
         let christmas = date(2026, 12, 25); // a Friday
         let open_saturday = date(2026, 12, 19);
-        let s = business_hours("UTC")
-            .closed_on(christmas)
-            .open_on(open_saturday, time(10, 0, 0, 0), time(14, 0, 0, 0));
+        let s = business_hours("UTC").closed_on(christmas).open_on(
+            open_saturday,
+            time(10, 0, 0, 0),
+            time(14, 0, 0, 0),
+        );
         assert_eq!(
             s.is_open_at(at("UTC", christmas.at(10, 0, 0, 0))),
             Err("Service unavailable on weekends"),
             "a closed day gets the closed-day text"
         );
-        assert!(s.is_open_at(at("UTC", open_saturday.at(11, 0, 0, 0))).is_ok());
-        assert!(s.is_open_at(at("UTC", open_saturday.at(15, 0, 0, 0))).is_err());
+        assert!(
+            s.is_open_at(at("UTC", open_saturday.at(11, 0, 0, 0)))
+                .is_ok()
+        );
+        assert!(
+            s.is_open_at(at("UTC", open_saturday.at(15, 0, 0, 0)))
+                .is_err()
+        );
     }
 
     #[test]
@@ -273,7 +295,10 @@ mod tests {
         assert!(s.is_open_at(utc_0730).is_ok());
         let monday_before = date(2026, 3, 23);
         let utc_0730_winter = at("UTC", monday_before.at(7, 30, 0, 0));
-        assert!(s.is_open_at(utc_0730_winter).is_err(), "08:30 local in winter time");
+        assert!(
+            s.is_open_at(utc_0730_winter).is_err(),
+            "08:30 local in winter time"
+        );
         // DST ends on Sunday 2026-10-25: 16:30 local on Monday is 15:30 UTC.
         let after_fall_back = at("UTC", date(2026, 10, 26).at(15, 30, 0, 0));
         assert!(s.is_open_at(after_fall_back).is_ok());
