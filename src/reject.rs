@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The error type of connection stacks, as in tower.
@@ -21,7 +22,8 @@ pub const TIMEOUT_MESSAGE: &str = "Timeout";
 /// A layer's refusal of a connection: what the client is told, and which layer said it.
 ///
 /// The server answers `* BYE <message>` (IMAP) or `-ERR <message>` (POP3) and closes. The message
-/// is cleaned to one line of at most 200 bytes.
+/// is cleaned to one line of at most 200 bytes. Cloning is cheap (the text is shared), so a
+/// policy can build its refusal once and hand out clones.
 ///
 /// ```
 /// use tower_mail::Reject;
@@ -31,7 +33,8 @@ pub const TIMEOUT_MESSAGE: &str = "Timeout";
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reject {
-    message: String,
+    // Shared: a policy builds its refusal once and clones it per refused connection.
+    message: Arc<str>,
     layer: Cow<'static, str>,
     delay: Option<Duration>,
 }
@@ -40,7 +43,7 @@ impl Reject {
     /// A refusal with `message`, cleaned of control characters and cut to 200 bytes.
     pub fn new(message: impl AsRef<str>) -> Reject {
         Reject {
-            message: clean_message(message.as_ref()),
+            message: clean_message(message.as_ref()).into(),
             layer: Cow::Borrowed("custom"),
             delay: None,
         }

@@ -32,6 +32,10 @@ impl Default for IpLists {
 }
 
 impl IpLists {
+    fn refusal(&self) -> Reject {
+        Reject::new(&self.message).with_layer(LAYER_NAME)
+    }
+
     fn permits(&self, ip: IpAddr) -> bool {
         !self.deny.contains(ip) && (self.allow.is_empty() || self.allow.contains(ip))
     }
@@ -39,7 +43,8 @@ impl IpLists {
 
 struct Shared {
     // Read on every connection, written on reload: readers hold the lock only for a lookup.
-    lists: RwLock<Arc<IpLists>>,
+    // The refusal is built once per list change, not per refused connection.
+    lists: RwLock<(Arc<IpLists>, Reject)>,
     bans: Bans,
     live: Option<LiveSessions>,
 }
@@ -70,9 +75,10 @@ impl IpBlock {
     }
 
     fn build(lists: IpLists, live: Option<LiveSessions>) -> IpBlock {
+        let refusal = lists.refusal();
         IpBlock {
             shared: Arc::new(Shared {
-                lists: RwLock::new(Arc::new(lists)),
+                lists: RwLock::new((Arc::new(lists), refusal)),
                 bans: Bans::default(),
                 live,
             }),
@@ -85,6 +91,7 @@ impl IpBlock {
             .lists
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .0
             .clone()
     }
 
@@ -92,8 +99,9 @@ impl IpBlock {
     /// ([`ending_denied_sessions`](IpBlock::ending_denied_sessions)): then those now denied end with
     /// the refusal text. Returns how many sessions were ended.
     pub fn replace(&self, lists: IpLists) -> usize {
+        let refusal = lists.refusal();
         let lists = Arc::new(lists);
-        *self.shared.lists.write().unwrap_or_else(|p| p.into_inner()) = lists.clone();
+        *self.shared.lists.write().unwrap_or_else(|p| p.into_inner()) = (lists.clone(), refusal);
         self.end_live_where(|ip| !lists.permits(ip), &lists.message)
     }
 
@@ -138,10 +146,15 @@ impl Policy for IpBlock {
     }
 
     fn check(&self, session: &Arc<Session>) -> Self::Future {
-        let ip = session.remote_addr().ip();
-        if !self.permits(ip) {
-            let message = self.lists().message.clone();
-            return ready(Err(Reject::new(message).with_layer(LAYER_NAME)));
+        let ip = session.remote_addr().ip().to_canonical();
+        {
+            // Hold the read guard for the lookup rather than cloning the Arc: this runs on
+            // every connection.
+            let current = self.shared.lists.read().unwrap_or_else(|p| p.into_inner());
+            let (lists, refusal) = &*current;
+            if !lists.permits(ip) || self.shared.bans.is_banned(ip) {
+                return ready(Err(refusal.clone()));
+            }
         }
         let guard = self.shared.live.as_ref().map(|live| live.register(session));
         ready(Ok(IpBlockPermit(guard)))

@@ -6,9 +6,14 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-/// Sorted, non-overlapping, non-adjacent inclusive ranges of one address family.
+/// Sorted, non-overlapping, non-adjacent inclusive ranges of one address family. Starts and
+/// ends live in separate arrays so that the binary search walks only the starts: half the
+/// memory, half the cache misses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Ranges<T>(Vec<(T, T)>);
+struct Ranges<T> {
+    starts: Vec<T>,
+    ends: Vec<T>,
+}
 
 impl<T: Copy + Ord + RangeBound> Ranges<T> {
     fn from_unsorted(mut ranges: Vec<(T, T)>) -> Ranges<T> {
@@ -23,14 +28,20 @@ impl<T: Copy + Ord + RangeBound> Ranges<T> {
                 _ => merged.push((start, end)),
             }
         }
-        merged.shrink_to_fit();
-        Ranges(merged)
+        Ranges {
+            starts: merged.iter().map(|&(start, _)| start).collect(),
+            ends: merged.iter().map(|&(_, end)| end).collect(),
+        }
     }
 
     fn contains(&self, addr: T) -> bool {
         // The last range starting at or before `addr` is the only one that can hold it.
-        let after = self.0.partition_point(|&(start, _)| start <= addr);
-        after > 0 && self.0[after - 1].1 >= addr
+        let after = self.starts.partition_point(|&start| start <= addr);
+        after > 0 && self.ends[after - 1] >= addr
+    }
+
+    fn len(&self) -> usize {
+        self.starts.len()
     }
 }
 
@@ -69,7 +80,39 @@ impl RangeBound for u128 {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CidrSet {
     v4: Ranges<u32>,
+    v4_index: Option<PrefixIndex>,
     v6: Ranges<u128>,
+}
+
+/// Below this many IPv4 ranges a plain binary search stays in cache; above it, the index pays
+/// for its 256 KiB.
+const INDEX_THRESHOLD: usize = 4096;
+
+/// For each /16, where its ranges begin in `starts`: a lookup searches only its own bucket,
+/// one or two cache lines instead of seventeen probes across the whole array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PrefixIndex(Vec<u32>);
+
+impl PrefixIndex {
+    fn build(starts: &[u32]) -> PrefixIndex {
+        PrefixIndex(
+            (0..=1u32 << 16)
+                .map(|bucket| {
+                    let first = u64::from(bucket) << 16;
+                    starts.partition_point(|&s| u64::from(s) < first) as u32
+                })
+                .collect(),
+        )
+    }
+
+    fn contains(&self, ranges: &Ranges<u32>, addr: u32) -> bool {
+        let bucket = (addr >> 16) as usize;
+        let (lo, hi) = (self.0[bucket] as usize, self.0[bucket + 1] as usize);
+        // Ranges starting in earlier buckets end up at `lo - 1`, the candidate when none in
+        // this bucket starts at or before `addr`.
+        let after = lo + ranges.starts[lo..hi].partition_point(|&start| start <= addr);
+        after > 0 && ranges.ends[after - 1] >= addr
+    }
 }
 
 impl CidrSet {
@@ -81,19 +124,22 @@ impl CidrSet {
     /// Whether `addr` is in one of the networks.
     pub fn contains(&self, addr: IpAddr) -> bool {
         match addr.to_canonical() {
-            IpAddr::V4(v4) => self.v4.contains(u32::from(v4)),
+            IpAddr::V4(v4) => match &self.v4_index {
+                Some(index) => index.contains(&self.v4, u32::from(v4)),
+                None => self.v4.contains(u32::from(v4)),
+            },
             IpAddr::V6(v6) => self.v6.contains(u128::from(v6)),
         }
     }
 
     /// Whether the set has no networks.
     pub fn is_empty(&self) -> bool {
-        self.v4.0.is_empty() && self.v6.0.is_empty()
+        self.v4.len() == 0 && self.v6.len() == 0
     }
 
     /// How many disjoint ranges the networks merged into.
     pub fn ranges(&self) -> usize {
-        self.v4.0.len() + self.v6.0.len()
+        self.v4.len() + self.v6.len()
     }
 
     /// Parse a list file: one CIDR (or bare address) per line; `#` starts a comment; blank
@@ -149,8 +195,11 @@ impl FromIterator<IpNet> for CidrSet {
                 }
             }
         }
+        let v4 = Ranges::from_unsorted(v4);
+        let v4_index = (v4.len() > INDEX_THRESHOLD).then(|| PrefixIndex::build(&v4.starts));
         CidrSet {
-            v4: Ranges::from_unsorted(v4),
+            v4,
+            v4_index,
             v6: Ranges::from_unsorted(v6),
         }
     }
@@ -220,6 +269,39 @@ mod tests {
         }
         for net in nets.iter().step_by(997) {
             assert!(s.contains(net.addr()));
+        }
+        assert!(s.v4_index.is_some(), "a set this large is indexed");
+    }
+
+    #[test]
+    fn the_prefix_index_finds_ranges_that_start_in_earlier_buckets() {
+        // Many small entries to trigger the index, plus /8s spanning 256 buckets each.
+        let mut entries: Vec<String> = (0..5000u32)
+            .map(|i| std::net::Ipv4Addr::from(0xC000_0000 + i * 256).to_string())
+            .collect();
+        entries.push("10.0.0.0/8".into());
+        entries.push("100.64.0.0/10".into());
+        let s = set(&entries.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(s.v4_index.is_some());
+        for probe in [
+            "10.0.0.0",
+            "10.200.3.4",
+            "10.255.255.255",
+            "100.127.0.1",
+            "192.0.0.0",
+            "192.0.19.0",
+        ] {
+            assert!(s.contains(probe.parse().unwrap()), "{probe}");
+        }
+        for probe in [
+            "9.255.255.255",
+            "11.0.0.0",
+            "100.128.0.0",
+            "192.0.0.1",
+            "192.0.19.135",
+            "255.255.255.255",
+        ] {
+            assert!(!s.contains(probe.parse().unwrap()), "{probe}");
         }
     }
 }

@@ -118,7 +118,11 @@ impl RateLimitKey {
         match self {
             RateLimitKey::Ip => Some(Key::Ip(ip)),
             RateLimitKey::Prefix { v4, v6 } => {
-                let len = if ip.is_ipv4() { (*v4).min(32) } else { (*v6).min(128) };
+                let len = if ip.is_ipv4() {
+                    (*v4).min(32)
+                } else {
+                    (*v6).min(128)
+                };
                 // Cannot fail: the length is clamped to the address size above.
                 IpNet::new(ip, len).ok().map(Key::from)
             }
@@ -159,7 +163,11 @@ mod tests {
 
     #[test]
     fn key_is_small() {
-        assert!(std::mem::size_of::<Key>() <= 24, "{}", std::mem::size_of::<Key>());
+        assert!(
+            std::mem::size_of::<Key>() <= 24,
+            "{}",
+            std::mem::size_of::<Key>()
+        );
     }
 
     #[test]
@@ -186,7 +194,10 @@ mod tests {
         let b = net.key_for(&session("2001:db8:0:1::1"));
         assert_eq!(b, net.key_for(&session("2001:db8:0:1:ffff::2")));
         assert_ne!(b, net.key_for(&session("2001:db8:0:2::1")));
-        assert_eq!(key(&net, "2001:db8:0:1::1").as_deref(), Some("2001:db8:0:1::/64"));
+        assert_eq!(
+            key(&net, "2001:db8:0:1::1").as_deref(),
+            Some("2001:db8:0:1::/64")
+        );
     }
 
     #[test]
@@ -199,7 +210,8 @@ mod tests {
     #[test]
     fn custom_keys_and_unlimited_sessions() {
         let by_port = RateLimitKey::custom(|s| {
-            (s.remote_addr().ip().is_ipv4()).then(|| Key::from(format!("k{}", s.local_addr().port())))
+            (s.remote_addr().ip().is_ipv4())
+                .then(|| Key::from(format!("k{}", s.local_addr().port())))
         });
         assert_eq!(key(&by_port, "10.0.0.1").as_deref(), Some("k143"));
         assert_eq!(key(&by_port, "2001:db8::1"), None);

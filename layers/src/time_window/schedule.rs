@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 use std::future::{Ready, ready};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use jiff::Timestamp;
 use jiff::civil::{Date, Time, Weekday};
@@ -27,15 +28,56 @@ impl Window {
     }
 }
 
-/// Open hours in a time zone, as a [`Policy`]. See the [module docs](super).
+/// The verdict for one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Open = 0,
+    Closed = 1,
+    ClosedDay = 2,
+}
+
 #[derive(Clone)]
-pub struct Schedule {
+struct Rules {
     zone: TimeZone,
     weekly: [Vec<Window>; 7],
     exceptions: HashMap<Date, Vec<Window>>,
-    message: String,
-    closed_day_message: Option<String>,
+    closed: Reject,
+    closed_day: Option<Reject>,
+}
+
+/// The last verdict and the wall-clock second it holds for, packed as
+/// `(second + 1) << 2 | verdict` (0 = empty). The verdict depends only on the second, so every
+/// connection within it shares one time-zone conversion: a hit costs a clock read and one
+/// atomic load.
+#[derive(Debug, Default)]
+struct VerdictCache(AtomicU64);
+
+impl VerdictCache {
+    fn get(&self, second: i64) -> Option<Verdict> {
+        let packed = self.0.load(Ordering::Relaxed);
+        let key = u64::try_from(second).ok()?.checked_add(1)?;
+        (packed >> 2 == key).then(|| match packed & 3 {
+            0 => Verdict::Open,
+            1 => Verdict::Closed,
+            _ => Verdict::ClosedDay,
+        })
+    }
+
+    fn put(&self, second: i64, verdict: Verdict) {
+        if let Some(key) = u64::try_from(second).ok().and_then(|s| s.checked_add(1)) {
+            self.0.store(key << 2 | verdict as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Open hours in a time zone, as a [`Policy`]. See the [module docs](super).
+///
+/// Window edges are honoured to the second.
+#[derive(Clone)]
+pub struct Schedule {
+    rules: Arc<Rules>,
     clock: Clock,
+    cache: Arc<VerdictCache>,
 }
 
 impl Schedule {
@@ -43,13 +85,23 @@ impl Schedule {
     /// windows are added.
     pub fn new(zone: &str) -> Result<Schedule, jiff::Error> {
         Ok(Schedule {
-            zone: TimeZone::get(zone)?,
-            weekly: Default::default(),
-            exceptions: HashMap::new(),
-            message: "Service unavailable outside business hours".to_owned(),
-            closed_day_message: None,
+            rules: Arc::new(Rules {
+                zone: TimeZone::get(zone)?,
+                weekly: Default::default(),
+                exceptions: HashMap::new(),
+                closed: Reject::new("Service unavailable outside business hours")
+                    .with_layer(LAYER_NAME),
+                closed_day: None,
+            }),
             clock: Arc::new(Timestamp::now),
+            cache: Arc::default(),
         })
+    }
+
+    /// The rules, to change while building; a change invalidates cached verdicts.
+    fn rules_mut(&mut self) -> &mut Rules {
+        self.cache = Arc::default();
+        Arc::make_mut(&mut self.rules)
     }
 
     /// A schedule that is always open, in UTC: what "no time window" means.
@@ -77,22 +129,24 @@ impl Schedule {
 
     /// Open from `from` to `to` on each of `days`. Call again for more windows on a day.
     pub fn open_weekdays(mut self, days: &[Weekday], from: Time, to: Time) -> Schedule {
+        let rules = self.rules_mut();
         for day in days {
-            self.weekly[day.to_monday_zero_offset() as usize].push(Window { from, to });
+            rules.weekly[day.to_monday_zero_offset() as usize].push(Window { from, to });
         }
         self
     }
 
     /// Closed all day on `date` (a holiday), whatever the weekly hours say.
     pub fn closed_on(mut self, date: Date) -> Schedule {
-        self.exceptions.insert(date, Vec::new());
+        self.rules_mut().exceptions.insert(date, Vec::new());
         self
     }
 
     /// Open on `date` from `from` to `to` instead of the weekly hours. Call again for more
     /// windows that day.
     pub fn open_on(mut self, date: Date, from: Time, to: Time) -> Schedule {
-        self.exceptions
+        self.rules_mut()
+            .exceptions
             .entry(date)
             .or_default()
             .push(Window { from, to });
@@ -101,32 +155,46 @@ impl Schedule {
 
     /// What a client refused outside the windows is told.
     pub fn message(mut self, message: impl Into<String>) -> Schedule {
-        self.message = message.into();
+        self.rules_mut().closed = Reject::new(message.into()).with_layer(LAYER_NAME);
         self
     }
 
     /// What a client is told on a day with no open hours at all (weekends, holidays); without
     /// it, the general message.
     pub fn closed_day_message(mut self, message: impl Into<String>) -> Schedule {
-        self.closed_day_message = Some(message.into());
+        self.rules_mut().closed_day = Some(Reject::new(message.into()).with_layer(LAYER_NAME));
         self
     }
 
     /// Read the time from `clock` instead of the system clock.
     pub fn with_clock(mut self, clock: Clock) -> Schedule {
         self.clock = clock;
+        self.cache = Arc::default();
         self
     }
 
     fn windows(&self, date: Date) -> &[Window] {
-        self.exceptions
+        self.rules
+            .exceptions
             .get(&date)
-            .unwrap_or(&self.weekly[date.weekday().to_monday_zero_offset() as usize])
+            .unwrap_or(&self.rules.weekly[date.weekday().to_monday_zero_offset() as usize])
     }
 
     /// Whether the service is open at `at`; `Err` carries the text to refuse with.
     pub fn is_open_at(&self, at: Timestamp) -> Result<(), &str> {
-        let local = at.to_zoned_datetime(self.zone.clone());
+        self.refusal(self.decide(at)).map_err(Reject::message)
+    }
+
+    fn refusal(&self, verdict: Verdict) -> Result<(), &Reject> {
+        match (verdict, &self.rules.closed_day) {
+            (Verdict::Open, _) => Ok(()),
+            (Verdict::ClosedDay, Some(reject)) => Err(reject),
+            _ => Err(&self.rules.closed),
+        }
+    }
+
+    fn decide(&self, at: Timestamp) -> Verdict {
+        let local = at.to_zoned_datetime(self.rules.zone.clone());
         let (date, time) = (local.date(), local.time());
         let today = self.windows(date);
         let open_today = today.iter().any(|w| {
@@ -142,12 +210,24 @@ impl Schedule {
                 .any(|w| w.crosses_midnight() && time < w.to)
         });
         if open_today || open_from_yesterday {
-            return Ok(());
+            Verdict::Open
+        } else if today.is_empty() {
+            Verdict::ClosedDay
+        } else {
+            Verdict::Closed
         }
-        match &self.closed_day_message {
-            Some(message) if today.is_empty() => Err(message),
-            _ => Err(&self.message),
+    }
+
+    /// The verdict now, from the cache when this second was already decided.
+    fn decide_now(&self) -> Verdict {
+        let now = (self.clock)();
+        let second = now.as_second();
+        if let Some(verdict) = self.cache.get(second) {
+            return verdict;
         }
+        let verdict = self.decide(now);
+        self.cache.put(second, verdict);
+        verdict
     }
 }
 
@@ -160,19 +240,16 @@ impl Policy for Schedule {
     }
 
     fn check(&self, _session: &Arc<Session>) -> Self::Future {
-        ready(
-            self.is_open_at((self.clock)())
-                .map_err(|message| Reject::new(message).with_layer(LAYER_NAME)),
-        )
+        ready(self.refusal(self.decide_now()).map_err(Reject::clone))
     }
 }
 
 impl std::fmt::Debug for Schedule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Schedule")
-            .field("zone", &self.zone.iana_name())
-            .field("weekly", &self.weekly)
-            .field("exceptions", &self.exceptions)
+            .field("zone", &self.rules.zone.iana_name())
+            .field("weekly", &self.rules.weekly)
+            .field("exceptions", &self.rules.exceptions)
             .finish_non_exhaustive()
     }
 }
@@ -304,6 +381,34 @@ mod tests {
         assert!(s.is_open_at(after_fall_back).is_ok());
         let after_fall_back_late = at("UTC", date(2026, 10, 26).at(16, 30, 0, 0));
         assert!(s.is_open_at(after_fall_back_late).is_err(), "17:30 local");
+    }
+
+    #[test]
+    fn cached_verdicts_follow_the_clock_across_an_edge() {
+        let now = Arc::new(std::sync::Mutex::new(at(
+            "UTC",
+            date(2026, 11, 25).at(16, 59, 59, 0),
+        )));
+        let clock = {
+            let now = now.clone();
+            Arc::new(move || *now.lock().unwrap())
+        };
+        let s = business_hours("UTC").with_clock(clock);
+        let session = Arc::new(Session::new(
+            tower_mail::Protocol::Pop3,
+            "192.0.2.1:1".parse().unwrap(),
+            "127.0.0.1:110".parse().unwrap(),
+        ));
+        assert!(s.check(&session).into_inner().is_ok());
+        assert!(
+            s.check(&session).into_inner().is_ok(),
+            "cached within the second"
+        );
+        *now.lock().unwrap() = at("UTC", date(2026, 11, 25).at(17, 0, 0, 0));
+        assert!(
+            s.check(&session).into_inner().is_err(),
+            "the next second is decided anew"
+        );
     }
 
     #[test]

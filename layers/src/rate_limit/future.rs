@@ -1,0 +1,127 @@
+//! The check's future: the store's answer, with a deadline and `fail_open`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use pin_project::pin_project;
+use tokio::time::Sleep;
+use tower_mail::{GENERIC_MESSAGE, Reject};
+
+use super::policy::Settings;
+use super::{Admission, Key, LAYER_NAME, LocalStore, RateLimitPermit, RateLimitStore, StoreError};
+
+/// The future of [`RateLimit`](super::RateLimit)'s check: resolves to the connection's
+/// [`RateLimitPermit`] or its refusal.
+#[pin_project]
+pub struct RateLimitFuture<S: RateLimitStore = LocalStore> {
+    #[pin]
+    state: State<S>,
+}
+
+#[pin_project(project = StateProj)]
+enum State<S: RateLimitStore> {
+    /// Decided without the store (an unlimited session).
+    Done(Option<Result<RateLimitPermit<S>, Reject>>),
+    Asking {
+        #[pin]
+        acquire: S::Future,
+        // Made only if the store does not answer on the first poll: the local store always
+        // does, and then no timer is ever registered.
+        timer: Option<Pin<Box<Sleep>>>,
+        ask: Option<Ask<S>>,
+    },
+}
+
+/// What turning the store's answer into a verdict needs.
+struct Ask<S> {
+    store: Arc<S>,
+    key: Key,
+    settings: Arc<Settings>,
+}
+
+impl<S: RateLimitStore> RateLimitFuture<S> {
+    pub(super) fn unlimited() -> Self {
+        RateLimitFuture {
+            state: State::Done(Some(Ok(RateLimitPermit::empty()))),
+        }
+    }
+
+    pub(super) fn asking(
+        acquire: S::Future,
+        store: Arc<S>,
+        key: Key,
+        settings: Arc<Settings>,
+    ) -> Self {
+        RateLimitFuture {
+            state: State::Asking {
+                acquire,
+                timer: None,
+                ask: Some(Ask {
+                    store,
+                    key,
+                    settings,
+                }),
+            },
+        }
+    }
+}
+
+impl<S: RateLimitStore> Future for RateLimitFuture<S> {
+    type Output = Result<RateLimitPermit<S>, Reject>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Done(verdict) => {
+                Poll::Ready(verdict.take().expect("polled after completion"))
+            }
+            StateProj::Asking {
+                acquire,
+                timer,
+                ask,
+            } => {
+                let answer = match acquire.poll(cx) {
+                    Poll::Ready(answer) => answer,
+                    Poll::Pending => {
+                        let timeout = ask
+                            .as_ref()
+                            .expect("polled after completion")
+                            .settings
+                            .store_timeout;
+                        let timer =
+                            timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                        ready!(timer.as_mut().poll(cx));
+                        Err(StoreError::timeout())
+                    }
+                };
+                let ask = ask.take().expect("polled after completion");
+                Poll::Ready(ask.verdict(answer))
+            }
+        }
+    }
+}
+
+impl<S: RateLimitStore> Ask<S> {
+    fn verdict(self, answer: Result<Admission, StoreError>) -> Result<RateLimitPermit<S>, Reject> {
+        match answer {
+            Ok(Admission::Admitted(None)) => Ok(RateLimitPermit::empty()),
+            Ok(Admission::Admitted(Some(slot))) => {
+                Ok(RateLimitPermit::holding(self.store, self.key, slot))
+            }
+            Ok(Admission::Refused(reason)) => {
+                tracing::debug!(layer = LAYER_NAME, key = %self.key, ?reason, "rate limit refused a connection");
+                Err(Reject::new(&self.settings.message).with_layer(LAYER_NAME))
+            }
+            Err(err) if self.settings.fail_open => {
+                tracing::warn!(layer = LAYER_NAME, key = %self.key, error = %err, "rate limit store failed; letting the connection in");
+                Ok(RateLimitPermit::empty())
+            }
+            Err(err) => {
+                tracing::warn!(layer = LAYER_NAME, key = %self.key, error = %err, "rate limit store failed; refusing the connection");
+                // Not the limit's text: the client did nothing wrong.
+                Err(Reject::new(GENERIC_MESSAGE).with_layer(LAYER_NAME))
+            }
+        }
+    }
+}

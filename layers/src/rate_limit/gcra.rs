@@ -1,0 +1,193 @@
+//! The new-connection rate as a GCRA (generic cell rate algorithm): one timestamp per key.
+
+use std::time::Duration;
+
+/// At most `max` new connections at once, refilling at `max` per `window`.
+///
+/// Checked with GCRA: a key keeps one number, its theoretical arrival time (TAT), the time at
+/// which it would be back to a full budget if nothing else came. With emission interval
+/// `T = window / max` and burst tolerance `τ = (max - 1) · T`, a connection at `now` is admitted
+/// when `max(TAT, now) - now ≤ τ`, and then moves the TAT to `max(TAT, now) + T`.
+///
+/// What that gives: a key quiet for a whole window may open `max` connections at once; after
+/// that, one more each `T`. Over a long run, `max` per `window`. It is a token bucket of `max`
+/// tokens refilled at `max` per `window`, so any span of length `window` admits fewer than
+/// `2 · max`, not `max`: a strict count over a sliding window would need `max` timestamps per
+/// key instead of one. Refused connections spend nothing.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_mail_layers::rate_limit::Rate;
+///
+/// let rate = Rate::new(3, Duration::from_secs(30));
+/// assert_eq!(rate.interval(), Duration::from_secs(10));
+/// // A fresh key (TAT 0) at t = 100 s: admitted, its TAT moves one interval ahead.
+/// let s = 1_000_000_000;
+/// assert_eq!(rate.admit(0, 100 * s), Ok(110 * s));
+/// // Two more fit in the burst, the fourth waits one interval.
+/// assert_eq!(rate.admit(110 * s, 100 * s), Ok(120 * s));
+/// assert_eq!(rate.admit(120 * s, 100 * s), Ok(130 * s));
+/// assert_eq!(rate.admit(130 * s, 100 * s), Err(10 * s));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    max: u32,
+    window: Duration,
+}
+
+impl Rate {
+    /// `max` new connections per `window`. `max` 0 refuses every connection; a zero `window`
+    /// admits every connection.
+    pub fn new(max: u32, window: Duration) -> Rate {
+        Rate { max, window }
+    }
+
+    /// Connections per window.
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+
+    /// The window.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// The emission interval `T = window / max`: the sustained gap between connections.
+    pub fn interval(&self) -> Duration {
+        Duration::from_nanos(self.interval_nanos())
+    }
+
+    /// `T` in nanoseconds (0 when `max` is 0). Rounded down, so the long-run rate errs by less
+    /// than one connection per `window / max` nanoseconds' worth, and the burst is exactly `max`.
+    pub fn interval_nanos(&self) -> u64 {
+        if self.max == 0 {
+            return 0;
+        }
+        let window = u64::try_from(self.window.as_nanos()).unwrap_or(u64::MAX);
+        window / u64::from(self.max)
+    }
+
+    /// The burst tolerance `τ = (max - 1) · T` in nanoseconds.
+    pub fn tolerance_nanos(&self) -> u64 {
+        self.interval_nanos()
+            .saturating_mul(u64::from(self.max.saturating_sub(1)))
+    }
+
+    /// One GCRA step for a key whose TAT is `tat`, at `now` (both in nanoseconds on the same
+    /// clock): the new TAT if the connection is admitted, or how many nanoseconds until it
+    /// would be (`u64::MAX` when `max` is 0). A TAT at or before `now` means no history: a
+    /// key can start at 0.
+    pub fn admit(&self, tat: u64, now: u64) -> Result<u64, u64> {
+        if self.max == 0 {
+            return Err(u64::MAX);
+        }
+        let base = tat.max(now);
+        let ahead = base - now;
+        let tolerance = self.tolerance_nanos();
+        if ahead > tolerance {
+            Err(ahead - tolerance)
+        } else {
+            Ok(base.saturating_add(self.interval_nanos()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    /// Feed connections at the given times (seconds) through one key; which were admitted.
+    fn run(rate: Rate, times: &[f64]) -> Vec<bool> {
+        let mut tat = 0;
+        times
+            .iter()
+            .map(|&t| {
+                let now = (t * S as f64) as u64;
+                rate.admit(tat, now).map(|new| tat = new).is_ok()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn burst_of_max_then_refused() {
+        let rate = Rate::new(3, Duration::from_secs(10));
+        assert_eq!(
+            run(rate, &[100.0, 100.0, 100.0, 100.0, 100.5]),
+            [true, true, true, false, false]
+        );
+    }
+
+    #[test]
+    fn refills_smoothly_one_interval_at_a_time() {
+        // T = 10/3 s: after a burst at t = 100, one more slot opens at 103.33, the next at
+        // 106.67, and the whole burst is back at 110.
+        let rate = Rate::new(3, Duration::from_secs(10));
+        assert_eq!(
+            run(
+                rate,
+                &[100.0, 100.0, 100.0, 103.0, 103.34, 103.4, 106.7, 106.8]
+            ),
+            [true, true, true, false, true, false, true, false]
+        );
+        let rate = Rate::new(3, Duration::from_secs(10));
+        assert_eq!(
+            run(rate, &[100.0, 100.0, 100.0, 110.0, 110.0, 110.0, 110.0]),
+            [true, true, true, true, true, true, false]
+        );
+    }
+
+    #[test]
+    fn retry_after_is_exact() {
+        let rate = Rate::new(3, Duration::from_secs(30));
+        let mut tat = 0;
+        for _ in 0..3 {
+            tat = rate.admit(tat, 100 * S).unwrap();
+        }
+        let wait = rate.admit(tat, 100 * S).unwrap_err();
+        assert_eq!(wait, 10 * S);
+        assert!(rate.admit(tat, 100 * S + wait - 1).is_err());
+        assert!(rate.admit(tat, 100 * S + wait).is_ok());
+    }
+
+    #[test]
+    fn refused_connections_spend_nothing() {
+        let rate = Rate::new(1, Duration::from_secs(10));
+        let tat = rate.admit(0, 100 * S).unwrap();
+        for t in 101..110 {
+            assert!(rate.admit(tat, t * S).is_err());
+        }
+        assert!(rate.admit(tat, 110 * S).is_ok());
+    }
+
+    #[test]
+    fn a_long_run_sustains_max_per_window() {
+        // Clients knocking every 100 ms for 100 s at 5 per 10 s: a burst of 5, then one per 2 s.
+        let rate = Rate::new(5, Duration::from_secs(10));
+        let times: Vec<f64> = (0..1000).map(|i| 1000.0 + i as f64 / 10.0).collect();
+        let admitted = run(rate, &times).iter().filter(|a| **a).count();
+        assert_eq!(admitted, 5 + 49);
+    }
+
+    #[test]
+    fn burst_is_exact_despite_rounding() {
+        // 7 does not divide 1 s in nanoseconds; the burst is still exactly 7.
+        let rate = Rate::new(7, Duration::from_secs(1));
+        let results = run(rate, &[5.0; 8]);
+        assert_eq!(results.iter().filter(|a| **a).count(), 7);
+    }
+
+    #[test]
+    fn edge_rates() {
+        assert_eq!(
+            Rate::new(0, Duration::from_secs(1)).admit(0, S),
+            Err(u64::MAX)
+        );
+        let free = Rate::new(3, Duration::ZERO);
+        assert!(run(free, &[1.0; 100]).iter().all(|a| *a));
+        let huge = Rate::new(1, Duration::MAX);
+        assert_eq!(huge.admit(0, S), Ok(u64::MAX));
+        assert!(huge.admit(u64::MAX, S).is_err());
+    }
+}

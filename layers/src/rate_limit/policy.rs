@@ -1,0 +1,189 @@
+//! [`RateLimit`]: the limits as a [`Policy`].
+
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use tower_mail::Session;
+
+use super::{
+    LAYER_NAME, Limits, LocalStore, RateLimitConfig, RateLimitFuture, RateLimitKey,
+    RateLimitPermit, RateLimitStore,
+};
+use crate::policy::Policy;
+
+/// The time since a fixed origin, never going back: what rate decisions are made on.
+pub type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
+
+/// What [`RateLimit::reconfigure`] may change while connections are open.
+#[derive(Debug)]
+pub(super) struct Settings {
+    pub(super) key: RateLimitKey,
+    pub(super) limits: Limits,
+    pub(super) message: String,
+    pub(super) fail_open: bool,
+    pub(super) store_timeout: std::time::Duration,
+}
+
+impl Settings {
+    fn from_config(config: RateLimitConfig) -> Settings {
+        Settings {
+            limits: config.limits(),
+            key: config.key,
+            message: config.message,
+            fail_open: config.fail_open,
+            store_timeout: config.store_timeout,
+        }
+    }
+}
+
+/// Per-key limits on open connections and on new connections over time, as a [`Policy`].
+/// Clones share the store and the settings, so a clone kept aside can
+/// [`reconfigure`](RateLimit::reconfigure) the layer at run time. See the
+/// [module docs](super).
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_mail_layers::rate_limit::{RateLimit, RateLimitConfig, RateLimitLayer};
+///
+/// let limit = RateLimit::new(RateLimitConfig {
+///     max_concurrent: Some(10),
+///     max_per_window: Some(30),
+///     window: Duration::from_secs(60),
+///     ..RateLimitConfig::default()
+/// });
+/// let layer = RateLimitLayer::from_policy(limit.clone());
+/// // Later, on SIGHUP: new limits for new connections, open ones keep their slots.
+/// limit.reconfigure(RateLimitConfig { max_concurrent: Some(5), ..RateLimitConfig::default() });
+/// assert_eq!(limit.limits().max_concurrent, Some(5));
+/// # drop(layer);
+/// ```
+pub struct RateLimit<S: RateLimitStore = LocalStore> {
+    store: Arc<S>,
+    // Read once per connection, replaced on reload: the lock is held only to clone the Arc.
+    settings: Arc<RwLock<Arc<Settings>>>,
+    clock: Clock,
+}
+
+impl RateLimit<LocalStore> {
+    /// Enforce `config` with a [`LocalStore`] of `config.max_keys` keys.
+    pub fn new(config: RateLimitConfig) -> Self {
+        let store = LocalStore::new(config.max_keys, config.when_full);
+        RateLimit::with_store(config, store)
+    }
+
+    /// Drop the local store's entries that no longer hold state (see
+    /// [`LocalStore::sweep`]); returns how many.
+    pub fn sweep(&self) -> usize {
+        self.store.sweep(self.now())
+    }
+}
+
+impl<S: RateLimitStore> RateLimit<S> {
+    /// Enforce `config` with `store`; `max_keys` and `when_full` are the store's own business
+    /// and are not used.
+    pub fn with_store(config: RateLimitConfig, store: S) -> Self {
+        let origin = Instant::now();
+        RateLimit {
+            store: Arc::new(store),
+            settings: Arc::new(RwLock::new(Arc::new(Settings::from_config(config)))),
+            clock: Arc::new(move || origin.elapsed()),
+        }
+    }
+
+    /// Read the time from `clock` instead of a monotonic clock started now (for tests). It
+    /// must not go back, and stays with this value and the clones made from it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::time::Duration;
+    /// use tower_mail_layers::rate_limit::{RateLimit, RateLimitConfig};
+    ///
+    /// let seconds = Arc::new(AtomicU64::new(0));
+    /// let clock = seconds.clone();
+    /// let limit = RateLimit::new(RateLimitConfig::default())
+    ///     .with_clock(Arc::new(move || Duration::from_secs(clock.load(Ordering::Relaxed))));
+    /// seconds.store(60, Ordering::Relaxed);
+    /// assert_eq!(limit.now(), Duration::from_secs(60));
+    /// ```
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The time on this limit's clock.
+    pub fn now(&self) -> Duration {
+        (self.clock)()
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.settings().limits
+    }
+
+    /// Apply a new configuration to connections from now on, keeping every key's state: open
+    /// connections keep their slots and release them normally, and rate history carries over.
+    /// `max_keys` and `when_full` size the store and keep their first values.
+    pub fn reconfigure(&self, config: RateLimitConfig) {
+        let settings = Arc::new(Settings::from_config(config));
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = settings;
+    }
+
+    fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl<S: RateLimitStore> Clone for RateLimit<S> {
+    fn clone(&self) -> Self {
+        RateLimit {
+            store: self.store.clone(),
+            settings: self.settings.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+impl<S: RateLimitStore> Policy for RateLimit<S> {
+    type Permit = RateLimitPermit<S>;
+    type Future = RateLimitFuture<S>;
+
+    fn name(&self) -> &'static str {
+        LAYER_NAME
+    }
+
+    fn check(&self, session: &Arc<Session>) -> Self::Future {
+        let settings = self.settings();
+        if settings.limits.is_unlimited() {
+            return RateLimitFuture::unlimited();
+        }
+        let Some(key) = settings.key.key_for(session) else {
+            return RateLimitFuture::unlimited();
+        };
+        let acquire = self.store.acquire(&key, self.now(), &settings.limits);
+        RateLimitFuture::asking(acquire, self.store.clone(), key, settings)
+    }
+}
+
+impl<S: RateLimitStore + std::fmt::Debug> std::fmt::Debug for RateLimit<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings = self.settings();
+        f.debug_struct("RateLimit")
+            .field("key", &settings.key)
+            .field("limits", &settings.limits)
+            .field("fail_open", &settings.fail_open)
+            .field("store", &self.store)
+            .finish()
+    }
+}

@@ -1,0 +1,156 @@
+//! Where per-key state lives: the [`RateLimitStore`] trait and what it answers.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use tower_mail::BoxError;
+
+use super::{Key, Limits};
+
+/// Per-key counters behind a [`RateLimit`](super::RateLimit): in this process
+/// ([`LocalStore`](super::LocalStore)), or shared by several servers (a Redis store).
+///
+/// # Contract
+///
+/// - [`acquire`](RateLimitStore::acquire) applies both [`Limits`] to `key` atomically: it checks
+///   the open-connection count and the [`Rate`](super::Rate), and only if both pass does it
+///   count the connection and advance the rate state. A refusal changes nothing.
+/// - When `limits.max_concurrent` is set and the connection is admitted, the answer carries a
+///   [`Slot`]; the layer gives it back with [`release`](RateLimitStore::release) exactly once,
+///   when the connection ends on any path. No slot, no release.
+/// - A slot names what it counted, not just the key: if the store dropped the key's state in
+///   between (eviction, [`LocalStore::forget`](super::LocalStore::forget), a TTL), releasing the
+///   old slot must not touch the new state. Stores tag state with a generation or a unique
+///   member id and check it on release.
+/// - `release` runs inside a `Drop`: it must not block or panic. A networked store hands it to
+///   a background task.
+/// - If the acquire future is dropped before it resolves (the layer's deadline passed), a
+///   store that may already have counted the connection must give the slot back itself.
+/// - `now` is this process's monotonic clock (the [`RateLimit`](super::RateLimit)'s). A store
+///   shared between machines should use one clock for all of them (Redis `TIME` inside the
+///   script) and may ignore `now`.
+///
+/// # A Redis store
+///
+/// The trait is shaped so that one round trip decides: a Lua script per acquire reads `TIME`,
+/// drops expired members of a sorted set `conn:{key}` (one member per open connection, scored
+/// by a lease deadline), compares its size with `max_concurrent`, runs the GCRA step of
+/// [`Rate::admit`](super::Rate::admit) on a `tat:{key}` value, then `ZADD`s a fresh member id
+/// (returned as the [`Slot`]) and `SET`s the TAT with a `PX` of `TAT - now`, so idle keys expire
+/// by themselves. Release is `ZREM conn:{key} <id>`, queued to a background task; that task
+/// also renews the leases of its open slots, so that a crashed server's connections stop
+/// counting when their leases run out instead of leaking.
+///
+/// ```
+/// use std::future::{ready, Ready};
+/// use std::time::Duration;
+/// use tower_mail_layers::rate_limit::{Admission, Key, Limits, RateLimitStore, StoreError};
+///
+/// /// A store that is down: with `fail_open`, every connection is let in uncounted.
+/// struct Down;
+///
+/// impl RateLimitStore for Down {
+///     type Future = Ready<Result<Admission, StoreError>>;
+///     fn acquire(&self, _: &Key, _: Duration, _: &Limits) -> Self::Future {
+///         ready(Err(StoreError::new("connection refused")))
+///     }
+///     fn release(&self, _: &Key, _: tower_mail_layers::rate_limit::Slot) {}
+/// }
+/// ```
+pub trait RateLimitStore: Send + Sync + 'static {
+    /// The answer to [`acquire`](RateLimitStore::acquire).
+    type Future: Future<Output = Result<Admission, StoreError>> + Send + 'static;
+
+    /// Check and, if admitted, count a new connection under `key` at `now` (time since the
+    /// clock's origin). See the [contract](RateLimitStore#contract).
+    fn acquire(&self, key: &Key, now: Duration, limits: &Limits) -> Self::Future;
+
+    /// Give back a slot that [`acquire`](RateLimitStore::acquire) counted under `key`.
+    fn release(&self, key: &Key, slot: Slot);
+}
+
+/// A store's decision on one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Let in. `Some` when an open-connection slot was counted and must be released.
+    Admitted(Option<Slot>),
+    /// Refused, and why.
+    Refused(Refusal),
+}
+
+/// Why a store refused a connection. All reasons give the client the same text; the reason
+/// goes to the debug log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The key has `max_concurrent` open connections.
+    Concurrency,
+    /// The key has used its new-connection budget; one more fits after `retry_after`
+    /// ([`Duration::MAX`]: never, the limit is 0).
+    Rate {
+        /// When the next connection would be admitted.
+        retry_after: Duration,
+    },
+    /// The key is new and the table is full ([`WhenFull::RefuseNewKeys`](super::WhenFull), or
+    /// every entry has open connections).
+    Full,
+}
+
+/// One counted open connection, handed back to [`RateLimitStore::release`]. What the number
+/// means is the store's business: [`LocalStore`](super::LocalStore) puts the entry's
+/// generation in it, a Redis store the sorted-set member id.
+///
+/// ```
+/// use tower_mail_layers::rate_limit::Slot;
+/// assert_eq!(Slot::new(7).id(), 7);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Slot(u64);
+
+impl Slot {
+    /// A slot with the store's id for it.
+    pub fn new(id: u64) -> Slot {
+        Slot(id)
+    }
+
+    /// The store's id for it.
+    pub fn id(self) -> u64 {
+        self.0
+    }
+}
+
+/// A store that could not answer (Redis down, say). What happens then is
+/// [`fail_open`](super::RateLimitConfig::fail_open)'s choice; the error itself is only logged.
+///
+/// ```
+/// use tower_mail_layers::rate_limit::StoreError;
+/// let err = StoreError::new("connection refused");
+/// assert_eq!(err.to_string(), "rate limit store: connection refused");
+/// ```
+#[derive(Debug)]
+pub struct StoreError(BoxError);
+
+impl StoreError {
+    /// A store error caused by `cause`.
+    pub fn new(cause: impl Into<BoxError>) -> StoreError {
+        StoreError(cause.into())
+    }
+
+    /// The store did not answer within the layer's `store_timeout`.
+    pub fn timeout() -> StoreError {
+        StoreError::new("no answer in time")
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rate limit store: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
