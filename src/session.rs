@@ -201,12 +201,13 @@ pub struct Session {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     commands: AtomicU64,
-    tls: Mutex<Option<TlsInfo>>,
+    // Boxed: set once if at all, and inline it would enlarge every plaintext session too.
+    tls: Mutex<Option<Box<TlsInfo>>>,
     user: Mutex<Option<String>>,
     selected: Mutex<Option<String>>,
     client_id: Mutex<Option<Vec<(String, String)>>>,
     end: CancellationToken,
-    end_reason: Mutex<Option<CloseReason>>,
+    end_reason: Mutex<Option<Box<CloseReason>>>,
 }
 
 impl Session {
@@ -297,7 +298,7 @@ impl Session {
     }
     /// What TLS negotiated, once the session is secure.
     pub fn tls(&self) -> Option<TlsInfo> {
-        lock(&self.tls).clone()
+        lock(&self.tls).as_deref().cloned()
     }
     /// The protocol state now.
     pub fn state(&self) -> State {
@@ -350,7 +351,7 @@ impl Session {
         {
             let mut slot = lock(&self.end_reason);
             if slot.is_none() {
-                *slot = Some(reason);
+                *slot = Some(Box::new(reason));
             }
         }
         self.end.cancel();
@@ -371,7 +372,8 @@ impl Session {
         }
         Some(
             lock(&self.end_reason)
-                .clone()
+                .as_deref()
+                .cloned()
                 .unwrap_or(CloseReason::Shutdown),
         )
     }
@@ -396,7 +398,7 @@ impl Session {
     }
     /// Mark the session secure with what TLS negotiated.
     pub fn set_tls(&self, info: TlsInfo) {
-        *lock(&self.tls) = Some(info);
+        *lock(&self.tls) = Some(Box::new(info));
         self.secure.store(true, Ordering::Release);
     }
     /// Count bytes read from the client.

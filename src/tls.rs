@@ -83,7 +83,9 @@ pub async fn handshake(
     session: &Session,
     implicit: bool,
 ) -> io::Result<BoxIo> {
-    let stream = tokio::time::timeout(deadline, acceptor.accept(io))
+    // Boxed: rustls' handshake state is large, and inline it would enlarge every connection's
+    // future for its whole life, TLS or not.
+    let stream = Box::pin(tokio::time::timeout(deadline, acceptor.accept(io)))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
     let conn = stream.get_ref().1;

@@ -132,7 +132,8 @@ where
             let Some(parts) = conn.into_parts() else {
                 return Ok(CloseReport::new(&session, CloseReason::Aborted));
             };
-            Ok(Pop3Session::new(shared, parts).run().await)
+            let mut pop3 = Pop3Session::new(shared, parts);
+            Ok(pop3.run().await)
         })
     }
 }

@@ -73,7 +73,9 @@ where
         }
     }
 
-    pub(super) async fn run(mut self) -> CloseReport {
+    /// Run the session to its end. By `&mut self` rather than `self`: an async fn stores a
+    /// by-value argument twice, and the session is the bulk of an idle connection's memory.
+    pub(super) async fn run(&mut self) -> CloseReport {
         let reason = self.serve().await;
         // Best effort: the client may already be gone.
         let _ = self.io.shutdown().await;
@@ -101,7 +103,9 @@ where
             };
             self.session.add_command();
             let flow = match line {
-                Some(line) => self.command(&line).await,
+                // Boxed per command: the largest command paths (login, STLS, RETR) would
+                // otherwise size the future that every idle session holds.
+                Some(line) => Box::pin(self.command(&line)).await,
                 None => self.protocol_error("Command line too long"),
             };
             let flushed = self.flush().await;

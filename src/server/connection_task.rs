@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures_util::FutureExt;
 use tokio::io::AsyncWriteExt;
@@ -37,67 +38,21 @@ pub(super) async fn run<S>(
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
-    let _ = stream.set_nodelay(true);
-    let local = match stream.local_addr() {
-        Ok(addr) => addr,
-        Err(err) => {
-            tracing::debug!(%peer, error = %err, "connection gone before setup");
-            return;
-        }
-    };
     let protocol = endpoint.protocol;
-
-    // 1. PROXY header, only from trusted networks.
-    let (io, remote, local): (BoxIo, SocketAddr, SocketAddr) =
-        if shared.config.proxy.is_trusted(peer.ip()) {
-            let mut stream = stream;
-            match proxy::read_header(&mut stream, &shared.config.proxy).await {
-                Ok(header) => {
-                    let (remote, local) = header.addrs.unwrap_or((peer, local));
-                    (Box::new(Rewind::new(header.rest, stream)), remote, local)
-                }
-                Err(err) => {
-                    tracing::warn!(%peer, error = %err, "PROXY header refused; closing");
-                    return;
-                }
-            }
-        } else {
-            (Box::new(stream), peer, local)
-        };
-
-    let session = Arc::new(Session::with_end_token(
-        protocol,
-        remote,
-        local,
-        peer,
-        shared.shutdown.child_token(),
-    ));
-
-    // 2. TLS on implicit-TLS listeners, before any layer, so layers see `secure` and refusals
-    //    travel inside TLS.
-    let (io, starttls) = match &endpoint.tls {
-        TlsMode::Implicit(acceptor) => {
-            let handshake = crate::tls::handshake(
-                acceptor,
-                io,
-                shared.config.tls_handshake_timeout,
-                &session,
-                true,
-            );
-            match handshake.await {
-                Ok(io) => (io, None),
-                Err(err) => {
-                    tracing::debug!(session_id = %session.id(), %remote, error = %err, "TLS handshake failed");
-                    return;
-                }
-            }
-        }
-        TlsMode::Starttls(acceptor) => (io, Some(acceptor.clone())),
-        TlsMode::None => (io, None),
+    // Before the stack runs there is no session to tell, so shutdown just drops the connection
+    // rather than waiting out a PROXY or TLS deadline.
+    let setup = tokio::select! {
+        biased;
+        _ = shared.shutdown.cancelled() => None,
+        setup = setup(&shared, &endpoint, stream, peer) => setup,
     };
+    let Some((session, transport)) = setup else {
+        return;
+    };
+    let remote = session.remote_addr();
 
     // 3. The stack, then the session inside it.
-    let slot = TransportSlot::new(Transport { io, starttls });
+    let slot = TransportSlot::new(transport);
     let conn = Connection::new(session.clone(), slot.clone());
     let call = async move {
         let mut stack = stack;
@@ -143,6 +98,75 @@ pub(super) async fn run<S>(
     }
 }
 
+/// Accept-side phases before the stack: the PROXY header (trusted networks only) and the TLS
+/// handshake (implicit-TLS listeners). `None` when the connection failed one of them.
+async fn setup(
+    shared: &Shared,
+    endpoint: &Endpoint,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<(Arc<Session>, Transport)> {
+    let _ = stream.set_nodelay(true);
+    let local = match stream.local_addr() {
+        Ok(addr) => addr,
+        Err(err) => {
+            tracing::debug!(%peer, error = %err, "connection gone before setup");
+            return None;
+        }
+    };
+
+    // 1. PROXY header, only from trusted networks.
+    let (io, remote, local): (BoxIo, SocketAddr, SocketAddr) =
+        if shared.config.proxy.is_trusted(peer.ip()) {
+            let mut stream = stream;
+            // Boxed for the same reason as the TLS handshake: only trusted peers pay for it.
+            match Box::pin(proxy::read_header(&mut stream, &shared.config.proxy)).await {
+                Ok(header) => {
+                    let (remote, local) = header.addrs.unwrap_or((peer, local));
+                    (Box::new(Rewind::new(header.rest, stream)), remote, local)
+                }
+                Err(err) => {
+                    tracing::warn!(%peer, error = %err, "PROXY header refused; closing");
+                    return None;
+                }
+            }
+        } else {
+            (Box::new(stream), peer, local)
+        };
+
+    let session = Arc::new(Session::with_end_token(
+        endpoint.protocol,
+        remote,
+        local,
+        peer,
+        shared.shutdown.child_token(),
+    ));
+
+    // 2. TLS on implicit-TLS listeners, before any layer, so layers see `secure` and refusals
+    //    travel inside TLS.
+    let (io, starttls) = match &endpoint.tls {
+        TlsMode::Implicit(acceptor) => {
+            let handshake = crate::tls::handshake(
+                acceptor,
+                io,
+                shared.config.tls_handshake_timeout,
+                &session,
+                true,
+            );
+            match handshake.await {
+                Ok(io) => (io, None),
+                Err(err) => {
+                    tracing::debug!(session_id = %session.id(), %remote, error = %err, "TLS handshake failed");
+                    return None;
+                }
+            }
+        }
+        TlsMode::Starttls(acceptor) => (io, Some(acceptor.clone())),
+        TlsMode::None => (io, None),
+    };
+    Some((session, Transport { io, starttls }))
+}
+
 /// Poll the stack's future, catching panics, bounding the setup phase, and obeying the hard
 /// stop at the end of a shutdown.
 async fn drive<F>(call: F, slot: &TransportSlot, shared: &Shared) -> Outcome
@@ -150,27 +174,30 @@ where
     F: Future<Output = Result<CloseReport, BoxError>>,
 {
     let mut call = pin!(AssertUnwindSafe(call).catch_unwind());
-    let setup_deadline = tokio::time::sleep(shared.config.setup_timeout);
-    let mut setup_deadline = pin!(setup_deadline);
-    let mut in_setup = true;
-    loop {
-        tokio::select! {
-            result = &mut call => {
-                return match result {
-                    Ok(result) => Outcome::Finished(result),
-                    Err(_panic) => Outcome::Panicked,
-                };
-            }
-            _ = &mut setup_deadline, if in_setup => {
-                if slot.is_taken() {
-                    in_setup = false;
-                } else {
-                    return Outcome::SetupTimedOut;
-                }
-            }
-            _ = shared.hard_stop.cancelled() => return Outcome::HardStopped,
+    // Boxed and dropped as soon as a session service has taken the transport: the timer only
+    // guards the setup phase, and would otherwise sit in every long-lived connection.
+    let mut setup_deadline = Some(Box::pin(tokio::time::sleep(shared.config.setup_timeout)));
+    let mut hard_stop = pin!(shared.hard_stop.cancelled());
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = call.as_mut().poll(cx) {
+            return Poll::Ready(match result {
+                Ok(result) => Outcome::Finished(result),
+                Err(_panic) => Outcome::Panicked,
+            });
         }
-    }
+        if let Some(deadline) = &mut setup_deadline {
+            if slot.is_taken() {
+                setup_deadline = None;
+            } else if deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Outcome::SetupTimedOut);
+            }
+        }
+        if hard_stop.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Outcome::HardStopped);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// The line a refused client gets: `* BYE` for IMAP (RFC 9051 section 7.1.5), `-ERR` for POP3.

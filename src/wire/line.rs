@@ -4,9 +4,9 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// How much to reserve per read. Small on purpose: most command lines are short, and idle
-/// connections should hold no buffer at all.
-const READ_CHUNK: usize = 512;
+/// The first reservation for a line: most command lines fit, and every idle connection holds
+/// one. Longer lines grow the buffer geometrically, up to the cap.
+const FIRST_CHUNK: usize = 128;
 /// A buffer grown past this by a long line is released once drained, so one big command does
 /// not pin memory for the rest of an idle session.
 const KEEP_CAPACITY: usize = 4096;
@@ -108,8 +108,9 @@ impl LineReader {
                 self.buf.clear();
                 scanned = 0;
             }
-            let want = READ_CHUNK.min(self.max_len + 2 - scanned.min(self.max_len + 1));
-            self.buf.reserve(want.max(64));
+            let room_left = self.max_len + 2 - scanned.min(self.max_len + 1);
+            self.buf
+                .reserve(self.buf.len().max(FIRST_CHUNK).min(room_left.max(1)));
             if io.read_buf(&mut self.buf).await? == 0 {
                 return Ok(Line::Eof);
             }

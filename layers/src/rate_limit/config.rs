@@ -9,14 +9,32 @@ use super::{Rate, RateLimitKey};
 ///
 /// An entry with open connections is never dropped under either choice: its count must stay
 /// exact until its connections end.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_mail_layers::rate_limit::{
+///     Admission, Key, Limits, LocalStore, RateLimitStore, Refusal, WhenFull,
+/// };
+///
+/// let limits = Limits { max_concurrent: Some(1), rate: None };
+/// let now = Duration::ZERO;
+/// let store = LocalStore::new(1, WhenFull::RefuseNewKeys);
+/// let first = store.acquire(&Key::from("a"), now, &limits).into_inner().unwrap();
+/// assert!(matches!(first, Admission::Admitted(Some(_))));
+/// // "a" has a connection open, so under either choice "b" finds no room.
+/// let second = store.acquire(&Key::from("b"), now, &limits).into_inner().unwrap();
+/// assert_eq!(second, Admission::Refused(Refusal::Full));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WhenFull {
     /// Refuse connections under new keys (with the usual refusal text) until room frees up.
     /// Every limit stays exact, but a flood of addresses can lock out clients not yet seen.
     RefuseNewKeys,
-    /// Drop the least recently seen keys that have no open connection, forgetting their
+    /// Drop the least recently seen keys that have no open connection (a sixteenth of the
+    /// shard at a time, so that a flood pays one scan per many keys), forgetting their
     /// new-connection rate history. Nobody is refused for lack of room while such keys exist,
-    /// but a flood of addresses can reset the rate history of a quiet key.
+    /// but a flood of addresses can reset the rate history of a quiet key. A refused attempt
+    /// counts as seen, so a key that keeps knocking keeps its history.
     #[default]
     EvictOldest,
 }
@@ -26,7 +44,8 @@ pub enum WhenFull {
 /// ```
 /// use std::time::Duration;
 /// use tower_mail_layers::rate_limit::{Limits, Rate};
-/// let limits = Limits { max_concurrent: Some(10), rate: Some(Rate::new(30, Duration::from_secs(60))) };
+/// let rate = Rate::new(30, Duration::from_secs(60));
+/// let limits = Limits { max_concurrent: Some(10), rate: Some(rate) };
 /// assert!(!limits.is_unlimited());
 /// assert!(Limits::default().is_unlimited());
 /// ```
@@ -83,8 +102,9 @@ pub struct RateLimitConfig {
     /// When the store fails or does not answer within `store_timeout`: let the connection in
     /// (`true`) or refuse it with a generic text (`false`). The local store never fails.
     pub fail_open: bool,
-    /// How long to wait for the store. Keep it below the [`PolicyLayer`](crate::policy::PolicyLayer)
-    /// deadline (5 s by default), which refuses with "Timeout" whatever `fail_open` says.
+    /// How long to wait for the store. Keep it below the
+    /// [`PolicyLayer`](crate::policy::PolicyLayer) deadline (5 s by default), which refuses
+    /// with "Timeout" whatever `fail_open` says.
     pub store_timeout: Duration,
 }
 

@@ -7,13 +7,30 @@ use std::task::{Context, Poll, ready};
 
 use pin_project::pin_project;
 use tokio::time::Sleep;
-use tower_mail::{GENERIC_MESSAGE, Reject};
+use tower_mail::Reject;
 
 use super::policy::Settings;
 use super::{Admission, Key, LAYER_NAME, LocalStore, RateLimitPermit, RateLimitStore, StoreError};
 
 /// The future of [`RateLimit`](super::RateLimit)'s check: resolves to the connection's
-/// [`RateLimitPermit`] or its refusal.
+/// [`RateLimitPermit`] or its refusal. If the store has not answered within `store_timeout`,
+/// `fail_open` decides.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_mail_layers::policy::Policy;
+/// use tower_mail_layers::rate_limit::{RateLimit, RateLimitConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let limit = RateLimit::new(RateLimitConfig { max_concurrent: Some(0), ..Default::default() });
+/// let session = Arc::new(tower_mail::Session::new(tower_mail::Protocol::Pop3,
+///     "192.0.2.1:40000".parse().unwrap(), "127.0.0.1:110".parse().unwrap()));
+/// let refusal = limit.check(&session).await.unwrap_err();
+/// assert_eq!(refusal.message(), "Too many connections from this IP");
+/// assert_eq!(refusal.layer(), "rate_limit");
+/// # }
+/// ```
 #[pin_project]
 pub struct RateLimitFuture<S: RateLimitStore = LocalStore> {
     #[pin]
@@ -110,17 +127,31 @@ impl<S: RateLimitStore> Ask<S> {
                 Ok(RateLimitPermit::holding(self.store, self.key, slot))
             }
             Ok(Admission::Refused(reason)) => {
-                tracing::debug!(layer = LAYER_NAME, key = %self.key, ?reason, "rate limit refused a connection");
-                Err(Reject::new(&self.settings.message).with_layer(LAYER_NAME))
+                tracing::debug!(
+                    layer = LAYER_NAME,
+                    key = %self.key,
+                    ?reason,
+                    "rate limit refused a connection"
+                );
+                Err(self.settings.refusal.clone())
             }
             Err(err) if self.settings.fail_open => {
-                tracing::warn!(layer = LAYER_NAME, key = %self.key, error = %err, "rate limit store failed; letting the connection in");
+                tracing::warn!(
+                    layer = LAYER_NAME,
+                    key = %self.key,
+                    error = %err,
+                    "rate limit store failed; letting the connection in"
+                );
                 Ok(RateLimitPermit::empty())
             }
             Err(err) => {
-                tracing::warn!(layer = LAYER_NAME, key = %self.key, error = %err, "rate limit store failed; refusing the connection");
-                // Not the limit's text: the client did nothing wrong.
-                Err(Reject::new(GENERIC_MESSAGE).with_layer(LAYER_NAME))
+                tracing::warn!(
+                    layer = LAYER_NAME,
+                    key = %self.key,
+                    error = %err,
+                    "rate limit store failed; refusing the connection"
+                );
+                Err(self.settings.store_failure.clone())
             }
         }
     }

@@ -1,57 +1,120 @@
 //! What a limit counts by: [`RateLimitKey`] picks, [`Key`] is the result.
 
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ipnet::IpNet;
 use tower_mail::Session;
 
-/// The key one connection is counted under.
+/// The key one connection is counted under: an address, a network or a text.
 ///
-/// Kept small (24 bytes, no heap for address keys) because the table holds one per client:
-/// addresses are stored inline, and only [`Key::Text`] points to the heap.
+/// Small (32 bytes, no heap for address keys) because the table holds one per client, and
+/// hashed once, when made: the [`LocalStore`](super::LocalStore) picks the shard and the
+/// bucket from that hash, on the check and again on the release, without hashing again. The
+/// hash is SipHash under a random per-process seed, so clients cannot choose addresses that
+/// collide.
 ///
 /// ```
 /// use tower_mail_layers::rate_limit::Key;
 /// let key = Key::from("user:alice");
 /// assert_eq!(key.to_string(), "user:alice");
-/// let key = Key::from("::ffff:192.0.2.1".parse::<std::net::IpAddr>().unwrap());
-/// assert_eq!(key.to_string(), "192.0.2.1");
+/// let mapped = Key::from("::ffff:192.0.2.1".parse::<std::net::IpAddr>().unwrap());
+/// assert_eq!(mapped.to_string(), "192.0.2.1");
+/// assert_eq!(mapped, Key::from("192.0.2.1".parse::<std::net::IpAddr>().unwrap()));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Key {
-    /// One client address, canonical: an IPv4-mapped IPv6 address is its IPv4 form.
+#[derive(Clone)]
+pub struct Key {
+    hash: u64,
+    repr: Repr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Repr {
+    /// One client address, canonical.
     Ip(IpAddr),
-    /// A network: every address in it shares the key.
+    /// A network, host bits cleared.
     Net(IpNet),
-    /// Anything else, from a custom key function.
     Text(Arc<str>),
+}
+
+impl Key {
+    fn new(repr: Repr) -> Key {
+        static SEED: OnceLock<RandomState> = OnceLock::new();
+        let hash = SEED.get_or_init(RandomState::new).hash_one(&repr);
+        Key { hash, repr }
+    }
+
+    /// The hash computed when the key was made.
+    pub(super) fn hash_value(&self) -> u64 {
+        self.hash
+    }
+}
+
+impl Hash for Repr {
+    // One 8-byte write for IPv4 keys, where the derived impl writes two 8-byte enum tags
+    // first: fewer SipHash rounds on the hot path. Tags keep the variants apart.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            Repr::Ip(IpAddr::V4(ip)) => state.write_u64(u64::from(ip.to_bits())),
+            Repr::Net(IpNet::V4(net)) => state.write_u64(
+                1 << 40 | u64::from(net.prefix_len()) << 32 | u64::from(net.addr().to_bits()),
+            ),
+            Repr::Ip(IpAddr::V6(ip)) => {
+                state.write_u128(ip.to_bits());
+                state.write_u8(255);
+            }
+            Repr::Net(IpNet::V6(net)) => {
+                state.write_u128(net.addr().to_bits());
+                state.write_u8(net.prefix_len());
+            }
+            Repr::Text(text) => {
+                state.write_u8(2);
+                text.hash(state);
+            }
+        }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.hash == other.hash && self.repr == other.repr
+    }
+}
+
+impl Eq for Key {}
+
+impl Hash for Key {
+    /// Writes the stored hash: hashing a key again costs nothing.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
 }
 
 impl From<IpAddr> for Key {
     /// The canonical address, so `::ffff:192.0.2.1` and `192.0.2.1` are one key.
     fn from(ip: IpAddr) -> Key {
-        Key::Ip(ip.to_canonical())
+        Key::new(Repr::Ip(ip.to_canonical()))
     }
 }
 
 impl From<IpNet> for Key {
     /// The network, with host bits cleared.
     fn from(net: IpNet) -> Key {
-        Key::Net(net.trunc())
+        Key::new(Repr::Net(net.trunc()))
     }
 }
 
 impl From<&str> for Key {
     fn from(text: &str) -> Key {
-        Key::Text(text.into())
+        Key::new(Repr::Text(text.into()))
     }
 }
 
 impl From<String> for Key {
     fn from(text: String) -> Key {
-        Key::Text(text.into())
+        Key::new(Repr::Text(text.into()))
     }
 }
 
@@ -59,15 +122,52 @@ impl fmt::Display for Key {
     /// The address, the network in CIDR notation, or the text: a store can use it to name the
     /// key (a Redis key suffix, say).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Key::Ip(ip) => ip.fmt(f),
-            Key::Net(net) => net.fmt(f),
-            Key::Text(text) => f.write_str(text),
+        match &self.repr {
+            Repr::Ip(ip) => ip.fmt(f),
+            Repr::Net(net) => net.fmt(f),
+            Repr::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.repr.fmt(f)
+    }
+}
+
+/// The hasher of tables keyed by [`Key`]: it passes the key's stored hash through.
+#[derive(Debug, Default)]
+pub(super) struct StoredHash(u64);
+
+impl Hasher for StoredHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `Key` is hashed with this, through `write_u64`; anything else still gets a
+        // (weak) hash rather than a panic.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
         }
     }
 }
 
 /// A function from a session to its key; `None` leaves the session unlimited.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_mail_layers::rate_limit::{Key, KeyFn, RateLimitKey};
+/// // One budget per TLS server name (tenant); connections without SNI are not limited.
+/// let by_sni: KeyFn = Arc::new(|session| session.tls()?.sni.map(Key::from));
+/// let key = RateLimitKey::Custom(by_sni);
+/// # drop(key);
+/// ```
 pub type KeyFn = Arc<dyn Fn(&Session) -> Option<Key> + Send + Sync>;
 
 /// How a [`RateLimit`](super::RateLimit) derives a connection's [`Key`].
@@ -116,7 +216,7 @@ impl RateLimitKey {
     pub fn key_for(&self, session: &Session) -> Option<Key> {
         let ip = session.remote_addr().ip().to_canonical();
         match self {
-            RateLimitKey::Ip => Some(Key::Ip(ip)),
+            RateLimitKey::Ip => Some(Key::from(ip)),
             RateLimitKey::Prefix { v4, v6 } => {
                 let len = if ip.is_ipv4() {
                     (*v4).min(32)
@@ -163,11 +263,16 @@ mod tests {
 
     #[test]
     fn key_is_small() {
-        assert!(
-            std::mem::size_of::<Key>() <= 24,
-            "{}",
-            std::mem::size_of::<Key>()
-        );
+        assert_eq!(std::mem::size_of::<Key>(), 32);
+    }
+
+    #[test]
+    fn kinds_of_keys_never_match() {
+        let ip: IpAddr = "10.0.0.0".parse().unwrap();
+        let net: IpNet = "10.0.0.0/32".parse().unwrap();
+        assert_ne!(Key::from(ip), Key::from(net));
+        assert_ne!(Key::from(ip), Key::from("10.0.0.0"));
+        assert_eq!(Key::from("10.0.0.0").to_string(), Key::from(ip).to_string());
     }
 
     #[test]

@@ -27,10 +27,11 @@
 //!   [`WhenFull`] either refuses new keys or evicts the least recently seen keys that have no
 //!   open connection. An entry with open connections is never evicted, and each slot carries
 //!   its entry's generation, so a release can never land on a newer entry under the same key;
-//! - 56 to 112 bytes per key (see [`LocalStore`]).
+//! - 73 to 147 bytes per key at most, about 95 measured (see [`LocalStore`]).
 //!
-//! A decision on the local store costs about 0.1 µs (one clock read, two SipHash rounds, one
-//! uncontended lock) in a release build.
+//! A check on the local store reads the clock once, hashes the key once (keyed SipHash, kept
+//! in the [`Key`] for the release), and takes one shard lock for one lookup; it allocates
+//! nothing for address keys.
 //!
 //! When a store fails or is slow (`store_timeout`), `fail_open` lets the connection in
 //! uncounted, or refuses it with a generic text.
@@ -51,7 +52,9 @@
 //!     ..RateLimitConfig::default()
 //! });
 //! # let service = tower::service_fn(|c: tower_mail::Connection| async move {
-//! #     Ok::<_, tower_mail::BoxError>(tower_mail::CloseReport::new(c.session(), tower_mail::CloseReason::Logout)) });
+//! #     Ok::<_, tower_mail::BoxError>(
+//! #         tower_mail::CloseReport::new(c.session(), tower_mail::CloseReason::Logout))
+//! # });
 //! let stack = ServiceBuilder::new().layer(layer).service(service);
 //! # drop(stack);
 //! ```
@@ -80,12 +83,30 @@ pub use store::{Admission, RateLimitStore, Refusal, Slot, StoreError};
 use crate::policy::{PolicyLayer, PolicyService};
 
 /// The name refusals of this layer carry in metrics and logs.
+///
+/// ```
+/// use tower_mail_layers::policy::Policy;
+/// use tower_mail_layers::rate_limit::{RateLimit, RateLimitConfig, LAYER_NAME};
+/// assert_eq!(RateLimit::new(RateLimitConfig::default()).name(), LAYER_NAME);
+/// ```
 pub const LAYER_NAME: &str = "rate_limit";
 
 /// Limits connections per key. See the [module docs](self).
 pub type RateLimitLayer<S = LocalStore> = PolicyLayer<RateLimit<S>>;
 
 /// The service [`RateLimitLayer`] makes.
+///
+/// ```
+/// use tower::Layer;
+/// use tower_mail::{BoxError, CloseReason, CloseReport, Connection};
+/// use tower_mail_layers::rate_limit::{RateLimitConfig, RateLimitLayer, RateLimitService};
+///
+/// let inner = tower::service_fn(|c: Connection| async move {
+///     Ok::<_, BoxError>(CloseReport::new(c.session(), CloseReason::Logout))
+/// });
+/// let service: RateLimitService<_> = RateLimitLayer::new(RateLimitConfig::default()).layer(inner);
+/// # drop(service);
+/// ```
 pub type RateLimitService<Svc, S = LocalStore> = PolicyService<Svc, RateLimit<S>>;
 
 impl RateLimitLayer {

@@ -3,7 +3,7 @@
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use tower_mail::Session;
+use tower_mail::{GENERIC_MESSAGE, Reject, Session};
 
 use super::{
     LAYER_NAME, Limits, LocalStore, RateLimitConfig, RateLimitFuture, RateLimitKey,
@@ -11,7 +11,17 @@ use super::{
 };
 use crate::policy::Policy;
 
-/// The time since a fixed origin, never going back: what rate decisions are made on.
+/// The time since a fixed origin, never going back: what rate decisions are made on. See
+/// [`RateLimit::with_clock`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Instant;
+/// use tower_mail_layers::rate_limit::Clock;
+/// let origin = Instant::now();
+/// let clock: Clock = Arc::new(move || origin.elapsed());
+/// assert!(clock() < std::time::Duration::from_secs(60));
+/// ```
 pub type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
 
 /// What [`RateLimit::reconfigure`] may change while connections are open.
@@ -19,7 +29,10 @@ pub type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
 pub(super) struct Settings {
     pub(super) key: RateLimitKey,
     pub(super) limits: Limits,
-    pub(super) message: String,
+    // Built once per configuration: a flood of refused connections clones them, sharing the
+    // text.
+    pub(super) refusal: Reject,
+    pub(super) store_failure: Reject,
     pub(super) fail_open: bool,
     pub(super) store_timeout: std::time::Duration,
 }
@@ -29,7 +42,9 @@ impl Settings {
         Settings {
             limits: config.limits(),
             key: config.key,
-            message: config.message,
+            refusal: Reject::new(&config.message).with_layer(LAYER_NAME),
+            // Not the limit's text: the client did nothing wrong.
+            store_failure: Reject::new(GENERIC_MESSAGE).with_layer(LAYER_NAME),
             fail_open: config.fail_open,
             store_timeout: config.store_timeout,
         }
@@ -81,6 +96,13 @@ impl RateLimit<LocalStore> {
 impl<S: RateLimitStore> RateLimit<S> {
     /// Enforce `config` with `store`; `max_keys` and `when_full` are the store's own business
     /// and are not used.
+    ///
+    /// ```
+    /// use tower_mail_layers::rate_limit::{LocalStore, RateLimit, RateLimitConfig, WhenFull};
+    /// let store = LocalStore::new(500, WhenFull::RefuseNewKeys);
+    /// let limit = RateLimit::with_store(RateLimitConfig::default(), store);
+    /// assert_eq!(limit.store().max_keys(), 500);
+    /// ```
     pub fn with_store(config: RateLimitConfig, store: S) -> Self {
         let origin = Instant::now();
         RateLimit {

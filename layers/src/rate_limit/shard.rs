@@ -1,12 +1,13 @@
 //! One shard of the local table: its keys' counters, and making room when it is full.
 
 use std::collections::HashMap;
-use std::hash::RandomState;
+use std::hash::BuildHasherDefault;
 use std::time::Duration;
 
+use super::key::StoredHash;
 use super::{Admission, Key, Limits, Refusal, Slot, WhenFull};
 
-/// One key's state. 24 bytes; with its [`Key`] and the map's control byte, 49 bytes a slot.
+/// One key's state. 24 bytes; with its [`Key`] and the map's control byte, 57 bytes a bucket.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Entry {
     /// GCRA theoretical arrival time, in nanoseconds on the policy's clock. At or before `now`
@@ -63,10 +64,17 @@ impl Entry {
     }
 }
 
+/// When an entry without open connections becomes idle, as `next_idle` counts: never
+/// `u64::MAX`, which means "no such entry", even for a TAT saturated by a huge window.
+fn idle_at(tat: u64) -> u64 {
+    tat.min(u64::MAX - 1)
+}
+
 /// A map of keys to entries with at most `cap` of them.
 #[derive(Debug)]
 pub(super) struct Shard {
-    map: HashMap<Key, Entry, RandomState>,
+    // Keys carry their hash: a lookup hashes nothing.
+    map: HashMap<Key, Entry, BuildHasherDefault<StoredHash>>,
     cap: usize,
     /// Counts acquires and releases: the shard's logical clock for generations and recency.
     /// 64 bits never wrap, so a generation is never handed out twice.
@@ -85,7 +93,7 @@ pub(super) struct Shard {
 impl Shard {
     pub(super) fn new(cap: usize) -> Shard {
         Shard {
-            map: HashMap::new(),
+            map: HashMap::default(),
             cap,
             tick: 0,
             now: 0,
@@ -118,7 +126,7 @@ impl Shard {
             return Admission::Refused(Refusal::Full);
         }
         if entry.count == 0 {
-            self.next_idle = self.next_idle.min(entry.tat);
+            self.next_idle = self.next_idle.min(idle_at(entry.tat));
         }
         if self.map.len() >= self.map.capacity() {
             self.rebuild();
@@ -138,10 +146,9 @@ impl Shard {
     fn rebuild(&mut self) {
         let len = self.map.len();
         let wanted = (len * 2).max(8).min(self.cap).max(len + len / 8 + 1);
-        let hasher = self.map.hasher().clone();
         let old = std::mem::replace(
             &mut self.map,
-            HashMap::with_capacity_and_hasher(wanted, hasher),
+            HashMap::with_capacity_and_hasher(wanted, BuildHasherDefault::default()),
         );
         self.map.extend(old);
         // Right after a build the map has no tombstones, and keeps 7 in 8 buckets usable
@@ -171,7 +178,7 @@ impl Shard {
                 // the keys with open connections.
                 self.map.remove(key);
             } else {
-                self.next_idle = self.next_idle.min(entry.tat);
+                self.next_idle = self.next_idle.min(idle_at(entry.tat));
             }
         }
     }
@@ -184,7 +191,7 @@ impl Shard {
         let mut next_idle = u64::MAX;
         self.map.retain(|_, e| {
             if e.count == 0 && e.tat > now {
-                next_idle = next_idle.min(e.tat);
+                next_idle = next_idle.min(idle_at(e.tat));
             }
             !e.is_idle(now)
         });
@@ -223,19 +230,19 @@ impl Shard {
             return 0;
         }
         let batch = (self.cap / 16).clamp(1, ages.len());
-        // Ticks are unique, so exactly `batch` entries are at least this old.
-        let (_, &mut oldest_kept, _) = ages.select_nth_unstable_by(batch - 1, |a, b| b.cmp(a));
+        // Entries carry distinct ticks, so `batch` entries are at least this old.
+        let (_, &mut youngest_evicted, _) = ages.select_nth_unstable_by(batch - 1, |a, b| b.cmp(a));
         let mut evicted = 0;
         let mut next_idle = u64::MAX;
         self.map.retain(|_, e| {
             if e.count > 0 {
                 return true;
             }
-            if evicted < batch && age(e) >= oldest_kept {
+            if evicted < batch && age(e) >= youngest_evicted {
                 evicted += 1;
                 return false;
             }
-            next_idle = next_idle.min(e.tat);
+            next_idle = next_idle.min(idle_at(e.tat));
             true
         });
         self.next_idle = next_idle;
@@ -270,7 +277,7 @@ mod tests {
     const S: u64 = 1_000_000_000;
 
     fn key(n: u32) -> Key {
-        Key::Ip(std::net::Ipv4Addr::from(n).into())
+        Key::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(n)))
     }
 
     fn conc(max: u32) -> Limits {
@@ -297,7 +304,7 @@ mod tests {
     #[test]
     fn entry_is_24_bytes() {
         assert_eq!(std::mem::size_of::<Entry>(), 24);
-        assert_eq!(std::mem::size_of::<(Key, Entry)>(), 48);
+        assert_eq!(std::mem::size_of::<(Key, Entry)>(), 56);
     }
 
     #[test]

@@ -71,6 +71,24 @@ pub trait RateLimitStore: Send + Sync + 'static {
 }
 
 /// A store's decision on one connection.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_mail_layers::rate_limit::{
+///     Admission, Key, Limits, LocalStore, Rate, RateLimitStore, Refusal, WhenFull,
+/// };
+///
+/// let store = LocalStore::new(100, WhenFull::EvictOldest);
+/// let limits = Limits { max_concurrent: None, rate: Some(Rate::new(1, Duration::from_secs(60))) };
+/// let key = Key::from("a");
+/// let now = Duration::from_secs(1);
+/// // No concurrency limit: nothing is counted, so there is no slot to give back.
+/// assert_eq!(store.acquire(&key, now, &limits).into_inner().unwrap(), Admission::Admitted(None));
+/// assert_eq!(
+///     store.acquire(&key, now, &limits).into_inner().unwrap(),
+///     Admission::Refused(Refusal::Rate { retry_after: Duration::from_secs(60) })
+/// );
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
     /// Let in. `Some` when an open-connection slot was counted and must be released.

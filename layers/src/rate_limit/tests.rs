@@ -64,6 +64,19 @@ fn n_open_connections_then_refused_then_allowed_again() {
 }
 
 #[test]
+fn debug_output_stays_short_however_many_keys() {
+    let limit = concurrent(1);
+    let _permits: Vec<_> = (0..1000)
+        .map(|i| check(&limit, &format!("10.0.{}.{}", i / 256, i % 256)).unwrap())
+        .collect();
+    let text = format!("{limit:?}");
+    assert!(
+        text.contains("max_keys: 100000") && text.len() < 300,
+        "{text}"
+    );
+}
+
+#[test]
 fn permits_release_exactly_once_in_any_drop_order() {
     let limit = concurrent(3);
     let key = ip_key("192.0.2.1");
@@ -531,13 +544,26 @@ fn decision_cost() {
                 .check(&sessions[i % sessions.len()])
                 .now_or_never()
                 .unwrap();
-            std::hint::black_box(permit.unwrap());
+            drop(std::hint::black_box(permit.unwrap()));
         }
         eprintln!(
             "{label}: {:?} per check and release",
             start.elapsed() / rounds as u32
         );
     };
+    let start = std::time::Instant::now();
+    for i in 0..rounds {
+        std::hint::black_box(limit.now() + Duration::from_nanos(i as u64));
+    }
+    eprintln!("of which clock: {:?}", start.elapsed() / rounds as u32);
+    let start = std::time::Instant::now();
+    for i in 0..rounds {
+        std::hint::black_box(Key::from(IpAddr::from(std::net::Ipv4Addr::from(i as u32))));
+    }
+    eprintln!(
+        "of which key and its hash: {:?}",
+        start.elapsed() / rounds as u32
+    );
     // Each check makes its key's entry, each release drops it.
     run("new key each time");
     // Keys already in the table, as for clients with a session open.
