@@ -164,6 +164,10 @@ async fn run() -> Result<(), String> {
                     .map(|t| t.mode)
                     .unwrap_or_default(),
             ))
+            .layer(policies::with_mode(
+                PolicyLayer::from_policy(policies.rate_limit.clone()),
+                config.layers.rate_limit.mode,
+            ))
             .layer(LoadShedLayer::new())
             .layer(global_limit)
             .service(pop3)

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use tower_mail_layers::ip_block::{CidrSet, IpBlock, IpLists, parse_list_entries, parse_net};
 use tower_mail_layers::policy::{PolicyLayer, Swappable};
+use tower_mail_layers::rate_limit::{RateLimit, RateLimitConfig};
 use tower_mail_layers::time_window::{Schedule, Time, Weekday};
 
 use crate::config::{self, Layers, Mode};
@@ -12,6 +13,7 @@ use crate::config::{self, Layers, Mode};
 #[derive(Clone)]
 pub struct Policies {
     pub ip_block: IpBlock,
+    pub rate_limit: RateLimit,
     pub time_window: Swappable<Schedule>,
 }
 
@@ -19,6 +21,7 @@ impl Policies {
     pub fn new(layers: &Layers) -> Result<Policies, String> {
         Ok(Policies {
             ip_block: IpBlock::new(ip_lists(&layers.ip_block)?),
+            rate_limit: RateLimit::new(rate_limit(&layers.rate_limit)),
             time_window: Swappable::new(schedule(layers.time_window.as_ref())?),
         })
     }
@@ -28,6 +31,8 @@ impl Policies {
         let lists = ip_lists(&layers.ip_block)?;
         let schedule = schedule(layers.time_window.as_ref())?;
         self.ip_block.replace(lists);
+        // Counts survive: open connections keep their slots under the new limits.
+        self.rate_limit.reconfigure(rate_limit(&layers.rate_limit));
         self.time_window.replace(schedule);
         Ok(())
     }
@@ -60,6 +65,19 @@ fn ip_lists(section: &config::IpBlock) -> Result<IpLists, String> {
         allow: cidrs(&section.allow, section.allow_file.as_deref(), "allow")?,
         message: section.message.clone(),
     })
+}
+
+/// `0` means unlimited, as in example-server.md.
+fn rate_limit(section: &config::RateLimit) -> RateLimitConfig {
+    let limit = |n: u32| (n > 0).then_some(n);
+    RateLimitConfig {
+        max_concurrent: limit(section.max_concurrent_per_ip),
+        max_per_window: limit(section.max_connections_per_ip),
+        window: Duration::from_secs(section.window_seconds.max(1)),
+        message: section.message.clone(),
+        fail_open: section.fail_open,
+        ..RateLimitConfig::default()
+    }
 }
 
 fn weekday(name: &str) -> Result<Weekday, String> {

@@ -56,11 +56,12 @@ impl VerdictCache {
     fn get(&self, second: i64) -> Option<Verdict> {
         let packed = self.0.load(Ordering::Relaxed);
         let key = u64::try_from(second).ok()?.checked_add(1)?;
-        (packed >> 2 == key).then(|| match packed & 3 {
+        let verdict = match packed & 3 {
             0 => Verdict::Open,
             1 => Verdict::Closed,
             _ => Verdict::ClosedDay,
-        })
+        };
+        (packed >> 2 == key).then_some(verdict)
     }
 
     fn put(&self, second: i64, verdict: Verdict) {
