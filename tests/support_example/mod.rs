@@ -1,0 +1,768 @@
+//! Support for driving the real example server binary (`examples/server.rs`) from tests: a
+//! process harness with its own temporary data directory and ports, mail delivery through the
+//! library's Maildir store, a raw line client, and wrappers around the external clients the
+//! tests use (Python's poplib, curl).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tempfile::TempDir;
+use tower_mail::store::{Flags, INBOX, Maildir, Mailstore};
+
+/// Bound for things that must happen "soon": a liveness bound, not a timing claim.
+pub const SOON: Duration = Duration::from_secs(10);
+
+/// Bound for the server to start: a debug build makes a certificate and hashes the first
+/// user's password before it listens.
+const STARTUP: Duration = Duration::from_secs(60);
+
+/// The user the server creates on its first start.
+pub const USER: &str = "demo";
+pub const PASSWORD: &str = "demo";
+
+/// `<target>/<profile>/examples/server`: a plain `cargo test` builds the examples before it
+/// runs the tests, and test binaries live in `<target>/<profile>/deps/`.
+///
+/// A target filter (`cargo test --test example_server`) does not build the examples, and an
+/// old binary would be tested silently: refuse one older than the sources it is built from.
+pub fn server_binary() -> PathBuf {
+    // Checked once per test run: sources edited while the tests run do not change the binary
+    // they started with.
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(fresh_server_binary).clone()
+}
+
+fn fresh_server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary is in <target>/<profile>/deps");
+    let binary = profile_dir.join("examples").join("server");
+    let built = std::fs::metadata(&binary)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: run `cargo test` (which builds the examples) or `cargo build --example server`",
+                binary.display()
+            )
+        });
+    // Cargo lists the sources the binary was built from in its dep-info file.
+    let dep_info = std::fs::read_to_string(binary.with_extension("d")).unwrap_or_default();
+    if let Some(newer) = dep_info_sources(&dep_info).into_iter().find(|source| {
+        std::fs::metadata(source)
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified > built)
+    }) {
+        panic!(
+            "{} is older than {}: run `cargo build --example server` first (a plain `cargo test` does)",
+            binary.display(),
+            newer.display()
+        );
+    }
+    binary
+}
+
+/// The source files in a Makefile-style dep-info file (`target: dep dep ...`, spaces in paths
+/// escaped with a backslash).
+fn dep_info_sources(dep_info: &str) -> Vec<PathBuf> {
+    let Some(first) = dep_info.lines().next() else {
+        return Vec::new();
+    };
+    let Some((_, deps)) = first.split_once(": ") else {
+        return Vec::new();
+    };
+    let mut sources = Vec::new();
+    let mut current = String::new();
+    let mut chars = deps.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => current.extend(chars.next()),
+            ' ' if !current.is_empty() => sources.push(PathBuf::from(std::mem::take(&mut current))),
+            ' ' => {}
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        sources.push(PathBuf::from(current));
+    }
+    sources
+}
+
+/// A loopback port that was free a moment ago (for the metrics listener, whose address the
+/// server does not print back).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+/// TOML string literal for a path (paths in a temp dir hold no quotes, but be exact anyway).
+fn toml_str(path: &Path) -> String {
+    let text = path.to_str().expect("temp paths are UTF-8");
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The example server running as a child process, with its own data directory.
+///
+/// Dropping it stops the process (SIGTERM, then SIGKILL if it does not exit).
+pub struct ExampleServer {
+    child: Option<Child>,
+    dir: TempDir,
+    /// POP3 with STLS.
+    pub pop3: SocketAddr,
+    /// POP3 over implicit TLS.
+    pub pop3s: SocketAddr,
+    /// The Prometheus endpoint's address.
+    pub metrics: SocketAddr,
+    stdout: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ExampleServer {
+    /// Start the server with POP3 on ephemeral ports, IMAP off, JSON logs, metrics on.
+    pub fn start() -> ExampleServer {
+        ExampleServer::start_with("")
+    }
+
+    /// [`start`](ExampleServer::start) with more TOML appended to the configuration (whole
+    /// sections that the base configuration does not have, such as `[limits]`).
+    pub fn start_with(extra_config: &str) -> ExampleServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config = format!(
+            "[pop3]\n\
+             listen = \"127.0.0.1:0\"\n\
+             tls_listen = \"127.0.0.1:0\"\n\
+             [imap]\n\
+             listen = \"\"\n\
+             tls_listen = \"\"\n\
+             [store]\n\
+             maildir = {}\n\
+             [auth]\n\
+             passwd_file = {}\n\
+             [metrics]\n\
+             listen = \"{metrics}\"\n\
+             [log]\n\
+             format = \"json\"\n",
+            toml_str(&dir.path().join("maildir")),
+            toml_str(&dir.path().join("users.passwd")),
+        );
+        let config = format!("{config}{extra_config}");
+        let config_path = dir.path().join("server.toml");
+        std::fs::write(&config_path, config).expect("write server.toml");
+
+        let mut child = Command::new(server_binary())
+            .arg("--config")
+            .arg(&config_path)
+            // Relative default paths (none are used here) would land in the temp dir.
+            .current_dir(dir.path())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the example server");
+
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let pipe = child.stdout.take().expect("piped stdout");
+        let reader = {
+            let stdout = stdout.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    stdout.lock().unwrap().push(line);
+                }
+            })
+        };
+        let mut server = ExampleServer {
+            child: Some(child),
+            dir,
+            pop3: "0.0.0.0:0".parse().unwrap(),
+            pop3s: "0.0.0.0:0".parse().unwrap(),
+            metrics,
+            stdout,
+            reader: Some(reader),
+        };
+        server.pop3 = server.listening_on("POP3 (STLS) listening on ");
+        server.pop3s = server.listening_on("POP3 (TLS) listening on ");
+        server
+    }
+
+    /// Wait for the line `<prefix><address>` on stdout.
+    fn listening_on(&mut self, prefix: &str) -> SocketAddr {
+        let line = self.wait_for_stdout(STARTUP, |line| line.starts_with(prefix));
+        line[prefix.len()..]
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("address in {line:?}: {e}"))
+    }
+
+    /// Wait until a stdout line satisfies `pred` and return it; panics after `bound`, or at
+    /// once if the server exited.
+    pub fn wait_for_stdout(&mut self, bound: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + bound;
+        loop {
+            if let Some(line) = self.stdout().into_iter().find(|l| pred(l)) {
+                return line;
+            }
+            if let Some(status) = self.try_exit_status() {
+                // Let the reader drain what the process wrote last.
+                std::thread::sleep(Duration::from_millis(100));
+                if let Some(line) = self.stdout().into_iter().find(|l| pred(l)) {
+                    return line;
+                }
+                panic!(
+                    "server exited ({status}) before the expected line; stdout:\n{}",
+                    self.stdout().join("\n")
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected stdout line not seen within {bound:?}; stdout:\n{}",
+                self.stdout().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the server printed so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// The JSON log lines (the human-readable status lines do not start with `{`).
+    pub fn json_lines(&self) -> Vec<String> {
+        self.stdout()
+            .into_iter()
+            .filter(|line| line.starts_with('{'))
+            .collect()
+    }
+
+    pub fn passwd_file(&self) -> PathBuf {
+        self.dir.path().join("users.passwd")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    /// Send a signal by name (`TERM`, `HUP`) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed: {status}");
+    }
+
+    fn try_exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().expect("try_wait")
+    }
+
+    /// Wait up to `bound` for the process to exit.
+    pub fn wait_exit(&mut self, bound: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + bound;
+        loop {
+            if let Some(status) = self.try_exit_status() {
+                // The process is gone: let the reader thread reach EOF so stdout is complete.
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Run `op` on the server's Maildir tree through the library's store (the tests are
+    /// synchronous; the store is async).
+    fn with_store<T, F: Future<Output = T>>(&self, op: impl FnOnce(Maildir) -> F) -> T {
+        let store = Maildir::new(self.dir.path().join("maildir"));
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(op(store))
+    }
+
+    /// Deliver `message` to demo's INBOX, writing the same tree the server reads (it picks the
+    /// message up at the next login). Returns its UID.
+    pub fn deliver(&self, message: &[u8]) -> u32 {
+        self.deliver_to(USER, message)
+    }
+
+    pub fn deliver_to(&self, user: &str, message: &[u8]) -> u32 {
+        let content = Bytes::copy_from_slice(message);
+        self.with_store(|store| async move {
+            store.ensure_user(user).await.expect("ensure_user");
+            store
+                .append(user, INBOX, content, Flags::EMPTY, None)
+                .await
+                .expect("deliver")
+        })
+    }
+
+    /// How many messages `user`'s INBOX holds now, as the store sees it.
+    pub fn inbox_len(&self, user: &str) -> usize {
+        self.with_store(|store| async move {
+            let snapshot = store.snapshot(user, INBOX).await.expect("snapshot");
+            snapshot.messages.len()
+        })
+    }
+
+    /// The Prometheus text from `/metrics`.
+    pub fn scrape(&self) -> Metrics {
+        let url = format!("http://{}/metrics", self.metrics);
+        let out = curl(&["-sS", "--max-time", "10", &url]);
+        assert!(out.status.success(), "curl {url}: {}", stderr(&out));
+        Metrics::parse(&String::from_utf8_lossy(&out.stdout))
+    }
+}
+
+impl Drop for ExampleServer {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + SOON;
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // Still running after the grace period: SIGKILL.
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+/// A line-oriented POP3 client over a plain socket, for what the stdlib clients cannot do
+/// (oversized lines, dropping mid-session, reading what the server says on shutdown).
+pub struct RawClient {
+    reader: BufReader<TcpStream>,
+}
+
+impl RawClient {
+    pub fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(SOON)).unwrap();
+        stream.set_write_timeout(Some(SOON)).unwrap();
+        RawClient {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// The client's own address: the server's `remote_addr` for this connection.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.reader.get_ref().local_addr().unwrap()
+    }
+
+    /// The next line without CRLF; `None` at EOF or reset. Panics if nothing comes in time.
+    pub fn line(&mut self) -> Option<String> {
+        let mut line = Vec::new();
+        match self.reader.read_until(b'\n', &mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(
+                String::from_utf8_lossy(&line)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            ),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("server sent nothing within {SOON:?}")
+            }
+            Err(_) => None,
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.reader.get_mut().write_all(bytes).expect("write");
+    }
+
+    /// Send a command line and return the first line of the reply.
+    pub fn cmd(&mut self, text: &str) -> String {
+        self.send_raw(format!("{text}\r\n").as_bytes());
+        self.line().expect("connection closed before the reply")
+    }
+
+    /// Read the greeting and assert it is positive.
+    pub fn greeting(&mut self) -> String {
+        let greeting = self.line().expect("no greeting");
+        assert!(greeting.starts_with("+OK"), "greeting: {greeting}");
+        greeting
+    }
+
+    /// Read the greeting and log in with USER/PASS.
+    pub fn login(&mut self, user: &str, password: &str) {
+        self.greeting();
+        let reply = self.cmd(&format!("USER {user}"));
+        assert!(reply.starts_with("+OK"), "USER: {reply}");
+        let reply = self.cmd(&format!("PASS {password}"));
+        assert!(reply.starts_with("+OK"), "PASS: {reply}");
+    }
+
+    /// Read everything the server sends until it closes the connection (EOF or reset).
+    pub fn read_to_eof(&mut self) -> Vec<u8> {
+        let mut rest = Vec::new();
+        match self.reader.read_to_end(&mut rest) {
+            Ok(_) => rest,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionReset) => rest,
+            Err(e) => panic!("expected EOF, got {e}"),
+        }
+    }
+}
+
+/// How poplib reaches the server.
+#[derive(Debug, Clone, Copy)]
+pub enum PopMode {
+    /// `poplib.POP3` on the plain port, no TLS.
+    Plain,
+    /// `poplib.POP3` on the plain port, then `stls()`.
+    Stls,
+    /// `poplib.POP3_SSL` on the implicit-TLS port.
+    Ssl,
+}
+
+/// Drives one poplib session: connect (per mode), USER/PASS, then `ops` in order: `stat`,
+/// `list`, `retr:N`, `dele:N`, `quit`. Prints one line per step, `<step> <result>`; a step
+/// that fails with a POP3 error prints `error <step> <reply>`. The certificate is self-signed
+/// and made fresh at each start, so verification is off.
+const POPLIB_SCRIPT: &str = r#"
+import binascii, poplib, ssl, sys
+mode, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ops = sys.argv[5:]
+def out(*parts):
+    print(" ".join(str(p) for p in parts), flush=True)
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+if mode == "ssl":
+    pop = poplib.POP3_SSL("127.0.0.1", port, context=ctx, timeout=20)
+else:
+    pop = poplib.POP3("127.0.0.1", port, timeout=20)
+out("local", pop.sock.getsockname()[1])
+out("welcome", pop.getwelcome().decode())
+if mode == "stls":
+    out("stls", pop.stls(context=ctx).decode())
+    out("tls_version", pop.sock.version())
+try:
+    pop.user(user)
+    out("login", pop.pass_(password).decode())
+except poplib.error_proto as e:
+    out("error", "login", e.args[0].decode())
+for op in ops:
+    name, _, arg = op.partition(":")
+    try:
+        if name == "stat":
+            count, size = pop.stat()
+            out("stat", count, size)
+        elif name == "list":
+            resp, lines, _ = pop.list()
+            out("list", *[l.decode().replace(" ", ":") for l in lines])
+        elif name == "retr":
+            resp, lines, _ = pop.retr(int(arg))
+            out("retr", resp.decode().split()[1], binascii.hexlify(b"\r\n".join(lines)).decode())
+        elif name == "dele":
+            out("dele", pop.dele(int(arg)).decode())
+        elif name == "quit":
+            out("quit", pop.quit().decode())
+        else:
+            raise SystemExit("unknown op " + op)
+    except poplib.error_proto as e:
+        out("error", name, e.args[0].decode())
+"#;
+
+/// What a poplib session printed: `(step, result)` in order.
+#[derive(Debug)]
+pub struct Transcript(pub Vec<(String, String)>);
+
+impl Transcript {
+    /// The results of every `step` line.
+    pub fn all(&self, step: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(s, _)| s == step)
+            .map(|(_, r)| r.as_str())
+            .collect()
+    }
+
+    /// The result of the only `step` line.
+    pub fn one(&self, step: &str) -> &str {
+        match self.all(step)[..] {
+            [result] => result,
+            ref other => panic!("expected one {step:?} line, got {other:?} in {self:#?}"),
+        }
+    }
+
+    /// POP3 errors, as `<step> <reply>`.
+    pub fn errors(&self) -> Vec<&str> {
+        self.all("error")
+    }
+
+    /// The client's port: the server logs the session's `remote_addr` with it.
+    pub fn local_port(&self) -> u16 {
+        self.one("local").parse().unwrap()
+    }
+}
+
+/// Run a poplib session (see [`POPLIB_SCRIPT`]); panics if Python fails.
+pub fn poplib(
+    mode: PopMode,
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+    ops: &[&str],
+) -> Transcript {
+    let mode = match mode {
+        PopMode::Plain => "plain",
+        PopMode::Stls => "stls",
+        PopMode::Ssl => "ssl",
+    };
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(POPLIB_SCRIPT)
+        .arg(mode)
+        .arg(addr.port().to_string())
+        .arg(user)
+        .arg(password)
+        .args(ops)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "poplib ({mode}) failed: {}\nstdout: {}",
+        stderr(&out),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text = String::from_utf8(out.stdout).expect("poplib output is UTF-8");
+    Transcript(
+        text.lines()
+            .map(|line| {
+                let (step, result) = line.split_once(' ').unwrap_or((line, ""));
+                (step.to_owned(), result.to_owned())
+            })
+            .collect(),
+    )
+}
+
+/// Decode the hex that the poplib script prints for message bodies.
+pub fn unhex(hex: &str) -> Vec<u8> {
+    assert!(hex.len().is_multiple_of(2), "odd hex length");
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// Run curl with `args`; never hangs longer than 20 seconds.
+pub fn curl(args: &[&str]) -> Output {
+    Command::new("curl")
+        .args(["--max-time", "20"])
+        .args(args)
+        .output()
+        .expect("run curl")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Parse JSON log lines with Python's json module (the tests have no JSON crate) and return
+/// each object's top-level members as strings (`null` members are left out). Panics naming
+/// the first line that is not a JSON object.
+pub fn parse_json_lines(lines: &[String]) -> Vec<LogEvent> {
+    const SCRIPT: &str = r#"
+import json, sys
+for number, line in enumerate(sys.stdin.read().split("\n")):
+    if not line:
+        continue
+    try:
+        obj = json.loads(line)
+    except ValueError as e:
+        sys.exit("line %d is not JSON (%s): %r" % (number, e, line))
+    if not isinstance(obj, dict):
+        sys.exit("line %d is not a JSON object: %r" % (number, line))
+    fields = []
+    for key, value in obj.items():
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            value = json.dumps(value)
+        fields.append(key.encode("unicode_escape").decode() + "=" + value.encode("unicode_escape").decode())
+    print("\t".join(fields))
+"#;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    let input = lines.join("\n");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().expect("python3");
+    assert!(out.status.success(), "JSON log check: {}", stderr(&out));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            line.split('\t')
+                .filter(|f| !f.is_empty())
+                .map(|field| {
+                    let (key, value) = field.split_once('=').expect("key=value");
+                    (key.to_owned(), value.to_owned())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A parsed JSON log line: its top-level members as strings.
+pub type LogEvent = HashMap<String, String>;
+
+/// The log lines with `"event": kind` (`connect`, `reject`, `close`).
+pub fn events_of<'a>(events: &'a [LogEvent], kind: &str) -> Vec<&'a LogEvent> {
+    events
+        .iter()
+        .filter(|e| e.get("event").map(String::as_str) == Some(kind))
+        .collect()
+}
+
+/// One sample of a Prometheus text exposition.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    pub value: f64,
+}
+
+/// A parsed `/metrics` page.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub samples: Vec<Sample>,
+    pub text: String,
+}
+
+impl Metrics {
+    pub fn parse(text: &str) -> Metrics {
+        let samples = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(|line| {
+                let (series, value) = line
+                    .rsplit_once(' ')
+                    .unwrap_or_else(|| panic!("bad sample line {line:?}"));
+                let value: f64 = value
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+                let (name, labels) = match series.split_once('{') {
+                    None => (series.to_owned(), HashMap::new()),
+                    Some((name, rest)) => {
+                        let body = rest
+                            .strip_suffix('}')
+                            .unwrap_or_else(|| panic!("bad labels in {line:?}"));
+                        (name.to_owned(), parse_labels(body))
+                    }
+                };
+                Sample {
+                    name,
+                    labels,
+                    value,
+                }
+            })
+            .collect();
+        Metrics {
+            samples,
+            text: text.to_owned(),
+        }
+    }
+
+    /// Sum of `name` over the samples whose labels include every pair of `labels`; 0 when
+    /// there is none (Prometheus shows a series only once it has been touched).
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.samples
+            .iter()
+            .filter(|s| s.name == name)
+            .filter(|s| {
+                labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|s| s.value)
+            .sum()
+    }
+}
+
+/// `a="x",b="y\"z"` → {a: x, b: y"z}.
+fn parse_labels(body: &str) -> HashMap<String, String> {
+    let mut labels = HashMap::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once("=\"").expect("label key");
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, other)) => value.push(other),
+                    None => break,
+                },
+                '"' => {
+                    end = Some(i);
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        let end = end.expect("unterminated label value");
+        labels.insert(key.trim_start_matches(',').trim().to_owned(), value);
+        rest = after[end + 1..].trim_start_matches(',');
+    }
+    labels
+}
+
+/// Poll `check` until it returns `Some`, for at most `bound`; then one last try whose `None`
+/// is the caller's failure.
+pub fn poll<T>(bound: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + bound;
+    while Instant::now() < deadline {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
+}
