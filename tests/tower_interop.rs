@@ -254,3 +254,45 @@ async fn a_service_whose_call_panics_is_contained_to_its_connection() {
     full_session(addr).await;
     server.shutdown(Duration::from_secs(5)).await;
 }
+
+/// A client connecting from `source` (any 127.0.0.x works on loopback).
+async fn connect_from(source: &str, addr: std::net::SocketAddr) -> Client<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    Client::new(socket.connect(addr).await.unwrap())
+}
+
+/// A delayed refusal (tarpit) holds no shared slot: with a global cap of one, a client kept
+/// waiting for its refusal does not stop the next client from being served.
+#[tokio::test]
+async fn a_tarpitted_client_holds_no_concurrency_permit() {
+    use tower_mail_layers::ip_block::{CidrSet, IpBlock, IpBlockLayer, IpLists};
+    let closes = Closes::default();
+    let ip_block = IpBlock::new(IpLists {
+        deny: CidrSet::parse_list("127.0.0.2").unwrap(),
+        ..IpLists::default()
+    });
+    let stack = ServiceBuilder::new()
+        .layer(OnCloseLayer::new(closes.hook()))
+        .layer(LoadShedLayer::new())
+        .layer(GlobalConcurrencyLimitLayer::new(1))
+        // The cap is outside the policy on purpose: the refused connection has taken the one
+        // permit before the policy refuses it.
+        .layer(IpBlockLayer::new(ip_block).delay_refusal(Duration::from_secs(3600)))
+        .service(common::pop3(MemoryStore::new()));
+    let (server, addr) = serve(stack).await;
+
+    let mut tarpitted = connect_from("127.0.0.2", addr).await;
+    // Its refusal is recorded (the stack finished) while the client still waits for a reply.
+    let closed = closes.wait_for(1).await;
+    assert_eq!(rejected(&closed[0].reason).layer(), "ip_block");
+    full_session(addr).await;
+
+    // Shutdown cuts the tarpit short: the client gets its refusal, not a silent close.
+    server.shutdown(common::SOON).await;
+    assert_eq!(
+        tarpitted.line().await.as_deref(),
+        Some("-ERR IP address blocked")
+    );
+    assert_eq!(closes.count(), 2);
+}
