@@ -651,3 +651,43 @@ fn missing_config_file_is_an_error() {
     // It failed before creating anything.
     assert!(!dir.path().join("data").exists());
 }
+
+/// Out of file descriptors (EMFILE), the accept loop backs off instead of spinning, and serves
+/// again as soon as descriptors free up: clients that waited in the backlog are then greeted.
+#[test]
+fn accept_backs_off_when_out_of_descriptors_and_recovers() {
+    let mut server = ExampleServer::start();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+            .expect("/proc fd list")
+            .count()
+    };
+    // Room for three more connections only.
+    let limit = fds() + 3;
+    let prlimit = Command::new("prlimit")
+        .arg(format!("--pid={}", server.pid()))
+        .arg(format!("--nofile={limit}:{limit}"))
+        .output()
+        .expect("prlimit (util-linux) runs");
+    assert!(prlimit.status.success(), "prlimit: {}", stderr(&prlimit));
+
+    let mut served: Vec<RawClient> = (0..3).map(|_| RawClient::connect(server.pop3)).collect();
+    for client in &mut served {
+        client.greeting();
+    }
+    // These wait in the kernel's backlog while accept fails with EMFILE.
+    let mut waiting: Vec<RawClient> = (0..2).map(|_| RawClient::connect(server.pop3)).collect();
+    server.wait_for_stdout(SOON, |line| line.contains("accept failed; backing off"));
+
+    // Free descriptors: the waiting clients are accepted and greeted.
+    for mut client in served.drain(..) {
+        assert!(client.cmd("QUIT").starts_with("+OK"));
+    }
+    for client in &mut waiting {
+        client.greeting();
+    }
+    drop(waiting);
+    let mut fresh = RawClient::connect(server.pop3);
+    fresh.login(USER, PASSWORD);
+    assert!(fresh.cmd("QUIT").starts_with("+OK"));
+}
