@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
 use tower::ServiceExt;
 use tower_service::Service;
 
@@ -15,12 +14,12 @@ use super::response::{self, RespCode};
 use super::service::Shared;
 use crate::auth::{AuthError, Credentials, User};
 use crate::close::{CloseReason, CloseReport};
-use crate::connection::{BoxIo, ConnectionParts, SessionSettings};
+use crate::connection::{ConnectionParts, SessionSettings};
 use crate::events::{Observers, SessionEvent};
 use crate::reject::Reject;
 use crate::session::{Session, State};
 use crate::store::{INBOX, Mailstore, StoreError};
-use crate::wire::{CountingIo, Line, LineReader};
+use crate::wire::{Channel, Interrupted};
 
 /// What to do after a command.
 enum Flow {
@@ -41,14 +40,11 @@ enum Phase {
 pub(super) struct Pop3Session<A, M> {
     shared: Arc<Shared<A, M>>,
     session: Arc<Session>,
-    io: CountingIo<BoxIo>,
-    reader: LineReader,
-    starttls: Option<tokio_rustls::TlsAcceptor>,
+    channel: Channel,
     settings: SessionSettings,
     observers: Observers,
     phase: Phase,
     errors: u32,
-    out: Vec<u8>,
 }
 
 impl<A, M> Pop3Session<A, M>
@@ -58,17 +54,22 @@ where
     M: Mailstore,
 {
     pub(super) fn new(shared: Arc<Shared<A, M>>, parts: ConnectionParts) -> Self {
-        let reader = LineReader::new(shared.config.max_line_len);
+        let idle = parts
+            .settings
+            .idle_timeout
+            .unwrap_or(shared.config.idle_timeout);
         Pop3Session {
-            io: CountingIo::new(parts.transport.io, parts.session.clone()),
-            starttls: parts.transport.starttls,
+            channel: Channel::new(
+                parts.transport,
+                parts.session.clone(),
+                shared.config.max_line_len,
+                idle,
+            ),
             session: parts.session,
-            reader,
             settings: parts.settings,
             observers: parts.observers,
             phase: Phase::Authorization { user: None },
             errors: 0,
-            out: Vec::new(),
             shared,
         }
     }
@@ -77,8 +78,7 @@ where
     /// by-value argument twice, and the session is the bulk of an idle connection's memory.
     pub(super) async fn run(&mut self) -> CloseReport {
         let reason = self.serve().await;
-        // Best effort: the client may already be gone.
-        let _ = self.io.shutdown().await;
+        self.channel.shutdown().await;
         if let Phase::Transaction { .. } = self.phase {
             // Ended without QUIT: RFC 1939 section 6 says deletions are not committed.
             tracing::debug!(session_id = %self.session.id(), "session ended outside UPDATE; deletions discarded");
@@ -92,8 +92,8 @@ where
             .greeting
             .clone()
             .unwrap_or_else(|| self.shared.config.greeting.clone());
-        response::ok(&mut self.out, &greeting);
-        if let Err(reason) = self.flush().await {
+        response::ok(self.channel.out(), &greeting);
+        if let Err(reason) = self.channel.flush().await {
             return reason;
         }
         loop {
@@ -108,7 +108,7 @@ where
                 Some(line) => Box::pin(self.command(&line)).await,
                 None => self.protocol_error("Command line too long"),
             };
-            let flushed = self.flush().await;
+            let flushed = self.channel.flush().await;
             match (flow, flushed) {
                 (Flow::Close(reason), _) | (Flow::Continue, Err(reason)) => return reason,
                 (Flow::Continue, Ok(())) => {}
@@ -116,46 +116,25 @@ where
         }
     }
 
-    /// The next line from the client; `None` if it was longer than the reader's cap. Every
-    /// wait for the client goes through here, so each ends the same way: on EOF or an I/O
-    /// error, on the idle timeout (with a goodbye), or when the session is asked to end (with
-    /// the reason's text).
+    /// The next line from the client; `None` if it was longer than the cap. When the wait
+    /// ends otherwise, the client is told why (`-ERR`) and the session closes.
     async fn next_line(&mut self) -> Result<Option<Bytes>, CloseReason> {
-        let idle = self.idle_timeout();
-        let line = tokio::select! {
-            biased;
-            _ = self.session.ending() => return Err(self.say_goodbye().await),
-            line = tokio::time::timeout(idle, self.reader.read_line(&mut self.io)) => line,
-        };
-        match line {
-            Err(_elapsed) => {
-                response::err(&mut self.out, "Idle timeout, closing connection");
-                let _ = self.flush().await;
-                Err(CloseReason::IdleTimeout)
+        let text = match self.channel.next_line().await {
+            Ok(line) => return Ok(line),
+            Err(Interrupted::Gone(reason)) => return Err(reason),
+            Err(Interrupted::Idle) => {
+                response::err(self.channel.out(), "Idle timeout, closing connection");
+                let _ = self.channel.flush().await;
+                return Err(CloseReason::IdleTimeout);
             }
-            Ok(Err(err)) => Err(CloseReason::from_io(&err)),
-            Ok(Ok(Line::Eof)) => Err(CloseReason::ClientClosed),
-            Ok(Ok(Line::TooLong)) => Ok(None),
-            Ok(Ok(Line::Complete(line))) => Ok(Some(line)),
-        }
-    }
-
-    /// Tell the client why the session was asked to end (a layer's text, or shutdown).
-    async fn say_goodbye(&mut self) -> CloseReason {
-        let reason = self.session.end_reason().unwrap_or(CloseReason::Shutdown);
-        let text = match &reason {
-            CloseReason::Ended(text) => text.clone(),
-            _ => "Server shutting down".to_owned(),
+            Err(Interrupted::Ending(reason)) => match &reason {
+                CloseReason::Ended(text) => (text.clone(), reason),
+                _ => ("Server shutting down".to_owned(), reason),
+            },
         };
-        response::err(&mut self.out, &text);
-        let _ = self.flush().await;
-        reason
-    }
-
-    fn idle_timeout(&self) -> std::time::Duration {
-        self.settings
-            .idle_timeout
-            .unwrap_or(self.shared.config.idle_timeout)
+        response::err(self.channel.out(), &text.0);
+        let _ = self.channel.flush().await;
+        Err(text.1)
     }
 
     async fn command(&mut self, line: &[u8]) -> Flow {
@@ -170,13 +149,13 @@ where
         }
         if let Command::Capa = command {
             let caps = self.capabilities();
-            response::ok(&mut self.out, "Capability list follows");
+            response::ok(self.channel.out(), "Capability list follows");
             for cap in caps.iter() {
                 // Cleaned and dot-stuffed: a capability a layer added cannot end the listing
                 // early or inject a reply.
-                response::line(&mut self.out, cap);
+                response::line(self.channel.out(), cap);
             }
-            response::multiline_end(&mut self.out);
+            response::multiline_end(self.channel.out());
             return Flow::Continue;
         }
         if let Phase::Transaction { .. } = self.phase {
@@ -187,12 +166,12 @@ where
         }
         match command {
             Command::Quit => {
-                response::ok(&mut self.out, "Bye");
+                response::ok(self.channel.out(), "Bye");
                 Flow::Close(CloseReason::Logout)
             }
             Command::Stls => self.stls().await,
             Command::Utf8 => {
-                response::ok(&mut self.out, "UTF8 enabled");
+                response::ok(self.channel.out(), "UTF8 enabled");
                 Flow::Continue
             }
             Command::User(name) => {
@@ -200,7 +179,7 @@ where
                     return self.plaintext_refused();
                 }
                 self.phase = Phase::Authorization { user: Some(name) };
-                response::ok(&mut self.out, "Send your password");
+                response::ok(self.channel.out(), "Send your password");
                 Flow::Continue
             }
             Command::Pass(password) => {
@@ -233,39 +212,43 @@ where
         match command {
             Command::Stat => {
                 let (count, size) = maildrop.stat();
-                response::ok(&mut self.out, &format!("{count} {size}"));
+                response::ok(self.channel.out(), &format!("{count} {size}"));
             }
             Command::List(None) => {
                 let (count, size) = maildrop.stat();
-                response::ok(&mut self.out, &format!("{count} messages ({size} octets)"));
+                response::ok(
+                    self.channel.out(),
+                    &format!("{count} messages ({size} octets)"),
+                );
                 for (number, message) in maildrop.live() {
-                    self.out
-                        .extend_from_slice(format!("{number} {}\r\n", message.size).as_bytes());
+                    response::line(self.channel.out(), &format!("{number} {}", message.size));
                 }
-                response::multiline_end(&mut self.out);
+                response::multiline_end(self.channel.out());
             }
             Command::List(Some(number)) => match maildrop.get(number) {
-                Some(message) => response::ok(&mut self.out, &format!("{number} {}", message.size)),
+                Some(message) => {
+                    response::ok(self.channel.out(), &format!("{number} {}", message.size))
+                }
                 None => return self.no_such_message(),
             },
             Command::Uidl(None) => {
-                response::ok(&mut self.out, "Unique-ID listing follows");
+                response::ok(self.channel.out(), "Unique-ID listing follows");
                 for (number, message) in maildrop.live() {
-                    let line = format!("{number} {}\r\n", maildrop.unique_id(message));
-                    self.out.extend_from_slice(line.as_bytes());
+                    let line = format!("{number} {}", maildrop.unique_id(message));
+                    response::line(self.channel.out(), &line);
                 }
-                response::multiline_end(&mut self.out);
+                response::multiline_end(self.channel.out());
             }
             Command::Uidl(Some(number)) => match maildrop.get(number) {
                 Some(message) => {
                     let line = format!("{number} {}", maildrop.unique_id(message));
-                    response::ok(&mut self.out, &line);
+                    response::ok(self.channel.out(), &line);
                 }
                 None => return self.no_such_message(),
             },
             Command::Dele(number) => {
                 if maildrop.delete(number) {
-                    response::ok(&mut self.out, &format!("Message {number} deleted"));
+                    response::ok(self.channel.out(), &format!("Message {number} deleted"));
                 } else {
                     return self.no_such_message();
                 }
@@ -273,9 +256,12 @@ where
             Command::Rset => {
                 maildrop.reset();
                 let (count, size) = maildrop.stat();
-                response::ok(&mut self.out, &format!("{count} messages ({size} octets)"));
+                response::ok(
+                    self.channel.out(),
+                    &format!("{count} messages ({size} octets)"),
+                );
             }
-            Command::Noop => response::ok(&mut self.out, ""),
+            Command::Noop => response::ok(self.channel.out(), ""),
             Command::Retr(number) => return self.send_message(number, None).await,
             Command::Top { msg, lines } => return self.send_message(msg, Some(lines)).await,
             Command::User(_) | Command::Pass(_) | Command::Auth { .. } | Command::Apop { .. } => {
@@ -298,18 +284,18 @@ where
         let user = self.session.user().unwrap_or_default();
         match self.shared.store.fetch(&user, INBOX, uid).await {
             Ok(content) => {
-                response::ok(&mut self.out, &format!("{size} octets"));
-                write_dot_stuffed(&mut self.out, &content, body_lines);
+                response::ok(self.channel.out(), &format!("{size} octets"));
+                write_dot_stuffed(self.channel.out(), &content, body_lines);
                 Flow::Continue
             }
             Err(StoreError::NoSuchMessage) => {
-                response::err(&mut self.out, "Message was removed by another session");
+                response::err(self.channel.out(), "Message was removed by another session");
                 Flow::Continue
             }
             Err(err) => {
                 tracing::error!(session_id = %self.session.id(), error = %err, "reading message failed");
                 response::err_code(
-                    &mut self.out,
+                    self.channel.out(),
                     RespCode::SysTemp,
                     "Message temporarily unavailable",
                 );
@@ -338,14 +324,14 @@ where
             Ok(()) => {
                 let (count, _) = maildrop.stat();
                 response::ok(
-                    &mut self.out,
+                    self.channel.out(),
                     &format!("Bye ({} deleted, {count} left)", deleted.len()),
                 );
             }
             Err(err) => {
                 tracing::error!(session_id = %self.session.id(), error = %err, "committing deletions failed");
                 response::err_code(
-                    &mut self.out,
+                    self.channel.out(),
                     RespCode::SysTemp,
                     "Some deleted messages were not removed",
                 );
@@ -356,11 +342,11 @@ where
 
     async fn auth(&mut self, mechanism: Option<String>, initial: Option<String>) -> Flow {
         let Some(mechanism) = mechanism else {
-            response::ok(&mut self.out, "Supported mechanisms follow");
+            response::ok(self.channel.out(), "Supported mechanisms follow");
             if self.plaintext_allowed() {
-                self.out.extend_from_slice(b"PLAIN\r\n");
+                response::line(self.channel.out(), "PLAIN");
             }
-            response::multiline_end(&mut self.out);
+            response::multiline_end(self.channel.out());
             return Flow::Continue;
         };
         if !mechanism.eq_ignore_ascii_case("PLAIN") {
@@ -372,8 +358,8 @@ where
         let encoded = match initial {
             Some(initial) => initial,
             None => {
-                response::continuation(&mut self.out, "");
-                if let Err(reason) = self.flush().await {
+                response::continuation(self.channel.out(), "");
+                if let Err(reason) = self.channel.flush().await {
                     return Flow::Close(reason);
                 }
                 match self.read_auth_line().await {
@@ -404,10 +390,11 @@ where
 
     /// Read one SASL response line with the larger auth cap. `Ok(None)` means too long.
     async fn read_auth_line(&mut self) -> Result<Option<Bytes>, CloseReason> {
-        self.reader
-            .set_max_len(self.shared.config.max_auth_line_len);
+        self.channel
+            .set_max_line_len(self.shared.config.max_auth_line_len);
         let line = self.next_line().await;
-        self.reader.set_max_len(self.shared.config.max_line_len);
+        self.channel
+            .set_max_line_len(self.shared.config.max_line_len);
         line
     }
 
@@ -423,7 +410,7 @@ where
         };
         let Some(lock) = self.shared.locks.try_lock(&user.name) else {
             response::err_code(
-                &mut self.out,
+                self.channel.out(),
                 RespCode::InUse,
                 "Mailbox is locked by another POP3 session",
             );
@@ -439,7 +426,7 @@ where
             Err(err) => {
                 tracing::error!(session_id = %self.session.id(), error = %err, "opening maildrop failed");
                 response::err_code(
-                    &mut self.out,
+                    self.channel.out(),
                     RespCode::SysTemp,
                     "Mailbox temporarily unavailable",
                 );
@@ -460,7 +447,7 @@ where
         };
         let (count, size) = maildrop.stat();
         response::ok(
-            &mut self.out,
+            self.channel.out(),
             &format!("Logged in, {count} messages ({size} octets)"),
         );
         Flow::Continue
@@ -472,7 +459,7 @@ where
             AuthError::Limit => (RespCode::InUse, "Too many sessions for this user"),
             _ => (RespCode::SysTemp, "Authentication temporarily unavailable"),
         };
-        response::err_code(&mut self.out, code, text);
+        response::err_code(self.channel.out(), code, text);
         self.count_error()
     }
 
@@ -480,27 +467,16 @@ where
         if self.session.secure() {
             return self.protocol_error("Already using TLS");
         }
-        let Some(acceptor) = self.starttls.take() else {
+        if !self.channel.can_starttls() {
             return self.protocol_error("STLS not available");
-        };
-        response::ok(&mut self.out, "Begin TLS negotiation");
-        if let Err(reason) = self.flush().await {
+        }
+        response::ok(self.channel.out(), "Begin TLS negotiation");
+        if let Err(reason) = self.channel.flush().await {
             return Flow::Close(reason);
         }
-        // Anything pipelined after STLS arrived in plaintext and must not be trusted.
-        self.reader.discard_buffered();
-        let io = std::mem::replace(
-            &mut self.io,
-            CountingIo::new(
-                Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())),
-                self.session.clone(),
-            ),
-        );
         let timeout = self.shared.config.tls_handshake_timeout;
-        match crate::tls::handshake(&acceptor, io.into_inner(), timeout, &self.session, false).await
-        {
-            Ok(tls) => self.io = CountingIo::new(tls, self.session.clone()),
-            Err(err) => return Flow::Close(CloseReason::from_io(&err)),
+        if let Err(reason) = self.channel.starttls(timeout).await {
+            return Flow::Close(reason);
         }
         match self.notify(SessionEvent::TlsUpgraded) {
             Ok(()) => Flow::Continue,
@@ -511,7 +487,7 @@ where
     fn capabilities(&self) -> Capabilities {
         Capabilities::for_session(
             self.plaintext_allowed(),
-            self.starttls.is_some() && !self.session.secure(),
+            self.channel.can_starttls(),
             matches!(self.phase, Phase::Authorization { .. }),
             &self.settings,
         )
@@ -527,7 +503,7 @@ where
 
     fn plaintext_refused(&mut self) -> Flow {
         response::err_code(
-            &mut self.out,
+            self.channel.out(),
             RespCode::Auth,
             "Plaintext authentication disallowed without TLS; use STLS",
         );
@@ -543,7 +519,7 @@ where
     }
 
     fn protocol_error(&mut self, text: &str) -> Flow {
-        response::err(&mut self.out, text);
+        response::err(self.channel.out(), text);
         self.count_error()
     }
 
@@ -554,7 +530,7 @@ where
             .max_protocol_errors
             .unwrap_or(self.shared.config.max_errors);
         if self.errors >= max {
-            response::err(&mut self.out, "Too many errors, closing connection");
+            response::err(self.channel.out(), "Too many errors, closing connection");
             return Flow::Close(CloseReason::ProtocolErrors);
         }
         Flow::Continue
@@ -565,35 +541,9 @@ where
     }
 
     async fn end_with(&mut self, reject: Reject) -> CloseReason {
-        response::err(&mut self.out, reject.message());
-        let _ = self.flush().await;
+        response::err(self.channel.out(), reject.message());
+        let _ = self.channel.flush().await;
         CloseReason::Ended(reject.message().to_owned())
-    }
-
-    /// Send what is buffered. A client that stops reading cannot hold the session: the write
-    /// is bounded by the idle timeout and by the session's end signal.
-    async fn flush(&mut self) -> Result<(), CloseReason> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let deadline = self.idle_timeout();
-        let result = tokio::select! {
-            biased;
-            written = tokio::time::timeout(deadline, self.io.write_all(&self.out)) => match written {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(err)) => Err(CloseReason::from_io(&err)),
-                Err(_elapsed) => Err(CloseReason::IdleTimeout),
-            },
-            _ = self.session.ending() => {
-                Err(self.session.end_reason().unwrap_or(CloseReason::Shutdown))
-            }
-        };
-        self.out.clear();
-        // A large RETR should not pin its buffer for the rest of an idle session.
-        if self.out.capacity() > 16 * 1024 {
-            self.out = Vec::new();
-        }
-        result
     }
 }
 

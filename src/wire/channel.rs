@@ -1,0 +1,173 @@
+//! The conversation with one client, as every protocol service needs it: read a line (or a
+//! literal) while watching the idle timeout and the session's end signal, send replies without
+//! letting a client that stops reading hold the session, and upgrade to TLS.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+use tokio_rustls::TlsAcceptor;
+
+use super::{CountingIo, Line, LineReader};
+use crate::close::CloseReason;
+use crate::connection::{BoxIo, Transport};
+use crate::session::Session;
+
+/// Why a wait for the client stopped without a line. The protocol service says its goodbye
+/// (`-ERR` / `* BYE`) for the first two and then closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interrupted {
+    /// The session was asked to end ([`Session::end`], server shutdown), with this reason.
+    Ending(CloseReason),
+    /// The client was silent for the idle timeout.
+    Idle,
+    /// The client closed the connection, or reading failed.
+    Gone(CloseReason),
+}
+
+/// One client's byte stream with its read buffer and reply buffer.
+///
+/// Every wait for the client goes through [`next_line`](Channel::next_line) or
+/// [`read_literal`](Channel::read_literal), so each ends the same way; every reply goes
+/// through [`flush`](Channel::flush), which is bounded by the idle timeout and the end signal.
+pub struct Channel {
+    io: CountingIo<BoxIo>,
+    reader: LineReader,
+    out: Vec<u8>,
+    session: Arc<Session>,
+    idle_timeout: Duration,
+    starttls: Option<TlsAcceptor>,
+}
+
+impl Channel {
+    /// A channel over `transport`, counting traffic into `session`, with lines of at most
+    /// `max_line_len` bytes and the given idle timeout.
+    pub fn new(
+        transport: Transport,
+        session: Arc<Session>,
+        max_line_len: usize,
+        idle_timeout: Duration,
+    ) -> Channel {
+        Channel {
+            io: CountingIo::new(transport.io, session.clone()),
+            reader: LineReader::new(max_line_len),
+            out: Vec::new(),
+            session,
+            idle_timeout,
+            starttls: transport.starttls,
+        }
+    }
+
+    /// The reply buffer: protocol code writes replies here, then calls
+    /// [`flush`](Channel::flush).
+    pub fn out(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
+    /// Change the idle timeout (IMAP uses a longer one once logged in).
+    pub fn set_idle_timeout(&mut self, idle_timeout: Duration) {
+        self.idle_timeout = idle_timeout;
+    }
+
+    /// Change the line cap (for SASL responses, which may be longer than commands).
+    pub fn set_max_line_len(&mut self, max_len: usize) {
+        self.reader.set_max_len(max_len);
+    }
+
+    /// The next line; `Ok(None)` if it was longer than the cap (it was skipped).
+    pub async fn next_line(&mut self) -> Result<Option<Bytes>, Interrupted> {
+        let line = tokio::select! {
+            biased;
+            _ = self.session.ending() => return Err(self.ending()),
+            line = tokio::time::timeout(self.idle_timeout, self.reader.read_line(&mut self.io)) => line,
+        };
+        match line {
+            Err(_elapsed) => Err(Interrupted::Idle),
+            Ok(Err(err)) => Err(Interrupted::Gone(CloseReason::from_io(&err))),
+            Ok(Ok(Line::Eof)) => Err(Interrupted::Gone(CloseReason::ClientClosed)),
+            Ok(Ok(Line::TooLong)) => Ok(None),
+            Ok(Ok(Line::Complete(line))) => Ok(Some(line)),
+        }
+    }
+
+    /// Exactly `len` bytes (an IMAP literal), under the same watch as
+    /// [`next_line`](Channel::next_line).
+    pub async fn read_literal(&mut self, len: usize) -> Result<Bytes, Interrupted> {
+        let read = tokio::select! {
+            biased;
+            _ = self.session.ending() => return Err(self.ending()),
+            read = tokio::time::timeout(self.idle_timeout, self.reader.read_exact(&mut self.io, len)) => read,
+        };
+        match read {
+            Err(_elapsed) => Err(Interrupted::Idle),
+            Ok(Err(err)) => Err(Interrupted::Gone(CloseReason::from_io(&err))),
+            Ok(Ok(bytes)) => Ok(bytes),
+        }
+    }
+
+    fn ending(&self) -> Interrupted {
+        Interrupted::Ending(self.session.end_reason().unwrap_or(CloseReason::Shutdown))
+    }
+
+    /// Send what is buffered. A client that stops reading cannot hold the session: the write
+    /// is bounded by the idle timeout and by the session's end signal.
+    pub async fn flush(&mut self) -> Result<(), CloseReason> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let result = tokio::select! {
+            biased;
+            written = tokio::time::timeout(self.idle_timeout, self.io.write_all(&self.out)) => match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(err)) => Err(CloseReason::from_io(&err)),
+                Err(_elapsed) => Err(CloseReason::IdleTimeout),
+            },
+            _ = self.session.ending() => {
+                Err(self.session.end_reason().unwrap_or(CloseReason::Shutdown))
+            }
+        };
+        self.out.clear();
+        // A large reply should not pin its buffer for the rest of an idle session.
+        if self.out.capacity() > 16 * 1024 {
+            self.out = Vec::new();
+        }
+        result
+    }
+
+    /// Whether STARTTLS/STLS can be offered now: the listener allows it and TLS is not active.
+    pub fn can_starttls(&self) -> bool {
+        self.starttls.is_some() && !self.session.secure()
+    }
+
+    /// Upgrade to TLS after the protocol's "go ahead" reply was flushed. Bytes the client
+    /// pipelined after the command arrived in plaintext and are discarded, never read as if
+    /// they came over TLS (RFC 9051 section 6.2.1, RFC 2595).
+    pub async fn starttls(&mut self, handshake_timeout: Duration) -> Result<(), CloseReason> {
+        let Some(acceptor) = self.starttls.take() else {
+            return Err(CloseReason::Io(std::io::ErrorKind::Unsupported));
+        };
+        self.reader.discard_buffered();
+        let placeholder: BoxIo = Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()));
+        let plain = std::mem::replace(
+            &mut self.io,
+            CountingIo::new(placeholder, self.session.clone()),
+        );
+        let tls = crate::tls::handshake(
+            &acceptor,
+            plain.into_inner(),
+            handshake_timeout,
+            &self.session,
+            false,
+        )
+        .await
+        .map_err(|err| CloseReason::from_io(&err))?;
+        self.io = CountingIo::new(tls, self.session.clone());
+        Ok(())
+    }
+
+    /// Close the connection: best effort, the client may already be gone.
+    pub async fn shutdown(&mut self) {
+        let _ = self.io.shutdown().await;
+    }
+}
