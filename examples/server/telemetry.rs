@@ -9,7 +9,11 @@ use crate::config::LogFormat;
 /// One line per event, pretty or JSON; `RUST_LOG` overrides the default `info` filter.
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only for a terminal: escape codes in a log file are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     match format {
         // Flattened so that `event`, `session_id`, ... are top-level keys of each object.
         LogFormat::Json => builder
