@@ -17,6 +17,7 @@ mod close;
 mod connection;
 mod events;
 mod extensions;
+pub mod imap;
 pub mod pop3;
 mod reject;
 mod session;

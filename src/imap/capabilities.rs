@@ -1,0 +1,151 @@
+//! The CAPABILITY list, as this session may use it, and the commands a withheld capability
+//! takes away.
+
+use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::core::Vec1;
+use imap_codec::imap_types::response::Capability;
+
+use crate::connection::SessionSettings;
+
+/// Where the session is, as far as the capability list depends on it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Situation {
+    /// Before login: the login-related capabilities are listed only then.
+    pub(super) unauthenticated: bool,
+    /// A plaintext login would be accepted now (TLS is active, or plaintext is allowed).
+    pub(super) plaintext_login: bool,
+    /// STARTTLS is offered on this connection and TLS is not active yet.
+    pub(super) starttls: bool,
+}
+
+/// What to advertise now.
+///
+/// RFC 9051 section 6.2.1: STARTTLS only while it can be used. RFC 3501 section 6.2.3:
+/// LOGINDISABLED while LOGIN would be refused, and then no AUTH=PLAIN. IMAP4rev1 always comes
+/// first and cannot be withheld; the rest may be withheld by `settings`, and a layer's extra
+/// capabilities are added only if they are valid atoms, so none can inject a response.
+pub(super) fn for_session(
+    situation: Situation,
+    settings: &SessionSettings,
+) -> Vec1<Capability<'static>> {
+    let mut caps = Vec::new();
+    if situation.unauthenticated {
+        if situation.starttls {
+            caps.push("STARTTLS");
+        }
+        if situation.plaintext_login {
+            caps.extend(["AUTH=PLAIN", "SASL-IR"]);
+        } else {
+            caps.push("LOGINDISABLED");
+        }
+    }
+    caps.extend([
+        "LITERAL+",
+        "ID",
+        "ENABLE",
+        "NAMESPACE",
+        "UNSELECT",
+        "CHILDREN",
+        "SPECIAL-USE",
+    ]);
+    let ours = caps
+        .into_iter()
+        .filter(|cap| !settings.is_hidden(cap))
+        .map(|cap| Capability::try_from(cap).expect("our capability names are atoms"));
+    let extra = settings
+        .extra_capabilities
+        .iter()
+        .filter_map(|cap| match Capability::try_from(cap.clone()) {
+            Ok(cap) => Some(cap),
+            Err(_) => {
+                tracing::warn!(capability = %cap, "extra IMAP capability is not an atom; not advertised");
+                None
+            }
+        });
+    let mut all = vec![Capability::Imap4Rev1];
+    all.extend(ours.chain(extra));
+    Vec1::try_from(all).expect("IMAP4rev1 is always there")
+}
+
+/// The capabilities a command depends on, for commands a layer may withhold: withholding any
+/// of them makes the command unknown.
+pub(super) fn of_command(body: &CommandBody<'_>) -> &'static [&'static str] {
+    match body {
+        CommandBody::StartTLS => &["STARTTLS"],
+        CommandBody::Authenticate {
+            initial_response: Some(_),
+            ..
+        } => &["AUTH", "SASL-IR"],
+        CommandBody::Authenticate { .. } => &["AUTH"],
+        CommandBody::Id { .. } => &["ID"],
+        CommandBody::Enable { .. } => &["ENABLE"],
+        CommandBody::Namespace => &["NAMESPACE"],
+        CommandBody::Unselect => &["UNSELECT"],
+        _ => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(situation: Situation, settings: &SessionSettings) -> Vec<String> {
+        for_session(situation, settings)
+            .as_ref()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    const BEFORE_TLS: Situation = Situation {
+        unauthenticated: true,
+        plaintext_login: false,
+        starttls: true,
+    };
+
+    #[test]
+    fn login_capabilities_follow_tls() {
+        let settings = SessionSettings::default();
+        let before = names(BEFORE_TLS, &settings);
+        assert_eq!(before[0], "IMAP4REV1");
+        assert!(before.contains(&"STARTTLS".into()));
+        assert!(before.contains(&"LOGINDISABLED".into()));
+        assert!(!before.contains(&"AUTH=PLAIN".into()));
+        let after = names(
+            Situation {
+                plaintext_login: true,
+                starttls: false,
+                ..BEFORE_TLS
+            },
+            &settings,
+        );
+        assert!(!after.contains(&"STARTTLS".into()));
+        assert!(!after.contains(&"LOGINDISABLED".into()));
+        assert!(after.contains(&"AUTH=PLAIN".into()));
+        let logged_in = names(
+            Situation {
+                unauthenticated: false,
+                plaintext_login: true,
+                starttls: false,
+            },
+            &settings,
+        );
+        assert!(!logged_in.iter().any(|c| c.starts_with("AUTH=")));
+    }
+
+    #[test]
+    fn settings_hide_and_add_but_cannot_inject() {
+        let mut settings = SessionSettings::default();
+        settings.hide_capability("ID");
+        settings.hide_capability("IMAP4rev1");
+        settings.extra_capabilities.push("XLIST".into());
+        settings
+            .extra_capabilities
+            .push("X-EVIL\r\n* OK [ALERT] owned".into());
+        let caps = names(BEFORE_TLS, &settings);
+        assert_eq!(caps[0], "IMAP4REV1");
+        assert!(!caps.contains(&"ID".into()));
+        assert!(caps.contains(&"XLIST".into()));
+        assert!(!caps.iter().any(|c| c.contains("EVIL")));
+    }
+}

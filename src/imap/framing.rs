@@ -1,0 +1,274 @@
+//! One client command off the wire: its lines and literals gathered through the [`Channel`],
+//! decoded by `imap-codec`, with the size limits applied before anything is buffered.
+//!
+//! `imap-codec` stops at a literal announcement (`{n}` or `{n+}` at the end of a line) with
+//! `LiteralFound`; the reader then checks the size, sends `+` for a synchronizing literal, reads
+//! exactly `n` bytes, then the rest of the command's line, and decodes the whole again.
+
+use imap_codec::CommandCodec;
+use imap_codec::decode::{CommandDecodeError, Decoder};
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::command::Command;
+use imap_codec::imap_types::core::{LiteralMode, Tag};
+
+use super::response;
+use crate::wire::{Channel, Interrupted};
+
+/// Literals one command may carry. `imap-codec` decodes the whole command again after each
+/// literal, so their number, not only their size, bounds the work a command costs; no
+/// command served here needs more than a few.
+const MAX_LITERALS: usize = 32;
+
+/// How much one command may hold.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    /// The command's lines together, without literals and line endings.
+    pub(super) max_line_len: usize,
+    /// The command's literals together.
+    pub(super) max_literal_len: usize,
+}
+
+/// What the client sent.
+#[derive(Debug)]
+pub(super) enum Input {
+    /// A well-formed command.
+    Command(Command<'static>),
+    /// A command to answer `BAD` (tagged when its tag could be read); the session goes on.
+    Invalid {
+        tag: Option<Tag<'static>>,
+        problem: Problem,
+    },
+    /// A non-synchronizing literal over the limits. Its bytes are already on their way and
+    /// would be read as commands, so the session has to end.
+    LiteralOverflow(Problem),
+}
+
+/// Why a command could not be taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Problem {
+    LineTooLong,
+    LiteralTooLarge,
+    TooManyLiterals,
+    Syntax,
+}
+
+impl Problem {
+    pub(super) fn text(self) -> &'static str {
+        match self {
+            Problem::LineTooLong => "Command line too long",
+            Problem::LiteralTooLarge => "Literal too large",
+            Problem::TooManyLiterals => "Too many literals",
+            Problem::Syntax => "Unknown command or invalid arguments",
+        }
+    }
+}
+
+/// Read the next command. A synchronizing literal over the limit is refused before the client
+/// sends it (RFC 3501 section 7.5: `BAD` instead of `+`), so the session can go on.
+pub(super) async fn read_command(
+    channel: &mut Channel,
+    limits: Limits,
+) -> Result<Input, Interrupted> {
+    let codec = CommandCodec::default();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut line_bytes = 0usize;
+    let mut literal_bytes = 0usize;
+    let mut literals = 0usize;
+    loop {
+        let Some(line) = channel.next_line().await? else {
+            // The reader dropped the line; only a continuation's tag is known.
+            return Ok(invalid(&buf, Problem::LineTooLong));
+        };
+        line_bytes += line.len();
+        if line_bytes > limits.max_line_len {
+            let problem = Problem::LineTooLong;
+            return Ok(match buf.is_empty() {
+                true => invalid(&line, problem),
+                false => invalid(&buf, problem),
+            });
+        }
+        buf.extend_from_slice(&line);
+        buf.extend_from_slice(b"\r\n");
+        let (tag, length, mode) = match codec.decode(&buf) {
+            Ok((_, command)) => return Ok(Input::Command(command.into_static())),
+            Err(CommandDecodeError::LiteralFound { tag, length, mode }) => {
+                (tag.into_static(), length, mode)
+            }
+            // The buffer always ends with a whole line, so "incomplete" is as bad as "failed".
+            Err(CommandDecodeError::Incomplete | CommandDecodeError::Failed) => {
+                return Ok(invalid(&buf, Problem::Syntax));
+            }
+        };
+        let length = usize::try_from(length).unwrap_or(usize::MAX);
+        literal_bytes = literal_bytes.saturating_add(length);
+        literals += 1;
+        let problem = match () {
+            _ if literal_bytes > limits.max_literal_len => Some(Problem::LiteralTooLarge),
+            _ if literals > MAX_LITERALS => Some(Problem::TooManyLiterals),
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            return Ok(match mode {
+                LiteralMode::Sync => Input::Invalid {
+                    tag: Some(tag),
+                    problem,
+                },
+                LiteralMode::NonSync => Input::LiteralOverflow(problem),
+            });
+        }
+        if mode == LiteralMode::Sync {
+            response::continuation(channel.out(), "Ready for literal data");
+            channel.flush().await.map_err(Interrupted::Gone)?;
+        }
+        let literal = channel.read_literal(length).await?;
+        buf.extend_from_slice(&literal);
+    }
+}
+
+fn invalid(command: &[u8], problem: Problem) -> Input {
+    Input::Invalid {
+        tag: tag_of(command),
+        problem,
+    }
+}
+
+/// The tag of a command that did not decode, if its first word is a valid tag: then the
+/// client can match the `BAD` to its command.
+fn tag_of(command: &[u8]) -> Option<Tag<'static>> {
+    let end = command
+        .iter()
+        .position(|&b| b == b' ' || b == b'\r')
+        .unwrap_or(command.len());
+    Tag::try_from(command[..end].to_vec()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use imap_codec::imap_types::command::CommandBody;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    use super::*;
+    use crate::connection::Transport;
+    use crate::session::{Protocol, Session};
+
+    const LIMITS: Limits = Limits {
+        max_line_len: 100,
+        max_literal_len: 16,
+    };
+
+    fn channel() -> (Channel, DuplexStream) {
+        let (client, server) = tokio::io::duplex(4096);
+        let session = Arc::new(Session::new(
+            Protocol::Imap,
+            "192.0.2.1:4000".parse().unwrap(),
+            "127.0.0.1:143".parse().unwrap(),
+        ));
+        let channel = Channel::new(
+            Transport::new(server),
+            session,
+            LIMITS.max_line_len,
+            Duration::from_secs(5),
+        );
+        (channel, client)
+    }
+
+    async fn read(channel: &mut Channel) -> Input {
+        read_command(channel, LIMITS).await.unwrap()
+    }
+
+    async fn received(client: &mut DuplexStream, n: usize) -> String {
+        let mut buf = vec![0; n];
+        client.read_exact(&mut buf).await.unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[tokio::test]
+    async fn synchronizing_literal_gets_a_continuation() {
+        let (mut channel, mut client) = channel();
+        client.write_all(b"a1 LOGIN {5}\r\n").await.unwrap();
+        let reading = tokio::spawn(async move { (read(&mut channel).await, channel) });
+        assert_eq!(received(&mut client, 24).await, "+ Ready for literal data");
+        client.write_all(b"alice secret\r\n").await.unwrap();
+        let (input, _channel) = reading.await.unwrap();
+        let Input::Command(command) = input else {
+            panic!("{input:?}")
+        };
+        assert_eq!(command.tag.inner(), "a1");
+        assert!(matches!(command.body, CommandBody::Login { .. }));
+    }
+
+    #[tokio::test]
+    async fn non_synchronizing_literals_are_read_without_asking() {
+        let (mut channel, mut client) = channel();
+        client
+            .write_all(b"a2 LOGIN {5+}\r\nalice {6+}\r\nsecret\r\nb NOOP\r\n")
+            .await
+            .unwrap();
+        let first = read(&mut channel).await;
+        assert!(matches!(first, Input::Command(_)), "{first:?}");
+        let second = read(&mut channel).await;
+        assert!(matches!(second, Input::Command(_)), "{second:?}");
+        // Nothing was sent: no continuation requests.
+        drop(channel);
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "{rest:?}");
+    }
+
+    #[tokio::test]
+    async fn oversized_literals_and_lines_are_refused() {
+        let (mut channel, mut client) = channel();
+        client
+            .write_all(b"a3 LOGIN {17}\r\nb4 x\r\nc5 LOGIN {17+}\r\n")
+            .await
+            .unwrap();
+        let Input::Invalid { tag, problem } = read(&mut channel).await else {
+            panic!()
+        };
+        assert_eq!(
+            (tag.unwrap().inner(), problem),
+            ("a3", Problem::LiteralTooLarge)
+        );
+        let Input::Invalid { tag, problem } = read(&mut channel).await else {
+            panic!()
+        };
+        assert_eq!((tag.unwrap().inner(), problem), ("b4", Problem::Syntax));
+        assert!(matches!(
+            read(&mut channel).await,
+            Input::LiteralOverflow(Problem::LiteralTooLarge)
+        ));
+        let long = format!("d6 NOOP {}\r\n* x\r\n", "x".repeat(200));
+        client.write_all(long.as_bytes()).await.unwrap();
+        let Input::Invalid { tag, problem } = read(&mut channel).await else {
+            panic!()
+        };
+        assert_eq!((tag, problem), (None, Problem::LineTooLong));
+        let Input::Invalid { tag, .. } = read(&mut channel).await else {
+            panic!()
+        };
+        assert_eq!(tag, None, "`*` is not a tag");
+    }
+
+    #[tokio::test]
+    async fn the_number_of_literals_is_bounded() {
+        let (mut channel, mut client) = channel();
+        let mut command = b"e7 SEARCH".to_vec();
+        for _ in 0..=MAX_LITERALS {
+            command.extend_from_slice(b" TEXT {0+}\r\n");
+        }
+        command.extend_from_slice(b"\r\n");
+        client.write_all(&command).await.unwrap();
+        let roomy = Limits {
+            max_line_len: 1000,
+            ..LIMITS
+        };
+        let input = read_command(&mut channel, roomy).await.unwrap();
+        assert!(
+            matches!(input, Input::LiteralOverflow(Problem::TooManyLiterals)),
+            "{input:?}"
+        );
+    }
+}

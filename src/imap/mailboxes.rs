@@ -1,0 +1,301 @@
+//! Mailbox commands of the authenticated and selected states: SELECT, EXAMINE, CLOSE,
+//! UNSELECT, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, STATUS (RFC 3501 sections 6.3
+//! and 6.4.2, RFC 3691, RFC 5530 response codes).
+
+use std::borrow::Cow;
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::flag::{Flag, FlagPerm};
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::response::{Code, Data, StatusKind};
+use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
+
+use super::response;
+use super::session::{Authenticator, Flow, ImapSession, Selected};
+use crate::events::SessionEvent;
+use crate::store::{Flags, INBOX, MailboxSnapshot, Mailstore, StoreError};
+
+/// The flags the stores keep: the system flags, no keywords.
+const FLAGS: [Flag<'static>; 5] = [
+    Flag::Answered,
+    Flag::Flagged,
+    Flag::Deleted,
+    Flag::Seen,
+    Flag::Draft,
+];
+
+impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
+    /// SELECT and EXAMINE. RFC 3501 section 6.3.1: selecting, even unsuccessfully, first
+    /// leaves the mailbox selected before.
+    pub(super) async fn select(
+        &mut self,
+        tag: &Tag<'static>,
+        mailbox: Mailbox<'static>,
+        read_only: bool,
+    ) -> Flow {
+        if self.selected.is_some() {
+            self.set_selected(None);
+        }
+        let Some(name) = mailbox_name(&mailbox) else {
+            return self.no(tag, "NONEXISTENT", "No such mailbox");
+        };
+        let snapshot = match self.shared.store.snapshot(&self.user(), &name).await {
+            Ok(snapshot) => snapshot,
+            Err(err) => return self.store_failed(tag, err),
+        };
+        write_selected(self.channel.out(), &snapshot, read_only);
+        self.set_selected(Some(Selected {
+            name: name.clone(),
+            read_only,
+        }));
+        if let Err(reason) = self
+            .notify(SessionEvent::MailboxSelected { mailbox: &name })
+            .await
+        {
+            return Flow::Close(reason);
+        }
+        let (code, command) = match read_only {
+            true => (Code::ReadOnly, "EXAMINE"),
+            false => (Code::ReadWrite, "SELECT"),
+        };
+        self.ok(tag, Some(code), &format!("{command} completed"))
+    }
+
+    /// CLOSE (`expunge` true) and UNSELECT. CLOSE silently removes the messages marked
+    /// `\Deleted` from a mailbox opened read-write (RFC 3501 section 6.4.2).
+    pub(super) async fn close(&mut self, tag: &Tag<'static>, expunge: bool) -> Flow {
+        let Some(selected) = self.selected.take() else {
+            return self.bad(tag, "No mailbox selected");
+        };
+        self.set_selected(None);
+        if expunge && !selected.read_only {
+            // CLOSE has no NO answer: a failure leaves the messages in place, which loses
+            // nothing, and is logged.
+            if let Err(err) = self.expunge_deleted(&selected.name).await {
+                tracing::error!(session_id = %self.session.id(), error = %err, "expunge on CLOSE failed");
+            }
+        }
+        let command = if expunge { "CLOSE" } else { "UNSELECT" };
+        self.ok(tag, None, &format!("{command} completed"))
+    }
+
+    async fn expunge_deleted(&mut self, mailbox: &str) -> Result<(), StoreError> {
+        let user = self.user();
+        let snapshot = self.shared.store.snapshot(&user, mailbox).await?;
+        let deleted: Vec<u32> = snapshot
+            .messages
+            .iter()
+            .filter(|m| m.flags.contains(Flags::DELETED))
+            .map(|m| m.uid)
+            .collect();
+        if deleted.is_empty() {
+            return Ok(());
+        }
+        self.shared.store.expunge(&user, mailbox, &deleted).await
+    }
+
+    /// CREATE. A trailing separator only declares the intent to create children (RFC 3501
+    /// section 6.3.3), so it is dropped.
+    pub(super) async fn create(&mut self, tag: &Tag<'static>, mailbox: Mailbox<'static>) -> Flow {
+        let Some(name) = new_mailbox_name(&mailbox) else {
+            return self.no(tag, "CANNOT", "Invalid mailbox name");
+        };
+        let name = name.trim_end_matches('/');
+        if name.eq_ignore_ascii_case(INBOX) {
+            return self.no(tag, "ALREADYEXISTS", "INBOX always exists");
+        }
+        match self.shared.store.create_mailbox(&self.user(), name).await {
+            Ok(()) => self.ok(tag, None, "CREATE completed"),
+            Err(err) => self.store_failed(tag, err),
+        }
+    }
+
+    /// DELETE. The selected mailbox cannot be deleted from under its own session.
+    pub(super) async fn delete(&mut self, tag: &Tag<'static>, mailbox: Mailbox<'static>) -> Flow {
+        let Some(name) = mailbox_name(&mailbox) else {
+            return self.no(tag, "NONEXISTENT", "No such mailbox");
+        };
+        if self.selected.as_ref().is_some_and(|s| s.name == name) {
+            return self.no(tag, "INUSE", "Close the mailbox before deleting it");
+        }
+        match self.shared.store.delete_mailbox(&self.user(), &name).await {
+            Ok(()) => self.ok(tag, None, "DELETE completed"),
+            Err(err) => self.store_failed(tag, err),
+        }
+    }
+
+    /// RENAME. Renaming INBOX (which moves its messages, RFC 3501 section 6.3.5) is left to
+    /// the store, which refuses it today.
+    pub(super) async fn rename(
+        &mut self,
+        tag: &Tag<'static>,
+        from: Mailbox<'static>,
+        to: Mailbox<'static>,
+    ) -> Flow {
+        let (Some(from), Some(to)) = (mailbox_name(&from), new_mailbox_name(&to)) else {
+            return self.no(tag, "CANNOT", "Invalid mailbox name");
+        };
+        let to = to.trim_end_matches('/');
+        if let Err(err) = self
+            .shared
+            .store
+            .rename_mailbox(&self.user(), &from, to)
+            .await
+        {
+            return self.store_failed(tag, err);
+        }
+        // The selected mailbox stays selected under its new name.
+        if let Some(selected) = self.selected.as_mut()
+            && selected.name == from
+        {
+            selected.name = to.to_owned();
+            self.session.set_selected(Some(to.to_owned()));
+        }
+        self.ok(tag, None, "RENAME completed")
+    }
+
+    /// SUBSCRIBE (`subscribed` true) and UNSUBSCRIBE.
+    pub(super) async fn subscribe(
+        &mut self,
+        tag: &Tag<'static>,
+        mailbox: Mailbox<'static>,
+        subscribed: bool,
+    ) -> Flow {
+        let Some(name) = mailbox_name(&mailbox) else {
+            return self.no(tag, "NONEXISTENT", "No such mailbox");
+        };
+        let store = &self.shared.store;
+        match store.set_subscribed(&self.user(), &name, subscribed).await {
+            Ok(()) if subscribed => self.ok(tag, None, "SUBSCRIBE completed"),
+            Ok(()) => self.ok(tag, None, "UNSUBSCRIBE completed"),
+            Err(err) => self.store_failed(tag, err),
+        }
+    }
+
+    /// STATUS (RFC 3501 section 6.3.10). RECENT is always 0: no session claims `\Recent`.
+    pub(super) async fn status(
+        &mut self,
+        tag: &Tag<'static>,
+        mailbox: Mailbox<'static>,
+        items: &[StatusDataItemName],
+    ) -> Flow {
+        let Some(name) = mailbox_name(&mailbox) else {
+            return self.no(tag, "NONEXISTENT", "No such mailbox");
+        };
+        let snapshot = match self.shared.store.snapshot(&self.user(), &name).await {
+            Ok(snapshot) => snapshot,
+            Err(err) => return self.store_failed(tag, err),
+        };
+        let items: Vec<StatusDataItem> = items
+            .iter()
+            .map(|item| status_item(item.clone(), &snapshot))
+            .collect();
+        response::data(
+            self.channel.out(),
+            Data::Status {
+                mailbox,
+                items: Cow::Owned(items),
+            },
+        );
+        self.ok(tag, None, "STATUS completed")
+    }
+
+    /// The answer to a store error: RFC 5530 codes; internals are logged, not told.
+    pub(super) fn store_failed(&mut self, tag: &Tag<'static>, err: StoreError) -> Flow {
+        match err {
+            StoreError::NoSuchMailbox => self.no(tag, "NONEXISTENT", "No such mailbox"),
+            StoreError::AlreadyExists => self.no(tag, "ALREADYEXISTS", "Mailbox already exists"),
+            StoreError::InvalidName => self.no(tag, "CANNOT", "Invalid mailbox name"),
+            StoreError::NotAllowed => self.no(tag, "CANNOT", "Not allowed on this mailbox"),
+            StoreError::NoSuchMessage => self.no(tag, "NONEXISTENT", "No such message"),
+            err => {
+                tracing::error!(session_id = %self.session.id(), error = %err, "mail store failed");
+                self.no(tag, "UNAVAILABLE", "Mailbox temporarily unavailable")
+            }
+        }
+    }
+}
+
+/// The untagged responses of SELECT and EXAMINE (RFC 3501 section 6.3.1).
+fn write_selected(out: &mut Vec<u8>, snapshot: &MailboxSnapshot, read_only: bool) {
+    let exists = u32::try_from(snapshot.messages.len()).unwrap_or(u32::MAX);
+    response::data(out, Data::Flags(FLAGS.to_vec()));
+    response::data(out, Data::Exists(exists));
+    response::data(out, Data::Recent(0));
+    let first_unseen = snapshot
+        .messages
+        .iter()
+        .position(|m| !m.flags.contains(Flags::SEEN));
+    if let Some(Some(seq)) = first_unseen.map(|i| NonZeroU32::new(u32::try_from(i + 1).ok()?)) {
+        let code = Some(Code::Unseen(seq));
+        response::untagged(
+            out,
+            StatusKind::Ok,
+            code,
+            &format!("Message {seq} is first unseen"),
+        );
+    }
+    let code = Some(Code::UidValidity(non_zero(snapshot.uid_validity)));
+    response::untagged(out, StatusKind::Ok, code, "UIDs valid");
+    let code = Some(Code::UidNext(non_zero(snapshot.uid_next)));
+    response::untagged(out, StatusKind::Ok, code, "Predicted next UID");
+    let permanent = match read_only {
+        true => Vec::new(),
+        false => FLAGS.into_iter().map(FlagPerm::Flag).collect(),
+    };
+    let code = Some(Code::PermanentFlags(permanent));
+    response::untagged(out, StatusKind::Ok, code, "Flags permitted");
+}
+
+fn status_item(item: StatusDataItemName, snapshot: &MailboxSnapshot) -> StatusDataItem {
+    let count = |flag: Option<Flags>| {
+        let n = snapshot
+            .messages
+            .iter()
+            .filter(|m| flag.is_none_or(|f| m.flags.contains(f)))
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    };
+    match item {
+        StatusDataItemName::Messages => StatusDataItem::Messages(count(None)),
+        StatusDataItemName::Recent => StatusDataItem::Recent(0),
+        StatusDataItemName::UidNext => StatusDataItem::UidNext(non_zero(snapshot.uid_next)),
+        StatusDataItemName::UidValidity => {
+            StatusDataItem::UidValidity(non_zero(snapshot.uid_validity))
+        }
+        StatusDataItemName::Unseen => {
+            StatusDataItem::Unseen(count(None) - count(Some(Flags::SEEN)))
+        }
+        StatusDataItemName::Deleted => StatusDataItem::Deleted(count(Some(Flags::DELETED))),
+        StatusDataItemName::DeletedStorage => StatusDataItem::DeletedStorage(
+            snapshot
+                .messages
+                .iter()
+                .filter(|m| m.flags.contains(Flags::DELETED))
+                .map(|m| m.size)
+                .sum(),
+        ),
+    }
+}
+
+/// The stores never hand out 0 for UIDVALIDITY or UIDNEXT; should one, 1 keeps the response
+/// valid.
+fn non_zero(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+/// The name a client gave, as the store takes it; `None` if it is not UTF-8 (no stored
+/// mailbox has such a name).
+pub(super) fn mailbox_name(mailbox: &Mailbox<'_>) -> Option<String> {
+    match mailbox {
+        Mailbox::Inbox => Some(INBOX.to_owned()),
+        Mailbox::Other(other) => String::from_utf8(other.as_ref().to_vec()).ok(),
+    }
+}
+
+/// A name for a mailbox to create: 7-bit only (RFC 3501 section 5.1; international names
+/// are written in modified UTF-7).
+fn new_mailbox_name(mailbox: &Mailbox<'_>) -> Option<String> {
+    mailbox_name(mailbox).filter(|name| name.is_ascii())
+}

@@ -1,0 +1,76 @@
+//! IMAP: the session service ([`ImapService`]).
+//!
+//! Commands are decoded and responses encoded by `imap-codec`, so there is one IMAP grammar in
+//! the crate; this module adds the conversation around it: framing with literals, the RFC 3501
+//! state machine, and the connection-management surface.
+//!
+//! # What is served
+//!
+//! - Any state: CAPABILITY, NOOP, LOGOUT, ID (RFC 2971).
+//! - Not authenticated: STARTTLS, LOGIN, AUTHENTICATE PLAIN with SASL-IR (RFC 4959).
+//! - Authenticated: ENABLE (RFC 5161, nothing to enable yet), SELECT, EXAMINE, CREATE, DELETE,
+//!   RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST and LSUB (with CHILDREN and SPECIAL-USE attributes),
+//!   STATUS, NAMESPACE (RFC 2342).
+//! - Selected: CLOSE, UNSELECT (RFC 3691).
+//! - LITERAL+ (RFC 7888): non-synchronizing literals are read without a continuation request.
+//!
+//! Message commands (FETCH, STORE, SEARCH, COPY, MOVE, APPEND, EXPUNGE, IDLE, UID ...) are
+//! answered `BAD` and not advertised.
+//!
+//! # Choices
+//!
+//! - A login refused because the connection is not encrypted answers `NO [PRIVACYREQUIRED]`
+//!   (RFC 9051 section 7.1; RFC 3501 leaves the code open, and Dovecot answers the same).
+//!   `LOGINDISABLED` is advertised instead of `AUTH=PLAIN` meanwhile.
+//! - ENABLE is refused outside the authenticated state, as RFC 5161 section 3.1 requires.
+//! - Commands in the wrong state answer `BAD` and count as protocol errors, as do syntax errors,
+//!   oversized lines and literals, and failed logins; commands merely not implemented yet answer
+//!   `BAD` without counting, so a client that probes them is not disconnected.
+//! - Mailbox names pass through as the client sends them (modified UTF-7 in IMAP4rev1); CREATE
+//!   and RENAME refuse 8-bit names, as RFC 3501 section 5.1 recommends.
+//!
+//! # Example
+//!
+//! ```
+//! use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+//! use tower_mail::Protocol;
+//! use tower_mail::auth::PasswdFile;
+//! use tower_mail::imap::{ImapConfig, ImapService};
+//! use tower_mail::server::{Endpoint, Server, ServerConfig, TlsMode};
+//! use tower_mail::store::MemoryStore;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let mut config = ImapConfig::default();
+//! config.allow_plaintext_login = true; // a test on loopback; use TLS otherwise
+//! let users = PasswdFile::parse("alice:{PLAIN}secret");
+//! let imap = ImapService::new(users, MemoryStore::new(), config);
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let server = Server::new(ServerConfig::default());
+//! server.serve(listener, Endpoint::new(Protocol::Imap, TlsMode::None), imap);
+//!
+//! let mut client = BufReader::new(tokio::net::TcpStream::connect(addr).await?);
+//! let mut line = String::new();
+//! client.read_line(&mut line).await?;
+//! assert!(line.starts_with("* OK [CAPABILITY IMAP4REV1 "));
+//! client.get_mut().write_all(b"a1 LOGIN alice secret\r\n").await?;
+//! line.clear();
+//! client.read_line(&mut line).await?;
+//! assert!(line.starts_with("a1 OK [CAPABILITY "));
+//! server.shutdown(std::time::Duration::from_secs(5)).await;
+//! # Ok::<_, std::io::Error>(())
+//! # }).unwrap();
+//! ```
+
+mod basic;
+mod capabilities;
+mod framing;
+mod list;
+mod login;
+mod mailboxes;
+mod response;
+mod service;
+mod session;
+
+pub use service::{ImapConfig, ImapService};

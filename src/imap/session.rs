@@ -1,0 +1,334 @@
+//! One IMAP session: the command loop, dispatch by RFC 3501 state, and what every command
+//! handler shares (replies, error counting, observers, goodbyes).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::{Tag, Vec1};
+use imap_codec::imap_types::response::{Capability, Code, StatusKind};
+use tower_service::Service;
+
+use super::capabilities::{self, Situation};
+use super::framing::{self, Input, Limits, Problem};
+use super::response;
+use super::service::Shared;
+use crate::auth::{AuthError, Credentials, User};
+use crate::close::{CloseReason, CloseReport};
+use crate::connection::{ConnectionParts, SessionSettings};
+use crate::events::{Observers, SessionEvent};
+use crate::reject::Reject;
+use crate::session::{Session, State};
+use crate::store::Mailstore;
+use crate::wire::{Channel, Interrupted};
+
+/// The authentication service, with the bounds the session needs, named once.
+pub(super) trait Authenticator:
+    Service<Credentials, Response = User, Error = AuthError, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Authenticator for T where
+    T: Service<Credentials, Response = User, Error = AuthError, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// What to do after a command.
+pub(super) enum Flow {
+    Continue,
+    Close(CloseReason),
+}
+
+/// The mailbox a SELECT or EXAMINE opened.
+#[derive(Debug)]
+pub(super) struct Selected {
+    pub(super) name: String,
+    pub(super) read_only: bool,
+}
+
+pub(super) struct ImapSession<A, M> {
+    pub(super) shared: Arc<Shared<A, M>>,
+    pub(super) session: Arc<Session>,
+    pub(super) channel: Channel,
+    pub(super) settings: SessionSettings,
+    pub(super) selected: Option<Selected>,
+    observers: Observers,
+    errors: u32,
+}
+
+impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
+    pub(super) fn new(shared: Arc<Shared<A, M>>, parts: ConnectionParts) -> Self {
+        let idle = parts
+            .settings
+            .idle_timeout
+            .unwrap_or(shared.config.unauthenticated_idle_timeout);
+        ImapSession {
+            channel: Channel::new(
+                parts.transport,
+                parts.session.clone(),
+                shared.config.max_line_len,
+                idle,
+            ),
+            session: parts.session,
+            settings: parts.settings,
+            observers: parts.observers,
+            selected: None,
+            errors: 0,
+            shared,
+        }
+    }
+
+    /// Run the session to its end. By `&mut self` rather than `self`: an async fn stores a
+    /// by-value argument twice, and the session is the bulk of an idle connection's memory.
+    pub(super) async fn run(&mut self) -> CloseReport {
+        let reason = self.serve().await;
+        self.channel.shutdown().await;
+        CloseReport::new(&self.session, reason)
+    }
+
+    async fn serve(&mut self) -> CloseReason {
+        let greeting = self
+            .settings
+            .greeting
+            .clone()
+            .unwrap_or_else(|| self.shared.config.greeting.clone());
+        let capabilities = self.capabilities();
+        response::greeting(self.channel.out(), capabilities, &greeting);
+        if let Err(reason) = self.channel.flush().await {
+            return reason;
+        }
+        let limits = Limits {
+            max_line_len: self.shared.config.max_line_len,
+            max_literal_len: self.shared.config.max_literal_len,
+        };
+        loop {
+            let input = match framing::read_command(&mut self.channel, limits).await {
+                Ok(input) => input,
+                Err(interrupted) => return self.interrupted(interrupted).await,
+            };
+            self.session.add_command();
+            let flow = match input {
+                // Boxed per command: the largest command paths (login, STARTTLS) would
+                // otherwise size the future that every idle session holds.
+                Input::Command(command) => Box::pin(self.command(command)).await,
+                Input::Invalid { tag, problem } => self.invalid(tag, problem),
+                Input::LiteralOverflow(problem) => {
+                    response::bye(self.channel.out(), problem.text());
+                    Flow::Close(CloseReason::ProtocolErrors)
+                }
+            };
+            let flushed = self.channel.flush().await;
+            match (flow, flushed) {
+                (Flow::Close(reason), _) | (Flow::Continue, Err(reason)) => return reason,
+                (Flow::Continue, Ok(())) => {}
+            }
+        }
+    }
+
+    /// A wait for the client stopped: say why with `* BYE` (unless the client is gone) and
+    /// return the close reason.
+    pub(super) async fn interrupted(&mut self, interrupted: Interrupted) -> CloseReason {
+        let reason = match interrupted {
+            Interrupted::Gone(reason) => return reason,
+            Interrupted::Idle => CloseReason::IdleTimeout,
+            Interrupted::Ending(reason) => reason,
+        };
+        response::bye(self.channel.out(), goodbye_text(&reason));
+        let _ = self.channel.flush().await;
+        reason
+    }
+
+    async fn command(&mut self, command: Command<'static>) -> Flow {
+        let Command { tag, body } = command;
+        if capabilities::of_command(&body)
+            .iter()
+            .any(|capability| self.settings.is_hidden(capability))
+        {
+            return self.bad(&tag, "Unknown command");
+        }
+        match body {
+            CommandBody::Capability => self.capability(&tag),
+            CommandBody::Noop => self.ok(&tag, None, "NOOP completed"),
+            CommandBody::Logout => self.logout(&tag),
+            CommandBody::Id { parameters } => self.id(&tag, parameters).await,
+            body if self.session.state() == State::NotAuthenticated => {
+                self.not_authenticated(&tag, body).await
+            }
+            body => self.authenticated(&tag, body).await,
+        }
+    }
+
+    /// RFC 3501 section 6.2.
+    async fn not_authenticated(&mut self, tag: &Tag<'static>, body: CommandBody<'static>) -> Flow {
+        match body {
+            CommandBody::StartTLS => self.starttls(tag).await,
+            CommandBody::Login { username, password } => self.login(tag, username, password).await,
+            CommandBody::Authenticate {
+                mechanism,
+                initial_response,
+            } => self.authenticate(tag, mechanism, initial_response).await,
+            _ => self.bad(tag, "Log in first"),
+        }
+    }
+
+    /// RFC 3501 sections 6.3 and 6.4.
+    async fn authenticated(&mut self, tag: &Tag<'static>, body: CommandBody<'static>) -> Flow {
+        match body {
+            CommandBody::StartTLS
+            | CommandBody::Login { .. }
+            | CommandBody::Authenticate { .. } => self.bad(tag, "Already logged in"),
+            CommandBody::Enable { .. } => self.enable(tag),
+            CommandBody::Select { mailbox, .. } => self.select(tag, mailbox, false).await,
+            CommandBody::Examine { mailbox, .. } => self.select(tag, mailbox, true).await,
+            CommandBody::Close => self.close(tag, true).await,
+            CommandBody::Unselect => self.close(tag, false).await,
+            CommandBody::Create { mailbox } => self.create(tag, mailbox).await,
+            CommandBody::Delete { mailbox } => self.delete(tag, mailbox).await,
+            CommandBody::Rename { from, to } => self.rename(tag, from, to).await,
+            CommandBody::Subscribe { mailbox } => self.subscribe(tag, mailbox, true).await,
+            CommandBody::Unsubscribe { mailbox } => self.subscribe(tag, mailbox, false).await,
+            CommandBody::List {
+                reference,
+                mailbox_wildcard,
+            } => self.list(tag, reference, mailbox_wildcard, false).await,
+            CommandBody::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => self.list(tag, reference, mailbox_wildcard, true).await,
+            CommandBody::Status {
+                mailbox,
+                item_names,
+            } => self.status(tag, mailbox, &item_names).await,
+            CommandBody::Namespace => self.namespace(tag),
+            other => {
+                // Not the client's fault: not counted as a protocol error.
+                let text = format!("{} is not implemented yet", other.name());
+                response::tagged(self.channel.out(), tag, StatusKind::Bad, None, &text);
+                Flow::Continue
+            }
+        }
+    }
+
+    /// The capabilities to advertise now.
+    pub(super) fn capabilities(&self) -> Vec1<Capability<'static>> {
+        capabilities::for_session(
+            Situation {
+                unauthenticated: self.session.state() == State::NotAuthenticated,
+                plaintext_login: self.plaintext_allowed(),
+                starttls: self.channel.can_starttls(),
+            },
+            &self.settings,
+        )
+    }
+
+    /// Whether a login would be accepted on this connection now.
+    pub(super) fn plaintext_allowed(&self) -> bool {
+        self.session.secure()
+            || self
+                .settings
+                .allow_plaintext_login
+                .unwrap_or(self.shared.config.allow_plaintext_login)
+    }
+
+    /// RFC 9051 section 5.4 wants at least 30 minutes once logged in: a per-connection
+    /// setting may lengthen the configured timeout, not shorten it.
+    pub(super) fn authenticated_idle_timeout(&self) -> Duration {
+        let configured = self.shared.config.idle_timeout;
+        self.settings
+            .idle_timeout
+            .map_or(configured, |set| set.max(configured))
+    }
+
+    /// The logged-in user's name.
+    pub(super) fn user(&self) -> String {
+        self.session.user().unwrap_or_default()
+    }
+
+    /// Select `selected` (or nothing), keeping the shared [`Session`] in step.
+    pub(super) fn set_selected(&mut self, selected: Option<Selected>) {
+        self.session
+            .set_selected(selected.as_ref().map(|s| s.name.clone()));
+        self.session.set_state(match selected {
+            Some(_) => State::Selected,
+            None => State::Authenticated,
+        });
+        self.selected = selected;
+    }
+
+    pub(super) fn ok(
+        &mut self,
+        tag: &Tag<'static>,
+        code: Option<Code<'static>>,
+        text: &str,
+    ) -> Flow {
+        response::tagged(self.channel.out(), tag, StatusKind::Ok, code, text);
+        Flow::Continue
+    }
+
+    /// A refusal that is no protocol error (a missing mailbox, a store failure).
+    pub(super) fn no(&mut self, tag: &Tag<'static>, code: &'static str, text: &str) -> Flow {
+        let code = Some(response::code(code));
+        response::tagged(self.channel.out(), tag, StatusKind::No, code, text);
+        Flow::Continue
+    }
+
+    /// A protocol error: answered `BAD` and counted.
+    pub(super) fn bad(&mut self, tag: &Tag<'static>, text: &str) -> Flow {
+        response::tagged(self.channel.out(), tag, StatusKind::Bad, None, text);
+        self.count_error()
+    }
+
+    fn invalid(&mut self, tag: Option<Tag<'static>>, problem: Problem) -> Flow {
+        match tag {
+            Some(tag) => self.bad(&tag, problem.text()),
+            None => {
+                response::untagged(self.channel.out(), StatusKind::Bad, None, problem.text());
+                self.count_error()
+            }
+        }
+    }
+
+    pub(super) fn count_error(&mut self) -> Flow {
+        self.errors += 1;
+        let max = self
+            .settings
+            .max_protocol_errors
+            .unwrap_or(self.shared.config.max_errors);
+        if self.errors >= max {
+            response::bye(self.channel.out(), "Too many errors");
+            return Flow::Close(CloseReason::ProtocolErrors);
+        }
+        Flow::Continue
+    }
+
+    /// Report `event` to the layers' observers; a refusal ends the session.
+    pub(super) async fn notify(&mut self, event: SessionEvent<'_>) -> Result<(), CloseReason> {
+        match self.observers.notify(&self.session, &event) {
+            Ok(()) => Ok(()),
+            Err(reject) => Err(self.end_with(reject).await),
+        }
+    }
+
+    async fn end_with(&mut self, reject: Reject) -> CloseReason {
+        response::bye(self.channel.out(), reject.message());
+        let _ = self.channel.flush().await;
+        CloseReason::Ended(reject.message().to_owned())
+    }
+}
+
+/// What `* BYE` says when the session is ended from outside or times out.
+fn goodbye_text(reason: &CloseReason) -> &str {
+    match reason {
+        CloseReason::Ended(text) => text,
+        CloseReason::IdleTimeout => "Idle timeout",
+        _ => "Server shutting down",
+    }
+}

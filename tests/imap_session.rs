@@ -1,0 +1,1163 @@
+//! IMAP as clients see it, through the server over loopback sockets: Python's imaplib where a
+//! real client fits, raw sockets for what no polite client sends. Covers the greeting and
+//! capabilities, logins (LOGIN, AUTHENTICATE PLAIN with and without SASL-IR, STARTTLS and its
+//! pipelining attack, plaintext refusal), ID and observers, mailbox commands, LOGOUT, idle
+//! timeouts, ending a session from elsewhere, bad input and refusals by layers.
+//!
+//! Needs `python3` (imaplib and ssl from the standard library).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tower::util::MapRequestLayer;
+use tower::{Layer, Service, ServiceBuilder};
+use tower_mail::auth::{AuthError, Credentials, PasswdFile, User};
+use tower_mail::imap::{ImapConfig, ImapService};
+use tower_mail::server::{Server, ServerConfig, TlsMode};
+use tower_mail::store::{Flags, Mailstore, MemoryStore};
+use tower_mail::{
+    BoxError, CloseReason, CloseReport, Connection, Protocol, Reject, Session, SessionEvent, State,
+};
+use tower_mail_layers::on_close::OnCloseLayer;
+use tower_mail_layers::on_connect::OnConnectLayer;
+
+use common::{Client, SOON};
+
+/// `AUTHENTICATE PLAIN` messages (RFC 4616): base64 of "\0alice\0secret" and "\0alice\0wrong".
+const PLAIN_ALICE: &str = "AGFsaWNlAHNlY3JldA==";
+const PLAIN_ALICE_WRONG: &str = "AGFsaWNlAHdyb25n";
+
+const MESSAGE: &[u8] = b"From: carol@example.com\r\nSubject: hello\r\n\r\nHi there\r\n";
+
+// ---- Harness ----
+
+/// What a close hook saw, including the IMAP-specific state.
+#[derive(Debug, Clone)]
+struct Closed {
+    reason: CloseReason,
+    state: State,
+    user: Option<String>,
+    selected: Option<String>,
+    user_agent: Option<String>,
+    secure: bool,
+}
+
+/// Records every close hook call.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Closed>>>);
+
+impl Recorder {
+    fn hook(&self) -> impl Fn(&Session, &CloseReport) + Clone + Send + Sync + 'static {
+        let seen = self.0.clone();
+        move |session: &Session, report: &CloseReport| {
+            seen.lock().unwrap().push(Closed {
+                reason: report.reason.clone(),
+                state: session.state(),
+                user: session.user(),
+                selected: session.selected(),
+                user_agent: session.user_agent(),
+                secure: session.secure(),
+            });
+        }
+    }
+}
+
+struct Harness {
+    server: Server,
+    addr: SocketAddr,
+    recorder: Recorder,
+}
+
+fn config() -> ImapConfig {
+    let mut config = ImapConfig::default();
+    config.allow_plaintext_login = true;
+    config
+}
+
+fn imap(store: &MemoryStore, config: ImapConfig) -> ImapService<PasswdFile, MemoryStore> {
+    ImapService::new(PasswdFile::parse(common::USERS), store.clone(), config)
+}
+
+impl Harness {
+    /// `stack` behind a close-hook recorder, outermost as a deployment would put it.
+    async fn serve<S>(tls: TlsMode, stack: S) -> Harness
+    where
+        S: Service<Connection, Response = CloseReport, Error = BoxError> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+    {
+        let recorder = Recorder::default();
+        let stack = OnCloseLayer::new(recorder.hook()).layer(stack);
+        let (server, addr) =
+            common::serve(Protocol::Imap, tls, ServerConfig::default(), stack).await;
+        Harness {
+            server,
+            addr,
+            recorder,
+        }
+    }
+
+    /// The service over `store` with `config`, plaintext, no other layer.
+    async fn start(store: &MemoryStore, config: ImapConfig) -> Harness {
+        Harness::serve(TlsMode::None, imap(store, config)).await
+    }
+
+    /// A client that has read the greeting.
+    async fn connect(&self) -> Client<TcpStream> {
+        let mut client = Client::connect(self.addr).await;
+        let greeting = client.line().await.expect("a greeting");
+        assert!(
+            greeting.starts_with("* OK [CAPABILITY IMAP4REV1 "),
+            "{greeting}"
+        );
+        client
+    }
+
+    /// A client logged in as alice.
+    async fn login(&self) -> Client<TcpStream> {
+        let mut client = self.connect().await;
+        let reply = command(&mut client, "L1 LOGIN alice secret").await;
+        assert!(reply[0].starts_with("L1 OK [CAPABILITY "), "{reply:?}");
+        client
+    }
+
+    /// Shut down (which waits for every connection task), then check that the close hooks
+    /// ran exactly once per connection, with these reasons in any order.
+    ///
+    /// Sessions whose client just left are given time to notice first, so that shutdown does
+    /// not overtake them and turn their reason into `Shutdown`.
+    async fn finish(self, expected: &[CloseReason]) -> Vec<Closed> {
+        let settled = async {
+            while self.recorder.0.lock().unwrap().len() < expected.len() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let _ = tokio::time::timeout(SOON, settled).await;
+        self.server.shutdown(SOON).await;
+        let closed = self.recorder.0.lock().unwrap().clone();
+        let mut seen: Vec<String> = closed.iter().map(|c| format!("{:?}", c.reason)).collect();
+        let mut want: Vec<String> = expected.iter().map(|r| format!("{r:?}")).collect();
+        seen.sort();
+        want.sort();
+        assert_eq!(seen, want, "close hook records: {closed:#?}");
+        closed
+    }
+}
+
+/// Send a tagged command; return every line up to and including its tagged completion.
+async fn command<T: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut Client<T>,
+    text: &str,
+) -> Vec<String> {
+    client.send(text).await;
+    let tag = text.split(' ').next().unwrap().to_owned();
+    until_tagged(client, &tag).await
+}
+
+async fn until_tagged<T: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut Client<T>,
+    tag: &str,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let line = client
+            .line()
+            .await
+            .expect("connection closed before completion");
+        let done = line.starts_with(&format!("{tag} "));
+        lines.push(line);
+        if done {
+            return lines;
+        }
+    }
+}
+
+/// The session still answers, and so does a new connection.
+async fn still_works<T: AsyncRead + AsyncWrite + Unpin>(client: &mut Client<T>, harness: &Harness) {
+    assert_eq!(command(client, "N1 NOOP").await, ["N1 OK NOOP completed"]);
+    let mut fresh = harness.connect().await;
+    assert_eq!(
+        command(&mut fresh, "N2 NOOP").await,
+        ["N2 OK NOOP completed"]
+    );
+    assert_eq!(command(&mut fresh, "N3 LOGOUT").await.len(), 2);
+}
+
+/// The capability words of a `* CAPABILITY` line or a `[CAPABILITY ...]` code.
+fn capabilities(line: &str) -> Vec<String> {
+    let start = line.find("CAPABILITY ").expect("a capability list") + "CAPABILITY ".len();
+    let rest = &line[start..];
+    let end = rest.find(']').unwrap_or(rest.len());
+    rest[..end].split(' ').map(str::to_owned).collect()
+}
+
+/// Run an imaplib script against `addr`: `HOST`, `PORT` and `ctx` (a TLS context that trusts
+/// anything) are predefined. Returns stdout; fails the test if the script fails.
+async fn python(addr: SocketAddr, body: &str) -> String {
+    let indent = body
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let body: Vec<&str> = body
+        .lines()
+        .map(|l| l.get(indent..).unwrap_or(""))
+        .collect();
+    let script = format!(
+        "import imaplib, ssl\nHOST, PORT = '{}', {}\nctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\nctx.check_hostname = False\nctx.verify_mode = ssl.CERT_NONE\n{}\n",
+        addr.ip(),
+        addr.port(),
+        body.join("\n")
+    );
+    let run = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output();
+    let output = tokio::time::timeout(3 * SOON, run)
+        .await
+        .expect("python finished in time")
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "python failed:\n{script}\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+async fn deliver(store: &MemoryStore, mailbox: &str, flags: Flags) -> u32 {
+    store.ensure_user("alice").await.unwrap();
+    store
+        .append("alice", mailbox, Bytes::from_static(MESSAGE), flags, None)
+        .await
+        .unwrap()
+}
+
+/// A TLS client over `tcp`, trusting `cert_pem`.
+async fn tls_client(
+    cert_pem: &str,
+    tcp: TcpStream,
+) -> Client<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tls = common::tls_connector(cert_pem)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS handshake");
+    Client::new(tls)
+}
+
+// ---- Greeting, capabilities, login ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn greeting_and_capability_advertise_only_what_is_served() {
+    let harness = Harness::start(&MemoryStore::new(), config()).await;
+    let mut client = Client::connect(harness.addr).await;
+    let greeting = client.line().await.unwrap();
+    assert!(
+        greeting.ends_with("] tower-mail IMAP4rev1 server ready"),
+        "{greeting}"
+    );
+    let reply = command(&mut client, "a1 CAPABILITY").await;
+    assert_eq!(reply.len(), 2, "{reply:?}");
+    assert!(reply[0].starts_with("* CAPABILITY IMAP4REV1 "));
+    assert_eq!(reply[1], "a1 OK CAPABILITY completed");
+    let caps = capabilities(&reply[0]);
+    assert_eq!(capabilities(&greeting), caps);
+    for expected in [
+        "AUTH=PLAIN",
+        "SASL-IR",
+        "ID",
+        "ENABLE",
+        "NAMESPACE",
+        "UNSELECT",
+    ] {
+        assert!(
+            caps.contains(&expected.to_owned()),
+            "{expected} in {caps:?}"
+        );
+    }
+    // No TLS on this listener, plaintext allowed; message commands are not served yet.
+    for absent in [
+        "STARTTLS",
+        "LOGINDISABLED",
+        "IDLE",
+        "MOVE",
+        "UIDPLUS",
+        "CONDSTORE",
+    ] {
+        assert!(!caps.contains(&absent.to_owned()), "{absent} in {caps:?}");
+    }
+    assert_eq!(command(&mut client, "a2 LOGOUT").await.len(), 2);
+    harness.finish(&[CloseReason::Logout]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn layers_add_and_withhold_capabilities_safely() {
+    let tune = MapRequestLayer::new(|mut conn: Connection| {
+        let settings = conn.settings_mut();
+        settings.hide_capability("ID");
+        settings.hide_capability("SASL-IR");
+        settings.extra_capabilities.push("XYZZY".into());
+        settings
+            .extra_capabilities
+            .push("X-EVIL\r\n* OK [ALERT] injected".into());
+        settings.greeting = Some("Hello\r\n* BYE fake".into());
+        conn
+    });
+    let store = MemoryStore::new();
+    let harness = Harness::serve(TlsMode::None, tune.layer(imap(&store, config()))).await;
+    let mut client = Client::connect(harness.addr).await;
+    let greeting = client.line().await.unwrap();
+    assert!(greeting.ends_with("] Hello* BYE fake"), "{greeting}");
+    let reply = command(&mut client, "a1 CAPABILITY").await;
+    let caps = capabilities(&reply[0]);
+    assert!(caps.contains(&"XYZZY".to_owned()), "{caps:?}");
+    assert!(!caps.contains(&"ID".to_owned()), "{caps:?}");
+    assert!(!reply.iter().any(|l| l.contains("EVIL")), "{reply:?}");
+    assert!(!caps.contains(&"SASL-IR".to_owned()), "{caps:?}");
+    assert!(caps.contains(&"AUTH=PLAIN".to_owned()), "{caps:?}");
+    let reply = command(&mut client, r#"a2 ID ("name" "x")"#).await;
+    assert_eq!(reply, ["a2 BAD Unknown command"]);
+    // Withheld SASL-IR: the response must come after the challenge.
+    let reply = command(&mut client, &format!("a3 AUTHENTICATE PLAIN {PLAIN_ALICE}")).await;
+    assert_eq!(reply, ["a3 BAD Unknown command"]);
+    drop(client);
+    harness.finish(&[CloseReason::ClientClosed]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_with_imaplib_succeeds_and_fails_with_authenticationfailed() {
+    let harness = Harness::start(&MemoryStore::new(), config()).await;
+    let out = python(
+        harness.addr,
+        r#"
+        M = imaplib.IMAP4(HOST, PORT)
+        typ, data = M.login('alice', 'secret')
+        print(typ, data[0].decode())
+        print(M.logout()[0])
+        M = imaplib.IMAP4(HOST, PORT)
+        try:
+            M.login('alice', 'wrong')
+        except imaplib.IMAP4.error as err:
+            print('FAILED', err)
+        M.logout()
+        "#,
+    )
+    .await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("OK [CAPABILITY IMAP4REV1 "), "{out}");
+    assert!(lines[0].ends_with("] Logged in"), "{out}");
+    assert!(
+        !lines[0].contains("AUTH="),
+        "no login capabilities once logged in: {out}"
+    );
+    assert_eq!(lines[1], "BYE");
+    assert_eq!(
+        lines[2],
+        "FAILED b'[AUTHENTICATIONFAILED] Authentication failed'"
+    );
+    let closed = harness
+        .finish(&[CloseReason::Logout, CloseReason::Logout])
+        .await;
+    let mut users: Vec<_> = closed.iter().map(|c| (c.user.clone(), c.state)).collect();
+    users.sort_by_key(|(user, _)| user.clone());
+    assert_eq!(
+        users,
+        [
+            (None, State::Logout),
+            (Some("alice".to_owned()), State::Logout)
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authenticate_plain_with_sasl_ir_and_with_a_continuation() {
+    let harness = Harness::start(&MemoryStore::new(), config()).await;
+    // SASL-IR (RFC 4959): the response rides on the command.
+    let mut client = harness.connect().await;
+    let reply = command(&mut client, &format!("a1 AUTHENTICATE PLAIN {PLAIN_ALICE}")).await;
+    assert!(
+        reply[0].starts_with("a1 OK [CAPABILITY IMAP4REV1 "),
+        "{reply:?}"
+    );
+    drop(client);
+
+    // Without it: an empty challenge, then the response; a wrong one, then cancel with `*`.
+    let mut client = harness.connect().await;
+    client.send("b1 AUTHENTICATE PLAIN").await;
+    assert_eq!(client.line().await.unwrap(), "+ ");
+    client.send(PLAIN_ALICE_WRONG).await;
+    assert_eq!(
+        until_tagged(&mut client, "b1").await,
+        ["b1 NO [AUTHENTICATIONFAILED] Authentication failed"]
+    );
+    client.send("b2 AUTHENTICATE PLAIN").await;
+    assert_eq!(client.line().await.unwrap(), "+ ");
+    client.send("*").await;
+    assert_eq!(
+        until_tagged(&mut client, "b2").await,
+        ["b2 BAD Authentication cancelled"]
+    );
+    let reply = command(&mut client, "b3 AUTHENTICATE CRAM-MD5").await;
+    assert_eq!(reply, ["b3 NO Unsupported authentication mechanism"]);
+    drop(client);
+
+    // imaplib sends the response after the continuation.
+    let out = python(
+        harness.addr,
+        r#"
+        M = imaplib.IMAP4(HOST, PORT)
+        typ, _ = M.authenticate('PLAIN', lambda _: b'\0alice\0secret')
+        print(typ, M.state)
+        M.logout()
+        "#,
+    )
+    .await;
+    assert_eq!(out.trim(), "OK AUTH");
+    let closed = harness
+        .finish(&[
+            CloseReason::ClientClosed,
+            CloseReason::ClientClosed,
+            CloseReason::Logout,
+        ])
+        .await;
+    let users = closed.iter().filter(|c| c.user.as_deref() == Some("alice"));
+    assert_eq!(users.count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auth_service_errors_map_to_response_codes() {
+    let auth = tower::service_fn(|credentials: Credentials| async move {
+        match credentials.user.as_str() {
+            "busy" => Err(AuthError::Limit),
+            "down" => Err(AuthError::Unavailable),
+            _ => Ok(User {
+                name: credentials.user,
+            }),
+        }
+    });
+    let service = ImapService::new(auth, MemoryStore::new(), config());
+    let harness = Harness::serve(TlsMode::None, service).await;
+    let mut client = harness.connect().await;
+    assert_eq!(
+        command(&mut client, "a1 LOGIN busy x").await,
+        ["a1 NO [LIMIT] Too many sessions for this user"]
+    );
+    assert_eq!(
+        command(&mut client, "a2 LOGIN down x").await,
+        ["a2 NO [UNAVAILABLE] Authentication temporarily unavailable"]
+    );
+    drop(client);
+    harness.finish(&[CloseReason::ClientClosed]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plaintext_login_is_refused_before_starttls() {
+    let (acceptor, _) = tower_mail::tls::self_signed(&["localhost"]).unwrap();
+    let store = MemoryStore::new();
+    let harness = Harness::serve(
+        TlsMode::Starttls(acceptor),
+        imap(&store, ImapConfig::default()),
+    )
+    .await;
+    let mut client = Client::connect(harness.addr).await;
+    let caps = capabilities(&client.line().await.unwrap());
+    assert!(caps.contains(&"STARTTLS".to_owned()), "{caps:?}");
+    assert!(caps.contains(&"LOGINDISABLED".to_owned()), "{caps:?}");
+    assert!(!caps.iter().any(|c| c.starts_with("AUTH=")), "{caps:?}");
+    let refused = "NO [PRIVACYREQUIRED] Plaintext login disallowed without TLS; use STARTTLS";
+    assert_eq!(
+        command(&mut client, "a1 LOGIN alice secret").await,
+        [format!("a1 {refused}")]
+    );
+    assert_eq!(
+        command(&mut client, &format!("a2 AUTHENTICATE PLAIN {PLAIN_ALICE}")).await,
+        [format!("a2 {refused}")]
+    );
+    drop(client);
+    let closed = harness.finish(&[CloseReason::ClientClosed]).await;
+    assert_eq!(closed[0].user, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starttls_then_login_with_imaplib() {
+    let (acceptor, _) = tower_mail::tls::self_signed(&["localhost"]).unwrap();
+    let store = MemoryStore::new();
+    let harness = Harness::serve(
+        TlsMode::Starttls(acceptor),
+        imap(&store, ImapConfig::default()),
+    )
+    .await;
+    let out = python(
+        harness.addr,
+        r#"
+        M = imaplib.IMAP4(HOST, PORT)
+        print(' '.join(M.capabilities))
+        M.starttls(ssl_context=ctx)
+        print(' '.join(M.capabilities))
+        print(M.login('alice', 'secret')[0])
+        M.logout()
+        "#,
+    )
+    .await;
+    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split(' ').collect()).collect();
+    assert!(lines[0].contains(&"STARTTLS") && lines[0].contains(&"LOGINDISABLED"));
+    assert!(!lines[1].contains(&"STARTTLS"), "{out}");
+    assert!(!lines[1].contains(&"LOGINDISABLED"), "{out}");
+    assert!(lines[1].contains(&"AUTH=PLAIN"), "{out}");
+    assert_eq!(lines[2], ["OK"]);
+    let closed = harness.finish(&[CloseReason::Logout]).await;
+    assert!(closed[0].secure);
+    assert_eq!(closed[0].user.as_deref(), Some("alice"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starttls_discards_commands_pipelined_in_plaintext() {
+    let (acceptor, cert) = tower_mail::tls::self_signed(&["localhost"]).unwrap();
+    let store = MemoryStore::new();
+    let harness = Harness::serve(
+        TlsMode::Starttls(acceptor),
+        imap(&store, ImapConfig::default()),
+    )
+    .await;
+    let mut client = harness.connect().await;
+    // An attacker in the middle appends a command after STARTTLS, hoping the server runs it
+    // as if the client had sent it over TLS (CVE-2011-0411 and kin).
+    client.send_raw(b"a STARTTLS\r\nb CAPABILITY\r\n").await;
+    assert_eq!(
+        client.line().await.unwrap(),
+        "a OK Begin TLS negotiation now"
+    );
+    assert!(client.buffered().is_empty());
+    let mut tls = tls_client(&cert, client.into_inner()).await;
+    // The first answer over TLS is to a command sent over TLS.
+    assert_eq!(command(&mut tls, "c NOOP").await, ["c OK NOOP completed"]);
+    let reply = command(&mut tls, "d CAPABILITY").await;
+    assert!(!capabilities(&reply[0]).contains(&"STARTTLS".to_owned()));
+    assert!(command(&mut tls, "e LOGIN alice secret").await[0].starts_with("e OK"));
+    drop(tls);
+    let closed = harness.finish(&[CloseReason::ClientClosed]).await;
+    assert!(closed[0].secure);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starttls_on_an_implicit_tls_listener_is_bad() {
+    let (acceptor, cert) = tower_mail::tls::self_signed(&["localhost"]).unwrap();
+    let store = MemoryStore::new();
+    let harness = Harness::serve(
+        TlsMode::Implicit(acceptor),
+        imap(&store, ImapConfig::default()),
+    )
+    .await;
+    let tcp = TcpStream::connect(harness.addr).await.unwrap();
+    let mut client = tls_client(&cert, tcp).await;
+    let caps = capabilities(&client.line().await.unwrap());
+    assert!(!caps.contains(&"STARTTLS".to_owned()), "{caps:?}");
+    assert!(
+        caps.contains(&"AUTH=PLAIN".to_owned()),
+        "TLS is active: {caps:?}"
+    );
+    assert_eq!(
+        command(&mut client, "a STARTTLS").await,
+        ["a BAD TLS is already active"]
+    );
+    assert!(command(&mut client, "b LOGIN alice secret").await[0].starts_with("b OK"));
+    drop(client);
+    // imaplib over implicit TLS, too.
+    let out = python(
+        harness.addr,
+        r#"
+        M = imaplib.IMAP4_SSL(HOST, PORT, ssl_context=ctx)
+        print(M.login('alice', 'secret')[0])
+        M.logout()
+        "#,
+    )
+    .await;
+    assert_eq!(out.trim(), "OK");
+    harness
+        .finish(&[CloseReason::ClientClosed, CloseReason::Logout])
+        .await;
+}
+
+// ---- ID and observers ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn id_is_recorded_for_layers_and_close_hooks() {
+    let harness = Harness::start(&MemoryStore::new(), config()).await;
+    let out = python(
+        harness.addr,
+        r#"
+        M = imaplib.IMAP4(HOST, PORT)
+        typ, _ = M.xatom('ID', '("name" "TestClient" "version" "1.0" "os" NIL)')
+        print(typ, M.response('ID')[1][0].decode())
+        M.logout()
+        "#,
+    )
+    .await;
+    assert_eq!(out.trim(), r#"OK ("name" "tower-mail")"#);
+    let closed = harness.finish(&[CloseReason::Logout]).await;
+    assert_eq!(closed[0].user_agent.as_deref(), Some("TestClient/1.0"));
+}
+
+/// Refuses clients whose ID names them BadClient, and selecting Trash.
+fn gatekeeper() -> MapRequestLayer<impl Fn(Connection) -> Connection + Clone> {
+    MapRequestLayer::new(|mut conn: Connection| {
+        conn.observe(Arc::new(
+            |session: &Session, event: &SessionEvent<'_>| match event {
+                SessionEvent::ClientId { .. }
+                    if session
+                        .user_agent()
+                        .is_some_and(|agent| agent.starts_with("BadClient")) =>
+                {
+                    Err(Reject::new("Please upgrade BadClient"))
+                }
+                SessionEvent::MailboxSelected { mailbox: "Trash" } => {
+                    Err(Reject::new("Trash is off limits"))
+                }
+                _ => Ok(()),
+            },
+        ));
+        conn
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_observer_refuses_a_client_by_its_user_agent() {
+    let store = MemoryStore::new();
+    let harness = Harness::serve(TlsMode::None, gatekeeper().layer(imap(&store, config()))).await;
+    let mut good = harness.connect().await;
+    let reply = command(&mut good, r#"a1 ID ("name" "GoodClient")"#).await;
+    assert_eq!(
+        reply,
+        [r#"* ID ("name" "tower-mail")"#, "a1 OK ID completed"]
+    );
+
+    let mut bad = harness.connect().await;
+    bad.send(r#"b1 ID ("name" "BadClient" "version" "2.1")"#)
+        .await;
+    assert_eq!(bad.rest().await, "* BYE Please upgrade BadClient\r\n");
+
+    let mut client = harness.login().await;
+    client.send("c1 SELECT Trash").await;
+    let rest = client.rest().await;
+    assert!(rest.ends_with("* BYE Trash is off limits\r\n"), "{rest}");
+    assert!(!rest.contains("c1 OK"), "{rest}");
+
+    drop(good);
+    let closed = harness
+        .finish(&[
+            CloseReason::ClientClosed,
+            CloseReason::Ended("Please upgrade BadClient".into()),
+            CloseReason::Ended("Trash is off limits".into()),
+        ])
+        .await;
+    let bad = closed.iter().find(|c| c.user_agent.is_some()).unwrap();
+    assert_eq!(bad.user_agent.as_deref(), Some("BadClient/2.1"));
+}
+
+// ---- Mailboxes ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn select_and_examine_report_the_mailbox() {
+    let store = MemoryStore::new();
+    deliver(&store, "INBOX", Flags::SEEN).await;
+    deliver(&store, "INBOX", Flags::EMPTY).await;
+    let validity = store.snapshot("alice", "INBOX").await.unwrap().uid_validity;
+    let harness = Harness::start(&store, config()).await;
+    let mut client = harness.login().await;
+    let reply = command(&mut client, "s1 SELECT INBOX").await;
+    assert_eq!(
+        reply,
+        [
+            r"* FLAGS (\Answered \Flagged \Deleted \Seen \Draft)",
+            "* 2 EXISTS",
+            "* 0 RECENT",
+            "* OK [UNSEEN 2] Message 2 is first unseen",
+            &format!("* OK [UIDVALIDITY {validity}] UIDs valid"),
+            "* OK [UIDNEXT 3] Predicted next UID",
+            r"* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft)] Flags permitted",
+            "s1 OK [READ-WRITE] SELECT completed",
+        ]
+    );
+    let reply = command(&mut client, "s2 EXAMINE Sent").await;
+    assert!(reply.contains(&"* 0 EXISTS".to_owned()), "{reply:?}");
+    assert!(reply.contains(&"* OK [PERMANENTFLAGS ()] Flags permitted".to_owned()));
+    assert_eq!(reply.last().unwrap(), "s2 OK [READ-ONLY] EXAMINE completed");
+    // A failed SELECT leaves no mailbox selected (RFC 3501 section 6.3.1).
+    assert_eq!(
+        command(&mut client, "s3 SELECT Nowhere").await,
+        ["s3 NO [NONEXISTENT] No such mailbox"]
+    );
+    assert_eq!(
+        command(&mut client, "s4 CLOSE").await,
+        ["s4 BAD No mailbox selected"]
+    );
+    assert_eq!(
+        command(&mut client, "s5 SELECT inbox")
+            .await
+            .last()
+            .unwrap(),
+        "s5 OK [READ-WRITE] SELECT completed"
+    );
+    assert_eq!(
+        command(&mut client, "s6 FETCH 1 FLAGS").await,
+        ["s6 BAD FETCH is not implemented yet"]
+    );
+    assert_eq!(
+        command(&mut client, "s7 UNSELECT").await,
+        ["s7 OK UNSELECT completed"]
+    );
+    assert_eq!(
+        command(&mut client, "s8 EXAMINE INBOX")
+            .await
+            .last()
+            .unwrap(),
+        "s8 OK [READ-ONLY] EXAMINE completed"
+    );
+    drop(client);
+
+    // imaplib reads the same answers.
+    let out = python(
+        harness.addr,
+        r#"
+        M = imaplib.IMAP4(HOST, PORT)
+        M.login('alice', 'secret')
+        print(M.select('INBOX'))
+        print(M.close()[0], M.state)
+        M.logout()
+        "#,
+    )
+    .await;
+    assert_eq!(out, "('OK', [b'2'])\nOK AUTH\n");
+
+    let closed = harness
+        .finish(&[CloseReason::ClientClosed, CloseReason::Logout])
+        .await;
+    let dropped = closed
+        .iter()
+        .find(|c| c.reason == CloseReason::ClientClosed)
+        .unwrap();
+    assert_eq!(dropped.state, State::Selected);
+    assert_eq!(dropped.selected.as_deref(), Some("INBOX"));
+    let logged_out = closed
+        .iter()
+        .find(|c| c.reason == CloseReason::Logout)
+        .unwrap();
+    assert_eq!(logged_out.selected, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn close_expunges_unselect_does_not_and_the_selected_mailbox_follows_rename() {
+    let store = MemoryStore::new();
+    deliver(&store, "INBOX", Flags::DELETED).await;
+    deliver(&store, "INBOX", Flags::EMPTY).await;
+    let in_inbox = || async {
+        store
+            .snapshot("alice", "INBOX")
+            .await
+            .unwrap()
+            .messages
+            .len()
+    };
+    let harness = Harness::start(&store, config()).await;
+    let mut client = harness.login().await;
+    command(&mut client, "a SELECT INBOX").await;
+    assert_eq!(
+        command(&mut client, "b UNSELECT").await,
+        ["b OK UNSELECT completed"]
+    );
+    assert_eq!(in_inbox().await, 2);
+    command(&mut client, "c EXAMINE INBOX").await;
+    assert_eq!(
+        command(&mut client, "d CLOSE").await,
+        ["d OK CLOSE completed"]
+    );
+    assert_eq!(in_inbox().await, 2, "EXAMINE is read-only");
+    command(&mut client, "e SELECT INBOX").await;
+    assert_eq!(
+        command(&mut client, "f CLOSE").await,
+        ["f OK CLOSE completed"]
+    );
+    assert_eq!(in_inbox().await, 1);
+
+    command(&mut client, "g CREATE Work").await;
+    command(&mut client, "h SELECT Work").await;
+    let reply = command(&mut client, "i RENAME Work Play").await;
+    assert_eq!(reply, ["i OK RENAME completed"]);
+    let reply = command(&mut client, "j DELETE Play").await;
+    assert_eq!(reply, ["j NO [INUSE] Close the mailbox before deleting it"]);
+    drop(client);
+    let closed = harness.finish(&[CloseReason::ClientClosed]).await;
+    assert_eq!(closed[0].state, State::Selected);
+    assert_eq!(closed[0].selected.as_deref(), Some("Play"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_shows_inbox_first_and_the_special_use_folders() {
+    let store = MemoryStore::new();
+    store.ensure_user("alice").await.unwrap();
+    store.create_mailbox("alice", "Archive/2024").await.unwrap();
+    let harness = Harness::start(&store, config()).await;
+    let out = python(
+        harness.addr,
+        r#"
+        M = imaplib.IMAP4(HOST, PORT)
+        M.login('alice', 'secret')
+        typ, data = M.list()
+        print(typ)
+        for line in data:
+            print(line.decode())
+        print('--')
+        for line in M.list('""', '%')[1]:
+            print(line.decode())
+        print('--')
+        for line in M.lsub()[1]:
+            print(line.decode())
+        M.logout()
+        "#,
+    )
+    .await;
+    let sections: Vec<Vec<&str>> = out.split("--\n").map(|s| s.lines().collect()).collect();
+    assert_eq!(
+        sections[0],
+        [
+            "OK",
+            r#"(\HasNoChildren) "/" INBOX"#,
+            r#"(\HasChildren) "/" Archive"#,
+            r#"(\HasNoChildren) "/" Archive/2024"#,
+            r#"(\HasNoChildren \Drafts) "/" Drafts"#,
+            r#"(\HasNoChildren \Junk) "/" Junk"#,
+            r#"(\HasNoChildren \Sent) "/" Sent"#,
+            r#"(\HasNoChildren \Trash) "/" Trash"#,
+        ],
+        "{out}"
+    );
+    assert!(!sections[1].iter().any(|l| l.contains("2024")), "{out}");
+    assert_eq!(sections[1].len(), 6, "{out}");
+    // New users are subscribed to INBOX and the special-use folders, not to Archive.
+    assert_eq!(sections[2].len(), 5, "{out}");
+    assert!(!sections[2].iter().any(|l| l.contains("Archive")), "{out}");
+
+    let mut client = harness.login().await;
+    assert_eq!(
+        command(&mut client, r#"d LIST "" """#).await,
+        [r#"* LIST (\Noselect) "/" """#, "d OK LIST completed"]
+    );
+    assert_eq!(
+        command(&mut client, r#"e LIST "Archive/" "*""#).await,
+        [
+            r#"* LIST (\HasNoChildren) "/" Archive/2024"#,
+            "e OK LIST completed"
+        ]
+    );
+    drop(client);
+    harness
+        .finish(&[CloseReason::Logout, CloseReason::ClientClosed])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_rename_delete_and_subscribe_round_trip() {
+    let store = MemoryStore::new();
+    let harness = Harness::start(&store, config()).await;
+    let out = python(
+        harness.addr,
+        r#"
+        M = imaplib.IMAP4(HOST, PORT)
+        M.login('alice', 'secret')
+        def show(result):
+            typ, data = result
+            print(typ, data[0].decode() if data and data[0] else '')
+        show(M.create('Projects/'))
+        show(M.create('Projects/2025'))
+        show(M.create('Projects'))
+        show(M.rename('Projects/2025', 'Projects/Done'))
+        show(M.subscribe('Projects/Done'))
+        print([l.decode() for l in M.lsub('""', 'Projects*')[1] if l])
+        show(M.unsubscribe('Projects/Done'))
+        print([l.decode() for l in M.lsub('""', 'Projects*')[1] if l])
+        show(M.delete('Projects/Done'))
+        show(M.delete('Projects'))
+        show(M.delete('INBOX'))
+        show(M.delete('Projects'))
+        print([l.decode() for l in M.list('""', 'Projects*')[1] if l])
+        M.logout()
+        "#,
+    )
+    .await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "OK CREATE completed",
+            "OK CREATE completed",
+            "NO [ALREADYEXISTS] Mailbox already exists",
+            "OK RENAME completed",
+            "OK SUBSCRIBE completed",
+            r#"['(\\HasNoChildren) "/" Projects/Done']"#,
+            "OK UNSUBSCRIBE completed",
+            "[]",
+            "OK DELETE completed",
+            "OK DELETE completed",
+            "NO [CANNOT] Not allowed on this mailbox",
+            "NO [NONEXISTENT] No such mailbox",
+            "[]",
+        ],
+        "{out}"
+    );
+    harness.finish(&[CloseReason::Logout]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_counts_messages_and_namespace_and_enable_answer() {
+    let store = MemoryStore::new();
+    deliver(&store, "INBOX", Flags::SEEN).await;
+    deliver(&store, "INBOX", Flags::EMPTY).await;
+    deliver(&store, "INBOX", Flags::DELETED).await;
+    let validity = store.snapshot("alice", "INBOX").await.unwrap().uid_validity;
+    let harness = Harness::start(&store, config()).await;
+    let out = python(
+        harness.addr,
+        r#"
+        M = imaplib.IMAP4(HOST, PORT)
+        M.login('alice', 'secret')
+        print(M.status('INBOX', '(MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN)')[1][0].decode())
+        print(M.status('Nowhere', '(MESSAGES)'))
+        M.logout()
+        "#,
+    )
+    .await;
+    assert_eq!(
+        out,
+        format!(
+            "INBOX (MESSAGES 3 RECENT 0 UIDNEXT 4 UIDVALIDITY {validity} UNSEEN 2)\n\
+             ('NO', [b'[NONEXISTENT] No such mailbox'])\n"
+        )
+    );
+
+    let mut client = harness.connect().await;
+    assert_eq!(
+        command(&mut client, "a ENABLE CONDSTORE").await,
+        ["a BAD Log in first"]
+    );
+    command(&mut client, "b LOGIN alice secret").await;
+    assert_eq!(
+        command(&mut client, "c ENABLE CONDSTORE").await,
+        ["* ENABLED", "c OK ENABLE completed"]
+    );
+    assert_eq!(
+        command(&mut client, "d NAMESPACE").await,
+        [
+            r#"* NAMESPACE (("" "/")) NIL NIL"#,
+            "d OK NAMESPACE completed"
+        ]
+    );
+    command(&mut client, "e SELECT INBOX").await;
+    assert_eq!(
+        command(&mut client, "f ENABLE CONDSTORE").await,
+        ["f BAD ENABLE is only valid before a mailbox is selected"]
+    );
+    drop(client);
+    harness
+        .finish(&[CloseReason::Logout, CloseReason::ClientClosed])
+        .await;
+}
+
+// ---- Ending sessions ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_says_bye_then_ok() {
+    let harness = Harness::start(&MemoryStore::new(), config()).await;
+    let mut client = harness.login().await;
+    client.send("z LOGOUT").await;
+    assert_eq!(
+        client.rest().await,
+        "* BYE Logging out\r\nz OK LOGOUT completed\r\n"
+    );
+    let closed = harness.finish(&[CloseReason::Logout]).await;
+    assert_eq!(closed[0].state, State::Logout);
+    assert_eq!(closed[0].user.as_deref(), Some("alice"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_timeout_is_short_before_login_and_long_after() {
+    let mut config = config();
+    config.unauthenticated_idle_timeout = Duration::from_millis(300);
+    let harness = Harness::start(&MemoryStore::new(), config).await;
+    let mut idle = harness.connect().await;
+    let mut logged_in = harness.login().await;
+    assert_eq!(idle.rest().await, "* BYE Idle timeout\r\n");
+    // Twice the short timeout later, the logged-in session still answers.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        command(&mut logged_in, "a NOOP").await,
+        ["a OK NOOP completed"]
+    );
+    drop(logged_in);
+    let closed = harness
+        .finish(&[CloseReason::IdleTimeout, CloseReason::ClientClosed])
+        .await;
+    let timed_out = closed
+        .iter()
+        .find(|c| c.reason == CloseReason::IdleTimeout)
+        .unwrap();
+    assert_eq!(timed_out.state, State::NotAuthenticated);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn session_end_from_another_task_and_shutdown_say_bye() {
+    let sessions: Arc<Mutex<Vec<Arc<Session>>>> = Arc::default();
+    let keep = sessions.clone();
+    let remember = MapRequestLayer::new(move |conn: Connection| {
+        keep.lock().unwrap().push(conn.session().clone());
+        conn
+    });
+    let store = MemoryStore::new();
+    let harness = Harness::serve(TlsMode::None, remember.layer(imap(&store, config()))).await;
+    let mut ended = harness.login().await;
+    let mut stays = harness.login().await;
+    let first = sessions.lock().unwrap()[0].clone();
+    tokio::spawn(async move { first.end(CloseReason::Ended("Maintenance".into())) });
+    assert_eq!(ended.rest().await, "* BYE Maintenance\r\n");
+    assert_eq!(command(&mut stays, "a NOOP").await, ["a OK NOOP completed"]);
+
+    let (_, goodbye) = tokio::join!(harness.server.shutdown(SOON), stays.rest());
+    assert_eq!(goodbye, "* BYE Server shutting down\r\n");
+    // Shutting down again is a no-op: `finish` only collects the records.
+    harness
+        .finish(&[
+            CloseReason::Ended("Maintenance".into()),
+            CloseReason::Shutdown,
+        ])
+        .await;
+}
+
+// ---- Bad input ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_answered_and_the_session_goes_on() {
+    let harness = Harness::start(&MemoryStore::new(), config()).await;
+    let mut client = harness.connect().await;
+
+    // Garbage: a lone word (read as a tag without a command), then bytes that are no tag.
+    assert_eq!(
+        command(&mut client, "hello").await,
+        ["hello BAD Unknown command or invalid arguments"]
+    );
+    client.send_raw(b"\xff\xfe\x01 garbage\r\n").await;
+    assert_eq!(
+        client.line().await.unwrap(),
+        "* BAD Unknown command or invalid arguments"
+    );
+    still_works(&mut client, &harness).await;
+
+    // A line over the 8 KiB cap: skipped, its tag unknown.
+    let long = format!("t1 NOOP {}\r\n", "x".repeat(10_000));
+    client.send_raw(long.as_bytes()).await;
+    assert_eq!(client.line().await.unwrap(), "* BAD Command line too long");
+    still_works(&mut client, &harness).await;
+
+    // A synchronizing literal over the 64 KiB cap: BAD instead of `+`, and nothing is read.
+    client.send("t2 LOGIN {100000}").await;
+    assert_eq!(client.line().await.unwrap(), "t2 BAD Literal too large");
+    still_works(&mut client, &harness).await;
+
+    // Unknown command, and commands in the wrong state.
+    assert_eq!(
+        command(&mut client, "t3 FROBNICATE now").await,
+        ["t3 BAD Unknown command or invalid arguments"]
+    );
+    assert_eq!(
+        command(&mut client, "t4 SELECT INBOX").await,
+        ["t4 BAD Log in first"]
+    );
+    assert!(command(&mut client, "t5 LOGIN alice secret").await[0].starts_with("t5 OK"));
+    assert_eq!(
+        command(&mut client, "t6 LOGIN alice secret").await,
+        ["t6 BAD Already logged in"]
+    );
+    assert_eq!(
+        command(&mut client, "t7 UNSELECT").await,
+        ["t7 BAD No mailbox selected"]
+    );
+    still_works(&mut client, &harness).await;
+    drop(client);
+    harness
+        .finish(&[
+            CloseReason::ClientClosed,
+            CloseReason::Logout,
+            CloseReason::Logout,
+            CloseReason::Logout,
+            CloseReason::Logout,
+        ])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn literals_synchronizing_and_non_synchronizing() {
+    let harness = Harness::start(&MemoryStore::new(), config()).await;
+    let mut client = harness.connect().await;
+    client.send("a LOGIN {5}").await;
+    assert_eq!(client.line().await.unwrap(), "+ Ready for literal data");
+    client.send_raw(b"alice {6}\r\n").await;
+    assert_eq!(client.line().await.unwrap(), "+ Ready for literal data");
+    client.send("secret").await;
+    assert!(until_tagged(&mut client, "a").await[0].starts_with("a OK"));
+    drop(client);
+
+    // LITERAL+ (RFC 7888): no continuation request; the next line is the answer.
+    let mut client = harness.connect().await;
+    client
+        .send_raw(b"b LOGIN {5+}\r\nalice {6+}\r\nsecret\r\n")
+        .await;
+    assert!(client.line().await.unwrap().starts_with("b OK"));
+    // One over the cap: the bytes are coming anyway, so the session ends.
+    client.send("c CREATE {70000+}").await;
+    assert_eq!(client.rest().await, "* BYE Literal too large\r\n");
+    harness
+        .finish(&[CloseReason::ClientClosed, CloseReason::ProtocolErrors])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn too_many_errors_end_the_session() {
+    let mut config = config();
+    config.max_errors = 3;
+    let harness = Harness::start(&MemoryStore::new(), config).await;
+    let mut client = harness.connect().await;
+    assert_eq!(command(&mut client, "a BOGUS").await.len(), 1);
+    assert_eq!(command(&mut client, "b LOGIN alice wrong").await.len(), 1);
+    client.send("c SELECT INBOX").await;
+    assert_eq!(
+        client.rest().await,
+        "c BAD Log in first\r\n* BYE Too many errors\r\n"
+    );
+    harness.finish(&[CloseReason::ProtocolErrors]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_layer_refusal_reads_as_bye() {
+    let block = OnConnectLayer::new(|_: Arc<Session>| async move {
+        Err::<(), _>(Reject::new("IP address blocked"))
+    });
+    let store = MemoryStore::new();
+    let stack = ServiceBuilder::new()
+        .layer(block)
+        .service(imap(&store, config()));
+    let harness = Harness::serve(TlsMode::None, stack).await;
+    let mut client = Client::connect(harness.addr).await;
+    assert_eq!(client.rest().await, "* BYE IP address blocked\r\n");
+    let closed = harness
+        .finish(&[CloseReason::Rejected(
+            Reject::new("IP address blocked").with_layer("on_connect"),
+        )])
+        .await;
+    assert_eq!(closed[0].state, State::NotAuthenticated);
+}
