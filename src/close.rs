@@ -61,6 +61,22 @@ impl CloseReason {
         }
     }
 
+    /// What the client is told when its session ends for this reason without its asking:
+    /// a layer's text, the idle timeout, or shutdown. Protocols put it after `* BYE` / `-ERR`.
+    ///
+    /// ```
+    /// use tower_mail::CloseReason;
+    /// assert_eq!(CloseReason::Ended("Kicked by admin".into()).goodbye(), "Kicked by admin");
+    /// assert_eq!(CloseReason::Shutdown.goodbye(), "Server shutting down");
+    /// ```
+    pub fn goodbye(&self) -> &str {
+        match self {
+            CloseReason::Ended(text) => text,
+            CloseReason::IdleTimeout => "Idle timeout",
+            _ => "Server shutting down",
+        }
+    }
+
     /// Classify an I/O error: resets and broken pipes are the client going away.
     pub fn from_io(err: &io::Error) -> CloseReason {
         match err.kind() {

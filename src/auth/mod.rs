@@ -3,6 +3,7 @@
 //! Because it is a service, per-user limits, failure delays and bans are layers over it.
 
 mod passwd_file;
+pub mod sasl;
 
 use std::fmt;
 use std::sync::Arc;

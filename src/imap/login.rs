@@ -5,7 +5,6 @@ use std::borrow::Cow;
 
 use imap_codec::AuthenticateDataCodec;
 use imap_codec::decode::Decoder;
-use imap_codec::encode::Encoder;
 use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_codec::imap_types::core::{AString, Tag};
 use imap_codec::imap_types::response::{Code, StatusKind};
@@ -14,6 +13,7 @@ use tower::ServiceExt;
 
 use super::response;
 use super::session::{Authenticator, Flow, ImapSession};
+use crate::auth::sasl::{self, PlainError};
 use crate::auth::{AuthError, Credentials};
 use crate::events::SessionEvent;
 use crate::session::State;
@@ -89,13 +89,10 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 Err(flow) => return flow,
             },
         };
-        match decode_plain(message) {
-            Some((Some(authzid), user, _)) if authzid != user => {
-                // Acting as another user is not supported.
-                self.login_failed(tag, AuthError::InvalidCredentials)
-            }
-            Some((_, user, password)) => self.complete_login(tag, user, password).await,
-            None => self.bad(tag, "Invalid SASL PLAIN response"),
+        match sasl::plain_login(&message) {
+            Ok((user, password)) => self.complete_login(tag, user, password).await,
+            Err(PlainError::Impersonation) => self.login_failed(tag, AuthError::InvalidCredentials),
+            Err(PlainError::Malformed) => self.bad(tag, "Invalid SASL PLAIN response"),
         }
     }
 
@@ -169,17 +166,4 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         );
         self.count_error()
     }
-}
-
-/// The PLAIN message (RFC 4616) as `(authzid, authcid, password)`.
-///
-/// Its rules live with POP3's AUTH, which takes the message in base64; `imap-codec` has
-/// already decoded it, so it goes back to base64 once, through the same codec, rather than
-/// the rules being written twice.
-fn decode_plain(message: Vec<u8>) -> Option<(Option<String>, String, String)> {
-    let line = AuthenticateDataCodec::default()
-        .encode(&AuthenticateData::r#continue(message))
-        .dump();
-    let base64 = std::str::from_utf8(&line).ok()?.trim_end();
-    crate::pop3::command::decode_auth_plain(base64).ok()
 }

@@ -141,7 +141,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             Interrupted::Idle => CloseReason::IdleTimeout,
             Interrupted::Ending(reason) => reason,
         };
-        response::bye(self.channel.out(), goodbye_text(&reason));
+        response::bye(self.channel.out(), reason.goodbye());
         let _ = self.channel.flush().await;
         reason
     }
@@ -321,14 +321,5 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         response::bye(self.channel.out(), reject.message());
         let _ = self.channel.flush().await;
         CloseReason::Ended(reject.message().to_owned())
-    }
-}
-
-/// What `* BYE` says when the session is ended from outside or times out.
-fn goodbye_text(reason: &CloseReason) -> &str {
-    match reason {
-        CloseReason::Ended(text) => text,
-        CloseReason::IdleTimeout => "Idle timeout",
-        _ => "Server shutting down",
     }
 }

@@ -384,10 +384,9 @@ pub fn decode_sasl_response(text: &str) -> Result<Vec<u8>, ParseError> {
 
 /// Decode a SASL PLAIN response (RFC 4616): base64 of `[authzid] NUL authcid NUL passwd`.
 ///
-/// Returns `(authzid, authcid, password)`; an empty authzid is `None`. The identities and the
-/// password must be UTF-8 ([`ParseError::InvalidUtf8`]) and the authcid and password non-empty;
-/// bad base64, a wrong number of NULs, or an empty response (`=`) are
-/// [`ParseError::InvalidArgument`].
+/// Returns `(authzid, authcid, password)`; an empty authzid is `None`. Bad base64, an empty
+/// response (`=`), or a message [`auth::sasl::decode_plain`](crate::auth::sasl::decode_plain)
+/// refuses are [`ParseError::InvalidArgument`].
 ///
 /// ```
 /// use tower_mail::pop3::command::decode_auth_plain;
@@ -398,23 +397,7 @@ pub fn decode_sasl_response(text: &str) -> Result<Vec<u8>, ParseError> {
 /// ```
 pub fn decode_auth_plain(base64: &str) -> Result<(Option<String>, String, String), ParseError> {
     let message = decode_sasl_response(base64)?;
-    let mut parts = message.split(|&b| b == 0);
-    let (Some(authzid), Some(authcid), Some(password), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(ParseError::InvalidArgument);
-    };
-    if authcid.is_empty() || password.is_empty() {
-        return Err(ParseError::InvalidArgument);
-    }
-    let authzid = (!authzid.is_empty())
-        .then(|| utf8(authzid).map(str::to_owned))
-        .transpose()?;
-    Ok((
-        authzid,
-        utf8(authcid)?.to_owned(),
-        utf8(password)?.to_owned(),
-    ))
+    crate::auth::sasl::decode_plain(&message).map_err(|_| ParseError::InvalidArgument)
 }
 
 /// Drop one line ending: CRLF, CR or LF. Callers frame on LF and may leave the CR behind.
@@ -870,9 +853,10 @@ mod tests {
         assert_eq!(plain(b"alice\0pw"), Err(ParseError::InvalidArgument));
         assert_eq!(plain(b"a\0b\0c\0d"), Err(ParseError::InvalidArgument));
         assert_eq!(plain(b""), Err(ParseError::InvalidArgument));
-        assert_eq!(plain(b"\0al\xffice\0pw"), Err(ParseError::InvalidUtf8));
-        assert_eq!(plain(b"\0alice\0p\xc3"), Err(ParseError::InvalidUtf8));
-        assert_eq!(plain(b"\xff\0alice\0pw"), Err(ParseError::InvalidUtf8));
+        // Non-UTF-8 identities or passwords are malformed messages like any other.
+        assert_eq!(plain(b"\0al\xffice\0pw"), Err(ParseError::InvalidArgument));
+        assert_eq!(plain(b"\0alice\0p\xc3"), Err(ParseError::InvalidArgument));
+        assert_eq!(plain(b"\xff\0alice\0pw"), Err(ParseError::InvalidArgument));
         assert_eq!(decode_auth_plain("="), Err(ParseError::InvalidArgument));
         assert_eq!(decode_auth_plain(""), Err(ParseError::InvalidArgument));
         let good = base64::encode(b"\0alice\0pass");

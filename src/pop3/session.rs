@@ -12,6 +12,7 @@ use super::dotstuff::write_dot_stuffed;
 use super::maildrop::{Maildrop, MaildropLock};
 use super::response::{self, RespCode};
 use super::service::Shared;
+use crate::auth::sasl::{self, PlainError};
 use crate::auth::{AuthError, Credentials, User};
 use crate::close::{CloseReason, CloseReport};
 use crate::connection::{ConnectionParts, SessionSettings};
@@ -119,22 +120,15 @@ where
     /// The next line from the client; `None` if it was longer than the cap. When the wait
     /// ends otherwise, the client is told why (`-ERR`) and the session closes.
     async fn next_line(&mut self) -> Result<Option<Bytes>, CloseReason> {
-        let text = match self.channel.next_line().await {
+        let reason = match self.channel.next_line().await {
             Ok(line) => return Ok(line),
             Err(Interrupted::Gone(reason)) => return Err(reason),
-            Err(Interrupted::Idle) => {
-                response::err(self.channel.out(), "Idle timeout, closing connection");
-                let _ = self.channel.flush().await;
-                return Err(CloseReason::IdleTimeout);
-            }
-            Err(Interrupted::Ending(reason)) => match &reason {
-                CloseReason::Ended(text) => (text.clone(), reason),
-                _ => ("Server shutting down".to_owned(), reason),
-            },
+            Err(Interrupted::Idle) => CloseReason::IdleTimeout,
+            Err(Interrupted::Ending(reason)) => reason,
         };
-        response::err(self.channel.out(), &text.0);
+        response::err(self.channel.out(), reason.goodbye());
         let _ = self.channel.flush().await;
-        Err(text.1)
+        Err(reason)
     }
 
     async fn command(&mut self, line: &[u8]) -> Flow {
@@ -374,17 +368,13 @@ where
                 }
             }
         };
-        match command::decode_auth_plain(&encoded) {
-            Ok((authzid, user, password)) => {
-                if authzid
-                    .as_deref()
-                    .is_some_and(|z| !z.is_empty() && z != user)
-                {
-                    return self.login_failed(AuthError::InvalidCredentials);
-                }
-                self.login(user, password).await
-            }
-            Err(_) => self.protocol_error("Invalid SASL PLAIN response"),
+        let login = command::decode_sasl_response(&encoded)
+            .map_err(|_| PlainError::Malformed)
+            .and_then(|message| sasl::plain_login(&message));
+        match login {
+            Ok((user, password)) => self.login(user, password).await,
+            Err(PlainError::Impersonation) => self.login_failed(AuthError::InvalidCredentials),
+            Err(PlainError::Malformed) => self.protocol_error("Invalid SASL PLAIN response"),
         }
     }
 
