@@ -1,5 +1,6 @@
-//! The tower-mail example server: POP3 (plain with STLS, and implicit TLS) over a Maildir++
-//! tree, with the connection-policy stack composed in code with `ServiceBuilder`.
+//! The tower-mail example server: IMAP and POP3 (plain with STARTTLS/STLS, and implicit TLS)
+//! over one Maildir++ tree, with the connection-policy stack composed in code with
+//! `ServiceBuilder` (see `server/stack.rs`).
 //!
 //! ```text
 //! cargo run --release --example server                          # embedded defaults
@@ -15,6 +16,8 @@
 mod config;
 #[path = "server/policies.rs"]
 mod policies;
+#[path = "server/stack.rs"]
+mod stack;
 #[path = "server/telemetry.rs"]
 mod telemetry;
 
@@ -26,20 +29,13 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
-use tower::load_shed::LoadShedLayer;
+use tower_mail::Protocol;
 use tower_mail::auth::PasswdFile;
+use tower_mail::imap::{ImapConfig, ImapService};
 use tower_mail::pop3::{Pop3Config, Pop3Service};
 use tower_mail::server::{Endpoint, ProxyConfig, Server, ServerConfig, TlsMode};
 use tower_mail::store::Maildir;
-use tower_mail::{CloseReport, Protocol, Reject, Session};
-use tower_mail_layers::ip_block::IpBlockLayer;
-use tower_mail_layers::logging::LoggingLayer;
-use tower_mail_layers::metrics::MetricsLayer;
-use tower_mail_layers::on_close::OnCloseLayer;
-use tower_mail_layers::on_connect::OnConnectLayer;
-use tower_mail_layers::policy::PolicyLayer;
 
 use config::Config;
 
@@ -125,72 +121,63 @@ async fn run() -> Result<(), String> {
     let mut pop3_config = Pop3Config::default();
     pop3_config.allow_plaintext_login = config.auth.plaintext_without_tls;
     pop3_config.idle_timeout = Duration::from_secs(config.limits.pop3_idle_seconds);
-    let pop3 = Pop3Service::new(users.clone(), store, pop3_config);
+    let pop3 = Pop3Service::new(users.clone(), store.clone(), pop3_config);
 
-    // One semaphore for every listener: a server-wide cap, not one per listener.
-    let global_limit = GlobalConcurrencyLimitLayer::new(config.limits.max_connections);
-    let closed = Arc::new(AtomicU64::new(0));
-    let shutting_down = CancellationToken::new();
-    let stack = {
-        let closed = closed.clone();
-        let shutting_down = shutting_down.clone();
-        ServiceBuilder::new()
-            .layer(LoggingLayer::new())
-            .layer(MetricsLayer::new())
-            // Counts every connection's end, to show at shutdown that none was lost.
-            .layer(OnCloseLayer::new(move |_: &Session, _: &CloseReport| {
-                closed.fetch_add(1, Ordering::Relaxed);
-            }))
-            // Connections accepted in the race with shutdown get a clean refusal.
-            .layer(OnConnectLayer::new(move |_: Arc<Session>| {
-                let shutting_down = shutting_down.clone();
-                async move {
-                    if shutting_down.is_cancelled() {
-                        return Err(Reject::new("Server shutting down").with_layer("shutdown"));
-                    }
-                    Ok(())
-                }
-            }))
-            .layer(policies::with_mode(
-                IpBlockLayer::new(policies.ip_block.clone()),
-                config.layers.ip_block.mode,
-            ))
-            .layer(policies::with_mode(
-                PolicyLayer::from_policy(policies.time_window.clone()),
-                config
-                    .layers
-                    .time_window
-                    .as_ref()
-                    .map(|t| t.mode)
-                    .unwrap_or_default(),
-            ))
-            .layer(policies::with_mode(
-                PolicyLayer::from_policy(policies.rate_limit.clone()),
-                config.layers.rate_limit.mode,
-            ))
-            .layer(LoadShedLayer::new())
-            .layer(global_limit)
-            .service(pop3)
+    let mut imap_config = ImapConfig::default();
+    imap_config.allow_plaintext_login = config.auth.plaintext_without_tls;
+    let imap = ImapService::new(users.clone(), store, imap_config);
+
+    let shared = stack::Shared {
+        policies: policies.clone(),
+        global_limit: GlobalConcurrencyLimitLayer::new(config.limits.max_connections),
+        closed: Arc::new(AtomicU64::new(0)),
+        shutting_down: CancellationToken::new(),
     };
+    let pop3_stack = stack::build(pop3, &shared, &config.layers);
+    let imap_stack = stack::build(imap, &shared, &config.layers);
 
-    let (plain, implicit) = config.pop3.addresses("127.0.0.1:1110", "127.0.0.1:1995");
+    let (pop3_plain, pop3_tls) = config.pop3.addresses("127.0.0.1:1110", "127.0.0.1:1995");
+    let (imap_plain, imap_tls) = config.imap.addresses("127.0.0.1:1143", "127.0.0.1:1993");
+    let listeners = [
+        (
+            imap_plain,
+            Protocol::Imap,
+            TlsMode::Starttls(acceptor.clone()),
+            "IMAP (STARTTLS)",
+            &imap_stack,
+        ),
+        (
+            imap_tls,
+            Protocol::Imap,
+            TlsMode::Implicit(acceptor.clone()),
+            "IMAP (TLS)",
+            &imap_stack,
+        ),
+        (
+            pop3_plain,
+            Protocol::Pop3,
+            TlsMode::Starttls(acceptor.clone()),
+            "POP3 (STLS)",
+            &pop3_stack,
+        ),
+        (
+            pop3_tls,
+            Protocol::Pop3,
+            TlsMode::Implicit(acceptor.clone()),
+            "POP3 (TLS)",
+            &pop3_stack,
+        ),
+    ];
     let mut listening = 0;
-    for (address, tls, label) in [
-        (plain, TlsMode::Starttls(acceptor.clone()), "POP3 (STLS)"),
-        (implicit, TlsMode::Implicit(acceptor.clone()), "POP3 (TLS)"),
-    ] {
+    for (address, protocol, tls, label, stack) in listeners {
         let Some(address) = address else { continue };
         let listener = TcpListener::bind(&address)
             .await
             .map_err(|e| format!("{label} on {address}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         println!("{label} listening on {local}");
-        server.serve(listener, Endpoint::new(Protocol::Pop3, tls), stack.clone());
+        server.serve(listener, Endpoint::new(protocol, tls), stack.clone());
         listening += 1;
-    }
-    let (imap_plain, imap_tls) = config.imap.addresses("127.0.0.1:1143", "127.0.0.1:1993");
-    if imap_plain.is_some() || imap_tls.is_some() {
-        println!("IMAP: not served by this version yet");
     }
     if listening == 0 {
         return Err("no listener configured".into());
@@ -198,13 +185,13 @@ async fn run() -> Result<(), String> {
 
     wait_for_signals(|| reload(config_path.as_deref(), &users, &policies)).await;
     println!("shutting down");
-    shutting_down.cancel();
+    shared.shutting_down.cancel();
     server
         .shutdown(Duration::from_secs(config.limits.shutdown_grace_seconds))
         .await;
     println!(
         "stopped; {} connections closed",
-        closed.load(Ordering::Relaxed)
+        shared.closed.load(Ordering::Relaxed)
     );
     Ok(())
 }

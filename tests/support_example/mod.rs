@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -136,11 +136,18 @@ impl ExampleServer {
     /// [`start`](ExampleServer::start) with more TOML appended to the configuration (whole
     /// sections that the base configuration does not have, such as `[limits]`).
     pub fn start_with(extra_config: &str) -> ExampleServer {
+        ExampleServer::start_listening("127.0.0.1:0", extra_config)
+    }
+
+    /// [`start_with`](ExampleServer::start_with), with the plain POP3 listener on
+    /// `pop3_listen` (`"[::]:0"`: a dual-stack socket, where IPv4 clients arrive as
+    /// IPv4-mapped IPv6 addresses).
+    pub fn start_listening(pop3_listen: &str, extra_config: &str) -> ExampleServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = format!(
             "[pop3]\n\
-             listen = \"127.0.0.1:0\"\n\
+             listen = \"{pop3_listen}\"\n\
              tls_listen = \"127.0.0.1:0\"\n\
              [imap]\n\
              listen = \"\"\n\
@@ -765,4 +772,88 @@ pub fn poll<T>(bound: Duration, mut check: impl FnMut() -> Option<T>) -> Option<
         std::thread::sleep(Duration::from_millis(50));
     }
     check()
+}
+
+// Helpers for the connection-policy tests (tests/policy_layers.rs): clients from chosen
+// loopback addresses, and policy reloads.
+
+impl ExampleServer {
+    /// The configuration file the server was started with; SIGHUP re-reads its `[layers.*]`.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("server.toml")
+    }
+
+    /// Rewrite the configuration file with `edit` (the current text in, the new text out).
+    /// The server sees the change at the next [`reload_policies`](ExampleServer::reload_policies).
+    pub fn edit_config(&self, edit: impl FnOnce(&str) -> String) {
+        let path = self.config_path();
+        let text = std::fs::read_to_string(&path).expect("read server.toml");
+        std::fs::write(&path, edit(&text)).expect("write server.toml");
+    }
+
+    /// Send SIGHUP and wait until the server says it reloaded its policies. Panics if it says
+    /// it could not (a broken file: the old settings stay in force) or says nothing in time.
+    pub fn reload_policies(&mut self) {
+        const DONE: &str = "policies reloaded";
+        const FAILED: &str = "policies not reloaded";
+        let count = |server: &ExampleServer, what: &str| {
+            server
+                .stdout()
+                .iter()
+                .filter(|line| line.contains(what))
+                .count()
+        };
+        let (done, failed) = (count(self, DONE), count(self, FAILED));
+        self.signal("HUP");
+        let reloaded = poll(SOON, || {
+            assert_eq!(
+                count(self, FAILED),
+                failed,
+                "the server refused the new configuration:\n{}",
+                self.stdout().join("\n")
+            );
+            (count(self, DONE) > done).then_some(())
+        });
+        assert!(
+            reloaded.is_some(),
+            "no reload reported within {SOON:?} of SIGHUP:\n{}",
+            self.stdout().join("\n")
+        );
+    }
+}
+
+impl RawClient {
+    /// Connect to `addr` from the local address `source` (any port). All of 127.0.0.0/8 is
+    /// loopback, so a test can be several clients that the policies tell apart by address.
+    pub fn connect_from(source: IpAddr, addr: SocketAddr) -> RawClient {
+        let stream = connect_from(source, addr)
+            .unwrap_or_else(|e| panic!("connect to {addr} from {source}: {e}"));
+        stream.set_read_timeout(Some(SOON)).unwrap();
+        stream.set_write_timeout(Some(SOON)).unwrap();
+        RawClient {
+            reader: BufReader::new(stream),
+        }
+    }
+}
+
+/// A blocking socket bound to `source` before it connects to `addr`. std cannot bind a client
+/// socket, so tokio's `TcpSocket` does the connect and hands the socket back as a std one.
+fn connect_from(source: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let socket = match source {
+            IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        let stream = tokio::time::timeout(SOON, socket.connect(addr))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        // Leaves tokio's reactor; std sockets block by default, tokio's do not.
+        let stream = stream.into_std()?;
+        stream.set_nonblocking(false)?;
+        Ok(stream)
+    })
 }
