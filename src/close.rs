@@ -151,9 +151,10 @@ impl CloseReport {
     /// text the client was told. After, tower's `Elapsed` is [`CloseReason::Timeout`] and any
     /// other error [`CloseReason::Aborted`].
     pub fn from_error(session: &Session, err: &BoxError) -> CloseReport {
+        let reject = refusal(err);
         let reason = if !session.has_started() {
-            CloseReason::Rejected(refusal(err))
-        } else if refusal(err).layer() == "timeout" {
+            CloseReason::Rejected(reject)
+        } else if reject.layer() == "timeout" {
             CloseReason::Timeout
         } else {
             CloseReason::Aborted

@@ -29,7 +29,7 @@ pub use events::{Observers, SessionEvent, SessionObserver};
 pub use extensions::Extensions;
 pub use reject::{
     BoxError, GENERIC_MESSAGE, MAX_MESSAGE_LEN, OVERLOADED_MESSAGE, Reject, TIMEOUT_MESSAGE,
-    clean_message, is_refusal, refusal,
+    clean_message, refusal,
 };
 pub use session::{Protocol, Session, SessionId, State, TlsInfo};
 pub mod server;

@@ -143,8 +143,3 @@ pub fn refusal(err: &BoxError) -> Reject {
     }
     Reject::new(GENERIC_MESSAGE).with_layer("error")
 }
-
-/// Whether the error is a known refusal (as opposed to a failure to log with its cause).
-pub fn is_refusal(err: &BoxError) -> bool {
-    refusal(err).layer() != "error"
-}
