@@ -19,6 +19,19 @@ use tower_mail::{CloseReason, Protocol, Reject, Session, State};
 use tower_mail_layers::on_close::OnCloseLayer;
 use tower_mail_layers::on_connect::OnConnectLayer;
 
+/// POP3 over an in-memory store behind a close recorder: the set-up most rows need.
+async fn serve_recorded(
+    tls: TlsMode,
+    config: ServerConfig,
+) -> (tower_mail::server::Server, std::net::SocketAddr, Closes) {
+    let closes = Closes::default();
+    let stack = ServiceBuilder::new()
+        .layer(OnCloseLayer::new(closes.hook()))
+        .service(pop3(MemoryStore::new()));
+    let (server, addr) = serve(Protocol::Pop3, tls, config, stack).await;
+    (server, addr, closes)
+}
+
 /// A fresh client still gets a greeting and can log in: the server lives on.
 async fn assert_server_alive(addr: std::net::SocketAddr) {
     let mut client = Client::connect(addr).await;
@@ -190,17 +203,7 @@ async fn close_hook_has_run_when_the_refused_client_reads_its_refusal() {
 /// Row 4: a client that half-closes (FIN, then waits) gets exactly one close hook call.
 #[tokio::test]
 async fn half_close_runs_the_close_hook_exactly_once() {
-    let closes = Closes::default();
-    let stack = ServiceBuilder::new()
-        .layer(OnCloseLayer::new(closes.hook()))
-        .service(pop3(MemoryStore::new()));
-    let (server, addr) = serve(
-        Protocol::Pop3,
-        TlsMode::None,
-        ServerConfig::default(),
-        stack,
-    )
-    .await;
+    let (server, addr, closes) = serve_recorded(TlsMode::None, ServerConfig::default()).await;
     let mut client = Client::connect(addr).await;
     pop3_login(&mut client).await;
     client.get_mut().shutdown().await.unwrap();
@@ -289,17 +292,7 @@ async fn every_way_of_ending_gives_exactly_one_close_report() {
 /// Row 6: the POP3 close hook after QUIT sees the whole session: user and final state.
 #[tokio::test]
 async fn close_hook_after_quit_sees_user_and_update_state() {
-    let closes = Closes::default();
-    let stack = ServiceBuilder::new()
-        .layer(OnCloseLayer::new(closes.hook()))
-        .service(pop3(MemoryStore::new()));
-    let (server, addr) = serve(
-        Protocol::Pop3,
-        TlsMode::None,
-        ServerConfig::default(),
-        stack,
-    )
-    .await;
+    let (server, addr, closes) = serve_recorded(TlsMode::None, ServerConfig::default()).await;
     let mut client = Client::connect(addr).await;
     pop3_login(&mut client).await;
     assert!(client.cmd("QUIT").await.starts_with("+OK"));
@@ -369,11 +362,7 @@ fn proxy_config() -> ServerConfig {
 /// missing headers close that connection only.
 #[tokio::test]
 async fn proxy_headers_are_honoured_and_bad_ones_close_only_their_connection() {
-    let closes = Closes::default();
-    let stack = ServiceBuilder::new()
-        .layer(OnCloseLayer::new(closes.hook()))
-        .service(pop3(MemoryStore::new()));
-    let (server, addr) = serve(Protocol::Pop3, TlsMode::None, proxy_config(), stack).await;
+    let (server, addr, closes) = serve_recorded(TlsMode::None, proxy_config()).await;
 
     // v1, with the first command in the same packet as the header.
     let mut c = Client::connect(addr).await;
@@ -431,17 +420,7 @@ async fn proxy_headers_are_honoured_and_bad_ones_close_only_their_connection() {
 /// Row 8, the other side: an untrusted peer's PROXY line is just a bad command.
 #[tokio::test]
 async fn proxy_header_from_untrusted_peer_is_not_honoured() {
-    let closes = Closes::default();
-    let stack = ServiceBuilder::new()
-        .layer(OnCloseLayer::new(closes.hook()))
-        .service(pop3(MemoryStore::new()));
-    let (server, addr) = serve(
-        Protocol::Pop3,
-        TlsMode::None,
-        ServerConfig::default(),
-        stack,
-    )
-    .await;
+    let (server, addr, closes) = serve_recorded(TlsMode::None, ServerConfig::default()).await;
     let mut c = Client::connect(addr).await;
     let local = c.get_mut().local_addr().unwrap();
     assert!(c.line().await.unwrap().starts_with("+OK"));
@@ -516,17 +495,8 @@ except (ssl.SSLError, OSError) as err:
 #[tokio::test]
 async fn tls_below_1_2_is_refused() {
     let (acceptor, _) = tower_mail::tls::self_signed(&["localhost"]).unwrap();
-    let closes = Closes::default();
-    let stack = ServiceBuilder::new()
-        .layer(OnCloseLayer::new(closes.hook()))
-        .service(pop3(MemoryStore::new()));
-    let (server, addr) = serve(
-        Protocol::Pop3,
-        TlsMode::Implicit(acceptor),
-        ServerConfig::default(),
-        stack,
-    )
-    .await;
+    let (server, addr, closes) =
+        serve_recorded(TlsMode::Implicit(acceptor), ServerConfig::default()).await;
     assert!(
         python_tls_greeting(addr, "TLSv1_1")
             .await

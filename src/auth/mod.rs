@@ -8,9 +8,32 @@ pub mod sasl;
 use std::fmt;
 use std::sync::Arc;
 
+use tower_service::Service;
+
 pub use passwd_file::PasswdFile;
 
 use crate::session::Session;
+
+/// An authentication service with the bounds the protocol services need, named once:
+/// `Service<Credentials, Response = User, Error = AuthError>`, cloneable and shareable across
+/// tasks. Implemented for every such service.
+pub trait Authenticator:
+    Service<Credentials, Response = User, Error = AuthError, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Authenticator for T where
+    T: Service<Credentials, Response = User, Error = AuthError, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 /// What a client presented to log in.
 #[derive(Clone)]

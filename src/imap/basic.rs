@@ -6,7 +6,8 @@ use imap_codec::imap_types::extensions::namespace::Namespace;
 use imap_codec::imap_types::response::{Data, StatusKind};
 
 use super::response;
-use super::session::{Authenticator, Flow, ImapSession};
+use super::session::{Flow, ImapSession};
+use crate::auth::Authenticator;
 use crate::close::CloseReason;
 use crate::events::SessionEvent;
 use crate::session::State;

@@ -9,7 +9,8 @@ use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::Data;
 
 use super::response;
-use super::session::{Authenticator, Flow, ImapSession};
+use super::session::{Flow, ImapSession};
+use crate::auth::Authenticator;
 use crate::store::{INBOX, MailboxInfo, Mailstore};
 
 /// The hierarchy separator of every store.

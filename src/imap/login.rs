@@ -12,7 +12,8 @@ use imap_codec::imap_types::secret::Secret;
 use tower::ServiceExt;
 
 use super::response;
-use super::session::{Authenticator, Flow, ImapSession};
+use super::session::{Flow, ImapSession};
+use crate::auth::Authenticator;
 use crate::auth::sasl::{self, PlainError};
 use crate::auth::{AuthError, Credentials};
 use crate::events::SessionEvent;

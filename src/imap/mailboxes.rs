@@ -12,7 +12,8 @@ use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::response;
-use super::session::{Authenticator, Flow, ImapSession, Selected};
+use super::session::{Flow, ImapSession, Selected};
+use crate::auth::Authenticator;
 use crate::events::SessionEvent;
 use crate::store::{Flags, INBOX, MailboxSnapshot, Mailstore, StoreError};
 

@@ -7,13 +7,12 @@ use std::time::Duration;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{Tag, Vec1};
 use imap_codec::imap_types::response::{Capability, Code, StatusKind};
-use tower_service::Service;
 
 use super::capabilities::{self, Situation};
 use super::framing::{self, Input, Limits, Problem};
 use super::response;
 use super::service::Shared;
-use crate::auth::{AuthError, Credentials, User};
+use crate::auth::Authenticator;
 use crate::close::{CloseReason, CloseReport};
 use crate::connection::{ConnectionParts, SessionSettings};
 use crate::events::{Observers, SessionEvent};
@@ -21,25 +20,6 @@ use crate::reject::Reject;
 use crate::session::{Session, State};
 use crate::store::Mailstore;
 use crate::wire::{Channel, Interrupted};
-
-/// The authentication service, with the bounds the session needs, named once.
-pub(super) trait Authenticator:
-    Service<Credentials, Response = User, Error = AuthError, Future: Send>
-    + Clone
-    + Send
-    + Sync
-    + 'static
-{
-}
-
-impl<T> Authenticator for T where
-    T: Service<Credentials, Response = User, Error = AuthError, Future: Send>
-        + Clone
-        + Send
-        + Sync
-        + 'static
-{
-}
 
 /// What to do after a command.
 pub(super) enum Flow {

@@ -10,7 +10,7 @@ use tower_service::Service;
 
 use super::maildrop::MaildropLocks;
 use super::session::Pop3Session;
-use crate::auth::{AuthError, Credentials, User};
+use crate::auth::Authenticator;
 use crate::close::{CloseReason, CloseReport};
 use crate::connection::Connection;
 use crate::reject::BoxError;
@@ -111,8 +111,7 @@ impl<A, M> Pop3Service<A, M> {
 
 impl<A, M> Service<Connection> for Pop3Service<A, M>
 where
-    A: Service<Credentials, Response = User, Error = AuthError> + Clone + Send + Sync + 'static,
-    A::Future: Send,
+    A: Authenticator,
     M: Mailstore,
 {
     type Response = CloseReport;

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tower::ServiceExt;
-use tower_service::Service;
 
 use super::capabilities::Capabilities;
 use super::command::{self, AuthResponse, Command, ParseError};
@@ -13,7 +12,7 @@ use super::maildrop::{Maildrop, MaildropLock};
 use super::response::{self, RespCode};
 use super::service::Shared;
 use crate::auth::sasl::{self, PlainError};
-use crate::auth::{AuthError, Credentials, User};
+use crate::auth::{AuthError, Authenticator, Credentials};
 use crate::close::{CloseReason, CloseReport};
 use crate::connection::{ConnectionParts, SessionSettings};
 use crate::events::{Observers, SessionEvent};
@@ -50,8 +49,7 @@ pub(super) struct Pop3Session<A, M> {
 
 impl<A, M> Pop3Session<A, M>
 where
-    A: Service<Credentials, Response = User, Error = AuthError> + Clone + Send + Sync + 'static,
-    A::Future: Send,
+    A: Authenticator,
     M: Mailstore,
 {
     pub(super) fn new(shared: Arc<Shared<A, M>>, parts: ConnectionParts) -> Self {
