@@ -43,8 +43,11 @@ pub(super) fn for_session(
         "LITERAL+",
         "ID",
         "ENABLE",
+        "IDLE",
         "NAMESPACE",
         "UNSELECT",
+        "UIDPLUS",
+        "MOVE",
         "CHILDREN",
         "SPECIAL-USE",
     ]);
@@ -81,6 +84,9 @@ pub(super) fn of_command(body: &CommandBody<'_>) -> &'static [&'static str] {
         CommandBody::Enable { .. } => &["ENABLE"],
         CommandBody::Namespace => &["NAMESPACE"],
         CommandBody::Unselect => &["UNSELECT"],
+        CommandBody::Idle => &["IDLE"],
+        CommandBody::Move { .. } => &["MOVE"],
+        CommandBody::ExpungeUid { .. } => &["UIDPLUS"],
         _ => &[],
     }
 }

@@ -26,6 +26,8 @@ pub(super) struct Limits {
     pub(super) max_line_len: usize,
     /// The command's literals together.
     pub(super) max_literal_len: usize,
+    /// The literals of an APPEND command together: the message.
+    pub(super) max_append_len: usize,
 }
 
 /// What the client sent.
@@ -76,8 +78,12 @@ pub(super) async fn read_command(
     let mut literals = 0usize;
     loop {
         let Some(line) = channel.next_line().await? else {
-            // The reader dropped the line; only a continuation's tag is known.
-            return Ok(invalid(&buf, Problem::LineTooLong));
+            // The reader dropped the line but kept its start, where the tag is.
+            let head = channel.take_overlong_head();
+            return Ok(match buf.is_empty() {
+                true => invalid(&head, Problem::LineTooLong),
+                false => invalid(&buf, Problem::LineTooLong),
+            });
         };
         line_bytes += line.len();
         if line_bytes > limits.max_line_len {
@@ -102,8 +108,12 @@ pub(super) async fn read_command(
         let length = usize::try_from(length).unwrap_or(usize::MAX);
         literal_bytes = literal_bytes.saturating_add(length);
         literals += 1;
+        let max_literal_len = match is_append(&buf) {
+            true => limits.max_append_len,
+            false => limits.max_literal_len,
+        };
         let problem = match () {
-            _ if literal_bytes > limits.max_literal_len => Some(Problem::LiteralTooLarge),
+            _ if literal_bytes > max_literal_len => Some(Problem::LiteralTooLarge),
             _ if literals > MAX_LITERALS => Some(Problem::TooManyLiterals),
             _ => None,
         };
@@ -123,6 +133,15 @@ pub(super) async fn read_command(
         let literal = channel.read_literal(length).await?;
         buf.extend_from_slice(&literal);
     }
+}
+
+/// Whether the command is an APPEND, from its second word: the literal's size has to be
+/// judged before `imap-codec` can decode the command.
+fn is_append(command: &[u8]) -> bool {
+    command
+        .split(|&b| b == b' ')
+        .nth(1)
+        .is_some_and(|word| word.eq_ignore_ascii_case(b"APPEND"))
 }
 
 fn invalid(command: &[u8], problem: Problem) -> Input {
@@ -157,6 +176,7 @@ mod tests {
     const LIMITS: Limits = Limits {
         max_line_len: 100,
         max_literal_len: 16,
+        max_append_len: 64,
     };
 
     fn channel() -> (Channel, DuplexStream) {
@@ -245,11 +265,34 @@ mod tests {
         let Input::Invalid { tag, problem } = read(&mut channel).await else {
             panic!()
         };
-        assert_eq!((tag, problem), (None, Problem::LineTooLong));
+        assert_eq!(
+            (tag.unwrap().inner(), problem),
+            ("d6", Problem::LineTooLong),
+            "an overlong line is answered by its tag"
+        );
         let Input::Invalid { tag, .. } = read(&mut channel).await else {
             panic!()
         };
         assert_eq!(tag, None, "`*` is not a tag");
+    }
+
+    #[tokio::test]
+    async fn append_has_its_own_cap() {
+        let (mut channel, mut client) = channel();
+        let message = "x".repeat(40);
+        let command = format!("a8 append INBOX {{40+}}\r\n{message}\r\nb9 APPEND INBOX {{65}}\r\n");
+        client.write_all(command.as_bytes()).await.unwrap();
+        let Input::Command(command) = read(&mut channel).await else {
+            panic!("a 40-byte message is under the APPEND cap")
+        };
+        assert!(matches!(command.body, CommandBody::Append { .. }));
+        let Input::Invalid { tag, problem } = read(&mut channel).await else {
+            panic!()
+        };
+        assert_eq!(
+            (tag.unwrap().inner(), problem),
+            ("b9", Problem::LiteralTooLarge)
+        );
     }
 
     #[tokio::test]

@@ -6,25 +6,18 @@ use std::borrow::Cow;
 use std::num::NonZeroU32;
 
 use imap_codec::imap_types::core::Tag;
-use imap_codec::imap_types::flag::{Flag, FlagPerm};
+use imap_codec::imap_types::flag::FlagPerm;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
+use super::flags::SYSTEM;
 use super::response;
-use super::session::{Flow, ImapSession, Selected};
+use super::session::{Flow, ImapSession};
+use super::view::MailboxView;
 use crate::auth::Authenticator;
 use crate::events::SessionEvent;
 use crate::store::{Flags, INBOX, MailboxSnapshot, Mailstore, StoreError};
-
-/// The flags the stores keep: the system flags, no keywords.
-const FLAGS: [Flag<'static>; 5] = [
-    Flag::Answered,
-    Flag::Flagged,
-    Flag::Deleted,
-    Flag::Seen,
-    Flag::Draft,
-];
 
 impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     /// SELECT and EXAMINE. RFC 3501 section 6.3.1: selecting, even unsuccessfully, first
@@ -41,15 +34,16 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let Some(name) = mailbox_name(&mailbox) else {
             return self.no(tag, "NONEXISTENT", "No such mailbox");
         };
-        let snapshot = match self.shared.store.snapshot(&self.user(), &name).await {
+        let user = self.user();
+        // Watching first: a change made while the snapshot is read still wakes the session.
+        let watch = self.shared.store.watch(&user, &name);
+        let snapshot = match self.shared.store.snapshot(&user, &name).await {
             Ok(snapshot) => snapshot,
             Err(err) => return self.store_failed(tag, err),
         };
         write_selected(self.channel.out(), &snapshot, read_only);
-        self.set_selected(Some(Selected {
-            name: name.clone(),
-            read_only,
-        }));
+        let view = MailboxView::open(name.clone(), read_only, snapshot, watch);
+        self.set_selected(Some(Box::new(view)));
         if let Err(reason) = self
             .notify(SessionEvent::MailboxSelected { mailbox: &name })
             .await
@@ -150,7 +144,11 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         if let Some(selected) = self.selected.as_mut()
             && selected.name == from
         {
-            selected.name = to.to_owned();
+            let watch = self
+                .shared
+                .store
+                .watch(&self.session.user().unwrap_or_default(), to);
+            selected.renamed(to.to_owned(), watch);
             self.session.set_selected(Some(to.to_owned()));
         }
         self.ok(tag, None, "RENAME completed")
@@ -221,7 +219,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
 /// The untagged responses of SELECT and EXAMINE (RFC 3501 section 6.3.1).
 fn write_selected(out: &mut Vec<u8>, snapshot: &MailboxSnapshot, read_only: bool) {
     let exists = u32::try_from(snapshot.messages.len()).unwrap_or(u32::MAX);
-    response::data(out, Data::Flags(FLAGS.to_vec()));
+    response::data(out, Data::Flags(SYSTEM.map(|(_, flag)| flag).to_vec()));
     response::data(out, Data::Exists(exists));
     response::data(out, Data::Recent(0));
     let first_unseen = snapshot
@@ -243,7 +241,10 @@ fn write_selected(out: &mut Vec<u8>, snapshot: &MailboxSnapshot, read_only: bool
     response::untagged(out, StatusKind::Ok, code, "Predicted next UID");
     let permanent = match read_only {
         true => Vec::new(),
-        false => FLAGS.into_iter().map(FlagPerm::Flag).collect(),
+        false => SYSTEM
+            .into_iter()
+            .map(|(_, flag)| FlagPerm::Flag(flag))
+            .collect(),
     };
     let code = Some(Code::PermanentFlags(permanent));
     response::untagged(out, StatusKind::Ok, code, "Flags permitted");

@@ -6,23 +6,36 @@
 //!
 //! # What is served
 //!
+//! IMAP4rev1 (RFC 3501) complete, with the extensions real clients rely on:
+//!
 //! - Any state: CAPABILITY, NOOP, LOGOUT, ID (RFC 2971).
 //! - Not authenticated: STARTTLS, LOGIN, AUTHENTICATE PLAIN with SASL-IR (RFC 4959).
 //! - Authenticated: ENABLE (RFC 5161, nothing to enable yet), SELECT, EXAMINE, CREATE, DELETE,
 //!   RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST and LSUB (with CHILDREN and SPECIAL-USE attributes),
-//!   STATUS, NAMESPACE (RFC 2342).
-//! - Selected: CLOSE, UNSELECT (RFC 3691).
+//!   STATUS, APPEND, NAMESPACE (RFC 2342), IDLE (RFC 2177).
+//! - Selected: CHECK, CLOSE, UNSELECT (RFC 3691), EXPUNGE, SEARCH, FETCH, STORE, COPY, MOVE
+//!   (RFC 6851) and their UID forms, UID EXPUNGE; APPEND and COPY answer with APPENDUID and
+//!   COPYUID (UIDPLUS, RFC 4315).
 //! - LITERAL+ (RFC 7888): non-synchronizing literals are read without a continuation request.
 //!
-//! Message commands (FETCH, STORE, SEARCH, COPY, MOVE, APPEND, EXPUNGE, IDLE, UID ...) are
-//! answered `BAD` and not advertised.
-//!
+//! Changes made by other sessions (IMAP or POP3) through the same store reach a selected
+//! session before its next command's answer, and at once while it is in IDLE; changes the
+//! store cannot announce (mail dropped into the Maildir by another program) are found at the
+//! next command and at [`ImapConfig::idle_poll_interval`] in IDLE.
+
 //! # Choices
 //!
 //! - A login refused because the connection is not encrypted answers `NO [PRIVACYREQUIRED]`
 //!   (RFC 9051 section 7.1; RFC 3501 leaves the code open, and Dovecot answers the same).
 //!   `LOGINDISABLED` is advertised instead of `AUTH=PLAIN` meanwhile.
 //! - ENABLE is refused outside the authenticated state, as RFC 5161 section 3.1 requires.
+//! - Keywords are not kept: PERMANENTFLAGS lists the system flags only, and STORE drops
+//!   keywords (RFC 3501 section 7.1 lets a server refuse to keep them). `\Recent` is never
+//!   set.
+//! - A sequence number beyond the mailbox answers `BAD`; UIDs that name no message are
+//!   skipped. While answering FETCH, STORE, SEARCH, COPY and MOVE (not their UID forms),
+//!   messages expunged by another session are reported only at the next command that allows
+//!   it (RFC 3501 section 7.4.1); FETCH leaves such a message out (RFC 2180 section 4.1.2).
 //! - Commands in the wrong state answer `BAD` and count as protocol errors, as do syntax errors,
 //!   oversized lines and literals, and failed logins; commands merely not implemented yet answer
 //!   `BAD` without counting, so a client that probes them is not disconnected.
@@ -63,14 +76,26 @@
 //! # }).unwrap();
 //! ```
 
+mod append;
 mod basic;
 mod capabilities;
+mod copying;
+mod dates;
+mod fetch;
+mod flagging;
+mod flags;
 mod framing;
+mod idle;
 mod list;
 mod login;
 mod mailboxes;
+mod reading;
 mod response;
+mod search;
+mod selected;
+mod sequence;
 mod service;
 mod session;
+mod view;
 
 pub use service::{ImapConfig, ImapService};

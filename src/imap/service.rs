@@ -39,8 +39,16 @@ pub struct ImapConfig {
     pub unauthenticated_idle_timeout: Duration,
     /// Longest command line, and the most non-literal text one command may span.
     pub max_line_len: usize,
-    /// The most literal bytes one command may carry (APPEND is not served yet).
+    /// The most literal bytes one command other than APPEND may carry (a SEARCH string, a
+    /// password).
     pub max_literal_len: usize,
+    /// The largest message APPEND takes. A larger one is refused before the client sends it
+    /// (or, sent as a non-synchronizing literal, ends the session).
+    pub max_append_len: usize,
+    /// How often a session in IDLE looks at its mailbox for changes the store did not announce
+    /// (mail dropped into a Maildir by another program). Changes made through the same store
+    /// are announced at once.
+    pub idle_poll_interval: Duration,
     /// Protocol errors (bad syntax, commands in the wrong state, failed logins) that end the
     /// session.
     pub max_errors: u32,
@@ -59,6 +67,8 @@ impl Default for ImapConfig {
             unauthenticated_idle_timeout: Duration::from_secs(60),
             max_line_len: 8 * 1024,
             max_literal_len: 64 * 1024,
+            max_append_len: 50 * 1024 * 1024,
+            idle_poll_interval: Duration::from_secs(30),
             max_errors: 10,
             greeting: "tower-mail IMAP4rev1 server ready".to_owned(),
             allow_plaintext_login: false,

@@ -12,6 +12,7 @@ use super::capabilities::{self, Situation};
 use super::framing::{self, Input, Limits, Problem};
 use super::response;
 use super::service::Shared;
+use super::view::{Expunges, MailboxView};
 use crate::auth::Authenticator;
 use crate::close::{CloseReason, CloseReport};
 use crate::connection::{ConnectionParts, SessionSettings};
@@ -21,17 +22,45 @@ use crate::session::{Session, State};
 use crate::store::Mailstore;
 use crate::wire::{Channel, Interrupted};
 
+/// Whether the session tells the client about changes to the selected mailbox before
+/// running `body`, and whether removed messages may be reported then (see [`Expunges`]).
+/// Commands that leave the mailbox need no update.
+fn sync_before(body: &CommandBody<'_>) -> Option<Expunges> {
+    match body {
+        CommandBody::Select { .. }
+        | CommandBody::Examine { .. }
+        | CommandBody::Close
+        | CommandBody::Unselect
+        | CommandBody::Logout => None,
+        CommandBody::Fetch { uid: false, .. }
+        | CommandBody::Store { uid: false, .. }
+        | CommandBody::Search { uid: false, .. }
+        | CommandBody::Copy { uid: false, .. }
+        | CommandBody::Move { uid: false, .. } => Some(Expunges::Defer),
+        _ => Some(Expunges::Report),
+    }
+}
+
+/// The commands of the selected state (RFC 3501 section 6.4, and EXPUNGE's and MOVE's
+/// extensions).
+fn needs_selection(body: &CommandBody<'_>) -> bool {
+    matches!(
+        body,
+        CommandBody::Check
+            | CommandBody::Expunge
+            | CommandBody::ExpungeUid { .. }
+            | CommandBody::Fetch { .. }
+            | CommandBody::Search { .. }
+            | CommandBody::Store { .. }
+            | CommandBody::Copy { .. }
+            | CommandBody::Move { .. }
+    )
+}
+
 /// What to do after a command.
 pub(super) enum Flow {
     Continue,
     Close(CloseReason),
-}
-
-/// The mailbox a SELECT or EXAMINE opened.
-#[derive(Debug)]
-pub(super) struct Selected {
-    pub(super) name: String,
-    pub(super) read_only: bool,
 }
 
 pub(super) struct ImapSession<A, M> {
@@ -39,7 +68,8 @@ pub(super) struct ImapSession<A, M> {
     pub(super) session: Arc<Session>,
     pub(super) channel: Channel,
     pub(super) settings: SessionSettings,
-    pub(super) selected: Option<Selected>,
+    /// Boxed: most sessions wait with nothing selected, or not logged in at all.
+    pub(super) selected: Option<Box<MailboxView>>,
     observers: Observers,
     errors: u32,
 }
@@ -88,6 +118,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let limits = Limits {
             max_line_len: self.shared.config.max_line_len,
             max_literal_len: self.shared.config.max_literal_len,
+            max_append_len: self.shared.config.max_append_len,
         };
         loop {
             let input = match framing::read_command(&mut self.channel, limits).await {
@@ -133,6 +164,12 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             .any(|capability| self.settings.is_hidden(capability))
         {
             return self.bad(&tag, "Unknown command");
+        }
+        // NOOP is the client's way to ask for these updates (RFC 3501 section 6.1.2).
+        if let Some(expunges) = sync_before(&body)
+            && let Err(reason) = self.sync(expunges).await
+        {
+            return Flow::Close(reason);
         }
         match body {
             CommandBody::Capability => self.capability(&tag),
@@ -188,6 +225,52 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 item_names,
             } => self.status(tag, mailbox, &item_names).await,
             CommandBody::Namespace => self.namespace(tag),
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => self.append(tag, mailbox, &flags, date, message).await,
+            CommandBody::Idle => self.idle(tag).await,
+            body if self.selected.is_none() && needs_selection(&body) => {
+                self.bad(tag, "No mailbox selected")
+            }
+            CommandBody::Check => self.ok(tag, None, "CHECK completed"),
+            CommandBody::Expunge => self.expunge(tag, None).await,
+            CommandBody::ExpungeUid { sequence_set } => self.expunge(tag, Some(sequence_set)).await,
+            CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+            } => {
+                self.fetch(tag, &sequence_set, &macro_or_item_names, uid)
+                    .await
+            }
+            CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+            } => self.search(tag, charset, criteria.as_ref(), uid).await,
+            CommandBody::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+            } => {
+                self.store(tag, &sequence_set, kind, response, &flags, uid)
+                    .await
+            }
+            CommandBody::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => self.copy(tag, &sequence_set, mailbox, uid, false).await,
+            CommandBody::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => self.copy(tag, &sequence_set, mailbox, uid, true).await,
             other => {
                 // Not the client's fault: not counted as a protocol error.
                 let text = format!("{} is not implemented yet", other.name());
@@ -233,7 +316,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     }
 
     /// Select `selected` (or nothing), keeping the shared [`Session`] in step.
-    pub(super) fn set_selected(&mut self, selected: Option<Selected>) {
+    pub(super) fn set_selected(&mut self, selected: Option<Box<MailboxView>>) {
         self.session
             .set_selected(selected.as_ref().map(|s| s.name.clone()));
         self.session.set_state(match selected {

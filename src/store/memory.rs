@@ -9,8 +9,8 @@ use bytes::Bytes;
 
 use super::maildir::rules;
 use super::{
-    Flags, INBOX, MailboxInfo, MailboxSnapshot, Mailstore, MessageMeta, StoreError, StoreResult,
-    rfc822_size,
+    ChangeNotifier, Flags, INBOX, MailboxInfo, MailboxSnapshot, MailboxWatch, Mailstore,
+    MessageMeta, StoreError, StoreResult, rfc822_size,
 };
 
 /// Mail kept in memory, with the same rules as [`Maildir`](super::Maildir): the same valid
@@ -45,6 +45,7 @@ use super::{
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     users: Arc<Mutex<HashMap<String, User>>>,
+    changes: Arc<ChangeNotifier>,
 }
 
 #[derive(Default)]
@@ -115,6 +116,22 @@ impl MemoryStore {
                 .get_mut(&mailbox)
                 .ok_or(StoreError::NoSuchMailbox)?)
         })
+    }
+}
+
+impl MemoryStore {
+    /// Runs `op`, which changes the mailbox, like [`with_mailbox`](Self::with_mailbox), then
+    /// wakes the sessions watching it.
+    fn changing_mailbox<T>(
+        &self,
+        user: &str,
+        mailbox: &str,
+        op: impl FnOnce(&mut Mailbox) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let result = self.with_mailbox(user, mailbox, op)?;
+        self.changes
+            .notify(user, &rules::canonical_mailbox(mailbox)?);
+        Ok(result)
     }
 }
 
@@ -195,7 +212,7 @@ impl Mailstore for MemoryStore {
         flags: Flags,
         internal_date: Option<SystemTime>,
     ) -> StoreResult<u32> {
-        self.with_mailbox(user, mailbox, |mailbox| {
+        self.changing_mailbox(user, mailbox, |mailbox| {
             let uid = rules::assign_uid(
                 &mut mailbox.uid_validity,
                 &mut mailbox.uid_next,
@@ -213,7 +230,7 @@ impl Mailstore for MemoryStore {
     }
 
     async fn expunge(&self, user: &str, mailbox: &str, uids: &[u32]) -> StoreResult<()> {
-        self.with_mailbox(user, mailbox, |mailbox| {
+        self.changing_mailbox(user, mailbox, |mailbox| {
             for uid in uids {
                 mailbox.messages.remove(uid);
             }
@@ -228,7 +245,7 @@ impl Mailstore for MemoryStore {
         uid: u32,
         flags: Flags,
     ) -> StoreResult<()> {
-        self.with_mailbox(user, mailbox, |mailbox| {
+        self.changing_mailbox(user, mailbox, |mailbox| {
             let message = mailbox
                 .messages
                 .get_mut(&uid)
@@ -275,7 +292,9 @@ impl Mailstore for MemoryStore {
                 .remove(&mailbox)
                 .map(drop)
                 .ok_or(StoreError::NoSuchMailbox)
-        })
+        })?;
+        self.changes.notify_tree(user, &mailbox);
+        Ok(())
     }
 
     async fn rename_mailbox(&self, user: &str, from: &str, to: &str) -> StoreResult<()> {
@@ -324,7 +343,16 @@ impl Mailstore for MemoryStore {
                 })
                 .collect();
             Ok(())
-        })
+        })?;
+        self.changes.notify_tree(user, &from);
+        Ok(())
+    }
+
+    fn watch(&self, user: &str, mailbox: &str) -> MailboxWatch {
+        match rules::canonical_mailbox(mailbox) {
+            Ok(mailbox) => self.changes.watch(user, &mailbox),
+            Err(_) => MailboxWatch::never(),
+        }
     }
 
     async fn set_subscribed(&self, user: &str, mailbox: &str, subscribed: bool) -> StoreResult<()> {

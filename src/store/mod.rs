@@ -4,6 +4,7 @@
 mod flags;
 mod maildir;
 mod memory;
+mod watch;
 
 use std::future::Future;
 use std::io;
@@ -14,6 +15,8 @@ use bytes::Bytes;
 pub use flags::Flags;
 pub use maildir::Maildir;
 pub use memory::MemoryStore;
+pub(crate) use watch::ChangeNotifier;
+pub use watch::MailboxWatch;
 
 /// The name of every user's inbox.
 pub const INBOX: &str = "INBOX";
@@ -130,6 +133,24 @@ pub trait Mailstore: Send + Sync + 'static {
         uid: u32,
     ) -> impl Future<Output = StoreResult<Bytes>> + Send;
 
+    /// Several whole messages, in the order of `uids`; each is `Err(NoSuchMessage)` if it is
+    /// gone. The default fetches them one by one; [`Maildir`] reads them in one pass, which
+    /// is what makes a FETCH over a large mailbox fast.
+    fn fetch_many(
+        &self,
+        user: &str,
+        mailbox: &str,
+        uids: &[u32],
+    ) -> impl Future<Output = StoreResult<Vec<StoreResult<Bytes>>>> + Send {
+        async move {
+            let mut messages = Vec::with_capacity(uids.len());
+            for &uid in uids {
+                messages.push(self.fetch(user, mailbox, uid).await);
+            }
+            Ok(messages)
+        }
+    }
+
     /// Deliver a message; returns its UID. Durable on `Ok`.
     fn append(
         &self,
@@ -185,6 +206,14 @@ pub trait Mailstore: Send + Sync + 'static {
         from: &str,
         to: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// A watch that wakes when `mailbox` of `user` changes through this store (any clone of
+    /// it): what IMAP's IDLE waits on. The default never wakes; sessions then notice changes
+    /// only when they look.
+    fn watch(&self, user: &str, mailbox: &str) -> MailboxWatch {
+        let _ = (user, mailbox);
+        MailboxWatch::never()
+    }
 
     /// Mark a mailbox subscribed or not.
     fn set_subscribed(

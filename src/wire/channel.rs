@@ -91,6 +91,12 @@ impl Channel {
         }
     }
 
+    /// The first bytes of the last line [`next_line`](Channel::next_line) skipped as too
+    /// long: IMAP answers it by its tag.
+    pub fn take_overlong_head(&mut self) -> Bytes {
+        self.reader.take_overlong_head()
+    }
+
     /// Exactly `len` bytes (an IMAP literal), under the same watch as
     /// [`next_line`](Channel::next_line).
     pub async fn read_literal(&mut self, len: usize) -> Result<Bytes, Interrupted> {

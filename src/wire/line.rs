@@ -10,6 +10,9 @@ const FIRST_CHUNK: usize = 128;
 /// A buffer grown past this by a long line is released once drained, so one big command does
 /// not pin memory for the rest of an idle session.
 const KEEP_CAPACITY: usize = 4096;
+/// How much of an overlong line is kept for [`LineReader::take_overlong_head`]: enough for
+/// an IMAP tag and command name.
+const HEAD_LEN: usize = 64;
 
 /// One line read from the client.
 #[derive(Debug, PartialEq, Eq)]
@@ -41,6 +44,8 @@ pub enum Line {
 pub struct LineReader {
     buf: BytesMut,
     max_len: usize,
+    /// The start of the last overlong line, until taken.
+    head: Bytes,
 }
 
 impl LineReader {
@@ -49,6 +54,7 @@ impl LineReader {
         LineReader {
             buf: BytesMut::new(),
             max_len,
+            head: Bytes::new(),
         }
     }
 
@@ -65,6 +71,12 @@ impl LineReader {
     /// Bytes received but not yet consumed: pipelined commands.
     pub fn buffered(&self) -> usize {
         self.buf.len()
+    }
+
+    /// The first bytes of the last line answered [`Line::TooLong`], so that the protocol can
+    /// still answer it by its tag; empty once taken.
+    pub fn take_overlong_head(&mut self) -> Bytes {
+        std::mem::take(&mut self.head)
     }
 
     /// Drop every buffered byte. STARTTLS needs this: bytes that arrived in plaintext after the
@@ -95,6 +107,7 @@ impl LineReader {
                 }
                 self.release_if_large();
                 if line.len() > self.max_len {
+                    self.head = Bytes::copy_from_slice(&line[..HEAD_LEN.min(line.len())]);
                     return Ok(Line::TooLong);
                 }
                 return Ok(Line::Complete(line.freeze()));
@@ -104,6 +117,9 @@ impl LineReader {
             if scanned > self.max_len + 1 {
                 // Too long already: drop what we have and skip to the end of the line, keeping
                 // memory bounded whatever the client sends.
+                if !discarding {
+                    self.head = Bytes::copy_from_slice(&self.buf[..HEAD_LEN.min(self.buf.len())]);
+                }
                 discarding = true;
                 self.buf.clear();
                 scanned = 0;
@@ -172,6 +188,21 @@ mod tests {
             got,
             vec![Line::TooLong, Line::Complete("NOOP".into()), Line::Eof]
         );
+    }
+
+    #[tokio::test]
+    async fn the_head_of_an_overlong_line_is_kept_once() {
+        for len in [300, 10_000] {
+            let mut input = b"a7 SEARCH TEXT ".to_vec();
+            input.extend(std::iter::repeat_n(b'x', len));
+            input.extend_from_slice(b"\r\n");
+            let mut reader = LineReader::new(255);
+            let mut io = &input[..];
+            assert_eq!(reader.read_line(&mut io).await.unwrap(), Line::TooLong);
+            let head = reader.take_overlong_head();
+            assert_eq!(&head[..], &input[..HEAD_LEN], "{len}");
+            assert!(reader.take_overlong_head().is_empty());
+        }
     }
 
     #[tokio::test]

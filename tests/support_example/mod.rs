@@ -121,6 +121,10 @@ pub struct ExampleServer {
     pub pop3: SocketAddr,
     /// POP3 over implicit TLS.
     pub pop3s: SocketAddr,
+    /// IMAP with STARTTLS.
+    pub imap: SocketAddr,
+    /// IMAP over implicit TLS.
+    pub imaps: SocketAddr,
     /// The Prometheus endpoint's address.
     pub metrics: SocketAddr,
     stdout: Arc<Mutex<Vec<String>>>,
@@ -128,7 +132,7 @@ pub struct ExampleServer {
 }
 
 impl ExampleServer {
-    /// Start the server with POP3 on ephemeral ports, IMAP off, JSON logs, metrics on.
+    /// Start the server with POP3 and IMAP on ephemeral ports, JSON logs, metrics on.
     pub fn start() -> ExampleServer {
         ExampleServer::start_with("")
     }
@@ -150,8 +154,8 @@ impl ExampleServer {
              listen = \"{pop3_listen}\"\n\
              tls_listen = \"127.0.0.1:0\"\n\
              [imap]\n\
-             listen = \"\"\n\
-             tls_listen = \"\"\n\
+             listen = \"127.0.0.1:0\"\n\
+             tls_listen = \"127.0.0.1:0\"\n\
              [store]\n\
              maildir = {}\n\
              [auth]\n\
@@ -195,12 +199,16 @@ impl ExampleServer {
             dir,
             pop3: "0.0.0.0:0".parse().unwrap(),
             pop3s: "0.0.0.0:0".parse().unwrap(),
+            imap: "0.0.0.0:0".parse().unwrap(),
+            imaps: "0.0.0.0:0".parse().unwrap(),
             metrics,
             stdout,
             reader: Some(reader),
         };
         server.pop3 = server.listening_on("POP3 (STLS) listening on ");
         server.pop3s = server.listening_on("POP3 (TLS) listening on ");
+        server.imap = server.listening_on("IMAP (STARTTLS) listening on ");
+        server.imaps = server.listening_on("IMAP (TLS) listening on ");
         server
     }
 

@@ -454,6 +454,20 @@ pub(super) fn fetch(folder: &Folder, cache: &mut FolderCache, uid: u32) -> Store
     })
 }
 
+/// Reads several messages under one look at the UID list.
+pub(super) fn fetch_many(
+    folder: &Folder,
+    cache: &mut FolderCache,
+    uids: &[u32],
+) -> StoreResult<Vec<StoreResult<Vec<u8>>>> {
+    with_state(folder, cache, |state| {
+        Ok(uids
+            .iter()
+            .map(|&uid| on_file(folder, state, uid, |path, _| fs::read(path)))
+            .collect())
+    })
+}
+
 /// Delivers a message: written to `tmp/` and synced, renamed into `cur/` and the directory
 /// synced, and only then given a UID in the (synced) UID list: once this returns, the message
 /// and its UID survive a crash.

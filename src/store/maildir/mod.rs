@@ -23,7 +23,10 @@ use bytes::Bytes;
 use tokio::sync::Mutex as AsyncMutex;
 
 use self::folder::{Folder, FolderCache};
-use super::{Flags, INBOX, MailboxInfo, MailboxSnapshot, Mailstore, StoreError, StoreResult};
+use super::{
+    ChangeNotifier, Flags, INBOX, MailboxInfo, MailboxSnapshot, MailboxWatch, Mailstore,
+    StoreError, StoreResult,
+};
 
 /// Mail stored in Maildir++ directories, one tree per user, readable by other Maildir tools
 /// (mutt, Dovecot's layout, MDAs delivering into `new/`).
@@ -95,6 +98,8 @@ struct Inner {
     /// One lock per user directory, for changes to the tree (create, delete, rename,
     /// subscriptions).
     trees: LockRegistry<()>,
+    /// Tells sessions watching a folder that it changed.
+    changes: ChangeNotifier,
 }
 
 impl Maildir {
@@ -110,6 +115,7 @@ impl Maildir {
                 root: root.into(),
                 folders: LockRegistry::default(),
                 trees: LockRegistry::default(),
+                changes: ChangeNotifier::default(),
             }),
         }
     }
@@ -138,6 +144,22 @@ impl Maildir {
         // The guard moves into the task: if the caller gives up waiting, the lock is still
         // held until the file work is done.
         blocking(move || op(&Folder::new(dir), &mut cache)).await
+    }
+
+    /// Runs `op`, which changes the folder, like [`on_folder`](Self::on_folder), then wakes
+    /// the sessions watching it.
+    async fn on_folder_changing<T: Send + 'static>(
+        &self,
+        user: &str,
+        mailbox: &str,
+        op: impl FnOnce(&Folder, &mut FolderCache) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let result = self.on_folder(user, mailbox, op).await;
+        if result.is_ok() {
+            let mailbox = rules::canonical_mailbox(mailbox)?;
+            self.inner.changes.notify(user, &mailbox);
+        }
+        result
     }
 
     /// Runs `op` on a user's tree, under the tree lock, on the blocking pool.
@@ -229,6 +251,23 @@ impl Mailstore for Maildir {
         .await
     }
 
+    async fn fetch_many(
+        &self,
+        user: &str,
+        mailbox: &str,
+        uids: &[u32],
+    ) -> StoreResult<Vec<StoreResult<Bytes>>> {
+        let uids = uids.to_vec();
+        self.on_folder(user, mailbox, move |folder, cache| {
+            let messages = folder::fetch_many(folder, cache, &uids)?;
+            Ok(messages
+                .into_iter()
+                .map(|message| message.map(Bytes::from))
+                .collect())
+        })
+        .await
+    }
+
     async fn append(
         &self,
         user: &str,
@@ -237,7 +276,7 @@ impl Mailstore for Maildir {
         flags: Flags,
         internal_date: Option<SystemTime>,
     ) -> StoreResult<u32> {
-        self.on_folder(user, mailbox, move |folder, cache| {
+        self.on_folder_changing(user, mailbox, move |folder, cache| {
             folder::append(folder, cache, &content, flags, internal_date)
         })
         .await
@@ -245,7 +284,7 @@ impl Mailstore for Maildir {
 
     async fn expunge(&self, user: &str, mailbox: &str, uids: &[u32]) -> StoreResult<()> {
         let uids = uids.to_vec();
-        self.on_folder(user, mailbox, move |folder, cache| {
+        self.on_folder_changing(user, mailbox, move |folder, cache| {
             folder::expunge(folder, cache, &uids)
         })
         .await
@@ -258,7 +297,7 @@ impl Mailstore for Maildir {
         uid: u32,
         flags: Flags,
     ) -> StoreResult<()> {
-        self.on_folder(user, mailbox, move |folder, cache| {
+        self.on_folder_changing(user, mailbox, move |folder, cache| {
             folder::set_flags(folder, cache, uid, flags)
         })
         .await
@@ -283,12 +322,15 @@ impl Mailstore for Maildir {
         let tree_lock = self.inner.trees.get(&user_dir).lock_owned().await;
         let dir = tree::folder_dir(&user_dir, &mailbox);
         let mut cache = self.inner.folders.get(&dir).lock_owned().await;
+        let name = mailbox.clone();
         blocking(move || {
             let _tree_lock = tree_lock;
             cache.clear();
-            tree::delete(&user_dir, &mailbox)
+            tree::delete(&user_dir, &name)
         })
-        .await
+        .await?;
+        self.inner.changes.notify_tree(user, &mailbox);
+        Ok(())
     }
 
     async fn rename_mailbox(&self, user: &str, from: &str, to: &str) -> StoreResult<()> {
@@ -321,7 +363,16 @@ impl Mailstore for Maildir {
             caches.iter_mut().for_each(|cache| cache.clear());
             tree::rename(&user_dir, &moves)
         })
-        .await
+        .await?;
+        self.inner.changes.notify_tree(user, &from);
+        Ok(())
+    }
+
+    fn watch(&self, user: &str, mailbox: &str) -> MailboxWatch {
+        match rules::canonical_mailbox(mailbox) {
+            Ok(mailbox) => self.inner.changes.watch(user, &mailbox),
+            Err(_) => MailboxWatch::never(),
+        }
     }
 
     async fn set_subscribed(&self, user: &str, mailbox: &str, subscribed: bool) -> StoreResult<()> {

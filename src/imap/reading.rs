@@ -1,0 +1,221 @@
+//! FETCH and SEARCH (RFC 3501 sections 6.4.4, 6.4.5 and 6.4.8): the commands that read
+//! messages. The items and criteria themselves are in the `fetch` and `search` modules; this
+//! is the loop over the messages, with `\Seen` and the reply's back-pressure.
+
+use std::num::NonZeroU32;
+
+use bytes::Bytes;
+use imap_codec::imap_types::core::{Charset, Tag};
+use imap_codec::imap_types::fetch::MacroOrMessageDataItemNames;
+use imap_codec::imap_types::response::{Code, Data, StatusKind};
+use imap_codec::imap_types::search::SearchKey;
+use imap_codec::imap_types::sequence::SequenceSet;
+
+use super::fetch::FetchPlan;
+use super::response;
+use super::search::{self, Bounds, Candidate};
+use super::selected::{INVALID_SEQUENCE, index_to_seq};
+use super::session::{Flow, ImapSession};
+use crate::auth::Authenticator;
+use crate::store::{Flags, Mailstore, StoreError};
+
+/// Reply bytes gathered before they are sent: a FETCH over a large mailbox streams to the
+/// client instead of building its whole answer in memory, and waits while the client reads.
+const SEND_AT: usize = 64 * 1024;
+
+/// Messages read from the store at once: enough to amortise a trip to the blocking pool.
+const BATCH_MESSAGES: usize = 256;
+/// Bytes read from the store at once (at least one message, however large).
+const BATCH_BYTES: u64 = 4 * 1024 * 1024;
+
+/// What became of reading one message's bytes.
+enum Content {
+    Read(Option<Bytes>),
+    /// Expunged by another session since the view was made: RFC 2180 section 4.1.2 lets the
+    /// server leave it out.
+    Gone,
+}
+
+impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
+    /// FETCH and UID FETCH.
+    pub(super) async fn fetch(
+        &mut self,
+        tag: &Tag<'static>,
+        set: &SequenceSet,
+        names: &MacroOrMessageDataItemNames<'_>,
+        uid: bool,
+    ) -> Flow {
+        let Ok(indices) = self.resolve(set, uid) else {
+            return self.bad(tag, INVALID_SEQUENCE);
+        };
+        let Ok(plan) = FetchPlan::new(names, uid) else {
+            return self.bad(tag, "Unknown FETCH item");
+        };
+        let marks_seen = plan.marks_seen() && self.selected.as_ref().is_some_and(|v| !v.read_only);
+        for batch in self.batches(&indices) {
+            let contents = match self.contents(batch, plan.needs_content()).await {
+                Ok(contents) => contents,
+                Err(err) => return self.store_failed(tag, err),
+            };
+            for (&index, content) in batch.iter().zip(contents) {
+                let Content::Read(content) = content else {
+                    continue;
+                };
+                let Some(mut meta) = self.selected.as_ref().map(|v| v.messages()[index].clone())
+                else {
+                    break;
+                };
+                let seen_now = marks_seen && !meta.flags.contains(Flags::SEEN);
+                if seen_now {
+                    meta.flags.insert(Flags::SEEN);
+                    match self.set_flags(index, meta.flags).await {
+                        Ok(()) => {}
+                        Err(StoreError::NoSuchMessage) => continue,
+                        Err(err) => return self.store_failed(tag, err),
+                    }
+                }
+                let items = plan.render(&meta, content.as_deref(), seen_now);
+                let seq =
+                    NonZeroU32::new(index_to_seq(index)).expect("sequence numbers start at 1");
+                response::data(self.channel.out(), Data::Fetch { seq, items });
+                if let Err(reason) = self.send_if_full().await {
+                    return Flow::Close(reason);
+                }
+            }
+        }
+        self.ok(tag, None, "FETCH completed")
+    }
+
+    /// SEARCH and UID SEARCH.
+    pub(super) async fn search(
+        &mut self,
+        tag: &Tag<'static>,
+        charset: Option<Charset<'_>>,
+        criteria: &[SearchKey<'_>],
+        uid: bool,
+    ) -> Flow {
+        if let Some(charset) = charset
+            && !search::charset_supported(charset.as_ref())
+        {
+            let allowed = ["US-ASCII", "UTF-8"]
+                .map(|name| Charset::try_from(name).expect("valid charset names"))
+                .to_vec();
+            let code = Some(Code::BadCharset { allowed });
+            response::tagged(
+                self.channel.out(),
+                tag,
+                StatusKind::No,
+                code,
+                "Unsupported charset",
+            );
+            return Flow::Continue;
+        }
+        let Some(view) = self.selected.as_ref() else {
+            return self.bad(tag, "No mailbox selected");
+        };
+        let bounds = Bounds {
+            largest_seq: view.exists(),
+            largest_uid: view.largest_uid(),
+        };
+        let all: Vec<usize> = (0..view.messages().len()).collect();
+        let needs_content = search::needs_content(criteria);
+        let mut found = Vec::new();
+        for batch in self.batches(&all) {
+            let contents = match self.contents(batch, needs_content).await {
+                Ok(contents) => contents,
+                Err(err) => return self.store_failed(tag, err),
+            };
+            let Some(view) = self.selected.as_ref() else {
+                break;
+            };
+            for (&index, content) in batch.iter().zip(contents) {
+                let Content::Read(content) = content else {
+                    continue;
+                };
+                let meta = &view.messages()[index];
+                let candidate = Candidate {
+                    seq: index_to_seq(index),
+                    meta,
+                    content: content.as_deref(),
+                };
+                if search::matches(criteria, &candidate, bounds) {
+                    let number = if uid { meta.uid } else { candidate.seq };
+                    found.extend(NonZeroU32::new(number));
+                }
+            }
+        }
+        response::data(self.channel.out(), Data::Search(found));
+        self.ok(tag, None, "SEARCH completed")
+    }
+
+    /// `indices` cut into runs to read from the store at once: a few round trips for a
+    /// whole mailbox, without holding many large messages in memory.
+    fn batches<'i>(&self, indices: &'i [usize]) -> Vec<&'i [usize]> {
+        let Some(view) = self.selected.as_ref() else {
+            return Vec::new();
+        };
+        let mut batches = Vec::new();
+        let (mut start, mut bytes) = (0, 0u64);
+        for (i, &index) in indices.iter().enumerate() {
+            bytes += view.messages()[index].size;
+            if i + 1 - start >= BATCH_MESSAGES || bytes >= BATCH_BYTES {
+                batches.push(&indices[start..=i]);
+                (start, bytes) = (i + 1, 0);
+            }
+        }
+        if start < indices.len() {
+            batches.push(&indices[start..]);
+        }
+        batches
+    }
+
+    /// The bytes of the selected mailbox's messages at `indices`, if `wanted`.
+    async fn contents(
+        &mut self,
+        indices: &[usize],
+        wanted: bool,
+    ) -> Result<Vec<Content>, StoreError> {
+        let Some(view) = self.selected.as_ref().filter(|_| wanted) else {
+            return Ok(indices.iter().map(|_| Content::Read(None)).collect());
+        };
+        let uids: Vec<u32> = indices.iter().map(|&i| view.messages()[i].uid).collect();
+        let user = self.session.user().unwrap_or_default();
+        let messages = self
+            .shared
+            .store
+            .fetch_many(&user, &view.name, &uids)
+            .await?;
+        messages
+            .into_iter()
+            .map(|message| match message {
+                Ok(content) => Ok(Content::Read(Some(content))),
+                Err(StoreError::NoSuchMessage) => Ok(Content::Gone),
+                Err(err) => Err(err),
+            })
+            .collect()
+    }
+
+    /// Store new flags for the message at `index` of the selected mailbox, and remember them
+    /// in the view so the next update does not report them back.
+    pub(super) async fn set_flags(&mut self, index: usize, flags: Flags) -> Result<(), StoreError> {
+        let Some(view) = self.selected.as_mut() else {
+            return Err(StoreError::NoSuchMailbox);
+        };
+        let uid = view.messages()[index].uid;
+        let user = self.session.user().unwrap_or_default();
+        self.shared
+            .store
+            .set_flags(&user, &view.name, uid, flags)
+            .await?;
+        view.set_flags(index, flags);
+        Ok(())
+    }
+
+    /// Send the reply gathered so far once it is large.
+    pub(super) async fn send_if_full(&mut self) -> Result<(), crate::close::CloseReason> {
+        if self.channel.out().len() >= SEND_AT {
+            self.channel.flush().await?;
+        }
+        Ok(())
+    }
+}

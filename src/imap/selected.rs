@@ -1,0 +1,109 @@
+//! What the commands of the selected state share: keeping the view current, turning sequence
+//! sets into messages, and EXPUNGE (RFC 3501 sections 6.4.3 and 7.4.1, RFC 4315's UID EXPUNGE).
+
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::sequence::SequenceSet;
+
+use super::response;
+use super::sequence;
+use super::session::{Flow, ImapSession};
+use super::view::Expunges;
+use crate::auth::Authenticator;
+use crate::close::CloseReason;
+use crate::store::{Flags, Mailstore, StoreError};
+
+/// Why a sequence set names no messages: answered `BAD`, as Dovecot and Cyrus do.
+pub(super) const INVALID_SEQUENCE: &str = "Invalid message sequence number";
+
+impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
+    /// Tell the client what changed in the selected mailbox since it last heard. A mailbox
+    /// deleted or renamed by another session ends this one with `* BYE`: its numbering no
+    /// longer means anything. A store failure skips this update; the next one catches up.
+    pub(super) async fn sync(&mut self, expunges: Expunges) -> Result<(), CloseReason> {
+        let Some(view) = self.selected.as_mut() else {
+            return Ok(());
+        };
+        let user = self.session.user().unwrap_or_default();
+        view.watch().mark_seen();
+        let lost = match self.shared.store.snapshot(&user, &view.name).await {
+            Ok(snapshot) => view.update(snapshot, expunges, self.channel.out()).is_err(),
+            Err(StoreError::NoSuchMailbox) => true,
+            Err(err) => {
+                tracing::warn!(session_id = %self.session.id(), error = %err, "mailbox update failed");
+                false
+            }
+        };
+        if !lost {
+            return Ok(());
+        }
+        let text = "Selected mailbox was deleted or renamed";
+        response::bye(self.channel.out(), text);
+        let _ = self.channel.flush().await;
+        Err(CloseReason::Ended(text.to_owned()))
+    }
+
+    /// The indices (in the view) of the messages `set` names, in mailbox order.
+    ///
+    /// UIDs that name no message are skipped (RFC 3501 section 6.4.8); a sequence number
+    /// beyond the mailbox is an error.
+    pub(super) fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, ()> {
+        let Some(view) = self.selected.as_ref() else {
+            return Err(());
+        };
+        let messages = view.messages();
+        if uid {
+            let largest = view.largest_uid();
+            return Ok((0..messages.len())
+                .filter(|&i| sequence::contains(set, messages[i].uid, largest))
+                .collect());
+        }
+        let exists = view.exists();
+        if exists == 0 || sequence::highest_value(set) > exists {
+            return Err(());
+        }
+        Ok((0..messages.len())
+            .filter(|&i| sequence::contains(set, index_to_seq(i), exists))
+            .collect())
+    }
+
+    /// EXPUNGE, and UID EXPUNGE when `only` is given: remove the messages marked `\Deleted`
+    /// (of those `only` names) and report each removal.
+    pub(super) async fn expunge(&mut self, tag: &Tag<'static>, only: Option<SequenceSet>) -> Flow {
+        let Some(view) = self.selected.as_ref() else {
+            return self.bad(tag, "No mailbox selected");
+        };
+        if view.read_only {
+            return self.no(tag, "READ-ONLY", "Mailbox is read-only");
+        }
+        let largest = view.largest_uid();
+        let deleted: Vec<u32> = view
+            .messages()
+            .iter()
+            .filter(|m| m.flags.contains(Flags::DELETED))
+            .filter(|m| {
+                only.as_ref()
+                    .is_none_or(|set| sequence::contains(set, m.uid, largest))
+            })
+            .map(|m| m.uid)
+            .collect();
+        let name = view.name.clone();
+        if !deleted.is_empty()
+            && let Err(err) = self
+                .shared
+                .store
+                .expunge(&self.user(), &name, &deleted)
+                .await
+        {
+            return self.store_failed(tag, err);
+        }
+        if let Err(reason) = self.sync(Expunges::Report).await {
+            return Flow::Close(reason);
+        }
+        self.ok(tag, None, "EXPUNGE completed")
+    }
+}
+
+/// The sequence number of the message at `index`.
+pub(super) fn index_to_seq(index: usize) -> u32 {
+    u32::try_from(index + 1).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,254 @@
+//! The selected mailbox as this session's client knows it: sequence numbers, UIDs and flags,
+//! brought up to date with the store at the points where RFC 3501 lets the server tell the
+//! client about changes (section 7: EXISTS, EXPUNGE and FETCH FLAGS responses).
+
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::core::Vec1;
+use imap_codec::imap_types::fetch::MessageDataItem;
+use imap_codec::imap_types::response::Data;
+
+use super::{flags, response};
+use crate::store::{MailboxSnapshot, MailboxWatch, MessageMeta};
+
+/// Whether removed messages may be reported now.
+///
+/// RFC 3501 section 7.4.1: no EXPUNGE response while answering FETCH, STORE or SEARCH, since
+/// sequence numbers in those commands refer to the numbering the client had. Removed messages
+/// then stay in the view until a command that allows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expunges {
+    Report,
+    Defer,
+}
+
+/// The mailbox was deleted, renamed, or its UIDs reassigned: the session's numbering is void.
+#[derive(Debug)]
+pub(super) struct Lost;
+
+/// The selected mailbox.
+#[derive(Debug)]
+pub(super) struct MailboxView {
+    pub(super) name: String,
+    pub(super) read_only: bool,
+    uid_validity: u32,
+    /// Sorted by UID; the sequence number of `messages[i]` is `i + 1`.
+    messages: Vec<MessageMeta>,
+    watch: MailboxWatch,
+}
+
+impl MailboxView {
+    /// The view of a mailbox just opened; `watch` is taken before `snapshot` was read, so no
+    /// change falls between them.
+    pub(super) fn open(
+        name: String,
+        read_only: bool,
+        snapshot: MailboxSnapshot,
+        watch: MailboxWatch,
+    ) -> MailboxView {
+        MailboxView {
+            name,
+            read_only,
+            uid_validity: snapshot.uid_validity,
+            messages: snapshot.messages,
+            watch,
+        }
+    }
+
+    pub(super) fn messages(&self) -> &[MessageMeta] {
+        &self.messages
+    }
+
+    /// The number of messages (the last EXISTS told).
+    pub(super) fn exists(&self) -> u32 {
+        count(self.messages.len())
+    }
+
+    /// The highest UID, for `*` in UID sets; 0 in an empty mailbox.
+    pub(super) fn largest_uid(&self) -> u32 {
+        self.messages.last().map_or(0, |m| m.uid)
+    }
+
+    pub(super) fn uid_validity(&self) -> u32 {
+        self.uid_validity
+    }
+
+    /// Record flags this session set, so the next update does not report them back.
+    pub(super) fn set_flags(&mut self, index: usize, flags: crate::store::Flags) {
+        if let Some(message) = self.messages.get_mut(index) {
+            message.flags = flags;
+        }
+    }
+
+    /// The mailbox was renamed by this session: follow it.
+    pub(super) fn renamed(&mut self, name: String, watch: MailboxWatch) {
+        self.name = name;
+        self.watch = watch;
+    }
+
+    /// What IDLE waits on.
+    pub(super) fn watch(&mut self) -> &mut MailboxWatch {
+        &mut self.watch
+    }
+
+    /// Bring the view up to `snapshot` (read after [`MailboxWatch::mark_seen`]) and write
+    /// the untagged responses that tell the client: EXPUNGE (highest first, so each number
+    /// is still valid when the client reads it), FETCH FLAGS for messages whose flags another
+    /// session changed, and EXISTS when messages arrived.
+    pub(super) fn update(
+        &mut self,
+        snapshot: MailboxSnapshot,
+        expunges: Expunges,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Lost> {
+        if snapshot.uid_validity != self.uid_validity {
+            return Err(Lost);
+        }
+        let last_known = self.largest_uid();
+        let mut fresh = snapshot.messages.into_iter().peekable();
+        let mut kept = Vec::with_capacity(self.messages.len());
+        let mut removed = Vec::new();
+        let mut changed = Vec::new();
+        for (index, mut known) in std::mem::take(&mut self.messages).into_iter().enumerate() {
+            while fresh.next_if(|m| m.uid < known.uid).is_some() {}
+            match fresh.next_if(|m| m.uid == known.uid) {
+                Some(now) => {
+                    if now.flags != known.flags {
+                        changed.push(kept.len());
+                    }
+                    known.flags = now.flags;
+                    kept.push(known);
+                }
+                None if expunges == Expunges::Report => removed.push(index + 1),
+                None => kept.push(known),
+            }
+        }
+        for seq in removed.iter().rev() {
+            response::data(out, Data::Expunge(non_zero(*seq)));
+        }
+        for index in changed {
+            let items = vec![MessageDataItem::Flags(flags::to_fetch(kept[index].flags))];
+            response::data(
+                out,
+                Data::Fetch {
+                    seq: non_zero(index + 1),
+                    items: Vec1::try_from(items).expect("one item"),
+                },
+            );
+        }
+        let remaining = kept.len();
+        kept.extend(fresh.filter(|m| m.uid > last_known));
+        self.messages = kept;
+        // Each EXPUNGE already lowered the count the client keeps.
+        if self.messages.len() > remaining {
+            response::data(out, Data::Exists(self.exists()));
+        }
+        Ok(())
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn non_zero(n: usize) -> NonZeroU32 {
+    NonZeroU32::new(count(n)).unwrap_or(NonZeroU32::MIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+    use crate::store::Flags;
+
+    fn meta(uid: u32, flags: Flags) -> MessageMeta {
+        MessageMeta {
+            uid,
+            size: 10,
+            flags,
+            internal_date: UNIX_EPOCH,
+        }
+    }
+
+    fn snapshot(messages: Vec<MessageMeta>) -> MailboxSnapshot {
+        let uid_next = messages.last().map_or(1, |m| m.uid + 1);
+        MailboxSnapshot {
+            uid_validity: 7,
+            uid_next,
+            messages,
+        }
+    }
+
+    fn view(uids: &[u32]) -> MailboxView {
+        let messages = uids.iter().map(|&uid| meta(uid, Flags::EMPTY)).collect();
+        MailboxView::open(
+            "INBOX".into(),
+            false,
+            snapshot(messages),
+            MailboxWatch::never(),
+        )
+    }
+
+    fn update(view: &mut MailboxView, fresh: Vec<MessageMeta>, expunges: Expunges) -> String {
+        let mut out = Vec::new();
+        view.update(snapshot(fresh), expunges, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn expunges_are_reported_highest_first_then_flags_then_exists() {
+        let mut view = view(&[1, 2, 3, 4]);
+        let fresh = vec![
+            meta(1, Flags::EMPTY),
+            meta(3, Flags::SEEN),
+            meta(5, Flags::EMPTY),
+        ];
+        let told = update(&mut view, fresh, Expunges::Report);
+        assert_eq!(
+            told,
+            "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n* 2 FETCH (FLAGS (\\Seen))\r\n* 3 EXISTS\r\n"
+        );
+        let uids: Vec<u32> = view.messages().iter().map(|m| m.uid).collect();
+        assert_eq!(uids, [1, 3, 5]);
+    }
+
+    #[test]
+    fn deferred_expunges_keep_the_numbering() {
+        let mut view = view(&[1, 2, 3]);
+        let told = update(
+            &mut view,
+            vec![
+                meta(1, Flags::EMPTY),
+                meta(3, Flags::EMPTY),
+                meta(4, Flags::EMPTY),
+            ],
+            Expunges::Defer,
+        );
+        assert_eq!(told, "* 4 EXISTS\r\n");
+        assert_eq!(view.messages()[2].uid, 3, "numbering kept");
+        let told = update(
+            &mut view,
+            vec![
+                meta(1, Flags::EMPTY),
+                meta(3, Flags::EMPTY),
+                meta(4, Flags::EMPTY),
+            ],
+            Expunges::Report,
+        );
+        assert_eq!(told, "* 2 EXPUNGE\r\n");
+    }
+
+    #[test]
+    fn nothing_changed_says_nothing_and_a_new_uid_validity_is_lost() {
+        let mut view = view(&[1, 2]);
+        let same = vec![meta(1, Flags::EMPTY), meta(2, Flags::EMPTY)];
+        assert_eq!(update(&mut view, same, Expunges::Report), "");
+        let mut other = snapshot(vec![]);
+        other.uid_validity = 8;
+        assert!(
+            view.update(other, Expunges::Report, &mut Vec::new())
+                .is_err()
+        );
+    }
+}
