@@ -125,6 +125,8 @@ async fn run() -> Result<(), String> {
 
     let mut imap_config = ImapConfig::default();
     imap_config.allow_plaintext_login = config.auth.plaintext_without_tls;
+    imap_config.idle_timeout = Duration::from_secs(config.limits.imap_idle_seconds);
+    imap_config.max_append_len = config.limits.imap_max_message_bytes;
     let imap = ImapService::new(users.clone(), store, imap_config);
 
     let shared = stack::Shared {

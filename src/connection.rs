@@ -1,6 +1,8 @@
 //! The request of every connection stack: one accepted [`Connection`].
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -224,7 +226,33 @@ impl Connection {
             observers: self.observers,
         })
     }
+
+    /// The future a protocol service returns from `call`: take the connection apart and run
+    /// its session with `run`, or report `Aborted` if the transport is already gone.
+    ///
+    /// Boxed: the session is one large state machine that lives as long as the connection;
+    /// one allocation per connection is noise beside it.
+    pub(crate) fn run_session<F, Fut>(self, run: F) -> SessionFuture
+    where
+        F: FnOnce(ConnectionParts) -> Fut + Send + 'static,
+        Fut: Future<Output = crate::CloseReport> + Send,
+    {
+        Box::pin(async move {
+            let session = self.session.clone();
+            match self.into_parts() {
+                Some(parts) => Ok(run(parts).await),
+                None => Ok(crate::CloseReport::new(
+                    &session,
+                    crate::CloseReason::Aborted,
+                )),
+            }
+        })
+    }
 }
+
+/// What the protocol session services' `call` returns.
+pub(crate) type SessionFuture =
+    Pin<Box<dyn Future<Output = Result<crate::CloseReport, crate::BoxError>> + Send>>;
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

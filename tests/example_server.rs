@@ -13,6 +13,7 @@
 //! as `.ci/run` checks.
 
 mod support_example;
+mod support_shared;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
@@ -21,8 +22,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use support_example::{
-    ExampleServer, PASSWORD, PopMode, RawClient, SOON, Transcript, USER, curl, events_of,
-    parse_json_lines, poll, poplib, server_binary, stderr, unhex,
+    ExampleServer, PASSWORD, PopMode, RawClient, SOON, Transcript, USER, as_poplib_sees_it,
+    assert_same_bytes, events_of, parse_json_lines, poll, poplib, server_binary, stderr, unhex,
 };
 
 /// How long to keep watching after the expected count was reached, to catch double counts.
@@ -64,25 +65,6 @@ Content-Disposition: attachment; filename=\"data.bin\"\r\n\
 AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4\r\n\
 OTo7PD0+P0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5fYGFiY2RlZmdoaWprbG1ub3Bx\r\n\
 --=_boundary_42--\r\n";
-
-/// What poplib returns for a message: its lines without CRLF, which joined with CRLF give the
-/// message minus its final CRLF.
-fn as_poplib_sees_it(message: &[u8]) -> &[u8] {
-    message
-        .strip_suffix(b"\r\n")
-        .expect("test messages end in CRLF")
-}
-
-/// Byte-for-byte equality, shown as text when it fails.
-#[track_caller]
-fn assert_same_bytes(actual: &[u8], expected: &[u8], what: &str) {
-    assert!(
-        actual == expected,
-        "{what}:\n--- got ---\n{}\n--- expected ---\n{}",
-        String::from_utf8_lossy(actual),
-        String::from_utf8_lossy(expected)
-    );
-}
 
 /// Deliver the two test messages, then check a poplib session over `mode` sees both, reads
 /// them byte for byte and deletes the first; a second session must see only the second.
@@ -170,17 +152,7 @@ fn poplib_over_implicit_tls_lists_retrieves_and_deletes() {
 /// Run curl as demo with `transport` options then `args`; asserts curl succeeded and returns
 /// its output.
 fn curl_as_demo(transport: &[&str], args: &[&str]) -> Vec<u8> {
-    let mut all = vec!["-sS", "-u", "demo:demo"];
-    all.extend_from_slice(transport);
-    all.extend_from_slice(args);
-    let out = curl(&all);
-    assert!(
-        out.status.success(),
-        "curl {all:?}: {} {}",
-        out.status,
-        stderr(&out)
-    );
-    out.stdout
+    support_example::curl_as_demo(&[transport, args].concat()).stdout
 }
 
 /// curl over one transport: LIST, RETR byte for byte (curl undoes the dot-stuffing), DELE,
@@ -255,14 +227,7 @@ fn metrics_count_every_connection_once_and_none_stays_active() {
     server.deliver(PLAIN_MESSAGE);
 
     // 1, 2: successful sessions over both listeners.
-    let plain = poplib(
-        PopMode::Plain,
-        server.pop3,
-        USER,
-        PASSWORD,
-        &["stat", "quit"],
-    );
-    assert!(plain.errors().is_empty(), "{plain:#?}");
+    server.poplib_as_demo(&["stat", "quit"]);
     let tls = poplib(
         PopMode::Ssl,
         server.pop3s,
@@ -345,8 +310,7 @@ fn session_duration_is_exported_as_a_histogram() {
     // example-server.md promises a histogram: buckets aggregate across servers, the
     // quantiles of a summary do not.
     let server = ExampleServer::start();
-    let session = poplib(PopMode::Plain, server.pop3, USER, PASSWORD, &["quit"]);
-    assert!(session.errors().is_empty(), "{session:#?}");
+    server.poplib_as_demo(&["quit"]);
     let pop3 = ("protocol", "pop3");
     let metrics = poll(SOON, || {
         let m = server.scrape();
@@ -477,8 +441,7 @@ print("eof", len(pop.file.read()), flush=True)
 fn sigterm_tells_idle_clients_and_exits_cleanly() {
     let mut server = ExampleServer::start();
     // One finished session before, to check the final count covers every connection.
-    let done = poplib(PopMode::Plain, server.pop3, USER, PASSWORD, &["quit"]);
-    assert!(done.errors().is_empty(), "{done:#?}");
+    server.poplib_as_demo(&["quit"]);
     // Idle after login on the plain port.
     let mut idle = RawClient::connect(server.pop3);
     idle.login(USER, PASSWORD);
@@ -585,14 +548,7 @@ fn oversized_line_and_silent_client_do_not_disturb_the_server() {
     // The same without even waiting for the greeting, over TLS.
     drop(RawClient::connect(server.pop3s));
 
-    let after = poplib(
-        PopMode::Plain,
-        server.pop3,
-        USER,
-        PASSWORD,
-        &["stat", "retr:1", "quit"],
-    );
-    assert!(after.errors().is_empty(), "{after:#?}");
+    let after = server.poplib_as_demo(&["stat", "retr:1", "quit"]);
     assert_eq!(after.one("stat"), format!("1 {}", PLAIN_MESSAGE.len()));
     let (_, hex) = after.one("retr").split_once(' ').unwrap();
     assert_eq!(unhex(hex), as_poplib_sees_it(PLAIN_MESSAGE));

@@ -17,6 +17,7 @@
 //! installs. offlineimap is not covered: it is not installed here or in CI.
 
 mod support_example;
+mod support_shared;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -27,7 +28,10 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use support_example::{ExampleServer, PASSWORD, USER, curl, stderr};
+use support_example::{
+    ExampleServer, PASSWORD, USER, assert_same_bytes, curl, hex, stderr, toml_str, unhex,
+};
+use support_shared::{dedent, run_python};
 
 /// Bound on one mbsync run: a liveness bound for a debug-build server on a slow machine, not a
 /// timing claim.
@@ -148,51 +152,20 @@ fn large() -> Vec<u8> {
     message.into_bytes()
 }
 
+/// `data` in base64 (RFC 4648, padded, one line), from Python's base64 module: the library's
+/// own encoder is private to it, and an independent one is the better check anyway.
 fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Byte-for-byte equality, shown as text when it fails.
-#[track_caller]
-fn assert_same_bytes(actual: &[u8], expected: &[u8], what: &str) {
-    assert!(
-        actual == expected,
-        "{what}: {} bytes, expected {}:\n--- got ---\n{}\n--- expected ---\n{}",
-        actual.len(),
-        expected.len(),
-        String::from_utf8_lossy(&actual[..actual.len().min(2000)]),
-        String::from_utf8_lossy(&expected[..expected.len().min(2000)])
+    let encoded = run_python(
+        "import base64, sys\nprint(base64.b64encode(bytes.fromhex(sys.argv[1])).decode())",
+        [hex(data)],
     );
+    encoded.trim_end().to_owned()
 }
 
 /// LF line ends to CRLF (the input must have no CR).
 fn crlf(lf: &[u8]) -> Vec<u8> {
     assert!(!lf.contains(&b'\r'), "expected LF line ends only");
-    let mut out = Vec::with_capacity(lf.len() + lf.len() / 40);
-    for &b in lf {
-        if b == b'\n' {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    out
+    support_shared::crlf(lf)
 }
 
 /// The message without the `X-TUID:` header line that mbsync adds to every message it
@@ -216,18 +189,6 @@ fn without_tuid(message: &[u8]) -> Vec<u8> {
 /// writes LF line ends and adds its X-TUID header, nothing else.
 fn from_near_side(local: &[u8]) -> Vec<u8> {
     crlf(&without_tuid(local))
-}
-
-fn hex(data: &[u8]) -> String {
-    data.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(hex: &str) -> Vec<u8> {
-    assert!(hex.len().is_multiple_of(2), "odd hex length");
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-        .collect()
 }
 
 // ---- Server with a certificate made here ----
@@ -261,12 +222,6 @@ impl Certificate {
     fn cert_str(&self) -> &str {
         self.cert.to_str().expect("temp paths are UTF-8")
     }
-}
-
-/// A TOML string literal for a path.
-fn toml_str(path: &Path) -> String {
-    let text = path.to_str().expect("temp paths are UTF-8");
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// The example server with `certificate` configured under `[tls]`.
@@ -313,34 +268,16 @@ ok(M.login(USER, PASSWORD))
 
 /// Run `body` (Python; `M` is a logged-in imaplib client on the plain port, `ok` checks a
 /// result, `ARGS` holds `args`) and return its stdout. Fails the test if the script fails.
+#[track_caller]
 fn imaplib(server: &ExampleServer, body: &str, args: &[String]) -> String {
-    let indent = body
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .unwrap_or(0);
-    let body: Vec<&str> = body
-        .lines()
-        .map(|l| l.get(indent..).unwrap_or(""))
-        .collect();
-    let script = format!("{IMAPLIB_PRELUDE}{}\nM.logout()\n", body.join("\n"));
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .arg(server.imap.port().to_string())
-        .arg(USER)
-        .arg(PASSWORD)
-        .args(args)
-        .output()
-        .expect("run python3");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "imaplib script failed:\n{script}\nstdout:\n{stdout}\nstderr:\n{}",
-        stderr(&out)
-    );
-    stdout
+    let script = format!("{IMAPLIB_PRELUDE}{}\nM.logout()\n", dedent(body));
+    let port = server.imap.port().to_string();
+    run_python(
+        &script,
+        [port.as_str(), USER, PASSWORD]
+            .into_iter()
+            .chain(args.iter().map(String::as_str)),
+    )
 }
 
 /// One message as imaplib reads it with UID FETCH (FLAGS BODY.PEEK[]).
@@ -976,16 +913,7 @@ fn curl_ok(args: &[&str]) -> Vec<u8> {
 /// [`curl_ok`], returning stderr (the exchange, `< ` for what the server sent) as well.
 #[track_caller]
 fn curl_verbose(args: &[&str]) -> std::process::Output {
-    let mut all = vec!["-sS", "-v", "-u", "demo:demo"];
-    all.extend_from_slice(args);
-    let out = curl(&all);
-    assert!(
-        out.status.success(),
-        "curl {args:?}: {}\n{}",
-        out.status,
-        stderr(&out)
-    );
-    out
+    support_example::curl_as_demo(&[&["-v"], args].concat())
 }
 
 /// Run curl and return its output as text.

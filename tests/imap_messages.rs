@@ -14,12 +14,16 @@
 //! Needs `python3` (imaplib and poplib from the standard library).
 
 mod support_example;
+mod support_shared;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 
-use support_example::{ExampleServer, PASSWORD, PopMode, SOON, USER, poplib, unhex};
+use support_example::{
+    ExampleServer, PASSWORD, SOON, Transcript, USER, as_poplib_sees_it, assert_same_bytes, hex,
+    unhex,
+};
+use support_shared::{crlf, dedent, run_python};
 
 // ---- Test messages ----
 
@@ -203,26 +207,6 @@ fn numbered(n: u32) -> Vec<u8> {
          Body of message {n}.\r\n"
     )
     .into_bytes()
-}
-
-/// What POP3 RETR gives poplib: the lines without CRLF, which joined give the message minus
-/// its final CRLF.
-fn as_poplib_sees_it(message: &[u8]) -> &[u8] {
-    message
-        .strip_suffix(b"\r\n")
-        .expect("test messages end in CRLF")
-}
-
-/// `message` with every bare LF made CRLF.
-fn crlf(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 16);
-    for (i, &b) in message.iter().enumerate() {
-        if b == b'\n' && (i == 0 || message[i - 1] != b'\r') {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    out
 }
 
 // ---- Raw IMAP client ----
@@ -507,6 +491,16 @@ fn search_hits(lines: &[String]) -> Vec<u32> {
         .collect()
 }
 
+/// What a client does with each `* n EXPUNGE` of `expunged`, in order: remove message n from
+/// `known` (the UIDs in sequence order), which renumbers the messages after it.
+fn renumber(known: &[u32], expunged: &[u32]) -> Vec<u32> {
+    let mut known = known.to_vec();
+    for &seq in expunged {
+        known.remove(seq as usize - 1);
+    }
+    known
+}
+
 /// `n` of every `* n <what>` line (`EXPUNGE`, `EXISTS`), in order.
 fn numbered_responses(lines: &[String], what: &str) -> Vec<u32> {
     lines
@@ -590,17 +584,12 @@ fn expand_uid_set(set: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Byte-for-byte equality, shown as text when it fails.
+/// `command` is refused with `status` (`NO`, `BAD`), and nothing untagged comes with it.
 #[track_caller]
-fn assert_same_bytes(actual: &[u8], expected: &[u8], what: &str) {
-    assert!(
-        actual == expected,
-        "{what}:\n--- got ({} octets) ---\n{}\n--- expected ({} octets) ---\n{}",
-        actual.len(),
-        String::from_utf8_lossy(actual),
-        expected.len(),
-        String::from_utf8_lossy(expected)
-    );
+fn assert_refused(imap: &mut Imap, command: &str, status: &str) {
+    let reply = imap.command(command);
+    assert!(reply.status.starts_with(status), "{command}: {reply:?}");
+    assert!(reply.untagged.is_empty(), "{command}: {reply:?}");
 }
 
 /// After a refused command: the session still answers, and a new connection logs in and
@@ -653,82 +642,16 @@ def literal(data):
     raise SystemExit("no literal in %r" % (data,))
 "#;
 
-/// What an imaplib script printed: `(name, rest of the line)`, in order.
-#[derive(Debug)]
-struct Printed(Vec<(String, String)>);
-
-impl Printed {
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    #[track_caller]
-    fn one(&self, name: &str) -> &str {
-        match self.all(name)[..] {
-            [value] => value,
-            ref other => panic!("expected one {name:?} line, got {other:?} in {self:#?}"),
-        }
-    }
-
-    /// The octets an `out_hex` line printed.
-    #[track_caller]
-    fn octets(&self, name: &str) -> Vec<u8> {
-        unhex(self.one(name))
-    }
-}
-
 /// Run `script` (indented as it sits in the test; see [`IMAPLIB_PRELUDE`]) with `args`;
-/// fails the test if Python fails. imaplib's socket timeout bounds every wait.
+/// fails the test if Python fails. imaplib's socket timeout bounds every wait. What it
+/// printed: `(name, rest of the line)` of each `out` line, in order; the octets of an
+/// `out_hex` line are [`Transcript::octets`].
 #[track_caller]
-fn imaplib(server: &ExampleServer, script: &str, args: &[&str]) -> Printed {
+fn imaplib(server: &ExampleServer, script: &str, args: &[&str]) -> Transcript {
     let program = format!("{IMAPLIB_PRELUDE}\n{}\n", dedent(script));
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&program)
-        .arg(server.imap.port().to_string())
-        .arg(USER)
-        .arg(PASSWORD)
-        .args(args)
-        .output()
-        .expect("run python3");
-    let stdout = String::from_utf8(out.stdout).expect("the script prints UTF-8");
-    assert!(
-        out.status.success(),
-        "imaplib script failed:\n{}\nstdout:\n{stdout}\nstderr:\n{}",
-        dedent(script),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Printed(
-        stdout
-            .lines()
-            .map(|line| {
-                let (name, rest) = line.split_once(' ').unwrap_or((line, ""));
-                (name.to_owned(), rest.to_owned())
-            })
-            .collect(),
-    )
-}
-
-fn dedent(script: &str) -> String {
-    let indent = script
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .unwrap_or(0);
-    script
-        .lines()
-        .map(|l| l.get(indent..).unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let port = server.imap.port().to_string();
+    let stdout = run_python(&program, [port.as_str(), USER, PASSWORD].iter().chain(args));
+    Transcript::parse(&stdout)
 }
 
 // ---- APPEND ----
@@ -773,7 +696,13 @@ fn append_with_flags_and_date_answers_appenduid_and_keeps_the_message_byte_for_b
     assert_same_bytes(&printed.octets("body"), mime(), "BODY.PEEK[] after APPEND");
     let meta = printed.one("meta");
     assert!(meta.starts_with("OK 1 (UID 1 "), "{meta}");
-    assert_eq!(flags_in(meta), sorted(&["\\Seen", "\\Flagged"]), "{meta}");
+    // Appended to the mailbox this session has selected: the session is the first told of
+    // it, so it is \Recent here (RFC 3501 section 2.3.2).
+    assert_eq!(
+        flags_in(meta),
+        sorted(&["\\Seen", "\\Flagged", "\\Recent"]),
+        "{meta}"
+    );
     assert!(
         meta.contains(&format!("RFC822.SIZE {}", mime().len())),
         "RFC822.SIZE is the message's length ({}): {meta}",
@@ -877,10 +806,10 @@ fn assert_fetch_items(response: &str, seq: u32, items: &[&str]) {
 }
 
 /// The FLAGS, INTERNALDATE and RFC822.SIZE items of MIME_MESSAGE as `with_mime_message`
-/// appends it.
+/// appends it (into the selected mailbox, so it is \Recent in that session).
 fn mime_fast_items() -> [String; 3] {
     [
-        "FLAGS (\\Flagged)".to_owned(),
+        "FLAGS (\\Flagged \\Recent)".to_owned(),
         "INTERNALDATE \"05-Mar-2024 13:30:00 +0000\"".to_owned(),
         format!("RFC822.SIZE {}", mime().len()),
     ]
@@ -1140,23 +1069,38 @@ fn with_messages(n: u32) -> (ExampleServer, Imap, Vec<u32>) {
     (server, imap, uids)
 }
 
-#[test]
-fn body_peek_and_rfc822_header_do_not_set_seen() {
-    let (server, mut imap, _) = with_messages(1);
-    for items in [
-        "BODY.PEEK[]",
-        "BODY.PEEK[TEXT]",
-        "BODY.PEEK[1]",
-        "BODY.PEEK[HEADER]",
-        "RFC822.HEADER",
-        "BODYSTRUCTURE ENVELOPE RFC822.SIZE",
-    ] {
+/// Each FETCH of message 1 with the items of `fetches` leaves it unseen: no response carries
+/// FLAGS (nothing changed), and the message has no flags, in this session and in a new one
+/// (what the store says).
+#[track_caller]
+fn assert_fetches_leave_unseen(server: &ExampleServer, imap: &mut Imap, fetches: &[&str]) {
+    for items in fetches {
         let response = text(&imap.fetch_one(&format!("1 ({items})")));
         assert!(!response.contains("FLAGS"), "{items}: {response}");
     }
     assert!(imap.flags(1).is_empty());
-    let mut fresh = Imap::select(&server, "INBOX");
-    assert!(fresh.flags(1).is_empty(), "and so the store says");
+    let mut fresh = Imap::select(server, "INBOX");
+    assert!(
+        fresh.flags(1).is_empty(),
+        "a new session sees it unseen too"
+    );
+}
+
+#[test]
+fn body_peek_and_rfc822_header_do_not_set_seen() {
+    let (server, mut imap, _) = with_messages(1);
+    assert_fetches_leave_unseen(
+        &server,
+        &mut imap,
+        &[
+            "BODY.PEEK[]",
+            "BODY.PEEK[TEXT]",
+            "BODY.PEEK[1]",
+            "BODY.PEEK[HEADER]",
+            "RFC822.HEADER",
+            "BODYSTRUCTURE ENVELOPE RFC822.SIZE",
+        ],
+    );
 }
 
 #[test]
@@ -1197,13 +1141,11 @@ fn examine_never_sets_seen() {
     imap.ok("CLOSE");
     let reply = imap.command("EXAMINE INBOX");
     assert!(reply.status.starts_with("OK [READ-ONLY]"), "{reply:?}");
-    for items in ["BODY[]", "RFC822", "RFC822.TEXT", "BODY[TEXT]", "BODY[1]"] {
-        let response = text(&imap.fetch_one(&format!("1 ({items})")));
-        assert!(!response.contains("FLAGS"), "{items}: {response}");
-    }
-    assert!(imap.flags(1).is_empty());
-    let mut fresh = Imap::select(&server, "INBOX");
-    assert!(fresh.flags(1).is_empty(), "the message is still unseen");
+    assert_fetches_leave_unseen(
+        &server,
+        &mut imap,
+        &["BODY[]", "RFC822", "RFC822.TEXT", "BODY[TEXT]", "BODY[1]"],
+    );
 }
 
 // ---- SEARCH ----
@@ -1691,9 +1633,7 @@ fn store_in_an_examined_mailbox_is_refused() {
         "STORE 1 FLAGS.SILENT ()",
         "UID STORE 1 -FLAGS (\\Flagged)",
     ] {
-        let reply = imap.command(command);
-        assert!(reply.status.starts_with("NO"), "{command}: {reply:?}");
-        assert!(reply.untagged.is_empty(), "{command}: {reply:?}");
+        assert_refused(&mut imap, command, "NO");
     }
     assert_eq!(imap.flags(1), ["\\Flagged"], "nothing changed");
     still_works(&mut imap, &server);
@@ -1775,8 +1715,11 @@ fn copy_answers_copyuid_with_source_and_destination_uid_sets() {
     assert_eq!(imap.uids(), [2, 3, 4, 5, 6], "COPY leaves the source alone");
 }
 
+/// A message appended with flags and an internal date: `(message, flags, date)`.
+type Dated = (Vec<u8>, &'static str, &'static str);
+
 /// Four messages appended with flags and dates; returns them as appended.
-fn with_dated_messages(imap: &mut Imap) -> Vec<(Vec<u8>, &'static str, &'static str)> {
+fn with_dated_messages(imap: &mut Imap) -> Vec<Dated> {
     let messages = vec![
         (numbered(1), "", "01-Feb-2024 10:00:00 +0000"),
         (numbered(2), "\\Flagged", "02-Feb-2024 11:00:00 +0000"),
@@ -1796,6 +1739,8 @@ fn with_dated_messages(imap: &mut Imap) -> Vec<(Vec<u8>, &'static str, &'static 
 /// `message` with `flags` and internal date `date` is message `seq` with `uid` in the
 /// selected mailbox.
 #[track_caller]
+/// Moved messages arrive in the target mailbox, so they are also `\Recent` in the first
+/// session that selects it (RFC 3501 section 2.3.2).
 fn assert_message(
     imap: &mut Imap,
     seq: u32,
@@ -1805,7 +1750,8 @@ fn assert_message(
     let response = imap.fetch_one(&format!("{seq} (UID FLAGS INTERNALDATE BODY.PEEK[])"));
     let line = text(&response);
     assert_eq!(uid_in(&line), uid, "{line}");
-    let expected: Vec<&str> = flags.split(' ').filter(|f| !f.is_empty()).collect();
+    let mut expected: Vec<&str> = flags.split(' ').filter(|f| !f.is_empty()).collect();
+    expected.push("\\Recent");
     assert_eq!(flags_in(&line), sorted(&expected), "{line}");
     assert!(line.contains(&format!("INTERNALDATE \"{date}\"")), "{line}");
     assert_same_bytes(
@@ -1815,14 +1761,21 @@ fn assert_message(
     );
 }
 
-#[test]
-fn move_answers_copyuid_first_then_expunges_and_keeps_flags_dates_and_bytes() {
+/// A server with [`with_dated_messages`] in INBOX and an empty mailbox `Moved`, a session
+/// that selected INBOX, the messages, and `Moved`'s UIDVALIDITY.
+fn with_messages_to_move() -> (ExampleServer, Imap, Vec<Dated>, String) {
     let server = ExampleServer::start();
     let mut imap = Imap::select(&server, "INBOX");
     let messages = with_dated_messages(&mut imap);
     imap.ok("CREATE Moved");
     let uid_validity = code_value(&imap.ok("EXAMINE Moved"), "UIDVALIDITY");
     imap.ok("SELECT INBOX");
+    (server, imap, messages, uid_validity)
+}
+
+#[test]
+fn move_answers_copyuid_first_then_expunges_and_keeps_flags_dates_and_bytes() {
+    let (server, mut imap, messages, uid_validity) = with_messages_to_move();
 
     let lines = imap.ok("MOVE 2:3 Moved");
     assert!(
@@ -1836,10 +1789,7 @@ fn move_answers_copyuid_first_then_expunges_and_keeps_flags_dates_and_bytes() {
     let expunged = numbered_responses(&lines[1..], "EXPUNGE");
     assert_eq!(expunged.len(), 2, "the rest are EXPUNGEs: {lines:?}");
     assert_eq!(lines.len(), 3, "{lines:?}");
-    let mut known = vec![1, 2, 3, 4];
-    for seq in expunged {
-        known.remove(seq as usize - 1);
-    }
+    let known = renumber(&[1, 2, 3, 4], &expunged);
     assert_eq!(known, [1, 4], "renumbered by the client: {lines:?}");
     assert_eq!(imap.uids(), known, "the moved messages left the source");
 
@@ -1852,12 +1802,7 @@ fn move_answers_copyuid_first_then_expunges_and_keeps_flags_dates_and_bytes() {
 
 #[test]
 fn uid_move_moves_the_named_uids() {
-    let server = ExampleServer::start();
-    let mut imap = Imap::select(&server, "INBOX");
-    let messages = with_dated_messages(&mut imap);
-    imap.ok("CREATE Moved");
-    let uid_validity = code_value(&imap.ok("EXAMINE Moved"), "UIDVALIDITY");
-    imap.ok("SELECT INBOX");
+    let (_server, mut imap, messages, uid_validity) = with_messages_to_move();
 
     let lines = imap.ok("UID MOVE 4,1 Moved");
     assert!(lines[0].starts_with("* OK [COPYUID "), "{lines:?}");
@@ -1890,11 +1835,7 @@ fn expunge_reports_each_removal_so_the_client_renumbers_correctly() {
     let expunged = numbered_responses(&lines, "EXPUNGE");
     assert_eq!(expunged.len(), 2, "one EXPUNGE per message: {lines:?}");
     assert_eq!(lines.len(), 2, "nothing else: {lines:?}");
-    // What a client does with each `* n EXPUNGE`: remove message n, renumber the rest.
-    let mut known = uids.clone();
-    for seq in expunged {
-        known.remove(seq as usize - 1);
-    }
+    let known = renumber(&uids, &expunged);
     assert_eq!(known, [uids[0], uids[2], uids[4]], "{lines:?}");
 
     let fetched: Vec<u32> = imap
@@ -1919,10 +1860,7 @@ fn expunge_with_removals_by_another_session_pending_renumbers_consistently() {
     let expunged = numbered_responses(&lines, "EXPUNGE");
     assert_eq!(expunged.len(), 2, "{lines:?}");
     assert_eq!(lines.len(), 2, "{lines:?}");
-    let mut known = uids.clone();
-    for seq in expunged {
-        known.remove(seq as usize - 1);
-    }
+    let known = renumber(&uids, &expunged);
     assert_eq!(known, [uids[0], uids[2], uids[4]], "{lines:?}");
     assert_eq!(a.uids(), known);
 }
@@ -2018,7 +1956,12 @@ fn changes_by_another_session_are_reported_at(command: &str) {
 
     let appended = b.append("INBOX", "", "", &numbered(4));
     let lines = a.ok(command);
-    assert_eq!(lines, ["* 4 EXISTS"], "{command} after B's APPEND");
+    // B, which has INBOX selected too, was told first: the message is recent there only.
+    assert_eq!(
+        lines,
+        ["* 4 EXISTS", "* 0 RECENT"],
+        "{command} after B's APPEND"
+    );
 
     b.ok("STORE 2 +FLAGS.SILENT (\\Flagged)");
     let lines = a.ok(command);
@@ -2113,6 +2056,8 @@ fn idle_reports_a_message_appended_by_another_session_at_once() {
     let appended = b.append("INBOX", "", "", &numbered(2));
     // Bounded by the read timeout (SOON), far more than "at once" needs.
     assert_eq!(text(&a.response()), "* 2 EXISTS");
+    // No other session has INBOX selected: A is the first told, so the message is recent.
+    assert_eq!(text(&a.response()), "* 1 RECENT");
 
     b.ok("SELECT INBOX");
     b.ok("STORE 1 +FLAGS.SILENT (\\Flagged)");
@@ -2126,14 +2071,7 @@ fn idle_reports_a_message_appended_by_another_session_at_once() {
 fn idle_reports_a_pop3_deletion_as_expunge() {
     let (server, mut a, uids) = with_messages(2);
     let tag = start_idle(&mut a);
-    let pop = poplib(
-        PopMode::Plain,
-        server.pop3,
-        USER,
-        PASSWORD,
-        &["dele:1", "quit"],
-    );
-    assert!(pop.errors().is_empty(), "{pop:#?}");
+    let pop = server.poplib_as_demo(&["dele:1", "quit"]);
     assert!(pop.one("quit").starts_with("+OK"), "{pop:#?}");
     assert_eq!(text(&a.response()), "* 1 EXPUNGE");
     done(&mut a, &tag);
@@ -2178,14 +2116,7 @@ fn message_appended_over_imap_is_retrieved_by_pop3_byte_for_byte() {
         printed.one("append").starts_with("OK [APPENDUID "),
         "{printed:#?}"
     );
-    let pop = poplib(
-        PopMode::Plain,
-        server.pop3,
-        USER,
-        PASSWORD,
-        &["stat", "list", "retr:1", "quit"],
-    );
-    assert!(pop.errors().is_empty(), "{pop:#?}");
+    let pop = server.poplib_as_demo(&["stat", "list", "retr:1", "quit"]);
     assert_eq!(pop.one("list"), format!("1:{}", mime().len()));
     let (octets, hex) = pop.one("retr").split_once(' ').unwrap();
     assert_eq!(octets, mime().len().to_string());
@@ -2198,14 +2129,7 @@ fn message_delivered_and_retrieved_over_pop3_is_the_same_over_imap() {
     let mut imap = Imap::select(&server, "INBOX");
     let message = QP_MESSAGE.as_bytes();
     server.deliver(message);
-    let pop = poplib(
-        PopMode::Plain,
-        server.pop3,
-        USER,
-        PASSWORD,
-        &["list", "retr:1", "quit"],
-    );
-    assert!(pop.errors().is_empty(), "{pop:#?}");
+    let pop = server.poplib_as_demo(&["list", "retr:1", "quit"]);
     assert_eq!(pop.one("list"), format!("1:{}", message.len()));
     let (_, hex) = pop.one("retr").split_once(' ').unwrap();
     assert_same_bytes(&unhex(hex), as_poplib_sees_it(message), "RETR 1");
@@ -2227,9 +2151,7 @@ fn message_delivered_and_retrieved_over_pop3_is_the_same_over_imap() {
 fn fetch_beyond_exists_is_bad_and_the_session_goes_on() {
     let (server, mut imap, _) = with_messages(2);
     for command in ["FETCH 3 (FLAGS)", "FETCH 1:3 (FLAGS)", "FETCH 2,7 (UID)"] {
-        let reply = imap.command(command);
-        assert!(reply.status.starts_with("BAD"), "{command}: {reply:?}");
-        assert!(reply.untagged.is_empty(), "{command}: {reply:?}");
+        assert_refused(&mut imap, command, "BAD");
     }
     let lines = imap.ok("UID FETCH 3:9 (FLAGS)");
     assert!(
@@ -2250,9 +2172,7 @@ fn fetch_without_a_selected_mailbox_is_bad() {
         "STORE 1 +FLAGS (\\Seen)",
         "SEARCH ALL",
     ] {
-        let reply = imap.command(command);
-        assert!(reply.status.starts_with("BAD"), "{command}: {reply:?}");
-        assert!(reply.untagged.is_empty(), "{command}: {reply:?}");
+        assert_refused(&mut imap, command, "BAD");
     }
     still_works(&mut imap, &server);
 }
@@ -2299,9 +2219,7 @@ fn unknown_fetch_item_is_bad() {
         "FETCH 1 (FLAGS FOO)",
         "FETCH 1 BODY[9.FOO]",
     ] {
-        let reply = imap.command(command);
-        assert!(reply.status.starts_with("BAD"), "{command}: {reply:?}");
-        assert!(reply.untagged.is_empty(), "{command}: {reply:?}");
+        assert_refused(&mut imap, command, "BAD");
     }
     still_works(&mut imap, &server);
 }
@@ -2310,9 +2228,40 @@ fn unknown_fetch_item_is_bad() {
 fn unknown_uid_command_is_bad() {
     let (server, mut imap, _) = with_messages(1);
     for command in ["UID FROB", "UID FROB 1", "UID"] {
-        let reply = imap.command(command);
-        assert!(reply.status.starts_with("BAD"), "{command}: {reply:?}");
-        assert!(reply.untagged.is_empty(), "{command}: {reply:?}");
+        assert_refused(&mut imap, command, "BAD");
     }
     still_works(&mut imap, &server);
+}
+
+// ---- \Recent ----
+
+/// RFC 3501 section 2.3.2: a new message is `\Recent` in the first read-write session told of
+/// it and in no later one; a read-only session sees unclaimed messages as recent without
+/// claiming them; STATUS counts the unclaimed ones; SEARCH RECENT, NEW and OLD follow.
+#[test]
+fn recent_belongs_to_the_first_session_told() {
+    let (server, mut first, _) = with_messages(1);
+    let mut deliverer = Imap::login(&server);
+    deliverer.append("INBOX", "", "", &numbered(2));
+    let status = deliverer.ok("STATUS INBOX (RECENT)");
+    assert_eq!(status, ["* STATUS INBOX (RECENT 1)"], "nobody was told yet");
+    let mut reader = Imap::login(&server);
+    let examined = reader.ok("EXAMINE INBOX");
+    assert!(examined.contains(&"* 1 RECENT".to_owned()), "{examined:?}");
+
+    assert_eq!(first.ok("NOOP"), ["* 2 EXISTS", "* 1 RECENT"]);
+    assert!(first.flags(2).contains(&"\\Recent".to_owned()));
+    assert!(!first.flags(1).contains(&"\\Recent".to_owned()));
+    assert_eq!(search_hits(&first.ok("SEARCH RECENT")), [2]);
+    assert_eq!(search_hits(&first.ok("SEARCH NEW")), [2]);
+    assert_eq!(search_hits(&first.ok("SEARCH OLD")), [1]);
+    first.ok("STORE 2 +FLAGS.SILENT (\\Seen)");
+    assert_eq!(search_hits(&first.ok("SEARCH NEW")), Vec::<u32>::new());
+
+    let mut later = Imap::login(&server);
+    let selected = later.ok("SELECT INBOX");
+    assert!(selected.contains(&"* 0 RECENT".to_owned()), "{selected:?}");
+    assert!(!later.flags(2).contains(&"\\Recent".to_owned()));
+    let status = later.ok("STATUS INBOX (RECENT)");
+    assert_eq!(status, ["* STATUS INBOX (RECENT 0)"]);
 }

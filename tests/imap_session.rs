@@ -7,6 +7,7 @@
 //! Needs `python3` (imaplib and ssl from the standard library).
 
 mod common;
+mod support_shared;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -200,37 +201,20 @@ fn capabilities(line: &str) -> Vec<String> {
 /// Run an imaplib script against `addr`: `HOST`, `PORT` and `ctx` (a TLS context that trusts
 /// anything) are predefined. Returns stdout; fails the test if the script fails.
 async fn python(addr: SocketAddr, body: &str) -> String {
-    let indent = body
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .unwrap_or(0);
-    let body: Vec<&str> = body
-        .lines()
-        .map(|l| l.get(indent..).unwrap_or(""))
-        .collect();
     let script = format!(
         "import imaplib, ssl\nHOST, PORT = '{}', {}\nctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\nctx.check_hostname = False\nctx.verify_mode = ssl.CERT_NONE\n{}\n",
         addr.ip(),
         addr.port(),
-        body.join("\n")
+        support_shared::dedent(body)
     );
-    let run = tokio::process::Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output();
+    // Through tokio: the server under test runs on this runtime, which must go on serving
+    // while Python runs.
+    let run = tokio::process::Command::from(support_shared::python3(&script)).output();
     let output = tokio::time::timeout(3 * SOON, run)
         .await
         .expect("python finished in time")
         .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "python failed:\n{script}\nstdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    support_shared::stdout_of(&script, output)
 }
 
 async fn deliver(store: &MemoryStore, mailbox: &str, flags: Flags) -> u32 {

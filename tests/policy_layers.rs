@@ -15,6 +15,7 @@
 //! tests/example_server.rs does.
 
 mod support_example;
+mod support_shared;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::mpsc;

@@ -4,6 +4,7 @@
 //! input, silent clients and resets.
 
 mod common;
+mod support_shared;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use tower_mail::{CloseReason, Protocol};
 use tower_mail_layers::on_close::OnCloseLayer;
 
 use common::{Client, Closed, Closes};
+use support_shared::crlf;
 
 /// A message already in CRLF form, with a body longer than two lines (for TOP).
 const PLAIN: &[u8] =
@@ -101,19 +103,6 @@ fn pop3_with(
     config.allow_plaintext_login = true;
     change(&mut config);
     Pop3Service::new(PasswdFile::parse(common::USERS), store.clone(), config)
-}
-
-/// `message` as the client must receive it: every bare LF as CRLF. Its length is the RFC 822
-/// size that STAT and LIST report.
-fn crlf(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 16);
-    for (i, &byte) in message.iter().enumerate() {
-        if byte == b'\n' && (i == 0 || message[i - 1] != b'\r') {
-            out.push(b'\r');
-        }
-        out.push(byte);
-    }
-    out
 }
 
 fn assert_ok(reply: &str) {

@@ -122,6 +122,10 @@ pub struct Limits {
     pub shutdown_grace_seconds: u64,
     /// POP3 idle timeout (RFC 1939: at least 600).
     pub pop3_idle_seconds: u64,
+    /// IMAP idle timeout once logged in (RFC 9051 section 5.4: at least 1800).
+    pub imap_idle_seconds: u64,
+    /// The largest message IMAP APPEND takes.
+    pub imap_max_message_bytes: usize,
 }
 
 impl Default for Limits {
@@ -130,6 +134,8 @@ impl Default for Limits {
             max_connections: 10_000,
             shutdown_grace_seconds: 10,
             pop3_idle_seconds: 600,
+            imap_idle_seconds: 30 * 60,
+            imap_max_message_bytes: 50 * 1024 * 1024,
         }
     }
 }

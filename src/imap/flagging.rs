@@ -48,7 +48,8 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 }
             }
             if reply == StoreResponse::Answer {
-                let mut items = vec![MessageDataItem::Flags(flags::to_fetch(wanted))];
+                let recent = self.selected.as_ref().is_some_and(|v| v.is_recent(index));
+                let mut items = vec![MessageDataItem::Flags(flags::to_fetch(wanted, recent))];
                 if uid {
                     items.extend(NonZeroU32::new(meta.uid).map(MessageDataItem::Uid));
                 }

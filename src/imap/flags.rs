@@ -13,13 +13,18 @@ pub(super) const SYSTEM: [(Flags, Flag<'static>); 5] = [
     (Flags::DRAFT, Flag::Draft),
 ];
 
-/// The IMAP flags of `flags`, for FLAGS in FETCH responses.
-pub(super) fn to_fetch(flags: Flags) -> Vec<FlagFetch<'static>> {
-    SYSTEM
+/// The IMAP flags of `flags`, for FLAGS in FETCH responses; `recent` adds `\Recent`, which
+/// belongs to the session rather than to the message (see `recent.rs`).
+pub(super) fn to_fetch(flags: Flags, recent: bool) -> Vec<FlagFetch<'static>> {
+    let mut shown: Vec<FlagFetch<'static>> = SYSTEM
         .into_iter()
         .filter(|(bit, _)| flags.contains(*bit))
         .map(|(_, flag)| FlagFetch::Flag(flag))
-        .collect()
+        .collect();
+    if recent {
+        shown.push(FlagFetch::Recent);
+    }
+    shown
 }
 
 /// The system flags among `flags`. Keywords are not kept by the stores (PERMANENTFLAGS does
@@ -38,7 +43,8 @@ mod tests {
     #[test]
     fn system_flags_round_trip_and_keywords_drop() {
         let flags = Flags::SEEN | Flags::DRAFT;
-        let fetched: Vec<Flag> = to_fetch(flags)
+        assert_eq!(to_fetch(flags, true).last(), Some(&FlagFetch::Recent));
+        let fetched: Vec<Flag> = to_fetch(flags, false)
             .into_iter()
             .map(|flag| match flag {
                 FlagFetch::Flag(flag) => flag,

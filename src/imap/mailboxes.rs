@@ -41,8 +41,11 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             Ok(snapshot) => snapshot,
             Err(err) => return self.store_failed(tag, err),
         };
-        write_selected(self.channel.out(), &snapshot, read_only);
-        let view = MailboxView::open(name.clone(), read_only, snapshot, watch);
+        let highest = snapshot.messages.last().map_or(0, |m| m.uid);
+        let recent_after = self.shared.recent.claim(&user, &name, highest, read_only);
+        let uid_next = snapshot.uid_next;
+        let view = MailboxView::open(name.clone(), read_only, snapshot, watch, recent_after);
+        write_selected(self.channel.out(), &view, uid_next);
         self.set_selected(Some(Box::new(view)));
         if let Err(reason) = self
             .notify(SessionEvent::MailboxSelected { mailbox: &name })
@@ -115,7 +118,10 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             return self.no(tag, "INUSE", "Close the mailbox before deleting it");
         }
         match self.shared.store.delete_mailbox(&self.user(), &name).await {
-            Ok(()) => self.ok(tag, None, "DELETE completed"),
+            Ok(()) => {
+                self.shared.recent.forget(&self.user(), &name);
+                self.ok(tag, None, "DELETE completed")
+            }
             Err(err) => self.store_failed(tag, err),
         }
     }
@@ -140,6 +146,8 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         {
             return self.store_failed(tag, err);
         }
+        self.shared.recent.forget(&self.user(), &from);
+        self.shared.recent.forget(&self.user(), to);
         // The selected mailbox stays selected under its new name.
         if let Some(selected) = self.selected.as_mut()
             && selected.name == from
@@ -172,7 +180,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         }
     }
 
-    /// STATUS (RFC 3501 section 6.3.10). RECENT is always 0: no session claims `\Recent`.
+    /// STATUS (RFC 3501 section 6.3.10). RECENT counts the messages no session was told of.
     pub(super) async fn status(
         &mut self,
         tag: &Tag<'static>,
@@ -182,13 +190,16 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let Some(name) = mailbox_name(&mailbox) else {
             return self.no(tag, "NONEXISTENT", "No such mailbox");
         };
-        let snapshot = match self.shared.store.snapshot(&self.user(), &name).await {
+        let user = self.user();
+        let snapshot = match self.shared.store.snapshot(&user, &name).await {
             Ok(snapshot) => snapshot,
             Err(err) => return self.store_failed(tag, err),
         };
+        let uids = snapshot.messages.iter().map(|m| m.uid);
+        let recent = self.shared.recent.unclaimed(&user, &name, uids);
         let items: Vec<StatusDataItem> = items
             .iter()
-            .map(|item| status_item(item.clone(), &snapshot))
+            .map(|item| status_item(item.clone(), &snapshot, recent))
             .collect();
         response::data(
             self.channel.out(),
@@ -217,13 +228,12 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
 }
 
 /// The untagged responses of SELECT and EXAMINE (RFC 3501 section 6.3.1).
-fn write_selected(out: &mut Vec<u8>, snapshot: &MailboxSnapshot, read_only: bool) {
-    let exists = u32::try_from(snapshot.messages.len()).unwrap_or(u32::MAX);
+fn write_selected(out: &mut Vec<u8>, view: &MailboxView, uid_next: u32) {
     response::data(out, Data::Flags(SYSTEM.map(|(_, flag)| flag).to_vec()));
-    response::data(out, Data::Exists(exists));
-    response::data(out, Data::Recent(0));
-    let first_unseen = snapshot
-        .messages
+    response::data(out, Data::Exists(view.exists()));
+    response::data(out, Data::Recent(view.recent_count()));
+    let first_unseen = view
+        .messages()
         .iter()
         .position(|m| !m.flags.contains(Flags::SEEN));
     if let Some(Some(seq)) = first_unseen.map(|i| NonZeroU32::new(u32::try_from(i + 1).ok()?)) {
@@ -235,11 +245,11 @@ fn write_selected(out: &mut Vec<u8>, snapshot: &MailboxSnapshot, read_only: bool
             &format!("Message {seq} is first unseen"),
         );
     }
-    let code = Some(Code::UidValidity(non_zero(snapshot.uid_validity)));
+    let code = Some(Code::UidValidity(non_zero(view.uid_validity())));
     response::untagged(out, StatusKind::Ok, code, "UIDs valid");
-    let code = Some(Code::UidNext(non_zero(snapshot.uid_next)));
+    let code = Some(Code::UidNext(non_zero(uid_next)));
     response::untagged(out, StatusKind::Ok, code, "Predicted next UID");
-    let permanent = match read_only {
+    let permanent = match view.read_only {
         true => Vec::new(),
         false => SYSTEM
             .into_iter()
@@ -250,7 +260,11 @@ fn write_selected(out: &mut Vec<u8>, snapshot: &MailboxSnapshot, read_only: bool
     response::untagged(out, StatusKind::Ok, code, "Flags permitted");
 }
 
-fn status_item(item: StatusDataItemName, snapshot: &MailboxSnapshot) -> StatusDataItem {
+fn status_item(
+    item: StatusDataItemName,
+    snapshot: &MailboxSnapshot,
+    recent: u32,
+) -> StatusDataItem {
     let count = |flag: Option<Flags>| {
         let n = snapshot
             .messages
@@ -261,7 +275,7 @@ fn status_item(item: StatusDataItemName, snapshot: &MailboxSnapshot) -> StatusDa
     };
     match item {
         StatusDataItemName::Messages => StatusDataItem::Messages(count(None)),
-        StatusDataItemName::Recent => StatusDataItem::Recent(0),
+        StatusDataItemName::Recent => StatusDataItem::Recent(recent),
         StatusDataItemName::UidNext => StatusDataItem::UidNext(non_zero(snapshot.uid_next)),
         StatusDataItemName::UidValidity => {
             StatusDataItem::UidValidity(non_zero(snapshot.uid_validity))

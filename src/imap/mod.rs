@@ -30,8 +30,10 @@
 //!   `LOGINDISABLED` is advertised instead of `AUTH=PLAIN` meanwhile.
 //! - ENABLE is refused outside the authenticated state, as RFC 5161 section 3.1 requires.
 //! - Keywords are not kept: PERMANENTFLAGS lists the system flags only, and STORE drops
-//!   keywords (RFC 3501 section 7.1 lets a server refuse to keep them). `\Recent` is never
-//!   set.
+//!   keywords (RFC 3501 section 7.1 lets a server refuse to keep them).
+//! - `\Recent` is claimed per mailbox by the first read-write session told of a message, in
+//!   the service's memory: after a restart, the messages a mailbox already holds when it is
+//!   first opened are not recent.
 //! - A sequence number beyond the mailbox answers `BAD`; UIDs that name no message are
 //!   skipped. While answering FETCH, STORE, SEARCH, COPY and MOVE (not their UID forms),
 //!   messages expunged by another session are reported only at the next command that allows
@@ -90,6 +92,7 @@ mod list;
 mod login;
 mod mailboxes;
 mod reading;
+mod recent;
 mod response;
 mod search;
 mod selected;

@@ -74,7 +74,8 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                         Err(err) => return self.store_failed(tag, err),
                     }
                 }
-                let items = plan.render(&meta, content.as_deref(), seen_now);
+                let recent = self.selected.as_ref().is_some_and(|v| v.is_recent(index));
+                let items = plan.render(&meta, content.as_deref(), seen_now, recent);
                 let seq =
                     NonZeroU32::new(index_to_seq(index)).expect("sequence numbers start at 1");
                 response::data(self.channel.out(), Data::Fetch { seq, items });
@@ -136,6 +137,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 let candidate = Candidate {
                     seq: index_to_seq(index),
                     meta,
+                    recent: view.is_recent(index),
                     content: content.as_deref(),
                 };
                 if search::matches(criteria, &candidate, bounds) {

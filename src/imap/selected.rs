@@ -25,8 +25,13 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         };
         let user = self.session.user().unwrap_or_default();
         view.watch().mark_seen();
-        let lost = match self.shared.store.snapshot(&user, &view.name).await {
-            Ok(snapshot) => view.update(snapshot, expunges, self.channel.out()).is_err(),
+        let (name, read_only) = (view.name.clone(), view.read_only);
+        let recent = &self.shared.recent;
+        let claim = |highest| recent.claim(&user, &name, highest, read_only);
+        let lost = match self.shared.store.snapshot(&user, &name).await {
+            Ok(snapshot) => view
+                .update(snapshot, expunges, self.channel.out(), claim)
+                .is_err(),
             Err(StoreError::NoSuchMailbox) => true,
             Err(err) => {
                 tracing::warn!(session_id = %self.session.id(), error = %err, "mailbox update failed");

@@ -1,17 +1,16 @@
 //! The IMAP session service: `Service<Connection, Response = CloseReport>`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tower_service::Service;
 
+use super::recent::RecentClaims;
 use super::session::ImapSession;
 use crate::auth::{AuthError, Credentials, User};
-use crate::close::{CloseReason, CloseReport};
-use crate::connection::Connection;
+use crate::close::CloseReport;
+use crate::connection::{Connection, SessionFuture};
 use crate::reject::BoxError;
 use crate::store::Mailstore;
 
@@ -100,6 +99,7 @@ pub(super) struct Shared<A, M> {
     pub(super) auth: A,
     pub(super) store: M,
     pub(super) config: ImapConfig,
+    pub(super) recent: RecentClaims,
 }
 
 impl<A, M> Clone for ImapService<A, M> {
@@ -119,6 +119,7 @@ impl<A, M> ImapService<A, M> {
                 auth,
                 store,
                 config,
+                recent: RecentClaims::default(),
             }),
         }
     }
@@ -132,7 +133,7 @@ where
 {
     type Response = CloseReport;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<CloseReport, BoxError>> + Send>>;
+    type Future = SessionFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -140,15 +141,9 @@ where
 
     fn call(&mut self, conn: Connection) -> Self::Future {
         let shared = self.shared.clone();
-        // Boxed: the session is one large state machine that lives as long as the connection;
-        // one allocation per connection is noise beside it.
-        Box::pin(async move {
-            let session = conn.session().clone();
-            let Some(parts) = conn.into_parts() else {
-                return Ok(CloseReport::new(&session, CloseReason::Aborted));
-            };
+        conn.run_session(move |parts| async move {
             let mut imap = ImapSession::new(shared, parts);
-            Ok(imap.run().await)
+            imap.run().await
         })
     }
 }

@@ -34,25 +34,47 @@ pub(super) struct MailboxView {
     uid_validity: u32,
     /// Sorted by UID; the sequence number of `messages[i]` is `i + 1`.
     messages: Vec<MessageMeta>,
+    /// The UIDs that are `\Recent` in this session, ascending.
+    recent: Vec<u32>,
     watch: MailboxWatch,
 }
 
 impl MailboxView {
     /// The view of a mailbox just opened; `watch` is taken before `snapshot` was read, so no
-    /// change falls between them.
+    /// change falls between them. The messages above UID `recent_after` are recent here.
     pub(super) fn open(
         name: String,
         read_only: bool,
         snapshot: MailboxSnapshot,
         watch: MailboxWatch,
+        recent_after: u32,
     ) -> MailboxView {
+        let recent = snapshot
+            .messages
+            .iter()
+            .map(|m| m.uid)
+            .filter(|&uid| uid > recent_after)
+            .collect();
         MailboxView {
             name,
             read_only,
             uid_validity: snapshot.uid_validity,
             messages: snapshot.messages,
+            recent,
             watch,
         }
+    }
+
+    /// Whether the message at `index` is `\Recent` in this session.
+    pub(super) fn is_recent(&self, index: usize) -> bool {
+        self.messages
+            .get(index)
+            .is_some_and(|m| self.recent.binary_search(&m.uid).is_ok())
+    }
+
+    /// How many messages are `\Recent` in this session (the RECENT response).
+    pub(super) fn recent_count(&self) -> u32 {
+        count(self.recent.len())
     }
 
     pub(super) fn messages(&self) -> &[MessageMeta] {
@@ -94,12 +116,14 @@ impl MailboxView {
     /// Bring the view up to `snapshot` (read after [`MailboxWatch::mark_seen`]) and write
     /// the untagged responses that tell the client: EXPUNGE (highest first, so each number
     /// is still valid when the client reads it), FETCH FLAGS for messages whose flags another
-    /// session changed, and EXISTS when messages arrived.
+    /// session changed, and EXISTS and RECENT when messages arrived. `claim` is told the
+    /// highest UID that arrived and answers above which UID the new ones are recent here.
     pub(super) fn update(
         &mut self,
         snapshot: MailboxSnapshot,
         expunges: Expunges,
         out: &mut Vec<u8>,
+        claim: impl FnOnce(u32) -> u32,
     ) -> Result<(), Lost> {
         if snapshot.uid_validity != self.uid_validity {
             return Err(Lost);
@@ -126,8 +150,18 @@ impl MailboxView {
         for seq in removed.iter().rev() {
             response::data(out, Data::Expunge(non_zero(*seq)));
         }
+        self.messages = kept;
+        if !removed.is_empty() {
+            let messages = &self.messages;
+            self.recent
+                .retain(|uid| messages.binary_search_by_key(uid, |m| m.uid).is_ok());
+        }
         for index in changed {
-            let items = vec![MessageDataItem::Flags(flags::to_fetch(kept[index].flags))];
+            let recent = self.is_recent(index);
+            let items = vec![MessageDataItem::Flags(flags::to_fetch(
+                self.messages[index].flags,
+                recent,
+            ))];
             response::data(
                 out,
                 Data::Fetch {
@@ -136,12 +170,20 @@ impl MailboxView {
                 },
             );
         }
-        let remaining = kept.len();
-        kept.extend(fresh.filter(|m| m.uid > last_known));
-        self.messages = kept;
+        let remaining = self.messages.len();
+        self.messages.extend(fresh.filter(|m| m.uid > last_known));
         // Each EXPUNGE already lowered the count the client keeps.
         if self.messages.len() > remaining {
+            let recent_after = claim(self.largest_uid());
+            let arrived = &self.messages[remaining..];
+            self.recent.extend(
+                arrived
+                    .iter()
+                    .map(|m| m.uid)
+                    .filter(|&uid| uid > recent_after),
+            );
             response::data(out, Data::Exists(self.exists()));
+            response::data(out, Data::Recent(self.recent_count()));
         }
         Ok(())
     }
@@ -187,12 +229,15 @@ mod tests {
             false,
             snapshot(messages),
             MailboxWatch::never(),
+            uids.last().copied().unwrap_or(0),
         )
     }
 
     fn update(view: &mut MailboxView, fresh: Vec<MessageMeta>, expunges: Expunges) -> String {
         let mut out = Vec::new();
-        view.update(snapshot(fresh), expunges, &mut out).unwrap();
+        // Another session claimed up to UID 3: later arrivals are recent here.
+        view.update(snapshot(fresh), expunges, &mut out, |_| 3)
+            .unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -207,7 +252,7 @@ mod tests {
         let told = update(&mut view, fresh, Expunges::Report);
         assert_eq!(
             told,
-            "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n* 2 FETCH (FLAGS (\\Seen))\r\n* 3 EXISTS\r\n"
+            "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n* 2 FETCH (FLAGS (\\Seen))\r\n* 3 EXISTS\r\n* 1 RECENT\r\n"
         );
         let uids: Vec<u32> = view.messages().iter().map(|m| m.uid).collect();
         assert_eq!(uids, [1, 3, 5]);
@@ -225,7 +270,8 @@ mod tests {
             ],
             Expunges::Defer,
         );
-        assert_eq!(told, "* 4 EXISTS\r\n");
+        assert_eq!(told, "* 4 EXISTS\r\n* 1 RECENT\r\n");
+        assert!(view.is_recent(3) && !view.is_recent(2));
         assert_eq!(view.messages()[2].uid, 3, "numbering kept");
         let told = update(
             &mut view,
@@ -247,7 +293,7 @@ mod tests {
         let mut other = snapshot(vec![]);
         other.uid_validity = 8;
         assert!(
-            view.update(other, Expunges::Report, &mut Vec::new())
+            view.update(other, Expunges::Report, &mut Vec::new(), |_| 0)
                 .is_err()
         );
     }

@@ -1,7 +1,5 @@
 //! The POP3 session service: `Service<Connection, Response = CloseReport>`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -11,8 +9,8 @@ use tower_service::Service;
 use super::maildrop::MaildropLocks;
 use super::session::Pop3Session;
 use crate::auth::Authenticator;
-use crate::close::{CloseReason, CloseReport};
-use crate::connection::Connection;
+use crate::close::CloseReport;
+use crate::connection::{Connection, SessionFuture};
 use crate::reject::BoxError;
 use crate::store::Mailstore;
 
@@ -116,7 +114,7 @@ where
 {
     type Response = CloseReport;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<CloseReport, BoxError>> + Send>>;
+    type Future = SessionFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -124,15 +122,9 @@ where
 
     fn call(&mut self, conn: Connection) -> Self::Future {
         let shared = self.shared.clone();
-        // Boxed: the session is one large state machine that lives as long as the connection;
-        // one allocation per connection is noise beside it.
-        Box::pin(async move {
-            let session = conn.session().clone();
-            let Some(parts) = conn.into_parts() else {
-                return Ok(CloseReport::new(&session, CloseReason::Aborted));
-            };
+        conn.run_session(move |parts| async move {
             let mut pop3 = Pop3Session::new(shared, parts);
-            Ok(pop3.run().await)
+            pop3.run().await
         })
     }
 }

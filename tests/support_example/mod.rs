@@ -2,6 +2,9 @@
 //! process harness with its own temporary data directory and ports, mail delivery through the
 //! library's Maildir store, a raw line client, and wrappers around the external clients the
 //! tests use (Python's poplib, curl).
+//!
+//! It runs Python through `tests/support_shared`: declare `mod support_shared;` beside
+//! `mod support_example;`.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -15,6 +18,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tempfile::TempDir;
 use tower_mail::store::{Flags, INBOX, Maildir, Mailstore};
+
+use crate::support_shared::run_python;
 
 /// Bound for things that must happen "soon": a liveness bound, not a timing claim.
 pub const SOON: Duration = Duration::from_secs(10);
@@ -106,7 +111,7 @@ fn free_port() -> u16 {
 }
 
 /// TOML string literal for a path (paths in a temp dir hold no quotes, but be exact anyway).
-fn toml_str(path: &Path) -> String {
+pub fn toml_str(path: &Path) -> String {
     let text = path.to_str().expect("temp paths are UTF-8");
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
@@ -341,9 +346,17 @@ impl ExampleServer {
     /// The Prometheus text from `/metrics`.
     pub fn scrape(&self) -> Metrics {
         let url = format!("http://{}/metrics", self.metrics);
-        let out = curl(&["-sS", "--max-time", "10", &url]);
-        assert!(out.status.success(), "curl {url}: {}", stderr(&out));
+        let out = curl_success(&["-sS", "--max-time", "10", &url]);
         Metrics::parse(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// A poplib session as demo on the plain POP3 port that runs `ops` (see [`poplib`]) and
+    /// must meet no POP3 error.
+    #[track_caller]
+    pub fn poplib_as_demo(&self, ops: &[&str]) -> Transcript {
+        let transcript = poplib(PopMode::Plain, self.pop3, USER, PASSWORD, ops);
+        assert!(transcript.errors().is_empty(), "{transcript:#?}");
+        transcript
     }
 }
 
@@ -511,11 +524,24 @@ for op in ops:
         out("error", name, e.args[0].decode())
 "#;
 
-/// What a poplib session printed: `(step, result)` in order.
+/// What a Python script that prints one `<step> <result>` line per step printed (the poplib
+/// script here, the imaplib scripts of the IMAP tests): `(step, result)` in order.
 #[derive(Debug)]
 pub struct Transcript(pub Vec<(String, String)>);
 
 impl Transcript {
+    /// Each line split at its first space (a line without one is a step with no result).
+    pub fn parse(text: &str) -> Transcript {
+        Transcript(
+            text.lines()
+                .map(|line| {
+                    let (step, result) = line.split_once(' ').unwrap_or((line, ""));
+                    (step.to_owned(), result.to_owned())
+                })
+                .collect(),
+        )
+    }
+
     /// The results of every `step` line.
     pub fn all(&self, step: &str) -> Vec<&str> {
         self.0
@@ -526,11 +552,18 @@ impl Transcript {
     }
 
     /// The result of the only `step` line.
+    #[track_caller]
     pub fn one(&self, step: &str) -> &str {
         match self.all(step)[..] {
             [result] => result,
             ref other => panic!("expected one {step:?} line, got {other:?} in {self:#?}"),
         }
+    }
+
+    /// The octets that the only `step` line gives in hex.
+    #[track_caller]
+    pub fn octets(&self, step: &str) -> Vec<u8> {
+        unhex(self.one(step))
     }
 
     /// POP3 errors, as `<step> <reply>`.
@@ -557,40 +590,71 @@ pub fn poplib(
         PopMode::Stls => "stls",
         PopMode::Ssl => "ssl",
     };
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(POPLIB_SCRIPT)
-        .arg(mode)
-        .arg(addr.port().to_string())
-        .arg(user)
-        .arg(password)
-        .args(ops)
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "poplib ({mode}) failed: {}\nstdout: {}",
-        stderr(&out),
-        String::from_utf8_lossy(&out.stdout)
+    let port = addr.port().to_string();
+    let text = run_python(
+        POPLIB_SCRIPT,
+        [mode, port.as_str(), user, password].iter().chain(ops),
     );
-    let text = String::from_utf8(out.stdout).expect("poplib output is UTF-8");
-    Transcript(
-        text.lines()
-            .map(|line| {
-                let (step, result) = line.split_once(' ').unwrap_or((line, ""));
-                (step.to_owned(), result.to_owned())
-            })
-            .collect(),
-    )
+    Transcript::parse(&text)
 }
 
-/// Decode the hex that the poplib script prints for message bodies.
+/// What poplib gives back of a message: its lines without CRLF, which joined with CRLF give
+/// the message minus its final CRLF.
+pub fn as_poplib_sees_it(message: &[u8]) -> &[u8] {
+    message
+        .strip_suffix(b"\r\n")
+        .expect("test messages end in CRLF")
+}
+
+/// Octets as hex, the way Python scripts take them as arguments (`bytes.fromhex`).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Decode the hex that Python scripts print for octets (the poplib script for message
+/// bodies).
 pub fn unhex(hex: &str) -> Vec<u8> {
     assert!(hex.len().is_multiple_of(2), "odd hex length");
     (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
         .collect()
+}
+
+/// At most this many octets of each side are shown when [`assert_same_bytes`] fails (some
+/// test messages are hundreds of KB).
+const SHOWN: usize = 4000;
+
+/// Byte-for-byte equality. A failure shows both lengths, the offset of the first difference
+/// and both sides as text: whole if they are short, else [`SHOWN`] octets around the first
+/// difference.
+#[track_caller]
+pub fn assert_same_bytes(actual: &[u8], expected: &[u8], what: &str) {
+    if actual == expected {
+        return;
+    }
+    let first_difference = actual
+        .iter()
+        .zip(expected)
+        .position(|(a, e)| a != e)
+        .unwrap_or(actual.len().min(expected.len()));
+    let start = if actual.len().max(expected.len()) <= SHOWN {
+        0
+    } else {
+        first_difference.saturating_sub(SHOWN / 2)
+    };
+    let shown = |bytes: &[u8]| {
+        let window = &bytes[start.min(bytes.len())..bytes.len().min(start + SHOWN)];
+        String::from_utf8_lossy(window).into_owned()
+    };
+    panic!(
+        "{what}: got {} octets, expected {}, first difference at octet {first_difference}\n\
+         --- got (from octet {start}) ---\n{}\n--- expected (from octet {start}) ---\n{}",
+        actual.len(),
+        expected.len(),
+        shown(actual),
+        shown(expected)
+    );
 }
 
 /// Run curl with `args`; never hangs longer than 20 seconds.
@@ -600,6 +664,29 @@ pub fn curl(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run curl")
+}
+
+/// [`curl`], which must succeed: a failure shows the arguments, curl's exit status and its
+/// stderr.
+#[track_caller]
+pub fn curl_success(args: &[&str]) -> Output {
+    let out = curl(args);
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}\n{}",
+        out.status,
+        stderr(&out)
+    );
+    out
+}
+
+/// [`curl_success`] as demo: `-sS -u demo:demo`, then `args`.
+#[track_caller]
+pub fn curl_as_demo(args: &[&str]) -> Output {
+    let user = format!("{USER}:{PASSWORD}");
+    let mut all = vec!["-sS", "-u", &user];
+    all.extend_from_slice(args);
+    curl_success(&all)
 }
 
 pub fn stderr(out: &Output) -> String {

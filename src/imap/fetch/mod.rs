@@ -29,7 +29,7 @@ use imap_codec::imap_types::fetch::{
 };
 
 use super::dates;
-use crate::store::{Flags, MessageMeta};
+use crate::store::MessageMeta;
 use strings::literal;
 use tree::Part;
 
@@ -108,7 +108,8 @@ impl FetchPlan {
     }
 
     /// The items for one message. `meta.flags` are already updated by the caller;
-    /// `force_flags` = include FLAGS even if not asked (the caller just set \Seen implicitly).
+    /// `force_flags` = include FLAGS even if not asked (the caller just set \Seen implicitly);
+    /// `recent` = the message is `\Recent` in this session.
     /// `content` is Some when needs_content() is true (None then reads as an empty message
     /// rather than failing the command).
     pub(super) fn render(
@@ -116,16 +117,21 @@ impl FetchPlan {
         meta: &MessageMeta,
         content: Option<&[u8]>,
         force_flags: bool,
+        recent: bool,
     ) -> Vec1<MessageDataItem<'static>> {
         let message = Content::new(content.unwrap_or_default());
+        let flags = || MessageDataItem::Flags(super::flags::to_fetch(meta.flags, recent));
         let mut out = Vec::with_capacity(self.items.len() + 1);
         for item in &self.items {
-            out.extend(item.render(meta, &message));
+            out.extend(match item {
+                Item::Flags => Some(flags()),
+                item => item.render(meta, &message),
+            });
         }
         if force_flags && !self.items.contains(&Item::Flags) {
-            out.push(flags(meta.flags));
+            out.push(flags());
         }
-        Vec1::try_from(out).unwrap_or_else(|_| Vec1::from(flags(meta.flags)))
+        Vec1::try_from(out).unwrap_or_else(|_| Vec1::from(flags()))
     }
 
     /// Adds `item` unless it is asked already: each item is answered once. BODY[x] and
@@ -187,7 +193,8 @@ impl Item {
         message: &Content<'_>,
     ) -> Option<MessageDataItem<'static>> {
         Some(match self {
-            Item::Flags => flags(meta.flags),
+            // Rendered by the caller, which knows `\Recent`.
+            Item::Flags => return None,
             Item::InternalDate => MessageDataItem::InternalDate(dates::to_imap(meta.internal_date)),
             Item::Rfc822Size => {
                 MessageDataItem::Rfc822Size(u32::try_from(meta.size).unwrap_or(u32::MAX))
@@ -234,11 +241,6 @@ impl Item {
             }
         })
     }
-}
-
-/// FLAGS: the system flags set (`\Recent` is never kept).
-fn flags(flags: Flags) -> MessageDataItem<'static> {
-    MessageDataItem::Flags(super::flags::to_fetch(flags))
 }
 
 /// One message's octets, normalised and parsed on first use only.

@@ -46,7 +46,7 @@ fn meta(message: &[u8], flags: Flags) -> MessageMeta {
 fn fetch(message: &[u8], items: &str) -> String {
     let plan = plan(items, false);
     let content = plan.needs_content().then_some(message);
-    let items = plan.render(&meta(message, Flags::SEEN), content, false);
+    let items = plan.render(&meta(message, Flags::SEEN), content, false, false);
     encode(items)
 }
 
@@ -427,8 +427,12 @@ fn plan_flags() {
     let message = SIMPLE;
     let meta = meta(message, Flags::SEEN | Flags::FLAGGED);
     // UID FETCH: UID first even when not asked; FLAGS added when the caller set \Seen.
-    let items =
-        plan("(RFC822.SIZE BODY[]<0.1> BODY.PEEK[]<0.1>)", true).render(&meta, Some(message), true);
+    let items = plan("(RFC822.SIZE BODY[]<0.1> BODY.PEEK[]<0.1>)", true).render(
+        &meta,
+        Some(message),
+        true,
+        false,
+    );
     assert_eq!(
         encode(items),
         format!(
@@ -436,7 +440,7 @@ fn plan_flags() {
             message.len()
         )
     );
-    let items = plan("FAST", false).render(&meta, None, false);
+    let items = plan("FAST", false).render(&meta, None, false, false);
     assert_eq!(
         encode(items),
         format!(
@@ -554,11 +558,11 @@ fn garbage_does_not_panic() {
     }
 
     for input in &inputs {
-        let items = plan.render(&meta(input, Flags::EMPTY), Some(input), true);
+        let items = plan.render(&meta(input, Flags::EMPTY), Some(input), true, false);
         assert!(encode(items).starts_with("* 1 FETCH (UID 7 "));
     }
     for input in &deep_inputs {
-        let items = plan.render(&meta(input, Flags::EMPTY), Some(input), true);
+        let items = plan.render(&meta(input, Flags::EMPTY), Some(input), true, false);
         assert!(encode_bytes(items).starts_with(b"* 1 FETCH (UID 7 "));
     }
 }
@@ -619,7 +623,7 @@ fn digest_parts_default_to_messages() {
 fn nul_is_served_as_0x80() {
     let plan = plan("BODY.PEEK[TEXT]", false);
     let message = b"Subject: x\r\n\r\na\0b\r\n";
-    let items = plan.render(&meta(message, Flags::EMPTY), Some(message), false);
+    let items = plan.render(&meta(message, Flags::EMPTY), Some(message), false, false);
     assert_eq!(
         encode_bytes(items),
         b"* 1 FETCH (BODY[TEXT] {5}\r\na\x80b\r\n)\r\n"

@@ -23,6 +23,8 @@ pub(super) struct Candidate<'a> {
     pub(super) seq: u32,
     /// UID, size, flags and internal date.
     pub(super) meta: &'a MessageMeta,
+    /// Whether the message is `\Recent` in this session.
+    pub(super) recent: bool,
     /// The raw message; `Some` whenever [`needs_content`] says the criteria look into it.
     pub(super) content: Option<&'a [u8]>,
 }
@@ -138,10 +140,9 @@ impl Search<'_, '_> {
             SearchKey::Undraft => !flag(Flags::DRAFT),
             SearchKey::Unflagged => !flag(Flags::FLAGGED),
             SearchKey::Unseen => !flag(Flags::SEEN),
-            // \Recent is not kept, so no message is recent: NEW (RECENT UNSEEN) never matches
-            // and OLD (NOT RECENT) always does.
-            SearchKey::Recent | SearchKey::New => false,
-            SearchKey::Old => true,
+            SearchKey::Recent => self.candidate.recent,
+            SearchKey::New => self.candidate.recent && !flag(Flags::SEEN),
+            SearchKey::Old => !self.candidate.recent,
             // No keywords are stored, so no message has one.
             SearchKey::Keyword(_) => false,
             SearchKey::Unkeyword(_) => true,

@@ -51,6 +51,7 @@ fn hit(search: &str, content: &[u8]) -> bool {
     let candidate = Candidate {
         seq: 1,
         meta: &meta,
+        recent: false,
         content: Some(content),
     };
     let bounds = Bounds {
@@ -63,12 +64,18 @@ fn hit(search: &str, content: &[u8]) -> bool {
 /// Whether a message with `flags` and no content at hand matches: keys that need no
 /// content must not look for it.
 fn hit_flags(search: &str, flags: Flags) -> bool {
+    hit_flags_recent(search, flags, false)
+}
+
+/// [`hit_flags`] for a message that is `\Recent` in the session or not.
+fn hit_flags_recent(search: &str, flags: Flags, recent: bool) -> bool {
     let keys = criteria(search);
     assert!(!needs_content(&keys), "{search} needs no content");
     let meta = meta(1, flags);
     let candidate = Candidate {
         seq: 1,
         meta: &meta,
+        recent,
         content: None,
     };
     let bounds = Bounds {
@@ -91,6 +98,7 @@ fn hits_in_ten(search: &str) -> Vec<u32> {
             let candidate = Candidate {
                 seq,
                 meta: &meta,
+                recent: false,
                 content: None,
             };
             matches(&keys, &candidate, bounds)
@@ -132,11 +140,24 @@ fn system_flags_and_their_negations() {
 }
 
 #[test]
-fn recent_and_keywords_are_never_kept() {
+fn recent_new_and_old() {
+    assert!(hit_flags_recent("RECENT", Flags::SEEN, true));
+    assert!(hit_flags_recent("NEW", Flags::EMPTY, true));
+    assert!(
+        !hit_flags_recent("NEW", Flags::SEEN, true),
+        "NEW is RECENT UNSEEN"
+    );
+    assert!(!hit_flags_recent("OLD", Flags::EMPTY, true));
     for flags in [Flags::EMPTY, Flags::SEEN] {
         assert!(!hit_flags("RECENT", flags));
         assert!(!hit_flags("NEW", flags));
         assert!(hit_flags("OLD", flags));
+    }
+}
+
+#[test]
+fn keywords_are_never_kept() {
+    for flags in [Flags::EMPTY, Flags::SEEN] {
         assert!(!hit_flags("KEYWORD $Junk", flags));
         assert!(hit_flags("UNKEYWORD $Junk", flags));
         assert!(hit_flags("ALL", flags));
@@ -474,6 +495,7 @@ fn garbage_matches_no_text_key_and_never_panics() {
         let candidate = Candidate {
             seq: 1,
             meta: &meta,
+            recent: false,
             content: Some(&content),
         };
         let _ = matches(&keys, &candidate, bounds);
@@ -487,6 +509,7 @@ fn missing_content_matches_no_text_key() {
     let candidate = Candidate {
         seq: 1,
         meta: &meta,
+        recent: false,
         content: None,
     };
     let bounds = Bounds {

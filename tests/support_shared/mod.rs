@@ -1,0 +1,89 @@
+//! Helpers that both kinds of integration test use: the in-process ones (`tests/common`) and
+//! the ones that drive the example server binary (`tests/support_example`, which runs its
+//! poplib script with it). Declare it with `mod support_shared;` beside either of those.
+//!
+//! - Python scripts: a test writes its script indented as it sits in the Rust source
+//!   ([`dedent`]), puts its own prelude in front (each file's differs: what it connects to,
+//!   what it predefines) and runs it with [`run_python`]; an async test builds the command
+//!   with [`python3`] and checks the result with [`stdout_of`].
+//! - Message bytes: [`crlf`].
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::process::{Command, Output};
+
+// ---- Python scripts ----
+
+/// `script` without the indentation its lines share, so that a script can be written indented
+/// inside a raw string in a test. Blank lines do not count towards the indentation.
+pub fn dedent(script: &str) -> String {
+    let indent = script
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    script
+        .lines()
+        .map(|l| l.get(indent..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `python3 -c <program>`, not started yet; arguments added to it are the script's
+/// `sys.argv[1:]`.
+pub fn python3(program: &str) -> Command {
+    let mut command = Command::new("python3");
+    command.arg("-c").arg(program);
+    command
+}
+
+/// What a finished `program` printed. Fails the test if Python failed, showing the program
+/// with line numbers (tracebacks name lines of `<string>`), its stdout and its stderr, or if
+/// it printed anything but UTF-8.
+#[track_caller]
+pub fn stdout_of(program: &str, output: Output) -> String {
+    if !output.status.success() {
+        let numbered: Vec<String> = program
+            .lines()
+            .enumerate()
+            .map(|(i, line)| format!("{:4} {line}", i + 1))
+            .collect();
+        panic!(
+            "python3 failed ({}):\n{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            output.status,
+            numbered.join("\n"),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    String::from_utf8(output.stdout).expect("the script prints UTF-8")
+}
+
+/// Run `program` with `args` as its `sys.argv[1:]`, wait for it and return what it printed;
+/// fails the test as [`stdout_of`] says. Nothing bounds the run here: a script that talks to
+/// a server bounds its own waits (a socket timeout).
+#[track_caller]
+pub fn run_python<I, S>(program: &str, args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let output = python3(program).args(args).output().expect("run python3");
+    stdout_of(program, output)
+}
+
+// ---- Message bytes ----
+
+/// `message` with every bare LF made CRLF (a CRLF stays as it is): what a client must receive
+/// of a message stored with LF line ends; its length is the RFC 822 size.
+pub fn crlf(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 16);
+    for (i, &byte) in message.iter().enumerate() {
+        if byte == b'\n' && (i == 0 || message[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(byte);
+    }
+    out
+}
