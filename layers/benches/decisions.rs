@@ -240,5 +240,28 @@ fn rate_limit(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, ip_block, time_window, rate_limit);
+/// The default configuration: open connections only, no rate. Without a rate a check does
+/// not read the clock, and a key's entry lives only while it has connections open, so each
+/// decision here makes its key's entry and its permit's release drops it again.
+fn rate_limit_concurrency_only(c: &mut Criterion) {
+    let limit = RateLimit::new(RateLimitConfig::default());
+    let sessions: Vec<Arc<Session>> = (0..256).map(|i| session(v4(TABLE_BASE + i))).collect();
+    let mut i = 0;
+    c.bench_function("rate_limit/concurrency_only", |b| {
+        b.iter(|| {
+            i = (i + 1) % sessions.len();
+            let permit = limit.check(black_box(&sessions[i])).now_or_never();
+            black_box(permit.expect("the local store answers at once").is_ok())
+        })
+    });
+    assert!(limit.store().is_empty(), "every entry went with its permit");
+}
+
+criterion_group!(
+    benches,
+    ip_block,
+    time_window,
+    rate_limit,
+    rate_limit_concurrency_only
+);
 criterion_main!(benches);

@@ -13,6 +13,12 @@
 //! ([`SessionEvent::Started`](tower_mail::SessionEvent::Started)); until then a failure is a
 //! refusal. Put the layer outermost, so it sees refusals by every layer inside it.
 //!
+//! Each thread resolves a metric's handle from the recorder once and keeps it, so a connection
+//! costs a few atomic operations, not a key on the heap and a registry lookup per metric. The
+//! recorder in force at each event (global, or local to the thread) is still the one recorded
+//! into: handles are kept per recorder, told apart by address. A local recorder made anew at
+//! the address of an earlier one, on the same thread, would be taken for it.
+//!
 //! ```
 //! use tower::ServiceBuilder;
 //! use tower_mail_layers::metrics::MetricsLayer;
@@ -25,6 +31,8 @@
 mod hook;
 mod layer;
 mod service;
+#[cfg(test)]
+mod tests;
 
 pub use hook::RecordClose;
 pub use layer::MetricsLayer;

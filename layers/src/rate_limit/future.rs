@@ -9,7 +9,7 @@ use pin_project::pin_project;
 use tokio::time::Sleep;
 use tower_mail::Reject;
 
-use super::policy::Settings;
+use super::settings::Settings;
 use super::{Admission, Key, LAYER_NAME, LocalStore, RateLimitPermit, RateLimitStore, StoreError};
 
 /// The future of [`RateLimit`](super::RateLimit)'s check: resolves to the connection's
@@ -39,7 +39,9 @@ pub struct RateLimitFuture<S: RateLimitStore = LocalStore> {
 
 #[pin_project(project = StateProj)]
 enum State<S: RateLimitStore> {
-    /// Decided without the store (an unlimited session).
+    /// Decided in the check: an unlimited session, or a store that answered at once
+    /// ([`RateLimitStore::acquire_now`]). A permit waiting here gives its slot back if the
+    /// future is dropped unpolled.
     Done(Option<Result<RateLimitPermit<S>, Reject>>),
     Asking {
         #[pin]
@@ -62,6 +64,18 @@ impl<S: RateLimitStore> RateLimitFuture<S> {
     pub(super) fn unlimited() -> Self {
         RateLimitFuture {
             state: State::Done(Some(Ok(RateLimitPermit::empty()))),
+        }
+    }
+
+    /// The verdict on a store's immediate answer.
+    pub(super) fn answered(
+        answer: Result<Admission, StoreError>,
+        store: &Arc<S>,
+        key: Key,
+        settings: &Settings,
+    ) -> Self {
+        RateLimitFuture {
+            state: State::Done(Some(verdict(answer, store, key, settings))),
         }
     }
 
@@ -121,38 +135,49 @@ impl<S: RateLimitStore> Future for RateLimitFuture<S> {
 
 impl<S: RateLimitStore> Ask<S> {
     fn verdict(self, answer: Result<Admission, StoreError>) -> Result<RateLimitPermit<S>, Reject> {
-        match answer {
-            Ok(Admission::Admitted(None)) => Ok(RateLimitPermit::empty()),
-            Ok(Admission::Admitted(Some(slot))) => {
-                Ok(RateLimitPermit::holding(self.store, self.key, slot))
-            }
-            Ok(Admission::Refused(reason)) => {
-                tracing::debug!(
-                    layer = LAYER_NAME,
-                    key = %self.key,
-                    ?reason,
-                    "rate limit refused a connection"
-                );
-                Err(self.settings.refusal.clone())
-            }
-            Err(err) if self.settings.fail_open => {
-                tracing::warn!(
-                    layer = LAYER_NAME,
-                    key = %self.key,
-                    error = %err,
-                    "rate limit store failed; letting the connection in"
-                );
-                Ok(RateLimitPermit::empty())
-            }
-            Err(err) => {
-                tracing::warn!(
-                    layer = LAYER_NAME,
-                    key = %self.key,
-                    error = %err,
-                    "rate limit store failed; refusing the connection"
-                );
-                Err(self.settings.store_failure.clone())
-            }
+        verdict(answer, &self.store, self.key, &self.settings)
+    }
+}
+
+/// A store's answer as the check's outcome: a permit (holding the slot, if one was counted) or
+/// a refusal, with `fail_open` deciding on a store failure.
+fn verdict<S: RateLimitStore>(
+    answer: Result<Admission, StoreError>,
+    store: &Arc<S>,
+    key: Key,
+    settings: &Settings,
+) -> Result<RateLimitPermit<S>, Reject> {
+    match answer {
+        Ok(Admission::Admitted(None)) => Ok(RateLimitPermit::empty()),
+        Ok(Admission::Admitted(Some(slot))) => {
+            Ok(RateLimitPermit::holding(store.clone(), key, slot))
+        }
+        Ok(Admission::Refused(reason)) => {
+            tracing::debug!(
+                layer = LAYER_NAME,
+                key = %key,
+                ?reason,
+                "rate limit refused a connection"
+            );
+            Err(settings.refusal.clone())
+        }
+        Err(err) if settings.fail_open => {
+            tracing::warn!(
+                layer = LAYER_NAME,
+                key = %key,
+                error = %err,
+                "rate limit store failed; letting the connection in"
+            );
+            Ok(RateLimitPermit::empty())
+        }
+        Err(err) => {
+            tracing::warn!(
+                layer = LAYER_NAME,
+                key = %key,
+                error = %err,
+                "rate limit store failed; refusing the connection"
+            );
+            Err(settings.store_failure.clone())
         }
     }
 }

@@ -29,17 +29,30 @@ use std::time::Duration;
 /// assert_eq!(rate.admit(120 * s, 100 * s), Ok(130 * s));
 /// assert_eq!(rate.admit(130 * s, 100 * s), Err(10 * s));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
     max: u32,
     window: Duration,
+    // Both derived from `max` and `window`, worked out once here rather than with two
+    // divisions on every check.
+    interval: u64,
+    tolerance: u64,
 }
 
 impl Rate {
     /// `max` new connections per `window`. `max` 0 refuses every connection; a zero `window`
     /// admits every connection.
     pub fn new(max: u32, window: Duration) -> Rate {
-        Rate { max, window }
+        let interval = match max {
+            0 => 0,
+            max => u64::try_from(window.as_nanos()).unwrap_or(u64::MAX) / u64::from(max),
+        };
+        Rate {
+            max,
+            window,
+            interval,
+            tolerance: interval.saturating_mul(u64::from(max.saturating_sub(1))),
+        }
     }
 
     /// Connections per window.
@@ -60,17 +73,12 @@ impl Rate {
     /// `T` in nanoseconds (0 when `max` is 0). Rounded down, so the long-run rate errs by less
     /// than one connection per `window / max` nanoseconds' worth, and the burst is exactly `max`.
     pub fn interval_nanos(&self) -> u64 {
-        if self.max == 0 {
-            return 0;
-        }
-        let window = u64::try_from(self.window.as_nanos()).unwrap_or(u64::MAX);
-        window / u64::from(self.max)
+        self.interval
     }
 
     /// The burst tolerance `τ = (max - 1) · T` in nanoseconds.
     pub fn tolerance_nanos(&self) -> u64 {
-        self.interval_nanos()
-            .saturating_mul(u64::from(self.max.saturating_sub(1)))
+        self.tolerance
     }
 
     /// One GCRA step for a key whose TAT is `tat`, at `now` (both in nanoseconds on the same
@@ -83,12 +91,21 @@ impl Rate {
         }
         let base = tat.max(now);
         let ahead = base - now;
-        let tolerance = self.tolerance_nanos();
-        if ahead > tolerance {
-            Err(ahead - tolerance)
+        if ahead > self.tolerance {
+            Err(ahead - self.tolerance)
         } else {
-            Ok(base.saturating_add(self.interval_nanos()))
+            Ok(base.saturating_add(self.interval))
         }
+    }
+}
+
+impl std::fmt::Debug for Rate {
+    // What it was made of; the rest follows.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rate")
+            .field("max", &self.max)
+            .field("window", &self.window)
+            .finish()
     }
 }
 

@@ -15,19 +15,22 @@ const MAX_SHARDS: usize = 64;
 
 /// Per-key state in this process's memory: the default [`RateLimitStore`].
 ///
-/// - **Sharded**: keys are spread over up to 64 shards, each a `Mutex<HashMap>`, so concurrent
-///   checks rarely wait on one another. A check locks one shard for one lookup and hashes
-///   nothing: the shard and the bucket come from the hash the [`Key`] was made with (keyed
-///   SipHash, so clients cannot pick addresses that collide in one shard or one bucket).
+/// - **Sharded**: keys are spread over up to 64 shards, each a `Mutex` around an open-addressing
+///   table, so concurrent checks rarely wait on one another. A check locks one shard for one
+///   lookup and hashes nothing: the shard and the slot come from the hash the [`Key`] was made
+///   with (keyed SipHash, so clients cannot pick addresses that collide in one shard or one
+///   slot). Each slot holds a key with its state, so a lookup reads one or two neighbouring
+///   cache lines.
 /// - **Bounded**: at most `max_keys` entries, split evenly between the shards (a shard holds
 ///   `max_keys / shards`; with fewer than 512 keys there is one shard). An entry goes as soon as
 ///   it holds no state: at once when its last connection ends if it has no rate history,
 ///   otherwise in a sweep when its shard is full and the history has run out. Then [`WhenFull`]
 ///   decides.
-/// - **Memory**: 56 bytes of key and entry plus one control byte per bucket. A full shard has
-///   between 1.3 and 2.6 buckets per key, so 73 to 147 bytes per key: under 15 MB at the
-///   default 100,000 keys, and about 95 bytes per key measured under a flood. A text key adds
-///   its string on the heap. The tables keep their size after a flood.
+/// - **Memory**: 48 bytes per slot (the key and its state, with no separate control bytes). A
+///   table doubles while it fills, up to a last size that holds its shard's share of
+///   `max_keys` four fifths full: 60 bytes per key at the cap, under 6 MB at the default 100,000
+///   keys, and from 60 to 120 bytes per key on the way there. A text key adds its string on the
+///   heap. The tables keep their size after a flood.
 ///
 /// ```
 /// use std::time::Duration;
@@ -159,10 +162,15 @@ impl LocalStore {
         self.shards.iter().map(|s| lock(&s.0).table_bytes()).sum()
     }
 
+    fn decide(&self, key: &Key, now: Duration, limits: &Limits) -> Admission {
+        self.shard(key)
+            .acquire(key, nanos(now), limits, self.when_full)
+    }
+
     fn shard(&self, key: &Key) -> MutexGuard<'_, Shard> {
-        // The shard count is a power of two. The map inside takes its bucket from the low bits
-        // of the same hash and its tag from the top seven; these middle bits are neither, so
-        // keys of one shard still spread over its buckets.
+        // The shard count is a power of two. The table inside places keys by the low half of
+        // the same hash; these bits are not in it, so keys of one shard still spread over its
+        // slots.
         let index = (key.hash_value() >> 32) as usize & (self.shards.len() - 1);
         lock(&self.shards[index].0)
     }
@@ -194,10 +202,16 @@ impl RateLimitStore for LocalStore {
     type Future = Ready<Result<Admission, StoreError>>;
 
     fn acquire(&self, key: &Key, now: Duration, limits: &Limits) -> Self::Future {
-        let answer = self
-            .shard(key)
-            .acquire(key, nanos(now), limits, self.when_full);
-        ready(Ok(answer))
+        ready(Ok(self.decide(key, now, limits)))
+    }
+
+    fn acquire_now(
+        &self,
+        key: &Key,
+        now: Duration,
+        limits: &Limits,
+    ) -> Option<Result<Admission, StoreError>> {
+        Some(Ok(self.decide(key, now, limits)))
     }
 
     fn release(&self, key: &Key, slot: Slot) {

@@ -20,18 +20,22 @@
 //! synchronous release by slot id, generations) is shaped so that a Redis store fits without
 //! changing the layer: its docs sketch the Lua script. The default is [`LocalStore`]:
 //!
-//! - sharded by a keyed hash into up to 64 `Mutex<HashMap>`s, so that a check is one lock of
-//!   one shard and one hash lookup, with no allocation for address keys;
+//! - sharded by a keyed hash into up to 64 mutex-guarded open-addressing tables, so that a check
+//!   is one lock of one shard and one probe of a slot that holds the key and its state together,
+//!   with no allocation for address keys;
 //! - bounded to `max_keys` entries, so a flood from millions of addresses cannot grow memory
 //!   without bound. Entries go as soon as they hold no state; when a shard is still full,
 //!   [`WhenFull`] either refuses new keys or evicts the least recently seen keys that have no
 //!   open connection. An entry with open connections is never evicted, and each slot carries
 //!   its entry's generation, so a release can never land on a newer entry under the same key;
-//! - 73 to 147 bytes per key at most, about 95 measured (see [`LocalStore`]).
+//! - 48 bytes per slot, at most 60 bytes per key once the tables have grown to `max_keys` (see
+//!   [`LocalStore`]).
 //!
-//! A check on the local store reads the clock once, hashes the key once (keyed SipHash, kept
-//! in the [`Key`] for the release), and takes one shard lock for one lookup; it allocates
-//! nothing for address keys.
+//! A check on the local store reads the settings without a lock (each thread keeps the ones in
+//! force), hashes the key once (keyed SipHash-1-3, kept in the [`Key`] for the release), reads
+//! the clock once if a rate is or was set (only rate history needs the time), and takes one
+//! shard lock for one lookup; it allocates nothing for address keys. Dropping the permit takes the shard lock
+//! once more to give the slot back.
 //!
 //! When a store fails or is slow (`store_timeout`), `fail_open` lets the connection in
 //! uncounted, or refuses it with a generic text.
@@ -66,6 +70,7 @@ mod key;
 mod local;
 mod permit;
 mod policy;
+mod settings;
 mod shard;
 mod store;
 #[cfg(test)]

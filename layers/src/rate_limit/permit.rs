@@ -60,7 +60,8 @@ impl<S: RateLimitStore> RateLimitPermit<S> {
 
 impl<S: RateLimitStore> Drop for RateLimitPermit<S> {
     fn drop(&mut self) {
-        if let Some(held) = self.held.take() {
+        // In place: the fields go right after, with the permit.
+        if let Some(held) = &self.held {
             held.store.release(&held.key, held.slot);
         }
     }

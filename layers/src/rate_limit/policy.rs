@@ -1,13 +1,14 @@
 //! [`RateLimit`]: the limits as a [`Policy`].
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tower_mail::{GENERIC_MESSAGE, Reject, Session};
+use tower_mail::Session;
 
+use super::settings::{Settings, SettingsCell};
 use super::{
-    LAYER_NAME, Limits, LocalStore, RateLimitConfig, RateLimitFuture, RateLimitKey,
-    RateLimitPermit, RateLimitStore,
+    LAYER_NAME, Limits, LocalStore, RateLimitConfig, RateLimitFuture, RateLimitPermit,
+    RateLimitStore,
 };
 use crate::policy::Policy;
 
@@ -23,33 +24,6 @@ use crate::policy::Policy;
 /// assert!(clock() < std::time::Duration::from_secs(60));
 /// ```
 pub type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
-
-/// What [`RateLimit::reconfigure`] may change while connections are open.
-#[derive(Debug)]
-pub(super) struct Settings {
-    pub(super) key: RateLimitKey,
-    pub(super) limits: Limits,
-    // Built once per configuration: a flood of refused connections clones them, sharing the
-    // text.
-    pub(super) refusal: Reject,
-    pub(super) store_failure: Reject,
-    pub(super) fail_open: bool,
-    pub(super) store_timeout: std::time::Duration,
-}
-
-impl Settings {
-    fn from_config(config: RateLimitConfig) -> Settings {
-        Settings {
-            limits: config.limits(),
-            key: config.key,
-            refusal: Reject::new(&config.message).with_layer(LAYER_NAME),
-            // Not the limit's text: the client did nothing wrong.
-            store_failure: Reject::new(GENERIC_MESSAGE).with_layer(LAYER_NAME),
-            fail_open: config.fail_open,
-            store_timeout: config.store_timeout,
-        }
-    }
-}
 
 /// Per-key limits on open connections and on new connections over time, as a [`Policy`].
 /// Clones share the store and the settings, so a clone kept aside can
@@ -74,8 +48,8 @@ impl Settings {
 /// ```
 pub struct RateLimit<S: RateLimitStore = LocalStore> {
     store: Arc<S>,
-    // Read once per connection, replaced on reload: the lock is held only to clone the Arc.
-    settings: Arc<RwLock<Arc<Settings>>>,
+    // Read once per connection, replaced on reload: see `SettingsCell`.
+    settings: Arc<SettingsCell>,
     clock: Clock,
 }
 
@@ -107,7 +81,7 @@ impl<S: RateLimitStore> RateLimit<S> {
         let origin = Instant::now();
         RateLimit {
             store: Arc::new(store),
-            settings: Arc::new(RwLock::new(Arc::new(Settings::from_config(config)))),
+            settings: Arc::new(SettingsCell::new(Settings::from_config(config))),
             clock: Arc::new(move || origin.elapsed()),
         }
     }
@@ -145,25 +119,19 @@ impl<S: RateLimitStore> RateLimit<S> {
 
     /// The limits in force.
     pub fn limits(&self) -> Limits {
-        self.settings().limits
+        self.settings.with(|settings| settings.limits)
     }
 
     /// Apply a new configuration to connections from now on, keeping every key's state: open
     /// connections keep their slots and release them normally, and rate history carries over.
     /// `max_keys` and `when_full` size the store and keep their first values.
     pub fn reconfigure(&self, config: RateLimitConfig) {
-        let settings = Arc::new(Settings::from_config(config));
-        *self
-            .settings
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = settings;
-    }
-
-    fn settings(&self) -> Arc<Settings> {
-        self.settings
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        let new = Settings::from_config(config);
+        self.settings.replace(|old| Settings {
+            // Rate history from the old limits still needs the time to run out.
+            reads_clock: new.reads_clock || old.reads_clock,
+            ..new
+        });
     }
 }
 
@@ -186,26 +154,38 @@ impl<S: RateLimitStore> Policy for RateLimit<S> {
     }
 
     fn check(&self, session: &Arc<Session>) -> Self::Future {
-        let settings = self.settings();
-        if settings.limits.is_unlimited() {
-            return RateLimitFuture::unlimited();
-        }
-        let Some(key) = settings.key.key_for(session) else {
-            return RateLimitFuture::unlimited();
-        };
-        let acquire = self.store.acquire(&key, self.now(), &settings.limits);
-        RateLimitFuture::asking(acquire, self.store.clone(), key, settings)
+        self.settings.with(|settings| {
+            if settings.limits.is_unlimited() {
+                return RateLimitFuture::unlimited();
+            }
+            let Some(key) = settings.key.key_for(session) else {
+                return RateLimitFuture::unlimited();
+            };
+            let now = if settings.reads_clock {
+                self.now()
+            } else {
+                Duration::ZERO
+            };
+            match self.store.acquire_now(&key, now, &settings.limits) {
+                Some(answer) => RateLimitFuture::answered(answer, &self.store, key, settings),
+                None => {
+                    let acquire = self.store.acquire(&key, now, &settings.limits);
+                    RateLimitFuture::asking(acquire, self.store.clone(), key, settings.clone())
+                }
+            }
+        })
     }
 }
 
 impl<S: RateLimitStore + std::fmt::Debug> std::fmt::Debug for RateLimit<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let settings = self.settings();
-        f.debug_struct("RateLimit")
-            .field("key", &settings.key)
-            .field("limits", &settings.limits)
-            .field("fail_open", &settings.fail_open)
-            .field("store", &self.store)
-            .finish()
+        self.settings.with(|settings| {
+            f.debug_struct("RateLimit")
+                .field("key", &settings.key)
+                .field("limits", &settings.limits)
+                .field("fail_open", &settings.fail_open)
+                .field("store", &self.store)
+                .finish()
+        })
     }
 }

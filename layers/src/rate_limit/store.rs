@@ -29,7 +29,9 @@ use super::{Key, Limits};
 ///   store that may already have counted the connection must give the slot back itself.
 /// - `now` is this process's monotonic clock (the [`RateLimit`](super::RateLimit)'s). A store
 ///   shared between machines should use one clock for all of them (Redis `TIME` inside the
-///   script) and may ignore `now`.
+///   script) and may ignore `now`. Only the rate needs it: a limit that has never had a rate
+///   does not read its clock (a clock read is a good part of a check's cost) and passes
+///   [`Duration::ZERO`].
 ///
 /// # A Redis store
 ///
@@ -65,6 +67,21 @@ pub trait RateLimitStore: Send + Sync + 'static {
     /// Check and, if admitted, count a new connection under `key` at `now` (time since the
     /// clock's origin). See the [contract](RateLimitStore#contract).
     fn acquire(&self, key: &Key, now: Duration, limits: &Limits) -> Self::Future;
+
+    /// [`acquire`](RateLimitStore::acquire)'s answer right away, for a store that has it
+    /// without waiting: the check then decides on the spot, without a future to poll, and a
+    /// check dropped before it was polled still gives its slot back. `None`, the default,
+    /// means "ask through `acquire`", and must have counted nothing.
+    /// [`LocalStore`](super::LocalStore) answers here; a networked store keeps the default.
+    fn acquire_now(
+        &self,
+        key: &Key,
+        now: Duration,
+        limits: &Limits,
+    ) -> Option<Result<Admission, StoreError>> {
+        let _ = (key, now, limits);
+        None
+    }
 
     /// Give back a slot that [`acquire`](RateLimitStore::acquire) counted under `key`.
     fn release(&self, key: &Key, slot: Slot);

@@ -92,6 +92,17 @@ fn permits_release_exactly_once_in_any_drop_order() {
 }
 
 #[test]
+fn a_check_dropped_before_it_is_polled_gives_its_slot_back() {
+    // A connection whose future goes before its first poll (its task cancelled, say): the
+    // local store counted the slot in the check, so the check's future must give it back.
+    let limit = concurrent(1);
+    drop(limit.check(&session("192.0.2.1")));
+    assert_eq!(limit.store().connections(&ip_key("192.0.2.1")), 0);
+    assert!(limit.store().is_empty());
+    let _permit = check(&limit, "192.0.2.1").unwrap();
+}
+
+#[test]
 fn a_panicking_session_gives_its_slot_back() {
     let limit = concurrent(1);
     let held = limit.clone();
@@ -224,6 +235,34 @@ fn reconfigure_keeps_open_slots() {
     // Slots taken under the old limits still go back.
     drop(a);
     assert_eq!(limit.store().connections(&ip_key("192.0.2.1")), 2);
+}
+
+#[test]
+fn the_clock_is_read_only_once_a_rate_is_set() {
+    let reads = Arc::new(AtomicU64::new(0));
+    let counted = reads.clone();
+    let clock: Clock = Arc::new(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Duration::from_secs(1)
+    });
+    let limit = concurrent(5).with_clock(clock);
+    drop(check(&limit, "192.0.2.1").unwrap());
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        0,
+        "open connections need no time"
+    );
+    let rate = |per_window| RateLimitConfig {
+        max_per_window: per_window,
+        ..RateLimitConfig::default()
+    };
+    limit.reconfigure(rate(Some(100)));
+    drop(check(&limit, "192.0.2.1").unwrap());
+    assert_eq!(reads.load(Ordering::SeqCst), 1);
+    // The rate history left behind still needs the time to run out.
+    limit.reconfigure(rate(None));
+    drop(check(&limit, "192.0.2.1").unwrap());
+    assert_eq!(reads.load(Ordering::SeqCst), 2);
 }
 
 #[test]
