@@ -10,6 +10,8 @@
 //! is the server side: the connection task, its session and its stack. Run it with
 //! `ulimit -n` above 2 × N.
 
+mod measure;
+
 use std::io::Read;
 use std::net::TcpStream;
 use std::time::Duration;
@@ -22,15 +24,6 @@ use tower_mail::store::MemoryStore;
 use tower_mail::{CloseReport, Protocol, Session};
 use tower_mail_layers::on_close::OnCloseLayer;
 use tower_mail_layers::on_connect::OnConnectLayer;
-
-fn resident_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
 
 fn main() {
     let n: usize = std::env::args()
@@ -70,10 +63,10 @@ fn main() {
     drop(warm);
     std::thread::sleep(Duration::from_millis(500));
 
-    let before = resident_kib();
+    let before = measure::resident_kib();
     let clients: Vec<TcpStream> = (0..n).map(|_| open(addr)).collect();
     std::thread::sleep(Duration::from_millis(500));
-    let after = resident_kib();
+    let after = measure::resident_kib();
     let per_connection = (after.saturating_sub(before) * 1024) as f64 / n as f64;
     println!("idle connections: {n}");
     println!("server connections: {}", server.connections());

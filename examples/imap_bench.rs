@@ -18,6 +18,8 @@
 //! (blocking client sockets keep their buffers in the kernel). Run with `ulimit -n` above
 //! 2 × `--idle`.
 
+mod measure;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -207,24 +209,15 @@ async fn connect_logout(addr: SocketAddr, total: usize) -> Duration {
     started.elapsed()
 }
 
-fn resident_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Resident memory growth per connection that logged in, selected INBOX and went silent.
 fn idle_memory(addr: SocketAddr, n: usize) -> f64 {
     // Warm up allocator arenas and the runtime so their one-time growth is not counted.
     drop((0..100).map(|_| idle_client(addr)).collect::<Vec<_>>());
     std::thread::sleep(Duration::from_millis(500));
-    let before = resident_kib();
+    let before = measure::resident_kib();
     let clients: Vec<TcpStream> = (0..n).map(|_| idle_client(addr)).collect();
     std::thread::sleep(Duration::from_millis(500));
-    let after = resident_kib();
+    let after = measure::resident_kib();
     drop(clients);
     (after.saturating_sub(before) * 1024) as f64 / n as f64
 }

@@ -8,6 +8,7 @@ pub mod sasl;
 use std::fmt;
 use std::sync::Arc;
 
+use tower::ServiceExt;
 use tower_service::Service;
 
 pub use passwd_file::PasswdFile;
@@ -33,6 +34,22 @@ impl<T> Authenticator for T where
         + Sync
         + 'static
 {
+}
+
+/// Ask `auth` whether `user` may log in with `password` on `session`: the one way both
+/// protocol services check a login.
+pub(crate) async fn check<A: Authenticator>(
+    auth: &A,
+    session: &Arc<Session>,
+    user: String,
+    password: String,
+) -> Result<User, AuthError> {
+    let credentials = Credentials {
+        user,
+        password,
+        session: Some(session.clone()),
+    };
+    auth.clone().oneshot(credentials).await
 }
 
 /// What a client presented to log in.

@@ -42,8 +42,8 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         };
         let user = self.user();
         let store = &self.shared.store;
-        let uid_validity = match store.snapshot(&user, &target).await {
-            Ok(snapshot) => snapshot.uid_validity,
+        let uid_validity = match store.uid_validity(&user, &target).await {
+            Ok(uid_validity) => uid_validity,
             Err(StoreError::NoSuchMailbox) => {
                 return self.no(tag, "TRYCREATE", "No such mailbox");
             }

@@ -9,13 +9,12 @@ use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_codec::imap_types::core::{AString, Tag};
 use imap_codec::imap_types::response::{Code, StatusKind};
 use imap_codec::imap_types::secret::Secret;
-use tower::ServiceExt;
 
 use super::response;
 use super::session::{Flow, ImapSession};
 use crate::auth::Authenticator;
 use crate::auth::sasl::{self, PlainError};
-use crate::auth::{AuthError, Credentials};
+use crate::auth::{self, AuthError};
 use crate::events::SessionEvent;
 use crate::session::State;
 use crate::store::Mailstore;
@@ -120,12 +119,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
 
     /// Check the credentials and, if they are good, enter the authenticated state.
     async fn complete_login(&mut self, tag: &Tag<'static>, user: String, password: String) -> Flow {
-        let credentials = Credentials {
-            user,
-            password,
-            session: Some(self.session.clone()),
-        };
-        let user = match self.shared.auth.clone().oneshot(credentials).await {
+        let user = match auth::check(&self.shared.auth, &self.session, user, password).await {
             Ok(user) => user,
             Err(err) => return self.login_failed(tag, err),
         };

@@ -36,14 +36,9 @@ pub(super) fn tagged(
     code: Option<Code<'static>>,
     text: &str,
 ) {
-    let body = StatusBody {
-        kind,
-        text: safe_text(text, code.is_some()),
-        code,
-    };
     let tagged = Tagged {
         tag: tag.clone(),
-        body,
+        body: status_body(kind, code, text),
     };
     write(out, &Response::Status(Status::Tagged(tagged)));
 }
@@ -55,12 +50,16 @@ pub(super) fn untagged(
     code: Option<Code<'static>>,
     text: &str,
 ) {
-    let body = StatusBody {
+    let body = status_body(kind, code, text);
+    write(out, &Response::Status(Status::Untagged(body)));
+}
+
+fn status_body(kind: StatusKind, code: Option<Code<'static>>, text: &str) -> StatusBody<'static> {
+    StatusBody {
         kind,
         text: safe_text(text, code.is_some()),
         code,
-    };
-    write(out, &Response::Status(Status::Untagged(body)));
+    }
 }
 
 /// `* BYE <text>`.

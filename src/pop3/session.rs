@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tower::ServiceExt;
 
 use super::capabilities::Capabilities;
 use super::command::{self, AuthResponse, Command, ParseError};
@@ -12,7 +11,7 @@ use super::maildrop::{Maildrop, MaildropLock};
 use super::response::{self, RespCode};
 use super::service::Shared;
 use crate::auth::sasl::{self, PlainError};
-use crate::auth::{AuthError, Authenticator, Credentials};
+use crate::auth::{self, AuthError, Authenticator};
 use crate::close::{CloseReason, CloseReport};
 use crate::connection::{ConnectionParts, SessionSettings};
 use crate::events::{Observers, SessionEvent};
@@ -387,12 +386,7 @@ where
     }
 
     async fn login(&mut self, user: String, password: String) -> Flow {
-        let credentials = Credentials {
-            user,
-            password,
-            session: Some(self.session.clone()),
-        };
-        let user = match self.shared.auth.clone().oneshot(credentials).await {
+        let user = match auth::check(&self.shared.auth, &self.session, user, password).await {
             Ok(user) => user,
             Err(err) => return self.login_failed(err),
         };

@@ -125,6 +125,17 @@ pub trait Mailstore: Send + Sync + 'static {
         mailbox: &str,
     ) -> impl Future<Output = StoreResult<MailboxSnapshot>> + Send;
 
+    /// The mailbox's UIDVALIDITY, for APPENDUID and COPYUID; `NoSuchMailbox` if it does not
+    /// exist. The default reads a snapshot; [`Maildir`] reads only the UID list, so that
+    /// appending to a large mailbox does not list it.
+    fn uid_validity(
+        &self,
+        user: &str,
+        mailbox: &str,
+    ) -> impl Future<Output = StoreResult<u32>> + Send {
+        async move { Ok(self.snapshot(user, mailbox).await?.uid_validity) }
+    }
+
     /// The whole message with `uid`, exactly as stored.
     fn fetch(
         &self,

@@ -327,6 +327,7 @@ pub(crate) async fn unknown_user_or_mailbox(store: &impl Mailstore) {
     store.ensure_user(USER).await.unwrap();
     assert!(no_mailbox(store.snapshot(USER, "Nope").await.map(drop)));
     assert!(no_mailbox(store.fetch(USER, "Nope", 1).await.map(drop)));
+    assert!(no_mailbox(store.uid_validity(USER, "Nope").await.map(drop)));
     assert!(no_mailbox(store.expunge(USER, "Nope", &[1]).await));
     assert!(no_mailbox(
         store.set_flags(USER, "Nope", 1, Flags::SEEN).await
@@ -462,6 +463,11 @@ pub(crate) async fn recreated_mailbox_gets_new_uid_validity(store: &impl Mailsto
     let new = store.snapshot(USER, "Tmp").await.unwrap();
     assert!(new.messages.is_empty());
     assert_ne!(new.uid_validity, old.uid_validity);
+    assert_eq!(
+        store.uid_validity(USER, "Tmp").await.unwrap(),
+        new.uid_validity,
+        "the UIDVALIDITY read alone is the snapshot's"
+    );
 
     // Renaming another mailbox onto a freed name must not revive the old UIDs either.
     store.rename_mailbox(USER, "Tmp", "Tmp2").await.unwrap();

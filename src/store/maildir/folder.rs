@@ -448,6 +448,10 @@ pub(super) fn snapshot(folder: &Folder, cache: &mut FolderCache) -> StoreResult<
     })
 }
 
+pub(super) fn uid_validity(folder: &Folder, cache: &mut FolderCache) -> StoreResult<u32> {
+    with_state(folder, cache, |state| Ok(state.list.uid_validity))
+}
+
 pub(super) fn fetch(folder: &Folder, cache: &mut FolderCache, uid: u32) -> StoreResult<Vec<u8>> {
     with_state(folder, cache, |state| {
         on_file(folder, state, uid, |path, _| fs::read(path))

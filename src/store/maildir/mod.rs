@@ -244,6 +244,10 @@ impl Mailstore for Maildir {
         self.on_folder(user, mailbox, folder::snapshot).await
     }
 
+    async fn uid_validity(&self, user: &str, mailbox: &str) -> StoreResult<u32> {
+        self.on_folder(user, mailbox, folder::uid_validity).await
+    }
+
     async fn fetch(&self, user: &str, mailbox: &str, uid: u32) -> StoreResult<Bytes> {
         self.on_folder(user, mailbox, move |folder, cache| {
             folder::fetch(folder, cache, uid).map(Bytes::from)
