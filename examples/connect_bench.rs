@@ -26,6 +26,14 @@
 //! cargo run --release --example connect_bench -- --prometheus
 //! ```
 //!
+//! For a figure the machine's noise cannot move, count instructions (user and kernel, client
+//! and server alike) per connection with each stack alone, and compare:
+//!
+//! ```text
+//! perf stat -e instructions ./target/release/examples/connect_bench --only bare --prometheus
+//! perf stat -e instructions ./target/release/examples/connect_bench --only full --prometheus
+//! ```
+//!
 //! The defaults (10 rounds of 5,000 connections per stack, 32 clients at once: 150,000
 //! connections) take under a minute on two busy cores. Client and server share the process and
 //! its cores, and the kernel's TCP work dominates, so the absolute rates are a floor and depend
@@ -33,6 +41,9 @@
 //! process's CPU time per connection (Linux), a second view that leaves out time spent waiting
 //! for a core; each ratio comes with its round-to-round spread, which shows how far to trust
 //! it (a busy machine easily varies 5-10% between rounds).
+
+#[path = "server/prometheus.rs"]
+mod prometheus;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -61,7 +72,7 @@ use tower_mail_layers::time_window::Schedule;
 use tower_service::Service;
 
 /// Command-line settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Args {
     /// Connections per stack per round.
     connections: usize,
@@ -71,10 +82,12 @@ struct Args {
     rounds: usize,
     /// Install a Prometheus recorder, as the example server does.
     prometheus: bool,
+    /// Run this stack alone (for `perf stat`), instead of comparing all three.
+    only: Option<String>,
 }
 
-const USAGE: &str =
-    "usage: connect_bench [--connections N] [--concurrency N] [--rounds N] [--prometheus]";
+const USAGE: &str = "usage: connect_bench [--connections N] [--concurrency N] [--rounds N] [--prometheus] \
+     [--only bare|hooks|full]";
 
 fn parse_args() -> Result<Args, String> {
     let mut parsed = Args {
@@ -82,12 +95,17 @@ fn parse_args() -> Result<Args, String> {
         concurrency: 32,
         rounds: 10,
         prometheus: false,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let target = match flag.as_str() {
             "--prometheus" => {
                 parsed.prometheus = true;
+                continue;
+            }
+            "--only" => {
+                parsed.only = Some(args.next().ok_or("--only needs a stack name")?);
                 continue;
             }
             "--connections" => &mut parsed.connections,
@@ -275,22 +293,21 @@ fn spread(values: &[f64]) -> (f64, f64) {
     (low, high)
 }
 
-/// What the Prometheus recorder needs to record like the example server's
-/// (examples/server/telemetry.rs): the session duration as a histogram with its buckets.
+/// The example server's Prometheus recorder (without its HTTP listener), with its upkeep
+/// (draining histogram samples) every 5 seconds as the server's exporter does, so that samples
+/// do not pile up over a run.
 fn install_prometheus() -> Result<(), String> {
-    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-    let session_buckets = [
-        0.01, 0.1, 1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 86400.0,
-    ];
-    PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full("mail_session_duration_seconds".into()),
-            &session_buckets,
-        )
-        .map_err(|e| e.to_string())?
+    let handle = prometheus::builder()?
         .install_recorder()
-        .map(drop)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            handle.run_upkeep();
+        }
+    });
+    Ok(())
 }
 
 /// One stack under test: its name, where it listens, and how much overhead it may add.
@@ -385,6 +402,30 @@ async fn main() -> ExitCode {
     );
     // Warm-up: first connections pay for page faults, lazy allocations and cold caches.
     let warm_up = (args.connections / 10).max(args.concurrency);
+    if let Some(name) = &args.only {
+        let Some(stack) = stacks.iter().find(|s| s.name == name) else {
+            eprintln!("connect_bench: no stack {name:?}\n{USAGE}");
+            return ExitCode::FAILURE;
+        };
+        run_round(stack.addr, warm_up, args.concurrency).await;
+        let mut tally = Tally::default();
+        for _ in 0..args.rounds {
+            tally
+                .rounds
+                .push(run_round(stack.addr, args.connections, args.concurrency).await);
+        }
+        println!(
+            "{name} alone: {} connections ({warm_up} to warm up), {:.0} conn/s{}",
+            warm_up + args.rounds * args.connections,
+            tally.rate(),
+            tally
+                .cpu_us()
+                .map(|cpu| format!(", {cpu:.1} us CPU/conn"))
+                .unwrap_or_default()
+        );
+        server.shutdown(Duration::from_secs(5)).await;
+        return ExitCode::SUCCESS;
+    }
     for stack in &stacks {
         run_round(stack.addr, warm_up, args.concurrency).await;
     }

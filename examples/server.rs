@@ -16,6 +16,10 @@
 mod config;
 #[path = "server/policies.rs"]
 mod policies;
+#[path = "server/prometheus.rs"]
+mod prometheus;
+#[path = "server/rate_store.rs"]
+mod rate_store;
 #[path = "server/stack.rs"]
 mod stack;
 #[path = "server/telemetry.rs"]
@@ -78,8 +82,17 @@ async fn run() -> Result<(), String> {
         println!("metrics on http://{}/metrics", config.metrics.listen);
     }
     let policies = policies::Policies::new(&config.layers)?;
-    if !config.layers.rate_limit.redis.is_empty() {
-        return Err("layers.rate_limit.redis: the Redis store is not in this version yet".into());
+    if let rate_store::RateStore::Redis(store) = policies.rate_limit.store() {
+        // Not a condition to start: checks reconnect by themselves, and `fail_open` decides
+        // while Redis is away.
+        let at = redacted(&config.layers.rate_limit.redis);
+        match store.ping().await {
+            Ok(()) => println!("rate limit: counts shared through Redis at {at}"),
+            Err(err) => println!(
+                "rate limit: Redis at {at} not reachable yet ({err}); fail_open = {} applies until it is",
+                config.layers.rate_limit.fail_open
+            ),
+        }
     }
 
     let acceptor = match &config.tls {
@@ -191,11 +204,24 @@ async fn run() -> Result<(), String> {
     server
         .shutdown(Duration::from_secs(config.limits.shutdown_grace_seconds))
         .await;
+    // The sessions have ended: send their releases before the process goes, so that other
+    // servers sharing the Redis counts see the slots free now rather than when leases run out.
+    if let Err(err) = policies.rate_limit.store().flush().await {
+        tracing::warn!(error = %err, "rate limit releases not sent at shutdown");
+    }
     println!(
         "stopped; {} connections closed",
         shared.closed.load(Ordering::Relaxed)
     );
     Ok(())
+}
+
+/// A Redis URL without its password, to print.
+fn redacted(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}"),
+        _ => url.to_owned(),
+    }
 }
 
 /// SIGHUP: re-read the user file and the policy settings. A broken file is reported and the

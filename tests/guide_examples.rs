@@ -1,12 +1,15 @@
 //! End-to-end tests of the connection-management guide's examples (`examples/ip_blocking.rs`,
-//! `business_hours.rs`, `connection_logging.rs`, `database_logging.rs`): each runs as its own
-//! process on an ephemeral port, is driven over real POP3 sockets, and is stopped with SIGTERM,
-//! after which it must exit 0.
+//! `business_hours.rs`, `connection_logging.rs`, `database_logging.rs`,
+//! `redis_rate_limit.rs`): each runs as its own process on an ephemeral port, is driven over
+//! real POP3 sockets, and is stopped with SIGTERM, after which it must exit 0.
 //!
 //! `cargo test` builds the examples before running tests; when selecting only this file
-//! (`cargo test --test guide_examples`), run `cargo build --examples` first.
+//! (`cargo test --test guide_examples`), run `cargo build --examples` first. The Redis example's
+//! test starts its own `redis-server` (see `layers/tests/support_redis`).
 
 mod common;
+#[path = "../layers/tests/support_redis/mod.rs"]
+mod support_redis;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -17,6 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{Client, SOON};
+use support_redis::{RedisServer, free_port};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Where cargo put the example `name`: tests run from <target>/debug/deps, examples are built
@@ -507,4 +511,85 @@ fn custom_layer_example_refuses_plaintext_and_serves_tls() {
         "{stdout}"
     );
     assert!(stdout.contains("tls:   +OK"), "{stdout}");
+}
+
+/// examples/redis_rate_limit.rs, two processes on one real Redis with a budget of 3 new
+/// connections per address per hour: the fourth connection from an address is refused by
+/// either server, another address is served, the count is in Redis, and with Redis gone both
+/// servers let everybody in (`fail_open`), warning once.
+#[tokio::test]
+async fn redis_rate_limit_is_shared_by_servers_and_fails_open() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let args = ["--redis", url.as_str(), "--per-hour", "3"];
+    let a = Example::start("redis_rate_limit", &args);
+    let b = Example::start("redis_rate_limit", &args);
+    let exceeded = "Rate limit exceeded";
+
+    // Three new connections from 127.0.0.8, to either server (one of them still open: the
+    // limit counts new connections, not open ones)...
+    quit(greeted(connect_from("127.0.0.8", a.addr).await).await).await;
+    quit(greeted(connect_from("127.0.0.8", b.addr).await).await).await;
+    let open = greeted(connect_from("127.0.0.8", a.addr).await).await;
+    // ...and the fourth is refused by both, with the guide's text. The refusals spend
+    // nothing, but the budget only refills one connection per 20 minutes.
+    refused(connect_from("127.0.0.8", b.addr).await, exceeded).await;
+    refused(connect_from("127.0.0.8", a.addr).await, exceeded).await;
+    // Another address has a budget of its own.
+    for server in [&a, &b] {
+        quit(greeted(connect_from("127.0.0.9", server.addr).await).await).await;
+    }
+    // The count is in Redis, and expires by itself once it no longer matters (an hour, the
+    // time for the budget of 3 to refill).
+    let ttl = redis.int(&["PTTL", "tower-mail:rl:tat:{127.0.0.8}"]);
+    assert!((1..=3_600_000).contains(&ttl), "PTTL {ttl}");
+    quit(open).await;
+
+    // Redis gone: every connection is let in, uncounted, on both servers.
+    redis.kill();
+    for server in [&a, &b] {
+        for source in [
+            "127.0.0.8",
+            "127.0.0.8",
+            "127.0.0.8",
+            "127.0.0.8",
+            "127.0.0.9",
+        ] {
+            quit(greeted(connect_from(source, server.addr).await).await).await;
+        }
+    }
+
+    for output in [a.stop().await, b.stop().await] {
+        let started = format!(
+            "rate limit: 3 new connections per address per hour, counted in Redis at {url}"
+        );
+        assert!(output.contains(&started), "{output:#?}");
+        // Five connections let in while Redis was gone: one warning (then debug lines).
+        let warnings = output
+            .iter()
+            .filter(|line| line.contains("rate limit store failed; letting connections in"))
+            .count();
+        assert_eq!(warnings, 1, "{output:#?}");
+    }
+}
+
+/// examples/redis_rate_limit.rs starts without Redis (it connects lazily), says so, and lets
+/// connections in.
+#[tokio::test]
+async fn redis_rate_limit_starts_and_serves_without_redis() {
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let example = Example::start_with_env(
+        "redis_rate_limit",
+        &["--per-hour", "1"],
+        &[("REDIS_URL", url.as_str())],
+    );
+    for _ in 0..3 {
+        quit(greeted(connect_from("127.0.0.10", example.addr).await).await).await;
+    }
+    let output = example.stop().await;
+    let unreachable = format!("rate limit: Redis at {url} is not reachable yet");
+    assert!(
+        output.iter().any(|line| line.starts_with(&unreachable)),
+        "{output:#?}"
+    );
 }

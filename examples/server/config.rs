@@ -200,14 +200,30 @@ impl Default for IpBlock {
     }
 }
 
+/// Per-address limits; SIGHUP applies new limits, texts and `fail_open` to new connections
+/// (open ones keep their slots).
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimit {
+    /// Open connections per address; 0 = unlimited.
     pub max_concurrent_per_ip: u32,
+    /// New connections per address per window; 0 = unlimited.
     pub max_connections_per_ip: u32,
     pub window_seconds: u64,
     pub message: String,
+    /// `redis://[user:password@]host[:port][/db]`: keep the counts in Redis, shared by every
+    /// server that uses it with the same `redis_prefix`. "" = in this process. Read at start
+    /// only, like `redis_prefix` and `redis_lease_seconds`: SIGHUP warns that a change waits
+    /// for a restart. The server starts even when Redis is down; it connects on the first
+    /// check and again after each failure.
     pub redis: String,
+    /// Beyond example-server.md: prefix of the Redis keys (a fleet sharing limits uses one).
+    pub redis_prefix: String,
+    /// Beyond example-server.md: how long a connection counts in Redis after this server
+    /// stops renewing it (a crash); renewed every third of it while open.
+    pub redis_lease_seconds: u64,
+    /// When Redis fails or does not answer within a second: let the connection in uncounted
+    /// (true) or refuse it with a generic text (false).
     pub fail_open: bool,
     #[serde(flatten)]
     pub mode: Mode,
@@ -221,6 +237,8 @@ impl Default for RateLimit {
             window_seconds: 3600,
             message: "Too many connections from this IP".into(),
             redis: String::new(),
+            redis_prefix: tower_mail_layers::rate_limit::REDIS_DEFAULT_PREFIX.into(),
+            redis_lease_seconds: 60,
             fail_open: true,
             mode: Mode::default(),
         }

@@ -4,25 +4,61 @@ use std::time::Duration;
 
 use tower_mail_layers::ip_block::{CidrSet, IpBlock, IpLists, parse_list_entries, parse_net};
 use tower_mail_layers::policy::{PolicyLayer, Swappable};
-use tower_mail_layers::rate_limit::{RateLimit, RateLimitConfig};
+use tower_mail_layers::rate_limit::{LocalStore, RateLimit, RateLimitConfig, RedisStore};
 use tower_mail_layers::time_window::{Schedule, Time, Weekday};
 
 use crate::config::{self, Layers, Mode};
+use crate::rate_store::RateStore;
 
 /// Handles to the running policies, so that a reload changes what new connections meet.
 #[derive(Clone)]
 pub struct Policies {
     pub ip_block: IpBlock,
-    pub rate_limit: RateLimit,
+    pub rate_limit: RateLimit<RateStore>,
     pub time_window: Swappable<Schedule>,
+    /// The Redis settings in force: read at start only (see `config::RateLimit::redis`).
+    redis: RedisSettings,
+}
+
+/// What the rate limit's store was made from.
+#[derive(Clone, PartialEq, Eq)]
+struct RedisSettings {
+    url: String,
+    prefix: String,
+    lease_seconds: u64,
+}
+
+impl RedisSettings {
+    fn of(section: &config::RateLimit) -> RedisSettings {
+        RedisSettings {
+            url: section.redis.clone(),
+            prefix: section.redis_prefix.clone(),
+            lease_seconds: section.redis_lease_seconds,
+        }
+    }
 }
 
 impl Policies {
+    /// Needs the Tokio runtime: a Redis store runs a background task. The Redis connection is
+    /// made lazily, so the server starts even when Redis is down (`fail_open` then decides).
     pub fn new(layers: &Layers) -> Result<Policies, String> {
+        let config = rate_limit(&layers.rate_limit);
+        let section = &layers.rate_limit;
+        let store = if section.redis.is_empty() {
+            RateStore::Local(LocalStore::new(config.max_keys, config.when_full))
+        } else {
+            let store = RedisStore::builder(section.redis.as_str())
+                .prefix(section.redis_prefix.as_str())
+                .lease(Duration::from_secs(section.redis_lease_seconds.max(1)))
+                .build()
+                .map_err(|e| format!("layers.rate_limit.redis: {e}"))?;
+            RateStore::Redis(store)
+        };
         Ok(Policies {
             ip_block: IpBlock::new(ip_lists(&layers.ip_block)?),
-            rate_limit: RateLimit::new(rate_limit(&layers.rate_limit)),
+            rate_limit: RateLimit::with_store(config, store),
             time_window: Swappable::new(schedule(layers.time_window.as_ref())?),
+            redis: RedisSettings::of(section),
         })
     }
 
@@ -33,6 +69,12 @@ impl Policies {
         self.ip_block.replace(lists);
         // Counts survive: open connections keep their slots under the new limits.
         self.rate_limit.reconfigure(rate_limit(&layers.rate_limit));
+        if RedisSettings::of(&layers.rate_limit) != self.redis {
+            tracing::warn!(
+                "SIGHUP: layers.rate_limit.redis* changed; the store keeps its start settings \
+                 until a restart"
+            );
+        }
         self.time_window.replace(schedule);
         Ok(())
     }

@@ -31,19 +31,8 @@ pub fn init_metrics(listen: &str) -> Result<(), String> {
     let addr: SocketAddr = listen
         .parse()
         .map_err(|e| format!("metrics.listen {listen:?}: {e}"))?;
-    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-    // Buckets make it a Prometheus histogram (summaries' quantiles cannot be aggregated across
-    // servers): from a refused scanner's milliseconds to a client left open all day.
-    let session_buckets = [
-        0.01, 0.1, 1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 86400.0,
-    ];
-    PrometheusBuilder::new()
+    super::prometheus::builder()?
         .with_http_listener(addr)
-        .set_buckets_for_metric(
-            Matcher::Full("mail_session_duration_seconds".into()),
-            &session_buckets,
-        )
-        .map_err(|e| format!("metrics buckets: {e}"))?
         .install()
         .map_err(|e| format!("metrics on {addr}: {e}"))
 }

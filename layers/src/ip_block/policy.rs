@@ -146,6 +146,16 @@ impl Policy for IpBlock {
     }
 
     fn check(&self, session: &Arc<Session>) -> Self::Future {
+        ready(self.decide(session))
+    }
+
+    fn check_now(&self, session: &Arc<Session>) -> Option<Result<IpBlockPermit, Reject>> {
+        Some(self.decide(session))
+    }
+}
+
+impl IpBlock {
+    fn decide(&self, session: &Arc<Session>) -> Result<IpBlockPermit, Reject> {
         let ip = session.remote_addr().ip().to_canonical();
         {
             // Hold the read guard for the lookup rather than cloning the Arc: this runs on
@@ -153,11 +163,11 @@ impl Policy for IpBlock {
             let current = self.shared.lists.read().unwrap_or_else(|p| p.into_inner());
             let (lists, refusal) = &*current;
             if !lists.permits(ip) || self.shared.bans.is_banned(ip) {
-                return ready(Err(refusal.clone()));
+                return Err(refusal.clone());
             }
         }
         let guard = self.shared.live.as_ref().map(|live| live.register(session));
-        ready(Ok(IpBlockPermit(guard)))
+        Ok(IpBlockPermit(guard))
     }
 }
 

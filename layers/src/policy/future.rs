@@ -13,6 +13,10 @@ use super::{Policy, shadow};
 
 /// Response future of [`PolicyService`](super::PolicyService): the check, then the inner
 /// service with the check's permit held until it finishes.
+///
+/// A policy that decides on the spot ([`Policy::check_now`]) goes straight to the inner call:
+/// no allocation, no timer. Otherwise the check waits in a box, and its deadline's timer is
+/// made only if the check does not answer on its first poll.
 #[pin_project]
 pub struct PolicyFuture<S: Service<Connection>, P: Policy> {
     #[pin]
@@ -26,8 +30,9 @@ pub struct PolicyFuture<S: Service<Connection>, P: Policy> {
 struct Check<S, P: Policy> {
     #[pin]
     check: P::Future,
+    // Made on the first Pending only: a timer reads the clock and registers with the runtime.
     #[pin]
-    deadline: Sleep,
+    deadline: Option<Sleep>,
     options: Options,
     name: &'static str,
     next: Option<(S, Connection)>,
@@ -61,7 +66,7 @@ impl<S: Service<Connection>, P: Policy> PolicyFuture<S, P> {
             state: State::Checking {
                 check: Box::pin(Check {
                     check,
-                    deadline: tokio::time::sleep(options.deadline),
+                    deadline: None,
                     options,
                     name,
                     next: Some((inner, conn)),
@@ -70,12 +75,12 @@ impl<S: Service<Connection>, P: Policy> PolicyFuture<S, P> {
         }
     }
 
-    /// The state once the verdict is known: call the inner service, or refuse.
+    /// The state once the verdict is known: call `inner` (made ready), or refuse.
     pub(super) fn after_check(
         verdict: Result<P::Permit, Reject>,
         options: Options,
         name: &'static str,
-        mut inner: S,
+        inner: &mut S,
         conn: Connection,
     ) -> Self {
         let state = match verdict {
@@ -125,7 +130,7 @@ where
                 StateProj::Checking { check } => {
                     let CheckProj {
                         check,
-                        deadline,
+                        mut deadline,
                         options,
                         name,
                         next,
@@ -134,7 +139,11 @@ where
                         match std::panic::catch_unwind(AssertUnwindSafe(|| check.poll(cx))) {
                             Ok(Poll::Ready(verdict)) => verdict,
                             Ok(Poll::Pending) => {
-                                ready!(deadline.poll(cx));
+                                if deadline.is_none() {
+                                    deadline.set(Some(tokio::time::sleep(options.deadline)));
+                                }
+                                let timer = deadline.as_pin_mut().expect("set just above");
+                                ready!(timer.poll(cx));
                                 Err(Reject::new(TIMEOUT_MESSAGE).with_layer(*name))
                             }
                             Err(_) => {
@@ -142,9 +151,10 @@ where
                                 Err(Reject::new(GENERIC_MESSAGE).with_layer(*name))
                             }
                         };
-                    let (inner, conn) = next.take().expect("polled after completion");
+                    let (mut inner, conn) = next.take().expect("polled after completion");
                     let (options, name) = (*options, *name);
-                    let next_state = PolicyFuture::after_check(verdict, options, name, inner, conn);
+                    let next_state =
+                        PolicyFuture::after_check(verdict, options, name, &mut inner, conn);
                     self.set(next_state);
                 }
                 StateProj::Calling { future, .. } => return future.poll(cx).map_err(Into::into),

@@ -50,6 +50,8 @@ mod layer;
 mod service;
 mod shadow;
 mod swappable;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -73,4 +75,49 @@ pub trait Policy {
 
     /// Decide whether `session`'s connection may proceed.
     fn check(&self, session: &Arc<Session>) -> Self::Future;
+
+    /// The verdict right away, for a policy that has it without waiting: the layer then goes
+    /// straight to the inner service, without keeping [`check`](Policy::check)'s future (an
+    /// allocation) or arming its deadline's timer. `None`, the default, means "ask through
+    /// `check`", and must have changed nothing, since `check` is called next.
+    ///
+    /// The policies of this crate that decide on the spot (IP lists, time windows, the local
+    /// rate-limit store) answer here; an async hook or a networked store keeps the default.
+    ///
+    /// ```
+    /// use std::future::{ready, Ready};
+    /// use std::sync::Arc;
+    /// use tower_mail::{Protocol, Reject, Session};
+    /// use tower_mail_layers::policy::Policy;
+    ///
+    /// struct RequireTls;
+    ///
+    /// impl RequireTls {
+    ///     fn decide(&self, session: &Session) -> Result<(), Reject> {
+    ///         if session.secure() { Ok(()) } else { Err(Reject::new("TLS required")) }
+    ///     }
+    /// }
+    ///
+    /// impl Policy for RequireTls {
+    ///     type Permit = ();
+    ///     type Future = Ready<Result<(), Reject>>;
+    ///     fn name(&self) -> &'static str {
+    ///         "require_tls"
+    ///     }
+    ///     fn check(&self, session: &Arc<Session>) -> Self::Future {
+    ///         ready(self.decide(session))
+    ///     }
+    ///     fn check_now(&self, session: &Arc<Session>) -> Option<Result<(), Reject>> {
+    ///         Some(self.decide(session))
+    ///     }
+    /// }
+    ///
+    /// let session = Arc::new(Session::new(Protocol::Imap,
+    ///     "192.0.2.1:40000".parse().unwrap(), "127.0.0.1:143".parse().unwrap()));
+    /// assert!(RequireTls.check_now(&session).unwrap().is_err());
+    /// ```
+    fn check_now(&self, session: &Arc<Session>) -> Option<Result<Self::Permit, Reject>> {
+        let _ = session;
+        None
+    }
 }

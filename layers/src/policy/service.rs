@@ -30,18 +30,35 @@ where
     }
 
     fn call(&mut self, conn: Connection) -> Self::Future {
-        // The instance that poll_ready made ready must be the one called; leave a fresh clone
-        // behind for the next poll_ready (tower's usual pattern for async pre-checks).
-        let fresh = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, fresh);
         let name = self.policy.name();
-        match std::panic::catch_unwind(AssertUnwindSafe(|| self.policy.check(conn.session()))) {
-            Ok(check) => PolicyFuture::checking(check, self.options, name, inner, conn),
+        let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            match self.policy.check_now(conn.session()) {
+                Some(verdict) => Started::Decided(verdict),
+                None => Started::Waiting(self.policy.check(conn.session())),
+            }
+        }));
+        let verdict = match started {
+            Ok(Started::Decided(verdict)) => verdict,
+            Ok(Started::Waiting(check)) => {
+                // The instance that poll_ready made ready must be the one called once the
+                // check passes; leave a fresh clone behind for the next poll_ready (tower's
+                // usual pattern for async pre-checks). A verdict on the spot needs neither:
+                // the ready instance is called right here.
+                let fresh = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, fresh);
+                return PolicyFuture::checking(check, self.options, name, inner, conn);
+            }
             Err(_) => {
                 tracing::error!(session_id = %conn.session().id(), layer = name, "policy check panicked");
-                let reject = Reject::new(GENERIC_MESSAGE).with_layer(name);
-                PolicyFuture::after_check(Err(reject), self.options, name, inner, conn)
+                Err(Reject::new(GENERIC_MESSAGE).with_layer(name))
             }
-        }
+        };
+        PolicyFuture::after_check(verdict, self.options, name, &mut self.inner, conn)
     }
+}
+
+/// How a check began: decided on the spot, or with a future to wait on.
+enum Started<T, F> {
+    Decided(T),
+    Waiting(F),
 }

@@ -1,6 +1,6 @@
 use std::sync::{Arc, RwLock};
 
-use tower_mail::Session;
+use tower_mail::{Reject, Session};
 
 use super::Policy;
 
@@ -58,10 +58,13 @@ impl<P> Swappable<P> {
 
     /// The policy in force.
     pub fn current(&self) -> Arc<P> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.read().clone()
+    }
+
+    // Checks borrow the policy under the read lock rather than clone its Arc: they run on every
+    // connection, and a replace waits only for checks in progress.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Arc<P>> {
+        self.current.read().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -70,10 +73,14 @@ impl<P: Policy> Policy for Swappable<P> {
     type Future = P::Future;
 
     fn name(&self) -> &'static str {
-        self.current().name()
+        self.read().name()
     }
 
     fn check(&self, session: &Arc<Session>) -> Self::Future {
-        self.current().check(session)
+        self.read().check(session)
+    }
+
+    fn check_now(&self, session: &Arc<Session>) -> Option<Result<P::Permit, Reject>> {
+        self.read().check_now(session)
     }
 }

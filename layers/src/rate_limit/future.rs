@@ -9,6 +9,7 @@ use pin_project::pin_project;
 use tokio::time::Sleep;
 use tower_mail::Reject;
 
+use super::outage::OutageLog;
 use super::settings::Settings;
 use super::{Admission, Key, LAYER_NAME, LocalStore, RateLimitPermit, RateLimitStore, StoreError};
 
@@ -58,24 +59,15 @@ struct Ask<S> {
     store: Arc<S>,
     key: Key,
     settings: Arc<Settings>,
+    outage: Arc<OutageLog>,
 }
 
 impl<S: RateLimitStore> RateLimitFuture<S> {
-    pub(super) fn unlimited() -> Self {
+    /// A check decided without waiting: an unlimited session, or a store that answered at
+    /// once.
+    pub(super) fn decided(verdict: Result<RateLimitPermit<S>, Reject>) -> Self {
         RateLimitFuture {
-            state: State::Done(Some(Ok(RateLimitPermit::empty()))),
-        }
-    }
-
-    /// The verdict on a store's immediate answer.
-    pub(super) fn answered(
-        answer: Result<Admission, StoreError>,
-        store: &Arc<S>,
-        key: Key,
-        settings: &Settings,
-    ) -> Self {
-        RateLimitFuture {
-            state: State::Done(Some(verdict(answer, store, key, settings))),
+            state: State::Done(Some(verdict)),
         }
     }
 
@@ -84,6 +76,7 @@ impl<S: RateLimitStore> RateLimitFuture<S> {
         store: Arc<S>,
         key: Key,
         settings: Arc<Settings>,
+        outage: Arc<OutageLog>,
     ) -> Self {
         RateLimitFuture {
             state: State::Asking {
@@ -93,6 +86,7 @@ impl<S: RateLimitStore> RateLimitFuture<S> {
                     store,
                     key,
                     settings,
+                    outage,
                 }),
             },
         }
@@ -135,18 +129,24 @@ impl<S: RateLimitStore> Future for RateLimitFuture<S> {
 
 impl<S: RateLimitStore> Ask<S> {
     fn verdict(self, answer: Result<Admission, StoreError>) -> Result<RateLimitPermit<S>, Reject> {
-        verdict(answer, &self.store, self.key, &self.settings)
+        verdict(answer, &self.store, self.key, &self.settings, &self.outage)
     }
 }
 
 /// A store's answer as the check's outcome: a permit (holding the slot, if one was counted) or
-/// a refusal, with `fail_open` deciding on a store failure.
-fn verdict<S: RateLimitStore>(
+/// a refusal, with `fail_open` deciding on a store failure. Failures are logged per store, not
+/// per connection (see [`outage`](super::outage)): the first at `warn`, then a summary at most
+/// every 10 s, each connection at `debug`.
+pub(super) fn verdict<S: RateLimitStore>(
     answer: Result<Admission, StoreError>,
     store: &Arc<S>,
     key: Key,
     settings: &Settings,
+    outage: &OutageLog,
 ) -> Result<RateLimitPermit<S>, Reject> {
+    if answer.is_ok() {
+        outage.log_answer();
+    }
     match answer {
         Ok(Admission::Admitted(None)) => Ok(RateLimitPermit::empty()),
         Ok(Admission::Admitted(Some(slot))) => {
@@ -161,23 +161,13 @@ fn verdict<S: RateLimitStore>(
             );
             Err(settings.refusal.clone())
         }
-        Err(err) if settings.fail_open => {
-            tracing::warn!(
-                layer = LAYER_NAME,
-                key = %key,
-                error = %err,
-                "rate limit store failed; letting the connection in"
-            );
-            Ok(RateLimitPermit::empty())
-        }
         Err(err) => {
-            tracing::warn!(
-                layer = LAYER_NAME,
-                key = %key,
-                error = %err,
-                "rate limit store failed; refusing the connection"
-            );
-            Err(settings.store_failure.clone())
+            outage.log_failure(&key, &err, settings.fail_open);
+            if settings.fail_open {
+                Ok(RateLimitPermit::empty())
+            } else {
+                Err(settings.store_failure.clone())
+            }
         }
     }
 }

@@ -32,13 +32,20 @@
 //!   [`LocalStore`]).
 //!
 //! A check on the local store reads the settings without a lock (each thread keeps the ones in
-//! force), hashes the key once (keyed SipHash-1-3, kept in the [`Key`] for the release), reads
-//! the clock once if a rate is or was set (only rate history needs the time), and takes one
-//! shard lock for one lookup; it allocates nothing for address keys. Dropping the permit takes the shard lock
-//! once more to give the slot back.
+//! force), hashes the key once (keyed SipHash-1-3, kept in the [`Key`] for the release), takes
+//! the time from the session (a connection counts at the moment it was accepted,
+//! [`Session::started`](tower_mail::Session::started), so no clock is read), and takes one
+//! shard lock for one lookup; it allocates nothing for address keys. Dropping the permit takes
+//! the shard lock once more to give the slot back.
 //!
 //! When a store fails or is slow (`store_timeout`), `fail_open` lets the connection in
 //! uncounted, or refuses it with a generic text.
+//!
+//! With the `redis` feature, `RedisStore` keeps the counts in Redis instead, shared by every
+//! server that uses the same Redis: `RateLimit::with_store(config, store)`. Each check is one
+//! Lua script on Redis' clock (one round trip, the same GCRA arithmetic); releases and lease
+//! renewals go through a background task, and a crashed server's connections stop counting
+//! when their leases run out.
 //!
 //! ```
 //! use std::time::Duration;
@@ -68,8 +75,11 @@ mod future;
 mod gcra;
 mod key;
 mod local;
+mod outage;
 mod permit;
 mod policy;
+#[cfg(feature = "redis")]
+mod redis;
 mod settings;
 mod shard;
 mod store;
@@ -83,6 +93,8 @@ pub use key::{Key, KeyFn, RateLimitKey};
 pub use local::LocalStore;
 pub use permit::RateLimitPermit;
 pub use policy::{Clock, RateLimit};
+#[cfg(feature = "redis")]
+pub use redis::{REDIS_DEFAULT_PREFIX, RedisAcquire, RedisStore, RedisStoreBuilder};
 pub use store::{Admission, RateLimitStore, Refusal, Slot, StoreError};
 
 use crate::policy::{PolicyLayer, PolicyService};

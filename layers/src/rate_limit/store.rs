@@ -27,11 +27,10 @@ use super::{Key, Limits};
 ///   a background task.
 /// - If the acquire future is dropped before it resolves (the layer's deadline passed), a
 ///   store that may already have counted the connection must give the slot back itself.
-/// - `now` is this process's monotonic clock (the [`RateLimit`](super::RateLimit)'s). A store
-///   shared between machines should use one clock for all of them (Redis `TIME` inside the
-///   script) and may ignore `now`. Only the rate needs it: a limit that has never had a rate
-///   does not read its clock (a clock read is a good part of a check's cost) and passes
-///   [`Duration::ZERO`].
+/// - `now` is when the connection was accepted, on this process's monotonic time line (the
+///   [`RateLimit`](super::RateLimit)'s). A store shared between machines should use one clock
+///   for all of them (Redis `TIME` inside the script) and may ignore `now`. Only the rate
+///   needs it: a limit that has never had a rate passes [`Duration::ZERO`].
 ///
 /// # A Redis store
 ///

@@ -188,6 +188,28 @@ fn rate_window_on_a_manual_clock() {
     assert!(check(&limit, "192.0.2.9").unwrap().key().is_none());
 }
 
+/// Without a clock of its own, a limit counts each connection at the moment it was accepted
+/// (`Session::started`), however long the connection took to reach the check (a TLS
+/// handshake, an earlier layer's delay).
+#[test]
+fn connections_count_at_their_accept_instant() {
+    let limit = RateLimit::new(RateLimitConfig {
+        max_concurrent: None,
+        max_per_window: Some(1),
+        window: Duration::from_secs(1),
+        ..RateLimitConfig::default()
+    });
+    let first = session("192.0.2.1");
+    std::thread::sleep(Duration::from_millis(1_050));
+    let second = session("192.0.2.1");
+    // Both are checked now, but they arrived more than one interval apart.
+    let verdict = |s: &Arc<Session>| limit.check(s).now_or_never().unwrap();
+    assert!(verdict(&first).is_ok());
+    assert!(verdict(&second).is_ok());
+    // A third, accepted just now, arrived within the interval after the second.
+    assert!(verdict(&session("192.0.2.1")).is_err());
+}
+
 #[test]
 fn both_limits_together() {
     let (millis, clock) = manual_clock();

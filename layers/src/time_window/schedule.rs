@@ -232,6 +232,12 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    fn verdict_now(&self) -> Result<(), Reject> {
+        self.refusal(self.decide_now()).map_err(Reject::clone)
+    }
+}
+
 impl Policy for Schedule {
     type Permit = ();
     type Future = Ready<Result<(), Reject>>;
@@ -241,7 +247,11 @@ impl Policy for Schedule {
     }
 
     fn check(&self, _session: &Arc<Session>) -> Self::Future {
-        ready(self.refusal(self.decide_now()).map_err(Reject::clone))
+        ready(self.verdict_now())
+    }
+
+    fn check_now(&self, _session: &Arc<Session>) -> Option<Result<(), Reject>> {
+        Some(self.verdict_now())
     }
 }
 

@@ -1,0 +1,556 @@
+//! [`RedisStore`]: per-key counters in Redis, shared by every server that uses the same Redis.
+
+mod breaker;
+mod future;
+mod release;
+mod script;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use futures_util::FutureExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::{mpsc, oneshot};
+
+pub use future::RedisAcquire;
+
+use self::breaker::Breaker;
+use self::release::{Message, Releaser, member_id};
+use self::script::{ACQUIRE, Plan};
+use super::{Key, Limits, RateLimitStore, Slot, StoreError};
+
+/// The key prefix unless [`RedisStoreBuilder::prefix`] says otherwise.
+///
+/// ```
+/// assert_eq!(tower_mail_layers::rate_limit::REDIS_DEFAULT_PREFIX, "tower-mail:rl:");
+/// ```
+pub const REDIS_DEFAULT_PREFIX: &str = "tower-mail:rl:";
+
+/// A [`RateLimitStore`] in Redis: open-connection counts and new-connection rates shared by
+/// every server that uses the same Redis and prefix, so that `max_concurrent = 10` per address
+/// holds across a fleet.
+///
+/// # How it works
+///
+/// - **One round trip per decision.** `acquire` runs one Lua script (`acquire.lua`, sent by
+///   SHA and loaded on `NOSCRIPT`). The script reads Redis' `TIME` (one clock for all servers;
+///   the layer's `now` is ignored), drops the expired members of the key's sorted set of open
+///   connections, compares its size with `max_concurrent`, runs the GCRA step of
+///   [`Rate::admit`](super::Rate::admit) in integer microseconds, and only if both pass adds
+///   the connection's member and stores the new TAT. A refusal changes nothing.
+/// - **Keys.** For a key `192.0.2.1` and the default prefix: `tower-mail:rl:conn:{192.0.2.1}`,
+///   a sorted set of member id → lease deadline, and `tower-mail:rl:tat:{192.0.2.1}`, the TAT
+///   with a `PX` expiry at the TAT, so idle keys vanish by themselves. The `{…}` hash tag puts
+///   both keys of one client in one cluster slot. The set expires with its longest lease.
+/// - **Members.** `<instance>-<counter>`: a random id per store and a counter whose value is
+///   the [`Slot`]. Releasing is `ZREM`, which a `Drop` cannot wait for: it is queued to the
+///   store's background task, which sends queued releases as one pipeline.
+/// - **Leases.** Each member carries a deadline `lease` ahead (60 s by default); the task
+///   renews its open members every `lease / 3`. A server that crashes, or is cut off from
+///   Redis, stops renewing, and its connections stop counting when their leases run out. The
+///   renewal adds a member back if it is gone (Redis restarted empty): the connection is still
+///   open.
+/// - **Failures.** A Redis error or a missing answer is a [`StoreError`]; the layer's
+///   `store_timeout` and `fail_open` decide. An acquire dropped before its answer releases its
+///   member, in case the script ran.
+///
+/// # Starting while Redis is down
+///
+/// [`RedisStoreBuilder::build`] connects lazily: it never waits and fails only on a bad URL,
+/// so a server starts when Redis is down, and `fail_open` applies to its first connections.
+/// The connection is made on the first command and made again after an I/O error, each
+/// attempt bounded by `connect_timeout` with no retry loop. [`RedisStore::connect`] waits for a
+/// first `PING` instead, for callers who would rather not start without Redis.
+///
+/// # While Redis is unreachable
+///
+/// A circuit breaker keeps an outage from costing every new connection a wait. After a check
+/// finds Redis unreachable (connection refused or reset, a connect or response timeout, Redis
+/// still loading its data) or gets no answer before the layer gives up on it
+/// (`store_timeout`), the store answers the following checks at once with a [`StoreError`],
+/// without touching Redis, for [`retry_after`](RedisStoreBuilder::retry_after) (1 s by
+/// default): `fail_open` decides them instantly. Then one check goes to Redis as a probe while
+/// the others keep failing at once; its answer closes the breaker, its failure opens it for
+/// another `retry_after`. So during an outage, one check per `retry_after` waits (at most the
+/// layer's `store_timeout`) and the rest do not; after Redis is back, checks count again
+/// within `retry_after`. A script error (a Redis answer) does not open it. The background
+/// releases and renewals do not go through the breaker.
+///
+/// Needs Redis 5 or newer (or Valkey), and a Tokio runtime with the time driver.
+///
+/// # Example
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_mail_layers::rate_limit::{RateLimit, RateLimitConfig, RateLimitLayer, RedisStore};
+///
+/// # async fn run() -> Result<(), tower_mail_layers::rate_limit::StoreError> {
+/// let store = RedisStore::builder("redis://127.0.0.1:6379")
+///     .lease(Duration::from_secs(30))
+///     .build()?;
+/// let limit = RateLimit::with_store(
+///     RateLimitConfig { max_concurrent: Some(10), fail_open: true, ..Default::default() },
+///     store,
+/// );
+/// let layer = RateLimitLayer::from_policy(limit.clone());
+/// // ... serve with `layer` in the stack; at shutdown, once the sessions have ended:
+/// limit.store().flush().await?;
+/// # drop(layer);
+/// # Ok(()) }
+/// ```
+pub struct RedisStore {
+    connection: ConnectionManager,
+    breaker: Arc<Breaker>,
+    prefix: Arc<str>,
+    lease: Duration,
+    /// Random per store: members of different stores (servers) never collide.
+    instance: u64,
+    next_member: AtomicU64,
+    inbox: mpsc::UnboundedSender<Message>,
+}
+
+/// Settings of a [`RedisStore`], from [`RedisStore::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_mail_layers::rate_limit::RedisStore;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // Lazy: no Redis is needed until the first check.
+/// let store = RedisStore::builder("redis://127.0.0.1:6379")
+///     .prefix("mail-eu:rl:")
+///     .lease(Duration::from_secs(30))
+///     .connect_timeout(Duration::from_millis(500))
+///     .response_timeout(Duration::from_secs(1))
+///     .retry_after(Duration::from_secs(2))
+///     .build()
+///     .unwrap();
+/// assert_eq!(store.prefix(), "mail-eu:rl:");
+/// assert_eq!(store.lease(), Duration::from_secs(30));
+/// assert_eq!(store.retry_after(), Duration::from_secs(2));
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    lease: Duration,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    retry_after: Duration,
+}
+
+impl RedisStoreBuilder {
+    /// Prefix of every key the store writes (default [`REDIS_DEFAULT_PREFIX`]). Servers that
+    /// share limits must use the same prefix; a different prefix is a separate set of limits.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use tower_mail_layers::rate_limit::{Key, RedisStore};
+    /// let store = RedisStore::builder("redis://127.0.0.1").prefix("rl:").build().unwrap();
+    /// assert_eq!(store.set_key(&Key::from("user:alice")), "rl:conn:{user:alice}");
+    /// # }
+    /// ```
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long an open connection counts without being renewed (default 60 s; at least
+    /// 1 ms). The store renews its open connections every `lease / 3`; a crashed server's
+    /// connections stop counting at most `lease` after its last renewal.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use tower_mail_layers::rate_limit::RedisStore;
+    /// let store = RedisStore::builder("redis://127.0.0.1")
+    ///     .lease(Duration::from_secs(90))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(store.lease(), Duration::from_secs(90));
+    /// # }
+    /// ```
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Bound on each attempt to connect (default 1 s). There is no retry loop, and while Redis
+    /// is unreachable only one check per [`retry_after`](RedisStoreBuilder::retry_after) makes
+    /// an attempt: the layer's `fail_open` answers the others at once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use tower_mail_layers::rate_limit::RedisStore;
+    /// let store = RedisStore::builder("redis://127.0.0.1")
+    ///     .connect_timeout(Duration::from_millis(250))
+    ///     .build();
+    /// assert!(store.is_ok());
+    /// # }
+    /// ```
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Bound on each command's answer (default 2 s). The layer's `store_timeout` (1 s by
+    /// default) usually decides first for checks; this one bounds the background task's
+    /// releases and renewals when Redis hangs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use tower_mail_layers::rate_limit::RedisStore;
+    /// let store = RedisStore::builder("redis://127.0.0.1")
+    ///     .response_timeout(Duration::from_secs(5))
+    ///     .build();
+    /// assert!(store.is_ok());
+    /// # }
+    /// ```
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// The circuit breaker's cool-down (default 1 s): after a check finds Redis unreachable,
+    /// checks fail at once, without touching Redis, for this long; then one check probes
+    /// Redis (see [While Redis is unreachable](RedisStore#while-redis-is-unreachable)).
+    /// Shorter notices Redis' return sooner; longer makes fewer checks wait for a probe during
+    /// an outage (one per `retry_after`, each waiting at most the layer's `store_timeout`).
+    /// [`Duration::ZERO`] probes with the next check, still one probe at a time.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use tower_mail_layers::rate_limit::RedisStore;
+    /// let store = RedisStore::builder("redis://127.0.0.1")
+    ///     .retry_after(Duration::from_secs(5))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(store.retry_after(), Duration::from_secs(5));
+    /// # }
+    /// ```
+    pub fn retry_after(mut self, cool_down: Duration) -> Self {
+        self.retry_after = cool_down;
+        self
+    }
+
+    /// The store, connecting lazily (see [Starting while Redis is down](RedisStore#starting-while-redis-is-down)).
+    /// Fails on a URL the Redis client does not accept, or outside a Tokio runtime (the
+    /// store's background task runs on it).
+    ///
+    /// ```
+    /// use tower_mail_layers::rate_limit::RedisStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// assert!(RedisStore::builder("redis://127.0.0.1:6379/0").build().is_ok());
+    /// assert!(RedisStore::builder("http://127.0.0.1").build().is_err());
+    /// # }
+    /// ```
+    pub fn build(self) -> Result<RedisStore, StoreError> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| StoreError::new("a Redis store needs a Tokio runtime"))?;
+        let client = redis::Client::open(self.url.as_str()).map_err(StoreError::new)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+            // One attempt per command while Redis is down: a check should fail (and
+            // `fail_open` decide) in one connect time, not after a backoff loop.
+            .set_number_of_retries(0);
+        let connection =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(StoreError::new)?;
+        let (inbox, receiver) = mpsc::unbounded_channel();
+        let instance = instance_id();
+        let releaser = Releaser {
+            connection: connection.clone(),
+            instance,
+            lease: self.lease,
+            open: HashMap::new(),
+        };
+        runtime.spawn(releaser.run(receiver));
+        // A call ends within its connect and response timeouts: a probe still in flight after
+        // both cannot be waited for (a leaked future) and another may go.
+        let probe_bound = self
+            .connect_timeout
+            .saturating_add(self.response_timeout)
+            .max(Duration::from_millis(1));
+        Ok(RedisStore {
+            connection,
+            breaker: Arc::new(Breaker::new(self.retry_after, probe_bound)),
+            prefix: self.prefix.into(),
+            lease: self.lease,
+            instance,
+            next_member: AtomicU64::new(1),
+            inbox,
+        })
+    }
+
+    /// [`build`](RedisStoreBuilder::build), then wait for Redis to answer a `PING`: an error
+    /// if it cannot be reached now.
+    ///
+    /// ```no_run
+    /// use tower_mail_layers::rate_limit::RedisStore;
+    /// # async fn run() -> Result<(), tower_mail_layers::rate_limit::StoreError> {
+    /// let store = RedisStore::builder("redis://127.0.0.1:6379").connect().await?;
+    /// # drop(store);
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(self) -> Result<RedisStore, StoreError> {
+        let store = self.build()?;
+        store.ping().await?;
+        Ok(store)
+    }
+}
+
+impl RedisStore {
+    /// Settings for a store on the Redis at `url` (`redis://[user:password@]host[:port][/db]`,
+    /// or `redis+unix:///path`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use tower_mail_layers::rate_limit::{RedisStore, REDIS_DEFAULT_PREFIX};
+    /// let store = RedisStore::builder("redis://127.0.0.1:6379").build().unwrap();
+    /// assert_eq!(store.prefix(), REDIS_DEFAULT_PREFIX);
+    /// # }
+    /// ```
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: REDIS_DEFAULT_PREFIX.to_owned(),
+            lease: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(2),
+            retry_after: Duration::from_secs(1),
+        }
+    }
+
+    /// A store with the default settings on the Redis at `url`, once Redis has answered a
+    /// `PING` (see [`RedisStoreBuilder::connect`]; [`RedisStoreBuilder::build`] does not wait).
+    ///
+    /// ```no_run
+    /// use tower_mail_layers::rate_limit::{RateLimit, RateLimitConfig, RedisStore};
+    /// # async fn run() -> Result<(), tower_mail_layers::rate_limit::StoreError> {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// let limit = RateLimit::with_store(RateLimitConfig::default(), store);
+    /// # drop(limit);
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: impl Into<String>) -> Result<RedisStore, StoreError> {
+        RedisStore::builder(url).connect().await
+    }
+
+    /// Ask Redis for a `PONG`.
+    ///
+    /// ```no_run
+    /// # async fn run(store: tower_mail_layers::rate_limit::RedisStore) {
+    /// if let Err(err) = store.ping().await {
+    ///     eprintln!("{err}; fail_open applies until Redis is back");
+    /// }
+    /// # }
+    /// ```
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+            .map(drop)
+            .map_err(StoreError::new)
+    }
+
+    /// Wait until every release queued so far has been sent to Redis; an error if the last
+    /// batch could not be sent (those members then stop counting when their leases run out).
+    /// For a graceful shutdown: once the sessions have ended, flush so that the other
+    /// servers see their slots free at once.
+    ///
+    /// ```no_run
+    /// # async fn run(store: tower_mail_layers::rate_limit::RedisStore) {
+    /// // After `Server::shutdown` has returned:
+    /// if let Err(err) = store.flush().await {
+    ///     eprintln!("{err}");
+    /// }
+    /// # }
+    /// ```
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (done, answer) = oneshot::channel();
+        self.inbox
+            .send(Message::Flush(done))
+            .map_err(|_| StoreError::new("the store's background task has stopped"))?;
+        answer
+            .await
+            .map_err(|_| StoreError::new("the store's background task has stopped"))?
+    }
+
+    /// The prefix of its keys.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use tower_mail_layers::rate_limit::RedisStore;
+    /// let store = RedisStore::builder("redis://127.0.0.1").prefix("x:").build().unwrap();
+    /// assert_eq!(store.prefix(), "x:");
+    /// # }
+    /// ```
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// How long an open connection counts without renewal.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use tower_mail_layers::rate_limit::RedisStore;
+    /// let store = RedisStore::builder("redis://127.0.0.1").build().unwrap();
+    /// assert_eq!(store.lease(), Duration::from_secs(60));
+    /// # }
+    /// ```
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// The circuit breaker's cool-down (see [`RedisStoreBuilder::retry_after`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use tower_mail_layers::rate_limit::RedisStore;
+    /// let store = RedisStore::builder("redis://127.0.0.1").build().unwrap();
+    /// assert_eq!(store.retry_after(), Duration::from_secs(1));
+    /// # }
+    /// ```
+    pub fn retry_after(&self) -> Duration {
+        self.breaker.retry_after()
+    }
+
+    /// The Redis key of `key`'s sorted set of open connections: `<prefix>conn:{<key>}`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::net::IpAddr;
+    /// use tower_mail_layers::rate_limit::{Key, RedisStore};
+    /// let store = RedisStore::builder("redis://127.0.0.1").build().unwrap();
+    /// let key = Key::from("192.0.2.1".parse::<IpAddr>().unwrap());
+    /// assert_eq!(store.set_key(&key), "tower-mail:rl:conn:{192.0.2.1}");
+    /// # }
+    /// ```
+    pub fn set_key(&self, key: &Key) -> String {
+        format!("{}conn:{{{key}}}", self.prefix)
+    }
+
+    /// The Redis key of `key`'s GCRA theoretical arrival time (µs on Redis' clock):
+    /// `<prefix>tat:{<key>}`. It exists only while the key has rate history.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use tower_mail_layers::rate_limit::{Key, RedisStore};
+    /// let store = RedisStore::builder("redis://127.0.0.1").build().unwrap();
+    /// let key = Key::from("192.0.2.0/24".parse::<ipnet::IpNet>().unwrap());
+    /// assert_eq!(store.tat_key(&key), "tower-mail:rl:tat:{192.0.2.0/24}");
+    /// # }
+    /// ```
+    pub fn tat_key(&self, key: &Key) -> String {
+        format!("{}tat:{{{key}}}", self.prefix)
+    }
+
+    /// The sorted-set member that `slot` of this store stands for.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use tower_mail_layers::rate_limit::{Admission, Key, Limits, RateLimitStore, RedisStore};
+    /// # async fn run(store: RedisStore) -> Result<(), Box<dyn std::error::Error>> {
+    /// let limits = Limits { max_concurrent: Some(1), rate: None };
+    /// let key = Key::from("user:alice");
+    /// if let Admission::Admitted(Some(slot)) = store.acquire(&key, Duration::ZERO, &limits).await? {
+    ///     println!("ZSCORE {} {}", store.set_key(&key), store.member(slot));
+    ///     store.release(&key, slot);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn member(&self, slot: Slot) -> String {
+        member_id(self.instance, slot.id())
+    }
+}
+
+impl RateLimitStore for RedisStore {
+    type Future = RedisAcquire;
+
+    fn acquire(&self, key: &Key, _now: Duration, limits: &Limits) -> RedisAcquire {
+        let args = match script::plan(limits) {
+            Plan::Decided(admission) => return RedisAcquire::ready(Ok(admission)),
+            Plan::Ask(args) => args,
+        };
+        let ticket = match self.breaker.try_call() {
+            Ok(ticket) => ticket,
+            // Redis failed a moment ago: do not wait for it again yet.
+            Err(wait) => return RedisAcquire::ready(Err(Breaker::refusal(wait))),
+        };
+        let set: Arc<str> = self.set_key(key).into();
+        let counted = args.counts().then(|| {
+            let member = self.next_member.fetch_add(1, Ordering::Relaxed);
+            (self.inbox.clone(), set.clone(), member)
+        });
+        let mut invocation = ACQUIRE.prepare_invoke();
+        invocation
+            .key(&*set)
+            .key(self.tat_key(key))
+            .arg(args.max_concurrent)
+            .arg(args.interval_us)
+            .arg(args.tolerance_us)
+            .arg(match &counted {
+                Some((_, _, member)) => member_id(self.instance, *member),
+                None => String::new(),
+            })
+            .arg(u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX));
+        let mut connection = self.connection.clone();
+        let reply = async move { invocation.invoke_async::<Vec<i64>>(&mut connection).await };
+        RedisAcquire::asking(reply.boxed(), counted, (self.breaker.clone(), ticket))
+    }
+
+    fn release(&self, key: &Key, slot: Slot) {
+        // Only fails when the task is gone, with its runtime: the lease then runs out.
+        let _ = self.inbox.send(Message::Release {
+            set: self.set_key(key).into(),
+            member: slot.id(),
+        });
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("lease", &self.lease)
+            .field("breaker", &self.breaker)
+            .field("instance", &format_args!("{:016x}", self.instance))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A random id for a new store: std's randomly keyed SipHash (seeded from the OS) over the
+/// process id, the wall clock and a per-process count.
+fn instance_id() -> u64 {
+    static STORES: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = RandomState::new().build_hasher();
+    std::process::id().hash(&mut hasher);
+    SystemTime::now().hash(&mut hasher);
+    STORES.fetch_add(1, Ordering::Relaxed).hash(&mut hasher);
+    hasher.finish()
+}
