@@ -216,11 +216,16 @@ async fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// A Redis URL without its password, to print.
+/// A Redis URL without its password, to print: the user part is masked, and the query
+/// (where `redis+unix://` URLs carry `pass=`) is left out.
 fn redacted(url: &str) -> String {
-    match (url.split_once("://"), url.rsplit_once('@')) {
-        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}"),
-        _ => url.to_owned(),
+    let (base, query) = match url.split_once('?') {
+        Some((base, _)) => (base, "?..."),
+        None => (url, ""),
+    };
+    match (base.split_once("://"), base.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}{query}"),
+        _ => format!("{base}{query}"),
     }
 }
 

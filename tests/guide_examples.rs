@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{Client, SOON};
-use support_redis::{RedisServer, free_port};
+use support_redis::{RedisServer, nowhere_url};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Where cargo put the example `name`: tests run from <target>/debug/deps, examples are built
@@ -577,7 +577,7 @@ async fn redis_rate_limit_is_shared_by_servers_and_fails_open() {
 /// connections in.
 #[tokio::test]
 async fn redis_rate_limit_starts_and_serves_without_redis() {
-    let url = format!("redis://127.0.0.1:{}", free_port());
+    let url = nowhere_url();
     let example = Example::start_with_env(
         "redis_rate_limit",
         &["--per-hour", "1"],

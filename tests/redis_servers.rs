@@ -18,7 +18,7 @@ mod support_shared;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use support_example::{ExampleServer, RawClient, SOON, poll};
-use support_redis::{RedisServer, free_port};
+use support_redis::{RedisServer, free_port, nowhere_url};
 
 const MESSAGE: &str = "Too many connections from this IP";
 
@@ -120,7 +120,7 @@ fn two_servers_share_open_connection_counts_through_redis() {
 
 #[test]
 fn a_server_starts_without_its_redis_and_fail_open_decides() {
-    let nowhere = format!("redis://127.0.0.1:{}", free_port());
+    let nowhere = nowhere_url();
     let mut open = server_on(&nowhere, "fail_open = true\n");
     let mut closed = server_on(&nowhere, "fail_open = false\n");
     for server in [&mut open, &mut closed] {

@@ -50,6 +50,13 @@ impl RateLimitStore for RateStore {
         }
     }
 
+    fn answers_now(&self) -> bool {
+        match self {
+            RateStore::Local(store) => store.answers_now(),
+            RateStore::Redis(store) => store.answers_now(),
+        }
+    }
+
     fn release(&self, key: &Key, slot: Slot) {
         match self {
             RateStore::Local(store) => store.release(key, slot),

@@ -145,7 +145,9 @@ impl OutageLog {
 
     /// A failure at `now`: count it, say what it calls for.
     fn failed(&self, now: Instant, let_in: bool) -> Report {
-        let (started, report) = self.tally().failed(now, let_in);
+        // The flag changes under the lock only, so it always agrees with the tally.
+        let mut tally = self.tally();
+        let (started, report) = tally.failed(now, let_in);
         if started {
             self.failing.store(true, Ordering::Relaxed);
         }
@@ -158,9 +160,8 @@ impl OutageLog {
             return None;
         }
         let mut tally = self.tally();
-        let report = tally.answered(now)?;
         self.failing.store(false, Ordering::Relaxed);
-        Some(report)
+        tally.answered(now)
     }
 }
 
@@ -457,6 +458,9 @@ mod tests {
             _: &Limits,
         ) -> Option<Result<Admission, StoreError>> {
             self.at_once.then(|| self.answer())
+        }
+        fn answers_now(&self) -> bool {
+            self.at_once
         }
         fn release(&self, _: &Key, _: Slot) {}
     }

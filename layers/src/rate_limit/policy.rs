@@ -16,7 +16,9 @@ use crate::policy::Policy;
 
 /// The time since a fixed origin, never going back: what rate decisions are made on when set
 /// with [`RateLimit::with_clock`] (tests, simulations). Without one, a connection counts at the
-/// moment it was accepted, [`Session::started`].
+/// moment it was accepted, [`Session::started`], so no clock is read. A connection whose PROXY
+/// header or TLS handshake was slow counts as arriving when it was accepted: its place in the
+/// key's rate moves by at most the server's setup deadlines.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -196,6 +198,9 @@ impl<S: RateLimitStore> Policy for RateLimit<S> {
     }
 
     fn check_now(&self, session: &Arc<Session>) -> Option<Result<RateLimitPermit<S>, Reject>> {
+        if !self.store.answers_now() {
+            return None;
+        }
         self.settings
             .with(|settings| match self.start(session, settings) {
                 Start::Decided(verdict) => Some(verdict),

@@ -82,6 +82,13 @@ pub trait RateLimitStore: Send + Sync + 'static {
         None
     }
 
+    /// Whether [`acquire_now`](RateLimitStore::acquire_now) answers. A store that says `false`
+    /// (the default) is asked through [`acquire`](RateLimitStore::acquire) straight away,
+    /// so that the layer works out a connection's key (a user's key function, perhaps) once.
+    fn answers_now(&self) -> bool {
+        false
+    }
+
     /// Give back a slot that [`acquire`](RateLimitStore::acquire) counted under `key`.
     fn release(&self, key: &Key, slot: Slot);
 }

@@ -499,6 +499,30 @@ fn a_failing_store_fails_open_or_closed() {
     assert_eq!(refusal.layer(), "rate_limit");
 }
 
+/// A store that answers only through its future is asked straight away: the layer's
+/// on-the-spot attempt does not work out the key first, so a key function runs once per
+/// connection.
+#[test]
+fn a_key_function_runs_once_per_connection_with_a_store_that_must_be_asked() {
+    let calls = Arc::new(AtomicU64::new(0));
+    let counted = calls.clone();
+    let limit = RateLimit::with_store(
+        RateLimitConfig {
+            key: RateLimitKey::custom(move |s: &Session| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                Some(Key::from(s.remote_addr().ip()))
+            }),
+            ..broken_config(true)
+        },
+        Broken(down),
+    );
+    let session = session("192.0.2.1");
+    assert!(limit.check_now(&session).is_none());
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert!(limit.check(&session).now_or_never().unwrap().is_ok());
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test]
 async fn a_store_that_does_not_answer_in_time_fails_open_or_closed() {
     let open = RateLimit::with_store(broken_config(true), Broken(stuck));

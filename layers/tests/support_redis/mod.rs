@@ -204,6 +204,13 @@ fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
     })
 }
 
+/// A Redis URL where nobody listens: port 1 (tcpmux), which no test binds and no server
+/// here runs, unlike a port that was merely free a moment ago and that a parallel test may
+/// take.
+pub fn nowhere_url() -> String {
+    "redis://127.0.0.1:1".to_owned()
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

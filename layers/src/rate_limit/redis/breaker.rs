@@ -219,7 +219,8 @@ impl fmt::Debug for Breaker {
 }
 
 /// Whether `err` says Redis cannot be reached or cannot serve now (an I/O error: refused,
-/// reset, timed out; a failed handshake; a server loading its data or without a master),
+/// reset, timed out; a failed handshake; a server loading its data, without a master, or a
+/// read-only replica),
 /// rather than that the call itself was wrong (a script or type error), which Redis answering
 /// shows it is reachable.
 pub(super) fn unreachable(err: &redis::RedisError) -> bool {
@@ -232,6 +233,8 @@ pub(super) fn unreachable(err: &redis::RedisError) -> bool {
             kind,
             ServerErrorKind::BusyLoading
                 | ServerErrorKind::MasterDown
+                // The URL names a replica now (after a failover): it cannot count.
+                | ServerErrorKind::ReadOnly
                 | ServerErrorKind::TryAgain
                 | ServerErrorKind::ClusterDown
         ),

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
@@ -22,8 +23,9 @@ use crate::rate_limit::{Admission, Slot, StoreError};
 /// the member it would have added, which is harmless if it never was. The release goes out on
 /// the store's connection after the script call, so Redis sees them in that order.
 ///
-/// Its outcome also feeds the store's circuit breaker: an answer closes it, Redis unreachable
-/// or the future dropped before its answer opens it.
+/// Its outcome also feeds the store's circuit breaker: an answer closes it; Redis unreachable,
+/// or the future dropped after waiting 50 ms or more for its answer, opens it. A
+/// future dropped sooner (unpolled, or a race lost in a `select!`) says nothing about Redis.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -50,8 +52,14 @@ enum State {
         counted: Option<Counted>,
         /// Told how the call went; taken when it is.
         breaker: Option<(Arc<Breaker>, Ticket)>,
+        /// When the call was first polled, that is, sent.
+        sent: Option<Instant>,
     },
 }
+
+/// How long an answer may be awaited before giving up on it counts as Redis being too slow:
+/// a healthy Redis answers in well under a millisecond.
+const GIVEN_UP_AFTER: Duration = Duration::from_millis(50);
 
 /// A member the script may add: what the task needs to renew or release it.
 struct Counted {
@@ -77,6 +85,7 @@ impl RedisAcquire {
                 reply,
                 counted: counted.map(|(inbox, set, member)| Counted { inbox, set, member }),
                 breaker: Some(breaker),
+                sent: None,
             },
         }
     }
@@ -94,7 +103,9 @@ impl Future for RedisAcquire {
                 reply,
                 counted,
                 breaker,
+                sent,
             } => {
+                sent.get_or_insert_with(Instant::now);
                 let reply = match reply.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(reply) => reply,
@@ -136,7 +147,10 @@ impl Future for RedisAcquire {
 impl Drop for RedisAcquire {
     fn drop(&mut self) {
         let State::Asking {
-            counted, breaker, ..
+            counted,
+            breaker,
+            sent,
+            ..
         } = &mut self.state
         else {
             return;
@@ -147,9 +161,11 @@ impl Drop for RedisAcquire {
                 member: counted.member,
             });
         }
-        // Given up before Redis answered (the layer's `store_timeout`, most likely): as good
-        // as a timeout.
-        if let Some((breaker, ticket)) = breaker.take() {
+        // Given up after waiting (the layer's `store_timeout`, most likely): as good as a
+        // timeout. A probe dropped sooner is given up by the breaker after its bound.
+        if let Some((breaker, ticket)) = breaker.take()
+            && sent.is_some_and(|at| at.elapsed() >= GIVEN_UP_AFTER)
+        {
             breaker.failed(ticket);
         }
     }
@@ -165,5 +181,35 @@ impl fmt::Debug for RedisAcquire {
         f.debug_struct("RedisAcquire")
             .field("state", &state)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    fn waiting_acquire(breaker: &Arc<Breaker>) -> RedisAcquire {
+        let ticket = breaker.try_call().expect("the breaker is closed");
+        RedisAcquire::asking(
+            Box::pin(std::future::pending()),
+            None,
+            (breaker.clone(), ticket),
+        )
+    }
+
+    #[test]
+    fn only_an_answer_awaited_for_a_while_opens_the_breaker() {
+        let minute = Duration::from_secs(60);
+        let breaker = Arc::new(Breaker::new(minute, minute));
+        // Never sent (a check built and dropped, a race lost before polling): no news of Redis.
+        drop(waiting_acquire(&breaker));
+        assert!(breaker.try_call().is_ok(), "still closed");
+        let mut slow = waiting_acquire(&breaker);
+        assert!((&mut slow).now_or_never().is_none());
+        std::thread::sleep(GIVEN_UP_AFTER + Duration::from_millis(10));
+        drop(slow);
+        assert!(breaker.try_call().is_err(), "open after a call given up on");
     }
 }

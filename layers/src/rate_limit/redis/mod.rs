@@ -162,9 +162,12 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// How long an open connection counts without being renewed (default 60 s; at least
-    /// 1 ms). The store renews its open connections every `lease / 3`; a crashed server's
-    /// connections stop counting at most `lease` after its last renewal.
+    /// How long an open connection counts without being renewed (default 60 s; kept between
+    /// 100 ms and one day). The store renews its open connections every `lease / 3`; a crashed
+    /// server's connections stop counting at most `lease` after its last renewal. A renewal
+    /// waits behind other calls, which may each take up to `connect_timeout` +
+    /// `response_timeout` while Redis struggles: a lease shorter than three times that can let
+    /// open connections lapse and count too few.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -179,7 +182,9 @@ impl RedisStoreBuilder {
     /// # }
     /// ```
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_millis(1));
+        // Past a day the script's millisecond arithmetic would overflow Redis' PEXPIRE, and
+        // under 100 ms no renewal can keep up.
+        self.lease = lease.clamp(Duration::from_millis(100), Duration::from_secs(86_400));
         self
     }
 
