@@ -4,8 +4,11 @@
 //! 1. `UID FETCH 1:* (FLAGS ENVELOPE)` on a 10,000-message INBOX: first (the folder was never
 //!    opened by this process, so every file is listed, stat'ed and read) and warm (a second
 //!    session, the process's folder cache and the kernel's page cache full);
-//! 2. connections per second for connect → greeting → `LOGOUT`;
-//! 3. server memory per idle authenticated connection: logged in, INBOX (10 messages)
+//! 2. a `NOOP` round trip with that INBOX selected (each command first looks for changes in
+//!    the mailbox): right after the folder changed, when the store lists it again, and once
+//!    its directories' times have settled, when it reuses the last listing;
+//! 3. connections per second for connect → greeting → `LOGOUT`;
+//! 4. server memory per idle authenticated connection: logged in, INBOX (10 messages)
 //!    selected, then silent.
 //!
 //! ```text
@@ -107,6 +110,27 @@ fn main() {
         );
     }
 
+    let cur = dir.path().join("maildir/bench/cur");
+    println!("NOOP with the {}-message INBOX selected:", options.messages);
+    // A change just now (the directory's time moved): recent times are never trusted, so
+    // every NOOP lists the folder again for the next two seconds.
+    std::fs::File::open(&cur)
+        .and_then(|dir| dir.set_modified(std::time::SystemTime::now()))
+        .expect("touch cur/");
+    let changed = runtime.block_on(noops(addr, 50));
+    println!(
+        "  {:<28} {:>8.1} µs",
+        "changed in the last 2 s",
+        changed.as_secs_f64() * 1e6
+    );
+    std::thread::sleep(Duration::from_millis(2_100));
+    let settled = runtime.block_on(noops(addr, 500));
+    println!(
+        "  {:<28} {:>8.1} µs",
+        "settled (listing reused)",
+        settled.as_secs_f64() * 1e6
+    );
+
     let elapsed = runtime.block_on(connect_logout(addr, options.connections));
     println!(
         "connect -> greeting -> LOGOUT: {:.0} connections/s ({} connections, 16 at once)",
@@ -157,6 +181,23 @@ async fn fetch_all(addr: SocketAddr) -> (Duration, usize) {
     let elapsed = started.elapsed();
     command(&mut client, "d LOGOUT").await;
     (elapsed, responses)
+}
+
+/// One session: LOGIN, SELECT INBOX, then `n` NOOPs; returns the mean NOOP round trip.
+async fn noops(addr: SocketAddr, n: usize) -> Duration {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut client = tokio::io::BufReader::new(stream);
+    let mut line = String::new();
+    client.read_line(&mut line).await.expect("greeting");
+    command(&mut client, "a LOGIN bench bench").await;
+    command(&mut client, "b SELECT INBOX").await;
+    let started = Instant::now();
+    for _ in 0..n {
+        command(&mut client, "n NOOP").await;
+    }
+    let elapsed = started.elapsed();
+    command(&mut client, "d LOGOUT").await;
+    elapsed / n as u32
 }
 
 /// Send `text` and read to its tagged answer, which must be OK; returns the number of

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 
 use super::durable;
 use super::filename;
+use super::listing::{DirTimes, Listing};
 use super::uidlist::{self, Loaded, UidList};
 use crate::store::{Flags, MailboxSnapshot, MessageMeta, StoreError, StoreResult, rfc822_size};
 
@@ -91,6 +92,8 @@ struct State {
     /// RFC 822 sizes of messages whose names carry no `W=`, by base name, so such a file is
     /// read once per process rather than at every snapshot.
     sizes: HashMap<String, u64>,
+    /// The last snapshot, reused while the directories are unchanged.
+    listing: Listing,
 }
 
 impl State {
@@ -102,6 +105,7 @@ impl State {
             names_complete: false,
             dates: HashMap::new(),
             sizes: HashMap::new(),
+            listing: Listing::default(),
         }
     }
 }
@@ -439,7 +443,15 @@ fn on_file<T>(
 
 pub(super) fn snapshot(folder: &Folder, cache: &mut FolderCache) -> StoreResult<MailboxSnapshot> {
     with_state(folder, cache, |state| {
-        let messages = sync(folder, state, false)?;
+        let times = DirTimes::read(&folder.cur(), &folder.new_dir())?;
+        let messages = match state.listing.reuse(times) {
+            Some(messages) => messages,
+            None => {
+                let messages = sync(folder, state, false)?;
+                state.listing.keep(times, SystemTime::now(), &messages);
+                messages
+            }
+        };
         Ok(MailboxSnapshot {
             uid_validity: state.list.uid_validity,
             uid_next: state.list.uid_next,
@@ -483,6 +495,7 @@ pub(super) fn append(
     internal_date: Option<SystemTime>,
 ) -> StoreResult<u32> {
     with_state(folder, cache, |state| {
+        state.listing.forget();
         let size = content.len() as u64;
         let rfc822 = rfc822_size(content);
         let tmp = folder.tmp();
@@ -548,6 +561,8 @@ pub(super) fn set_flags(
     flags: Flags,
 ) -> StoreResult<()> {
     with_state(folder, cache, |state| {
+        // Its own change moves the directory's time too; forgetting is the plainer guarantee.
+        state.listing.forget();
         let cur = folder.cur();
         let (name, renamed) = on_file(folder, state, uid, |path, name| {
             let (base, info) = filename::split(name);
@@ -569,6 +584,7 @@ pub(super) fn set_flags(
 /// Deletes the messages' files, then their UIDs (UIDNEXT stays: UIDs are never reused).
 pub(super) fn expunge(folder: &Folder, cache: &mut FolderCache, uids: &[u32]) -> StoreResult<()> {
     with_state(folder, cache, |state| {
+        state.listing.forget();
         let mut removed = false;
         for &uid in uids {
             match on_file(folder, state, uid, |path, _| fs::remove_file(path)) {

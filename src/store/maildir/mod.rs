@@ -3,6 +3,7 @@
 mod durable;
 mod filename;
 mod folder;
+mod listing;
 pub(crate) mod rules;
 mod tree;
 mod uidlist;

@@ -454,3 +454,55 @@ async fn large_folder_snapshot_is_fast() {
         "10k: first snapshot {assigning:?}, next {steady:?}, append {appending:?}, 1000 fetches {fetching:?}"
     );
 }
+
+/// Sets a directory's modification time, as the kernel would on a change at `time`.
+fn set_dir_time(dir: &Path, time: std::time::SystemTime) {
+    fs::File::open(dir).unwrap().set_modified(time).unwrap();
+}
+
+/// A snapshot of a folder whose directories have not changed since the last one reuses that
+/// listing (no readdir of a large folder before every IMAP command), and any change, which
+/// moves a directory's time, is listed again. A listing made while the times were recent is
+/// never reused: two changes within one tick of the file system's clock share a time.
+#[tokio::test]
+async fn unchanged_settled_folders_are_not_listed_again() {
+    let (store, _dir, user_dir) = user_store().await;
+    append(&store, b"first\r\n").await;
+    let (cur, new) = (user_dir.join("cur"), user_dir.join("new"));
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    set_dir_time(&cur, hour_ago);
+    set_dir_time(&new, hour_ago);
+    assert_eq!(store.snapshot(USER, INBOX).await.unwrap().messages.len(), 1);
+
+    // A file slipped in with the directory's time put back: only a reused listing misses it.
+    fs::write(cur.join("1700000000.M1P99.mx:2,"), b"second\n").unwrap();
+    set_dir_time(&cur, hour_ago);
+    assert_eq!(store.snapshot(USER, INBOX).await.unwrap().messages.len(), 1);
+    // Any real change moves the time: listed again.
+    set_dir_time(&cur, hour_ago + Duration::from_secs(1));
+    assert_eq!(store.snapshot(USER, INBOX).await.unwrap().messages.len(), 2);
+
+    // Recent times: a file slipped in under the same time is still seen.
+    let just_now = std::time::SystemTime::now();
+    set_dir_time(&cur, just_now);
+    assert_eq!(store.snapshot(USER, INBOX).await.unwrap().messages.len(), 2);
+    fs::write(cur.join("1700000001.M1P99.mx:2,"), b"third\n").unwrap();
+    set_dir_time(&cur, just_now);
+    assert_eq!(store.snapshot(USER, INBOX).await.unwrap().messages.len(), 3);
+
+    // This store's own changes are listed at once, whatever the times.
+    set_dir_time(&cur, hour_ago);
+    set_dir_time(&new, hour_ago);
+    let snapshot = store.snapshot(USER, INBOX).await.unwrap();
+    let uid = snapshot.messages[0].uid;
+    store
+        .set_flags(USER, INBOX, uid, Flags::SEEN)
+        .await
+        .unwrap();
+    set_dir_time(&cur, hour_ago);
+    let after = store.snapshot(USER, INBOX).await.unwrap();
+    assert_eq!(after.messages[0].flags, Flags::SEEN);
+    store.expunge(USER, INBOX, &[uid]).await.unwrap();
+    set_dir_time(&cur, hour_ago);
+    assert_eq!(store.snapshot(USER, INBOX).await.unwrap().messages.len(), 2);
+}
