@@ -23,7 +23,6 @@
 #[path = "guide/mod.rs"]
 mod guide;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -31,7 +30,6 @@ use tower::ServiceBuilder;
 use tower_mail::{CloseReport, Reject, Session};
 use tower_mail_layers::on_close::OnCloseLayer;
 use tower_mail_layers::on_connect::OnConnectLayer;
-use tracing_subscriber::EnvFilter;
 
 /// The guide's two logging handlers in front of any session service.
 fn logged(inner: impl guide::Stack) -> impl guide::Stack {
@@ -63,14 +61,7 @@ fn logged(inner: impl guide::Stack) -> impl guide::Stack {
 
 async fn run() -> Result<(), String> {
     let args = guide::Args::parse(&[])?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stdout)
-        // Colour codes only for a person at a terminal, not in a pipe or a file.
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
+    guide::init_logging();
     guide::serve(args.listen(), logged(guide::pop3())).await
 }
 

@@ -167,15 +167,21 @@ fn fill_folder(cur: &Path, count: usize) {
     }
 }
 
-/// One session: LOGIN, SELECT INBOX, then the timed `UID FETCH`. Returns the time and the
-/// number of FETCH responses.
-async fn fetch_all(addr: SocketAddr) -> (Duration, usize) {
+/// A client session past the greeting, logged in as `bench`, with INBOX selected.
+async fn inbox_selected(addr: SocketAddr) -> tokio::io::BufReader<tokio::net::TcpStream> {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let mut client = tokio::io::BufReader::new(stream);
     let mut line = String::new();
     client.read_line(&mut line).await.expect("greeting");
     command(&mut client, "a LOGIN bench bench").await;
     command(&mut client, "b SELECT INBOX").await;
+    client
+}
+
+/// One session: LOGIN, SELECT INBOX, then the timed `UID FETCH`. Returns the time and the
+/// number of FETCH responses.
+async fn fetch_all(addr: SocketAddr) -> (Duration, usize) {
+    let mut client = inbox_selected(addr).await;
     let started = Instant::now();
     let responses = command(&mut client, "c UID FETCH 1:* (FLAGS ENVELOPE)").await;
     let elapsed = started.elapsed();
@@ -185,12 +191,7 @@ async fn fetch_all(addr: SocketAddr) -> (Duration, usize) {
 
 /// One session: LOGIN, SELECT INBOX, then `n` NOOPs; returns the mean NOOP round trip.
 async fn noops(addr: SocketAddr, n: usize) -> Duration {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut client = tokio::io::BufReader::new(stream);
-    let mut line = String::new();
-    client.read_line(&mut line).await.expect("greeting");
-    command(&mut client, "a LOGIN bench bench").await;
-    command(&mut client, "b SELECT INBOX").await;
+    let mut client = inbox_selected(addr).await;
     let started = Instant::now();
     for _ in 0..n {
         command(&mut client, "n NOOP").await;

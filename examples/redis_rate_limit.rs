@@ -66,7 +66,6 @@
 #[path = "guide/mod.rs"]
 mod guide;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -74,7 +73,6 @@ use tower::ServiceBuilder;
 use tower_mail_layers::rate_limit::{
     RateLimit, RateLimitConfig, RateLimitKey, RateLimitLayer, RedisStore,
 };
-use tracing_subscriber::EnvFilter;
 
 /// Where Redis is unless `--redis` or `REDIS_URL` says otherwise.
 const DEFAULT_REDIS: &str = "redis://127.0.0.1:6379";
@@ -107,41 +105,25 @@ fn limited(inner: impl guide::Stack, limit: RateLimit<RedisStore>) -> impl guide
         .service(inner)
 }
 
-/// A Redis URL without its password, to print.
-fn redacted(url: &str) -> String {
-    match (url.split_once("://"), url.rsplit_once('@')) {
-        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}"),
-        _ => url.to_owned(),
-    }
-}
-
 async fn run() -> Result<(), String> {
     let args = guide::Args::parse(&["--redis", "--per-hour"])?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stdout)
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
+    guide::init_logging();
     let url = match args.last("--redis") {
         Some(url) => url.to_owned(),
         None => std::env::var("REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS.to_owned()),
     };
     let per_hour: u32 = args.parsed("--per-hour", 100)?;
     // Lazy: fails only on a URL the client does not accept.
-    let store = RedisStore::builder(url.as_str())
-        .build()
-        .map_err(|e| format!("--redis {}: {e}", redacted(&url)))?;
+    let builder = RedisStore::builder(url);
+    let at = builder.address();
+    let store = builder.build().map_err(|e| format!("--redis {at}: {e}"))?;
     match store.ping().await {
         Ok(()) => println!(
-            "rate limit: {per_hour} new connections per address per hour, counted in Redis at {}",
-            redacted(&url)
+            "rate limit: {per_hour} new connections per address per hour, counted in Redis at {at}"
         ),
         Err(err) => println!(
-            "rate limit: Redis at {} is not reachable yet ({err}); connections are let in \
-             uncounted until it is",
-            redacted(&url)
+            "rate limit: Redis at {at} is not reachable yet ({err}); connections are let in \
+             uncounted until it is"
         ),
     }
     guide::serve(

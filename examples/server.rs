@@ -85,7 +85,7 @@ async fn run() -> Result<(), String> {
     if let rate_store::RateStore::Redis(store) = policies.rate_limit.store() {
         // Not a condition to start: checks reconnect by themselves, and `fail_open` decides
         // while Redis is away.
-        let at = redacted(&config.layers.rate_limit.redis);
+        let at = store.address();
         match store.ping().await {
             Ok(()) => println!("rate limit: counts shared through Redis at {at}"),
             Err(err) => println!(
@@ -214,19 +214,6 @@ async fn run() -> Result<(), String> {
         shared.closed.load(Ordering::Relaxed)
     );
     Ok(())
-}
-
-/// A Redis URL without its password, to print: the user part is masked, and the query
-/// (where `redis+unix://` URLs carry `pass=`) is left out.
-fn redacted(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, _)) => (base, "?..."),
-        None => (url, ""),
-    };
-    match (base.split_once("://"), base.rsplit_once('@')) {
-        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}{query}"),
-        _ => format!("{base}{query}"),
-    }
 }
 
 /// SIGHUP: re-read the user file and the policy settings. A broken file is reported and the

@@ -8,6 +8,7 @@
 #![allow(dead_code)] // Not every example uses every helper.
 
 use std::fmt::Display;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use tower_mail::pop3::{Pop3Config, Pop3Service};
 use tower_mail::server::{Endpoint, Server, ServerConfig, TlsMode};
 use tower_mail::store::MemoryStore;
 use tower_mail::{BoxError, CloseReport, Connection, Protocol};
+use tracing_subscriber::EnvFilter;
 
 /// Where the examples listen unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:1110";
@@ -133,6 +135,18 @@ pub fn pop3() -> Pop3Service<PasswdFile, MemoryStore> {
         MemoryStore::new(),
         config,
     )
+}
+
+/// Log events as text lines on stdout, at `info` unless `RUST_LOG` says otherwise.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stdout)
+        // Colour codes only for a person at a terminal, not in a pipe or a file.
+        .with_ansi(std::io::stdout().is_terminal())
+        .init();
 }
 
 /// Turn an example's result into its exit status, reporting an error on stderr.

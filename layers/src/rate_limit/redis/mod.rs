@@ -104,6 +104,8 @@ pub const REDIS_DEFAULT_PREFIX: &str = "tower-mail:rl:";
 /// ```
 pub struct RedisStore {
     connection: ConnectionManager,
+    /// The URL without credentials, for logs.
+    address: Arc<str>,
     breaker: Arc<Breaker>,
     prefix: Arc<str>,
     lease: Duration,
@@ -252,6 +254,28 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// The Redis URL without its credentials, to print or log: the user part is masked and
+    /// the query (where `redis+unix://` URLs carry `pass=`) left out.
+    ///
+    /// ```
+    /// use tower_mail_layers::rate_limit::RedisStore;
+    /// let builder = RedisStore::builder("redis://app:secret@10.0.0.5:6379/0");
+    /// assert_eq!(builder.address(), "redis://***@10.0.0.5:6379/0");
+    /// let builder = RedisStore::builder("redis+unix:///run/redis.sock?pass=secret");
+    /// assert_eq!(builder.address(), "redis+unix:///run/redis.sock?...");
+    /// ```
+    pub fn address(&self) -> String {
+        let url = self.url.as_str();
+        let (base, query) = match url.split_once('?') {
+            Some((base, _)) => (base, "?..."),
+            None => (url, ""),
+        };
+        match (base.split_once("://"), base.rsplit_once('@')) {
+            (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}{query}"),
+            _ => format!("{base}{query}"),
+        }
+    }
+
     /// The store, connecting lazily (see [Starting while Redis is down](RedisStore#starting-while-redis-is-down)).
     /// Fails on a URL the Redis client does not accept, or outside a Tokio runtime (the
     /// store's background task runs on it).
@@ -294,6 +318,7 @@ impl RedisStoreBuilder {
             .max(Duration::from_millis(1));
         Ok(RedisStore {
             connection,
+            address: self.address().into(),
             breaker: Arc::new(Breaker::new(self.retry_after, probe_bound)),
             prefix: self.prefix.into(),
             lease: self.lease,
@@ -397,6 +422,20 @@ impl RedisStore {
         answer
             .await
             .map_err(|_| StoreError::new("the store's background task has stopped"))?
+    }
+
+    /// Where its Redis is, without credentials (see [`RedisStoreBuilder::address`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use tower_mail_layers::rate_limit::RedisStore;
+    /// let store = RedisStore::builder("redis://:secret@127.0.0.1").build().unwrap();
+    /// assert_eq!(store.address(), "redis://***@127.0.0.1");
+    /// # }
+    /// ```
+    pub fn address(&self) -> &str {
+        &self.address
     }
 
     /// The prefix of its keys.
