@@ -21,19 +21,34 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 pub type BoxIo = Box<dyn Io>;
 
 /// The byte stream of a connection, plus what it needs to upgrade to TLS.
+#[non_exhaustive]
 pub struct Transport {
     /// The stream.
     pub io: BoxIo,
     /// Present when the listener offers STARTTLS/STLS on this plain connection.
     pub starttls: Option<TlsAcceptor>,
+    /// The slot the server took it from. A session that is dropped before it ends on its own
+    /// (an outer `TimeoutLayer`, a panic) gives the stream back there, so the server can still
+    /// say goodbye ([`Channel`](crate::wire::Channel) does this on drop).
+    pub(crate) home: Option<Arc<TransportSlot>>,
 }
 
 impl Transport {
     /// A transport over `io` with no STARTTLS.
     pub fn new(io: impl Io) -> Transport {
+        Transport::boxed(Box::new(io), None)
+    }
+
+    /// A transport over `io` that offers STARTTLS/STLS with `acceptor`.
+    pub fn with_starttls(io: impl Io, acceptor: TlsAcceptor) -> Transport {
+        Transport::boxed(Box::new(io), Some(acceptor))
+    }
+
+    pub(crate) fn boxed(io: BoxIo, starttls: Option<TlsAcceptor>) -> Transport {
         Transport {
-            io: Box::new(io),
-            starttls: None,
+            io,
+            starttls,
+            home: None,
         }
     }
 }
@@ -106,6 +121,14 @@ impl TransportSlot {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take()
+    }
+
+    /// Give back a stream whose session was dropped before it ended, for the goodbye.
+    pub(crate) fn put_back(&self, io: BoxIo) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Transport::boxed(io, None));
     }
 
     pub(crate) fn is_taken(&self) -> bool {
@@ -210,7 +233,8 @@ impl Connection {
     /// Take the connection apart to run its session. Returns `None` if the transport is
     /// already gone (the server timed out the connection's setup phase meanwhile).
     pub fn into_parts(self) -> Option<ConnectionParts> {
-        let transport = self.slot.take()?;
+        let mut transport = self.slot.take()?;
+        transport.home = Some(self.slot.clone());
         self.session.mark_started();
         // Announced here, not by each protocol service, so that no session service can forget
         // it and leave observers that count (metrics) unbalanced.

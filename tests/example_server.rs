@@ -528,17 +528,24 @@ fn oversized_line_and_silent_client_do_not_disturb_the_server() {
     let server = ExampleServer::start();
     server.deliver(PLAIN_MESSAGE);
 
-    // A 10 KB line: refused, and the session goes on (the reader skips to the line's end).
-    let mut client = RawClient::connect(server.pop3);
-    client.greeting();
     let mut long = vec![b'A'; 10 * 1024];
     long.extend_from_slice(b"\r\n");
+    // Before login a 10 KB line is no honest mistake: answered, then the connection closed.
+    let mut client = RawClient::connect(server.pop3);
+    client.greeting();
+    client.send_raw(&long);
+    let reply = client.line().expect("a long line is answered");
+    assert!(reply.starts_with("-ERR"), "long line before login: {reply}");
+    assert!(client.read_to_eof().is_empty());
+    // After login it is refused, and the session goes on (the reader skips to the line's end).
+    let mut client = RawClient::connect(server.pop3);
+    client.greeting();
+    assert!(client.cmd(&format!("USER {USER}")).starts_with("+OK"));
+    let reply = client.cmd(&format!("PASS {PASSWORD}"));
+    assert!(reply.starts_with("+OK"), "login: {reply}");
     client.send_raw(&long);
     let reply = client.line().expect("closed after a long line");
     assert!(reply.starts_with("-ERR"), "long line: {reply}");
-    assert!(client.cmd(&format!("USER {USER}")).starts_with("+OK"));
-    let reply = client.cmd(&format!("PASS {PASSWORD}"));
-    assert!(reply.starts_with("+OK"), "login after a long line: {reply}");
     assert_eq!(client.cmd("STAT"), format!("+OK 1 {}", PLAIN_MESSAGE.len()));
     assert!(client.cmd("QUIT").starts_with("+OK"));
     assert!(client.read_to_eof().is_empty());

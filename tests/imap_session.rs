@@ -421,9 +421,7 @@ async fn auth_service_errors_map_to_response_codes() {
         match credentials.user.as_str() {
             "busy" => Err(AuthError::Limit),
             "down" => Err(AuthError::Unavailable),
-            _ => Ok(User {
-                name: credentials.user,
-            }),
+            _ => Ok(User::new(credentials.user)),
         }
     });
     let service = ImapService::new(auth, MemoryStore::new(), config());
@@ -1041,13 +1039,13 @@ async fn bad_input_is_answered_and_the_session_goes_on() {
     );
     still_works(&mut client, &harness).await;
 
-    // A line over the 8 KiB cap: skipped, and answered by its tag.
+    // A line over the 8 KiB cap before login: answered at once, and the connection closed.
     let long = format!("t1 NOOP {}\r\n", "x".repeat(10_000));
-    client.send_raw(long.as_bytes()).await;
-    assert_eq!(client.line().await.unwrap(), "t1 BAD Command line too long");
-    still_works(&mut client, &harness).await;
+    let mut early = harness.connect().await;
+    early.send_raw(long.as_bytes()).await;
+    assert_eq!(early.rest().await, "* BYE Command line too long\r\n");
 
-    // A synchronizing literal over the 64 KiB cap: BAD instead of `+`, and nothing is read.
+    // A synchronizing literal over the login-size cap: BAD instead of `+`, nothing is read.
     client.send("t2 LOGIN {100000}").await;
     assert_eq!(client.line().await.unwrap(), "t2 BAD Literal too large");
     still_works(&mut client, &harness).await;
@@ -1062,6 +1060,9 @@ async fn bad_input_is_answered_and_the_session_goes_on() {
         ["t4 BAD Log in first"]
     );
     assert!(command(&mut client, "t5 LOGIN alice secret").await[0].starts_with("t5 OK"));
+    // After login the same line is skipped, and answered by its tag.
+    client.send_raw(long.as_bytes()).await;
+    assert_eq!(client.line().await.unwrap(), "t1 BAD Command line too long");
     assert_eq!(
         command(&mut client, "t6 LOGIN alice secret").await,
         ["t6 BAD Already logged in"]
@@ -1075,7 +1076,7 @@ async fn bad_input_is_answered_and_the_session_goes_on() {
     harness
         .finish(&[
             CloseReason::ClientClosed,
-            CloseReason::Logout,
+            CloseReason::ProtocolErrors,
             CloseReason::Logout,
             CloseReason::Logout,
             CloseReason::Logout,

@@ -747,7 +747,7 @@ async fn plaintext_login_is_refused_until_tls_when_the_service_forbids_it() {
 async fn a_silent_client_is_told_and_disconnected_after_the_idle_timeout() {
     let store = store_with_messages().await;
     let service = pop3_with(&store, |config| {
-        config.idle_timeout = Duration::from_millis(300)
+        config.unauthenticated_idle_timeout = Duration::from_millis(300)
     });
     let harness = Harness::serve(service, TlsMode::None).await;
     let mut client = harness.connect().await;
@@ -763,7 +763,7 @@ async fn a_silent_client_is_told_and_disconnected_after_the_idle_timeout() {
 async fn a_client_silent_at_the_sasl_prompt_is_told_and_disconnected_after_the_idle_timeout() {
     let store = store_with_messages().await;
     let service = pop3_with(&store, |config| {
-        config.idle_timeout = Duration::from_millis(300)
+        config.unauthenticated_idle_timeout = Duration::from_millis(300)
     });
     let harness = Harness::serve(service, TlsMode::None).await;
     let mut client = harness.connect().await;

@@ -111,6 +111,8 @@ async fn timeout_layer_ends_a_session_that_lasts_too_long() {
     let greeting = client.line().await.expect("no greeting");
     assert!(greeting.starts_with("+OK"), "{greeting}");
     // Stay silent: the POP3 idle timeout is minutes, the cap on the session's life 300 ms.
+    // The session is cut off with tower's `Elapsed` told in the fixed text, not dropped mute.
+    assert_eq!(client.line().await.as_deref(), Some("-ERR Timeout"));
     assert!(client.closed().await, "the session must be cut off");
 
     let closed = common::shutdown_and_collect(&server, &closes).await;

@@ -226,7 +226,7 @@ async fn every_way_of_ending_gives_exactly_one_close_report() {
     let store = MemoryStore::new();
     let mut config = tower_mail::pop3::Pop3Config::default();
     config.allow_plaintext_login = true;
-    config.idle_timeout = Duration::from_millis(300);
+    config.unauthenticated_idle_timeout = Duration::from_millis(300);
     let service = tower_mail::pop3::Pop3Service::new(
         tower_mail::auth::PasswdFile::parse(common::USERS),
         store,

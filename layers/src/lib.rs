@@ -17,10 +17,19 @@
 //! - [`PolicyLayer`](policy::PolicyLayer): any [`Policy`](policy::Policy) as a layer, with
 //!   deadline, panic containment, shadow mode and delayed refusal.
 //!
-//! Each module follows tower's pattern: `layer.rs`, `service.rs`, `future.rs`.
+//! - [`auth`]: layers over the authentication service (`tower_mail::auth::Authenticator`):
+//!   a bound on password verifications at once ([`VerifyLimitLayer`](auth::VerifyLimitLayer)),
+//!   growing delays for failed logins ([`FailureDelayLayer`](auth::FailureDelayLayer)), a cap
+//!   on each user's sessions ([`UserSessionsLayer`](auth::UserSessionsLayer)) and bans of
+//!   addresses that keep failing ([`AutoBanLayer`](auth::AutoBanLayer)).
+//!
+//! Each module follows tower's pattern: `layer.rs`, `service.rs`, `future.rs`; `auth` keeps
+//! each of its small layers, layer and service, in one file.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "auth")]
+pub mod auth;
 #[cfg(feature = "ip-block")]
 pub mod ip_block;
 #[cfg(feature = "logging")]

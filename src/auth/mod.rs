@@ -83,11 +83,65 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// An authenticated user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An authenticated user, with what the session must hold while it lasts.
+///
+/// Layers over the authentication service attach leases ([`User::hold`]): a per-user session
+/// slot, for instance. The protocol service keeps the `User` until the session ends, so a
+/// lease is released by its own drop, on every path, like every other permit.
+///
+/// ```
+/// use tower_mail::auth::User;
+/// struct Slot; // released when dropped
+/// let user = User::new("alice").hold(Slot);
+/// assert_eq!(user.name, "alice");
+/// assert_eq!(user.leases(), 1);
+/// assert_eq!(user, User::new("alice"), "leases do not count in comparisons");
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
 pub struct User {
     /// The canonical user name, which also names the user's mail tree.
     pub name: String,
+    /// Shared, not copied, by `clone`: a lease is released when the last clone goes.
+    leases: Vec<Arc<dyn Send + Sync>>,
+}
+
+impl User {
+    /// A user with no leases.
+    pub fn new(name: impl Into<String>) -> User {
+        User {
+            name: name.into(),
+            leases: Vec::new(),
+        }
+    }
+
+    /// Attach `lease`, to be dropped when the session that logged in ends.
+    pub fn hold(mut self, lease: impl Send + Sync + 'static) -> User {
+        self.leases.push(Arc::new(lease));
+        self
+    }
+
+    /// How many leases the user holds.
+    pub fn leases(&self) -> usize {
+        self.leases.len()
+    }
+}
+
+impl PartialEq for User {
+    fn eq(&self, other: &User) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for User {}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("leases", &self.leases.len())
+            .finish()
+    }
 }
 
 /// Why a login failed. Protocol services map these to IMAP `NO [AUTHENTICATIONFAILED]` /

@@ -368,7 +368,7 @@ impl Service<Credentials> for PasswdFile {
                 reject_unknown(table, password).await;
                 return Err(AuthError::InvalidCredentials);
             };
-            let user = User { name: name.clone() };
+            let user = User::new(name.clone());
             let ok = match secret {
                 Secret::Plain(stored) => plain_eq(password.as_bytes(), stored),
                 Secret::Argon2(hash) => {

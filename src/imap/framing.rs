@@ -28,6 +28,10 @@ pub(super) struct Limits {
     pub(super) max_literal_len: usize,
     /// The literals of an APPEND command together: the message.
     pub(super) max_append_len: usize,
+    /// Whether the client has logged in. Before, only the commands of that state that take
+    /// strings (LOGIN, ID) may announce a synchronizing literal; any other is refused before
+    /// the `+`, so an APPEND cannot make the server wait for, or hold, its message.
+    pub(super) authenticated: bool,
 }
 
 /// What the client sent.
@@ -51,6 +55,7 @@ pub(super) enum Problem {
     LineTooLong,
     LiteralTooLarge,
     TooManyLiterals,
+    LoginFirst,
     Syntax,
 }
 
@@ -60,6 +65,7 @@ impl Problem {
             Problem::LineTooLong => "Command line too long",
             Problem::LiteralTooLarge => "Literal too large",
             Problem::TooManyLiterals => "Too many literals",
+            Problem::LoginFirst => "Log in first",
             Problem::Syntax => "Unknown command or invalid arguments",
         }
     }
@@ -108,13 +114,18 @@ pub(super) async fn read_command(
         let length = usize::try_from(length).unwrap_or(usize::MAX);
         literal_bytes = literal_bytes.saturating_add(length);
         literals += 1;
-        let max_literal_len = match is_append(&buf) {
+        let word = command_word(&buf);
+        let max_literal_len = match word.eq_ignore_ascii_case(b"APPEND") && limits.authenticated {
             true => limits.max_append_len,
             false => limits.max_literal_len,
         };
+        let allowed = limits.authenticated || takes_literals_before_login(word);
         let problem = match () {
             _ if literal_bytes > max_literal_len => Some(Problem::LiteralTooLarge),
             _ if literals > MAX_LITERALS => Some(Problem::TooManyLiterals),
+            // A non-synchronizing literal within the cap is read: the state machine then
+            // answers the command `BAD` as for any other in the wrong state.
+            _ if !allowed && mode == LiteralMode::Sync => Some(Problem::LoginFirst),
             _ => None,
         };
         if let Some(problem) = problem {
@@ -135,13 +146,18 @@ pub(super) async fn read_command(
     }
 }
 
-/// Whether the command is an APPEND, from its second word: the literal's size has to be
-/// judged before `imap-codec` can decode the command.
-fn is_append(command: &[u8]) -> bool {
-    command
-        .split(|&b| b == b' ')
-        .nth(1)
-        .is_some_and(|word| word.eq_ignore_ascii_case(b"APPEND"))
+/// The command's name, its second word: a literal's size has to be judged before
+/// `imap-codec` can decode the command.
+fn command_word(command: &[u8]) -> &[u8] {
+    command.split(|&b| b == b' ').nth(1).unwrap_or_default()
+}
+
+/// The commands allowed before login whose arguments may be literals (RFC 3501 section 6.2,
+/// RFC 2971).
+fn takes_literals_before_login(word: &[u8]) -> bool {
+    [&b"LOGIN"[..], b"ID"]
+        .iter()
+        .any(|name| word.eq_ignore_ascii_case(name))
 }
 
 fn invalid(command: &[u8], problem: Problem) -> Input {
@@ -177,6 +193,7 @@ mod tests {
         max_line_len: 100,
         max_literal_len: 16,
         max_append_len: 64,
+        authenticated: true,
     };
 
     fn channel() -> (Channel, DuplexStream) {
@@ -313,5 +330,42 @@ mod tests {
             matches!(input, Input::LiteralOverflow(Problem::TooManyLiterals)),
             "{input:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn before_login_only_login_and_id_may_announce_literals() {
+        let (mut channel, mut client) = channel();
+        let before_login = Limits {
+            authenticated: false,
+            ..LIMITS
+        };
+        client
+            .write_all(b"a1 APPEND INBOX {52428800}\r\na2 APPEND INBOX {10}\r\n")
+            .await
+            .unwrap();
+        for tag in ["a1", "a2"] {
+            let input = read_command(&mut channel, before_login).await.unwrap();
+            let Input::Invalid { tag: got, problem } = input else {
+                panic!("{input:?}")
+            };
+            assert_eq!(got.unwrap().inner(), tag);
+            assert!(
+                matches!(problem, Problem::LiteralTooLarge | Problem::LoginFirst),
+                "{problem:?}"
+            );
+        }
+        client.write_all(b"a3 LOGIN {5}\r\n").await.unwrap();
+        let reading = tokio::spawn(async move {
+            let input = read_command(&mut channel, before_login).await.unwrap();
+            (input, channel)
+        });
+        assert_eq!(
+            received(&mut client, 24).await,
+            "+ Ready for literal data",
+            "no continuation was sent for the APPENDs, one is sent for LOGIN"
+        );
+        client.write_all(b"alice x\r\n").await.unwrap();
+        let (input, _channel) = reading.await.unwrap();
+        assert!(matches!(input, Input::Command(_)), "{input:?}");
     }
 }

@@ -127,12 +127,14 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             tracing::error!(session_id = %self.session.id(), error = %err, "opening the user's mail failed");
             return self.no(tag, "UNAVAILABLE", "Mailbox temporarily unavailable");
         }
-        self.session.set_user(Some(user.name.clone()));
+        let name = user.name.clone();
+        self.session.set_user(Some(name.clone()));
         self.session.set_state(State::Authenticated);
+        self.account = Some(Box::new(user));
         let idle = self.authenticated_idle_timeout();
         self.channel.set_idle_timeout(idle);
         if let Err(reason) = self
-            .notify(SessionEvent::Authenticated { user: &user.name })
+            .notify(SessionEvent::Authenticated { user: &name })
             .await
         {
             return Flow::Close(reason);

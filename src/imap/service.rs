@@ -41,6 +41,10 @@ pub struct ImapConfig {
     /// The most literal bytes one command other than APPEND may carry (a SEARCH string, a
     /// password).
     pub max_literal_len: usize,
+    /// The most literal bytes one command may carry before login (a LOGIN password): small,
+    /// because an unauthenticated client should cost the server a few KiB at most. Commands
+    /// other than LOGIN and ID may not announce a synchronizing literal before login at all.
+    pub max_unauthenticated_literal_len: usize,
     /// The largest message APPEND takes. A larger one is refused before the client sends it
     /// (or, sent as a non-synchronizing literal, ends the session).
     pub max_append_len: usize,
@@ -66,6 +70,7 @@ impl Default for ImapConfig {
             unauthenticated_idle_timeout: Duration::from_secs(60),
             max_line_len: 8 * 1024,
             max_literal_len: 64 * 1024,
+            max_unauthenticated_literal_len: 4 * 1024,
             max_append_len: 50 * 1024 * 1024,
             idle_poll_interval: Duration::from_secs(30),
             max_errors: 10,

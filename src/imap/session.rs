@@ -13,7 +13,7 @@ use super::framing::{self, Input, Limits, Problem};
 use super::response;
 use super::service::Shared;
 use super::view::{Expunges, MailboxView};
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, User};
 use crate::close::{CloseReason, CloseReport};
 use crate::connection::{ConnectionParts, SessionSettings};
 use crate::events::{Observers, SessionEvent};
@@ -70,6 +70,9 @@ pub(super) struct ImapSession<A, M> {
     pub(super) settings: SessionSettings,
     /// Boxed: most sessions wait with nothing selected, or not logged in at all.
     pub(super) selected: Option<Box<MailboxView>>,
+    /// The logged-in user, kept for the leases that auth layers attached (a per-user session
+    /// slot): they are released when the session ends. Boxed: most sessions never log in.
+    pub(super) account: Option<Box<User>>,
     observers: Observers,
     errors: u32,
 }
@@ -91,6 +94,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             settings: parts.settings,
             observers: parts.observers,
             selected: None,
+            account: None,
             errors: 0,
             shared,
         }
@@ -115,12 +119,8 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         if let Err(reason) = self.channel.flush().await {
             return reason;
         }
-        let limits = Limits {
-            max_line_len: self.shared.config.max_line_len,
-            max_literal_len: self.shared.config.max_literal_len,
-            max_append_len: self.shared.config.max_append_len,
-        };
         loop {
+            let limits = self.limits();
             let input = match framing::read_command(&mut self.channel, limits).await {
                 Ok(input) => input,
                 Err(interrupted) => return self.interrupted(interrupted).await,
@@ -130,6 +130,15 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 // Boxed per command: the largest command paths (login, STARTTLS) would
                 // otherwise size the future that every idle session holds.
                 Input::Command(command) => Box::pin(self.command(command)).await,
+                // Before login an overlong line is no client's honest mistake: answered and
+                // closed at once, so it cannot keep the connection busy skipping.
+                Input::Invalid {
+                    problem: Problem::LineTooLong,
+                    ..
+                } if self.session.state() == State::NotAuthenticated => {
+                    response::bye(self.channel.out(), Problem::LineTooLong.text());
+                    Flow::Close(CloseReason::ProtocolErrors)
+                }
                 Input::Invalid { tag, problem } => self.invalid(tag, problem),
                 Input::LiteralOverflow(problem) => {
                     response::bye(self.channel.out(), problem.text());
@@ -144,15 +153,30 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         }
     }
 
+    /// What one command may hold now: before login, literals are held to the small login
+    /// cap.
+    fn limits(&self) -> Limits {
+        let config = &self.shared.config;
+        let authenticated = self.session.state() != State::NotAuthenticated;
+        Limits {
+            max_line_len: config.max_line_len,
+            max_literal_len: match authenticated {
+                true => config.max_literal_len,
+                false => config.max_unauthenticated_literal_len,
+            },
+            max_append_len: config.max_append_len,
+            authenticated,
+        }
+    }
+
     /// A wait for the client stopped: say why with `* BYE` (unless the client is gone) and
     /// return the close reason.
     pub(super) async fn interrupted(&mut self, interrupted: Interrupted) -> CloseReason {
-        let reason = match interrupted {
-            Interrupted::Gone(reason) => return reason,
-            Interrupted::Idle => CloseReason::IdleTimeout,
-            Interrupted::Ending(reason) => reason,
+        let (text, reason) = match interrupted.into_goodbye() {
+            Ok(goodbye) => goodbye,
+            Err(reason) => return reason,
         };
-        response::bye(self.channel.out(), reason.goodbye());
+        response::bye(self.channel.out(), &text);
         let _ = self.channel.flush().await;
         reason
     }

@@ -28,8 +28,13 @@ use crate::store::Mailstore;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Pop3Config {
-    /// Silence after which the session ends. RFC 1939 section 3: at least 10 minutes.
+    /// Silence after which a logged-in session ends. RFC 1939 section 3: at least 10 minutes.
     pub idle_timeout: Duration,
+    /// Silence after which a session that has not logged in ends: RFC 1939's ten minutes are
+    /// for sessions, and a connection that never logs in costs a slot and gives nothing back.
+    /// A per-connection [`SessionSettings::idle_timeout`](crate::SessionSettings::idle_timeout)
+    /// replaces both.
+    pub unauthenticated_idle_timeout: Duration,
     /// Longest command line. RFC 2449 section 4: 255 octets including CRLF.
     pub max_line_len: usize,
     /// Longest SASL response line (RFC 5034 lets these exceed 255 octets).
@@ -48,6 +53,7 @@ impl Default for Pop3Config {
     fn default() -> Pop3Config {
         Pop3Config {
             idle_timeout: Duration::from_secs(10 * 60),
+            unauthenticated_idle_timeout: Duration::from_secs(60),
             max_line_len: 253,
             max_auth_line_len: 8 * 1024,
             max_errors: 10,

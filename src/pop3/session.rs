@@ -11,14 +11,14 @@ use super::maildrop::{Maildrop, MaildropLock};
 use super::response::{self, RespCode};
 use super::service::Shared;
 use crate::auth::sasl::{self, PlainError};
-use crate::auth::{self, AuthError, Authenticator};
+use crate::auth::{self, AuthError, Authenticator, User};
 use crate::close::{CloseReason, CloseReport};
 use crate::connection::{ConnectionParts, SessionSettings};
 use crate::events::{Observers, SessionEvent};
 use crate::reject::Reject;
 use crate::session::{Session, State};
 use crate::store::{INBOX, Mailstore, StoreError};
-use crate::wire::{Channel, Interrupted};
+use crate::wire::Channel;
 
 /// What to do after a command.
 enum Flow {
@@ -33,6 +33,8 @@ enum Phase {
     Transaction {
         maildrop: Maildrop,
         _lock: MaildropLock,
+        /// Kept for the leases auth layers attached (a per-user session slot).
+        _user: Box<User>,
     },
 }
 
@@ -55,7 +57,7 @@ where
         let idle = parts
             .settings
             .idle_timeout
-            .unwrap_or(shared.config.idle_timeout);
+            .unwrap_or(shared.config.unauthenticated_idle_timeout);
         Pop3Session {
             channel: Channel::new(
                 parts.transport,
@@ -104,6 +106,11 @@ where
                 // Boxed per command: the largest command paths (login, STLS, RETR) would
                 // otherwise size the future that every idle session holds.
                 Some(line) => Box::pin(self.command(&line)).await,
+                // Before login, answered and closed at once: no honest client sends one.
+                None if matches!(self.phase, Phase::Authorization { .. }) => {
+                    response::err(self.channel.out(), "Command line too long");
+                    Flow::Close(CloseReason::ProtocolErrors)
+                }
                 None => self.protocol_error("Command line too long"),
             };
             let flushed = self.channel.flush().await;
@@ -117,13 +124,12 @@ where
     /// The next line from the client; `None` if it was longer than the cap. When the wait
     /// ends otherwise, the client is told why (`-ERR`) and the session closes.
     async fn next_line(&mut self) -> Result<Option<Bytes>, CloseReason> {
-        let reason = match self.channel.next_line().await {
+        let interrupted = match self.channel.next_line().await {
             Ok(line) => return Ok(line),
-            Err(Interrupted::Gone(reason)) => return Err(reason),
-            Err(Interrupted::Idle) => CloseReason::IdleTimeout,
-            Err(Interrupted::Ending(reason)) => reason,
+            Err(interrupted) => interrupted,
         };
-        response::err(self.channel.out(), reason.goodbye());
+        let (text, reason) = interrupted.into_goodbye()?;
+        response::err(self.channel.out(), &text);
         let _ = self.channel.flush().await;
         Err(reason)
     }
@@ -299,7 +305,10 @@ where
     /// acknowledged QUIT means the messages are gone for good.
     async fn update(&mut self) -> Flow {
         let phase = std::mem::replace(&mut self.phase, Phase::Authorization { user: None });
-        let Phase::Transaction { maildrop, _lock } = phase else {
+        let Phase::Transaction {
+            maildrop, _lock, ..
+        } = phase
+        else {
             unreachable!("called only in TRANSACTION");
         };
         self.session.set_state(State::Update);
@@ -415,13 +424,20 @@ where
                 return Flow::Continue;
             }
         };
-        self.session.set_user(Some(user.name.clone()));
+        let name = user.name.clone();
+        self.session.set_user(Some(name.clone()));
         self.session.set_state(State::Transaction);
+        let idle = self
+            .settings
+            .idle_timeout
+            .unwrap_or(self.shared.config.idle_timeout);
+        self.channel.set_idle_timeout(idle);
         self.phase = Phase::Transaction {
             maildrop: Maildrop::new(snapshot),
             _lock: lock,
+            _user: Box::new(user),
         };
-        if let Err(reject) = self.notify(SessionEvent::Authenticated { user: &user.name }) {
+        if let Err(reject) = self.notify(SessionEvent::Authenticated { user: &name }) {
             return Flow::Close(self.end_with(reject).await);
         }
         let Phase::Transaction { maildrop, .. } = &self.phase else {

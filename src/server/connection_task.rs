@@ -12,8 +12,9 @@ use tokio::net::TcpStream;
 use tower::ServiceExt;
 use tower_service::Service;
 
+use super::occupancy::{AddressPlace, Place};
 use super::rewind::Rewind;
-use super::{Endpoint, Shared, TlsMode, proxy};
+use super::{Endpoint, SetupFailure, Shared, TlsMode, proxy};
 use crate::close::CloseReport;
 use crate::connection::{BoxIo, Connection, Transport, TransportSlot};
 use crate::reject::{BoxError, GENERIC_MESSAGE, Reject, TIMEOUT_MESSAGE, refusal};
@@ -88,10 +89,15 @@ pub(super) async fn run<S>(
     if let Some(transport) = slot.take() {
         if let Some(delay) = reject.delay() {
             // The stack's future is gone by now, so the tarpit holds no permit; shutdown cuts
-            // it short.
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = shared.shutdown.cancelled() => {}
+            // it short, and a full tarpit answers at once.
+            match shared.tarpit.try_enter() {
+                Some(_place) => tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shared.shutdown.cancelled() => {}
+                },
+                None => {
+                    tracing::debug!(session_id = %session.id(), %remote, "tarpit full; refusing at once");
+                }
             }
         }
         write_refusal(transport.io, protocol, reject.message(), &shared).await;
@@ -115,24 +121,44 @@ async fn setup(
         }
     };
 
-    // 1. PROXY header, only from trusted networks.
-    let (io, remote, local): (BoxIo, SocketAddr, SocketAddr) =
-        if shared.config.proxy.is_trusted(peer.ip()) {
-            let mut stream = stream;
-            // Boxed for the same reason as the TLS handshake: only trusted peers pay for it.
-            match Box::pin(proxy::read_header(&mut stream, &shared.config.proxy)).await {
-                Ok(header) => {
-                    let (remote, local) = header.addrs.unwrap_or((peer, local));
-                    (Box::new(Rewind::new(header.rest, stream)), remote, local)
-                }
-                Err(err) => {
-                    tracing::warn!(%peer, error = %err, "PROXY header refused; closing");
-                    return None;
-                }
+    let proxied = shared.config.proxy.is_trusted(peer.ip());
+    let implicit_tls = matches!(endpoint.tls, TlsMode::Implicit(_));
+    // Places in the setup phase, held until the handshakes are over; plain connections from
+    // untrusted peers have no setup to do and take none.
+    let _places = match proxied || implicit_tls {
+        true => match enter_setup(shared, peer, proxied) {
+            Some(places) => Some(places),
+            None => {
+                let failure = SetupFailure::SetupCap;
+                shared
+                    .failures
+                    .record(endpoint.protocol, peer, failure, None);
+                return None;
             }
-        } else {
-            (Box::new(stream), peer, local)
-        };
+        },
+        false => None,
+    };
+
+    // 1. PROXY header, only from trusted networks.
+    let (io, remote, local): (BoxIo, SocketAddr, SocketAddr) = if proxied {
+        let mut stream = stream;
+        // Boxed for the same reason as the TLS handshake: only trusted peers pay for it.
+        match Box::pin(proxy::read_header(&mut stream, &shared.config.proxy)).await {
+            Ok(header) => {
+                let (remote, local) = header.addrs.unwrap_or((peer, local));
+                (Box::new(Rewind::new(header.rest, stream)), remote, local)
+            }
+            Err(err) => {
+                let failure = SetupFailure::proxy(&err);
+                shared
+                    .failures
+                    .record(endpoint.protocol, peer, failure, Some(&err));
+                return None;
+            }
+        }
+    } else {
+        (Box::new(stream), peer, local)
+    };
 
     let session = Arc::new(Session::with_end_token(
         endpoint.protocol,
@@ -156,7 +182,10 @@ async fn setup(
             match handshake.await {
                 Ok(io) => (io, None),
                 Err(err) => {
-                    tracing::debug!(session_id = %session.id(), %remote, error = %err, "TLS handshake failed");
+                    let failure = SetupFailure::tls(&err);
+                    shared
+                        .failures
+                        .record(endpoint.protocol, remote, failure, Some(&err));
                     return None;
                 }
             }
@@ -164,7 +193,22 @@ async fn setup(
         TlsMode::Starttls(acceptor) => (io, Some(acceptor.clone())),
         TlsMode::None => (io, None),
     };
-    Some((session, Transport { io, starttls }))
+    Some((session, Transport::boxed(io, starttls)))
+}
+
+/// Places in the setup phase: server-wide, and for the address unless the peer is a trusted
+/// PROXY sender (a load balancer speaks for many clients). `None` when either is full.
+fn enter_setup(
+    shared: &Shared,
+    peer: SocketAddr,
+    proxied: bool,
+) -> Option<(Place, Option<AddressPlace>)> {
+    let place = shared.setup.try_enter()?;
+    let address = match proxied {
+        true => None,
+        false => Some(shared.setup_per_address.try_enter(peer.ip())?),
+    };
+    Some((place, address))
 }
 
 /// Poll the stack's future, catching panics, bounding the setup phase, and obeying the hard

@@ -8,8 +8,10 @@
 
 mod accept;
 mod connection_task;
+mod occupancy;
 mod proxy;
 mod rewind;
+mod setup_failure;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,11 +24,14 @@ use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
 pub use proxy::ProxyConfig;
+pub use setup_failure::SetupFailure;
 
 use crate::close::CloseReport;
 use crate::connection::Connection;
 use crate::reject::BoxError;
 use crate::session::Protocol;
+use occupancy::{Occupancy, PerAddress};
+use setup_failure::SetupFailures;
 
 /// How a listener uses TLS.
 #[derive(Clone)]
@@ -88,6 +93,19 @@ pub struct ServerConfig {
     pub refusal_write_timeout: Duration,
     /// Longest pause of the accept loop after resource errors such as EMFILE.
     pub max_accept_backoff: Duration,
+    /// Connections still reading a PROXY header or in an implicit-TLS handshake, server-wide.
+    /// Past it a new connection that needs either is closed at once, before any handshake
+    /// work, and counted as [`SetupFailure::SetupCap`].
+    pub max_setup_connections: usize,
+    /// The same, per client address. Trusted PROXY senders (load balancers) are held only to
+    /// the server-wide cap.
+    pub max_setup_per_address: usize,
+    /// Refused clients held at once for their refusal's delay ([`Reject::with_delay`],
+    /// a tarpit). Past it, refusals are answered at once: a tarpit must not let a flood of
+    /// refused peers hold every descriptor.
+    ///
+    /// [`Reject::with_delay`]: crate::Reject::with_delay
+    pub max_tarpitted: usize,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +116,9 @@ impl Default for ServerConfig {
             setup_timeout: Duration::from_secs(30),
             refusal_write_timeout: Duration::from_secs(5),
             max_accept_backoff: Duration::from_secs(1),
+            max_setup_connections: 1024,
+            max_setup_per_address: 16,
+            max_tarpitted: 1024,
         }
     }
 }
@@ -109,6 +130,10 @@ struct Shared {
     /// Cancelled when the shutdown grace period is over: sessions still running are dropped.
     hard_stop: CancellationToken,
     tasks: TaskTracker,
+    setup: Arc<Occupancy>,
+    setup_per_address: Arc<PerAddress>,
+    tarpit: Arc<Occupancy>,
+    failures: SetupFailures,
 }
 
 /// Accepts connections on any number of listeners and runs each through its stack.
@@ -143,6 +168,10 @@ impl Server {
     pub fn new(config: ServerConfig) -> Server {
         Server {
             shared: Arc::new(Shared {
+                setup: Occupancy::new(config.max_setup_connections),
+                setup_per_address: PerAddress::new(config.max_setup_per_address),
+                tarpit: Occupancy::new(config.max_tarpitted),
+                failures: SetupFailures::default(),
                 config,
                 shutdown: CancellationToken::new(),
                 hard_stop: CancellationToken::new(),
@@ -189,6 +218,30 @@ impl Server {
     /// Connections being handled now, in any phase.
     pub fn connections(&self) -> usize {
         self.shared.tasks.len()
+    }
+
+    /// Connections that ended before their stack ran, for `protocol` and `failure`, since
+    /// the server started: export these as a metric (the example server's
+    /// `mail_setup_failures_total{protocol, reason}`), since such connections reach no layer.
+    ///
+    /// ```
+    /// use tower_mail::Protocol;
+    /// use tower_mail::server::{Server, ServerConfig, SetupFailure};
+    /// let server = Server::new(ServerConfig::default());
+    /// assert_eq!(server.setup_failures(Protocol::Imap, SetupFailure::TlsTimeout), 0);
+    /// ```
+    pub fn setup_failures(&self, protocol: Protocol, failure: SetupFailure) -> u64 {
+        self.shared.failures.count(protocol, failure)
+    }
+
+    /// Connections reading a PROXY header or in an implicit-TLS handshake now.
+    pub fn connections_in_setup(&self) -> usize {
+        self.shared.setup.len()
+    }
+
+    /// Refused clients being held for their refusal's delay now.
+    pub fn tarpitted(&self) -> usize {
+        self.shared.tarpit.len()
     }
 
     /// Whether shutdown has begun.

@@ -5,12 +5,12 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::maildir::rules;
 use super::{
     ChangeNotifier, Flags, INBOX, MailboxInfo, MailboxSnapshot, MailboxWatch, Mailstore,
-    MessageMeta, StoreError, StoreResult, rfc822_size,
+    MessageMeta, MessageUpload, StoreError, StoreResult, UploadLength, broken_upload, rfc822_size,
 };
 
 /// Mail kept in memory, with the same rules as [`Maildir`](super::Maildir): the same valid
@@ -133,6 +133,83 @@ impl MemoryStore {
             .notify(user, &rules::canonical_mailbox(mailbox)?);
         Ok(result)
     }
+
+    /// Delivers a whole message: the end of every delivery, whole or streamed.
+    fn deliver(
+        &self,
+        user: &str,
+        mailbox: &str,
+        content: Bytes,
+        flags: Flags,
+        internal_date: Option<SystemTime>,
+    ) -> StoreResult<u32> {
+        self.changing_mailbox(user, mailbox, |mailbox| {
+            let uid = rules::assign_uid(
+                &mut mailbox.uid_validity,
+                &mut mailbox.uid_next,
+                &mut mailbox.messages,
+            );
+            let message = Message {
+                size: rfc822_size(&content),
+                content,
+                flags,
+                internal_date: internal_date.unwrap_or_else(SystemTime::now),
+            };
+            mailbox.messages.insert(uid, message);
+            Ok(uid)
+        })
+    }
+}
+
+/// Initial buffer of an upload: its announced size, up to this (a bogus size must not
+/// allocate).
+const INITIAL_CAPACITY: u64 = 64 * 1024;
+
+/// A message being delivered to a [`MemoryStore`] piece by piece, from
+/// [`Mailstore::begin_append`]: gathered in memory (where the store keeps it anyway), and
+/// delivered at [`commit`](MessageUpload::commit). Dropping it uncommitted leaves nothing.
+pub struct MemoryUpload {
+    store: MemoryStore,
+    user: String,
+    mailbox: String,
+    length: UploadLength,
+    /// `None` once a write failed.
+    content: Option<BytesMut>,
+}
+
+impl MessageUpload for MemoryUpload {
+    async fn write(&mut self, chunk: &[u8]) -> StoreResult<()> {
+        let content = self.content.as_mut().ok_or_else(broken_upload)?;
+        if let Err(err) = self.length.add(chunk.len()) {
+            self.content = None;
+            return Err(err);
+        }
+        content.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    async fn commit(self, flags: Flags, internal_date: Option<SystemTime>) -> StoreResult<u32> {
+        let content = self.content.ok_or_else(broken_upload)?;
+        self.length.check_complete()?;
+        self.store.deliver(
+            &self.user,
+            &self.mailbox,
+            content.freeze(),
+            flags,
+            internal_date,
+        )
+    }
+}
+
+impl fmt::Debug for MemoryUpload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryUpload")
+            .field("user", &self.user)
+            .field("mailbox", &self.mailbox)
+            .field("length", &self.length)
+            .field("broken", &self.content.is_none())
+            .finish_non_exhaustive()
+    }
 }
 
 impl User {
@@ -159,6 +236,8 @@ impl fmt::Debug for MemoryStore {
 }
 
 impl Mailstore for MemoryStore {
+    type Upload = MemoryUpload;
+
     async fn ensure_user(&self, user: &str) -> StoreResult<()> {
         rules::check_user(user)?;
         let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
@@ -212,20 +291,23 @@ impl Mailstore for MemoryStore {
         flags: Flags,
         internal_date: Option<SystemTime>,
     ) -> StoreResult<u32> {
-        self.changing_mailbox(user, mailbox, |mailbox| {
-            let uid = rules::assign_uid(
-                &mut mailbox.uid_validity,
-                &mut mailbox.uid_next,
-                &mut mailbox.messages,
-            );
-            let message = Message {
-                size: rfc822_size(&content),
-                content,
-                flags,
-                internal_date: internal_date.unwrap_or_else(SystemTime::now),
-            };
-            mailbox.messages.insert(uid, message);
-            Ok(uid)
+        // Without copying the message into an upload.
+        self.deliver(user, mailbox, content, flags, internal_date)
+    }
+
+    async fn begin_append(
+        &self,
+        user: &str,
+        mailbox: &str,
+        size: u64,
+    ) -> StoreResult<MemoryUpload> {
+        self.with_mailbox(user, mailbox, |_| Ok(()))?;
+        Ok(MemoryUpload {
+            store: self.clone(),
+            user: user.to_owned(),
+            mailbox: rules::canonical_mailbox(mailbox)?,
+            length: UploadLength::new(size),
+            content: Some(BytesMut::with_capacity(size.min(INITIAL_CAPACITY) as usize)),
         })
     }
 

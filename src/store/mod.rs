@@ -1,5 +1,9 @@
 //! Mail storage shared by the IMAP and POP3 services: the [`Mailstore`] trait and its two
 //! implementations, [`Maildir`] (Maildir++ on disk, the default) and [`MemoryStore`].
+//!
+//! Messages are delivered whole ([`Mailstore::append`]) or streamed
+//! ([`Mailstore::begin_append`], then [`MessageUpload::write`] and
+//! [`MessageUpload::commit`]), so that a large upload need not be held in memory.
 
 mod flags;
 mod maildir;
@@ -13,8 +17,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 pub use flags::Flags;
-pub use maildir::Maildir;
-pub use memory::MemoryStore;
+pub use maildir::{Maildir, MaildirUpload};
+pub use memory::{MemoryStore, MemoryUpload};
 pub(crate) use watch::ChangeNotifier;
 pub use watch::MailboxWatch;
 
@@ -108,12 +112,21 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Asynchronous mail storage, shared by the IMAP and POP3 session services.
 ///
-/// Every method that changes mail (`append`, `expunge`, `set_flags`) is durable when its future
-/// resolves `Ok`: the protocol services acknowledge the client only after that, so an
-/// acknowledged APPEND or DELE survives a crash.
+/// Every method that changes mail (`append`, [`MessageUpload::commit`], `expunge`,
+/// `set_flags`) is durable when its future resolves `Ok`: the protocol services acknowledge
+/// the client only after that, so an acknowledged APPEND or DELE survives a crash.
 ///
 /// Mailbox names use `/` as the hierarchy separator; `INBOX` is case-insensitive.
+///
+/// # Implementing
+///
+/// Delivery is [`begin_append`](Self::begin_append) and its [`Upload`](Self::Upload) type;
+/// [`append`](Self::append) has a default written with them. A store with nowhere to stream
+/// to can buffer in its upload, as [`MemoryStore`] does.
 pub trait Mailstore: Send + Sync + 'static {
+    /// A message being delivered piece by piece: see [`begin_append`](Self::begin_append).
+    type Upload: MessageUpload;
+
     /// Make sure `user`'s mail tree exists, with INBOX and the special-use mailboxes
     /// (Sent, Drafts, Trash, Junk) created on first use.
     fn ensure_user(&self, user: &str) -> impl Future<Output = StoreResult<()>> + Send;
@@ -163,6 +176,11 @@ pub trait Mailstore: Send + Sync + 'static {
     }
 
     /// Deliver a message; returns its UID. Durable on `Ok`.
+    ///
+    /// `internal_date` is the IMAP INTERNALDATE; `None` means now. The default is
+    /// [`begin_append`](Self::begin_append), one [`write`](MessageUpload::write) and
+    /// [`commit`](MessageUpload::commit); stores override it only to save work for a message
+    /// already whole in memory, through the same delivery code.
     fn append(
         &self,
         user: &str,
@@ -170,7 +188,53 @@ pub trait Mailstore: Send + Sync + 'static {
         content: Bytes,
         flags: Flags,
         internal_date: Option<SystemTime>,
-    ) -> impl Future<Output = StoreResult<u32>> + Send;
+    ) -> impl Future<Output = StoreResult<u32>> + Send {
+        async move {
+            let mut upload = self
+                .begin_append(user, mailbox, content.len() as u64)
+                .await?;
+            upload.write(&content).await?;
+            upload.commit(flags, internal_date).await
+        }
+    }
+
+    /// Start delivering a message of `size` octets to `mailbox`, to be written piece by piece:
+    /// what IMAP APPEND uses, so that a large literal goes to the store as it arrives instead
+    /// of being held whole in memory.
+    ///
+    /// Fails at once, before anything is written, with [`StoreError::NoSuchMailbox`] if the
+    /// user or mailbox does not exist (IMAP then answers `NO [TRYCREATE]`) and with
+    /// [`StoreError::InvalidName`] for a name no mailbox can have.
+    ///
+    /// `size` is the message's exact length (an IMAP literal announces it): writing more fails
+    /// at once, and committing after writing fewer fails. Capping message sizes is the
+    /// caller's business, done before this is called.
+    ///
+    /// The message gets its UID, and watchers hear of it, only at
+    /// [`commit`](MessageUpload::commit); until then the mailbox is not locked, so other
+    /// sessions keep reading it and delivering to it. Dropping the upload abandons it.
+    ///
+    /// ```
+    /// use tower_mail::store::{Flags, Mailstore, MemoryStore, MessageUpload};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// store.ensure_user("alice").await?;
+    /// let mut upload = store.begin_append("alice", "INBOX", 22).await?;
+    /// for chunk in [&b"Subject: hi\r"[..], b"\n\r\n", b"Hello\r\n"] {
+    ///     upload.write(chunk).await?;
+    /// }
+    /// let uid = upload.commit(Flags::SEEN, None).await?;
+    /// assert_eq!(store.fetch("alice", "INBOX", uid).await?, &b"Subject: hi\r\n\r\nHello\r\n"[..]);
+    /// # Ok::<_, tower_mail::store::StoreError>(())
+    /// # }).unwrap();
+    /// ```
+    fn begin_append(
+        &self,
+        user: &str,
+        mailbox: &str,
+        size: u64,
+    ) -> impl Future<Output = StoreResult<Self::Upload>> + Send;
 
     /// Remove the messages with these UIDs; UIDs that are already gone are ignored.
     /// Durable on `Ok`.
@@ -235,16 +299,175 @@ pub trait Mailstore: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
+/// A message being delivered piece by piece, from [`Mailstore::begin_append`].
+///
+/// Write the message's octets in order with [`write`](Self::write), exactly as many as were
+/// announced, then [`commit`](Self::commit), which delivers the message like
+/// [`Mailstore::append`] and is as durable. Chunks may be of any size and may split a line
+/// ending anywhere; the store keeps at most a small buffer of them in memory (except stores
+/// that are in memory anyway, like [`MemoryStore`]).
+///
+/// Dropping an upload without committing it abandons it: nothing is delivered and what was
+/// stored for it is removed. A failed `write`, or a `write` future dropped before it finished,
+/// breaks the upload: later calls fail, and it can only be dropped. A failed `commit`
+/// delivered nothing; a `commit` future dropped before it finished may or may not have
+/// delivered the message, as with [`Mailstore::append`].
+pub trait MessageUpload: Send + 'static {
+    /// Add the next octets of the message.
+    fn write(&mut self, chunk: &[u8]) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Deliver the message with `flags` and `internal_date` (`None`: now); returns its UID,
+    /// the mailbox's next. Durable on `Ok`; fails if fewer octets were written than announced.
+    fn commit(
+        self,
+        flags: Flags,
+        internal_date: Option<SystemTime>,
+    ) -> impl Future<Output = StoreResult<u32>> + Send;
+}
+
+/// Keeps an upload to the length announced to [`Mailstore::begin_append`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UploadLength {
+    announced: u64,
+    written: u64,
+}
+
+impl UploadLength {
+    pub(crate) fn new(announced: u64) -> UploadLength {
+        UploadLength {
+            announced,
+            written: 0,
+        }
+    }
+
+    /// Counts `more` octets written; fails if they go past the announced length.
+    pub(crate) fn add(&mut self, more: usize) -> StoreResult<()> {
+        match self.written.checked_add(more as u64) {
+            Some(written) if written <= self.announced => {
+                self.written = written;
+                Ok(())
+            }
+            _ => Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "message longer than the {} octets announced",
+                    self.announced
+                ),
+            ))),
+        }
+    }
+
+    /// Fails unless all the announced octets were written.
+    pub(crate) fn check_complete(&self) -> StoreResult<()> {
+        if self.written == self.announced {
+            return Ok(());
+        }
+        Err(StoreError::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "message shorter than announced: {} of {} octets",
+                self.written, self.announced
+            ),
+        )))
+    }
+}
+
+/// The error of every call on an upload broken by an earlier failure.
+pub(crate) fn broken_upload() -> StoreError {
+    StoreError::Io(io::Error::other(
+        "the upload failed earlier and was abandoned",
+    ))
+}
+
 /// The RFC 822 size of `content`: its length with every bare LF counted as CRLF.
 ///
 /// ```
 /// assert_eq!(tower_mail::store::rfc822_size(b"a\nb\r\n"), 6);
 /// ```
 pub fn rfc822_size(content: &[u8]) -> u64 {
-    let bare_lf = content
-        .iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'\n' && (i == 0 || content[i - 1] != b'\r'))
-        .count();
-    (content.len() + bare_lf) as u64
+    let mut size = Rfc822Size::default();
+    size.add(content);
+    size.rfc822()
+}
+
+/// [`rfc822_size`] of a message seen in pieces, split anywhere (a CR ending one piece and the
+/// LF starting the next are one CRLF).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Rfc822Size {
+    octets: u64,
+    bare_lf: u64,
+    /// Whether the last octet seen is a CR.
+    after_cr: bool,
+}
+
+impl Rfc822Size {
+    /// Counts the next piece.
+    pub(crate) fn add(&mut self, piece: &[u8]) {
+        let Some((&first, _)) = piece.split_first() else {
+            return;
+        };
+        let first_bare = u64::from(first == b'\n' && !self.after_cr);
+        let rest_bare = piece
+            .windows(2)
+            .filter(|pair| pair[1] == b'\n' && pair[0] != b'\r')
+            .count() as u64;
+        self.bare_lf += first_bare + rest_bare;
+        self.octets += piece.len() as u64;
+        self.after_cr = piece.last() == Some(&b'\r');
+    }
+
+    /// The octets seen.
+    pub(crate) fn octets(&self) -> u64 {
+        self.octets
+    }
+
+    /// The RFC 822 size of the octets seen.
+    pub(crate) fn rfc822(&self) -> u64 {
+        self.octets + self.bare_lf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc822_size_of_pieces_is_that_of_the_whole() {
+        let messages: [&[u8]; 6] = [
+            b"",
+            b"\n",
+            b"a\r\nb\nc\r\r\n\n\rd\n",
+            b"\r\n\r\n",
+            b"\n\n\r\r\n",
+            b"Subject: x\n\nbody\r\nend",
+        ];
+        for message in messages {
+            let whole = rfc822_size(message);
+            // Every way of cutting it in three.
+            for i in 0..=message.len() {
+                for j in i..=message.len() {
+                    let mut size = Rfc822Size::default();
+                    for piece in [&message[..i], &message[i..j], &message[j..]] {
+                        size.add(piece);
+                    }
+                    assert_eq!(size.rfc822(), whole, "{message:?} cut at {i}, {j}");
+                    assert_eq!(size.octets(), message.len() as u64);
+                }
+            }
+        }
+        assert_eq!(rfc822_size(b"a\nb\r\n\n"), 8);
+        assert_eq!(rfc822_size(b"\r"), 1);
+    }
+
+    #[test]
+    fn upload_length() {
+        let mut length = UploadLength::new(5);
+        length.add(2).unwrap();
+        assert!(length.check_complete().is_err());
+        length.add(3).unwrap();
+        length.check_complete().unwrap();
+        assert!(length.add(1).is_err());
+        length.add(0).unwrap();
+        length.check_complete().unwrap();
+    }
 }

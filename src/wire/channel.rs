@@ -11,7 +11,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::{CountingIo, Line, LineReader};
 use crate::close::CloseReason;
-use crate::connection::{BoxIo, Transport};
+use crate::connection::{BoxIo, Transport, TransportSlot};
 use crate::session::Session;
 
 /// Why a wait for the client stopped without a line. The protocol service says its goodbye
@@ -24,6 +24,25 @@ pub enum Interrupted {
     Idle,
     /// The client closed the connection, or reading failed.
     Gone(CloseReason),
+    /// The client sent an overlong line that did not end within the skip bound: told
+    /// "Line too long", closed as a protocol error.
+    Unending,
+}
+
+impl Interrupted {
+    /// What the client is told and why the session ends; `Err` with the reason when the
+    /// client is gone and can be told nothing.
+    pub fn into_goodbye(self) -> Result<(String, CloseReason), CloseReason> {
+        let reason = match self {
+            Interrupted::Gone(reason) => return Err(reason),
+            Interrupted::Unending => {
+                return Ok(("Line too long".to_owned(), CloseReason::ProtocolErrors));
+            }
+            Interrupted::Idle => CloseReason::IdleTimeout,
+            Interrupted::Ending(reason) => reason,
+        };
+        Ok((reason.goodbye().to_owned(), reason))
+    }
 }
 
 /// One client's byte stream with its read buffer and reply buffer.
@@ -38,6 +57,17 @@ pub struct Channel {
     session: Arc<Session>,
     idle_timeout: Duration,
     starttls: Option<TlsAcceptor>,
+    /// Where the stream goes back if the channel is dropped before [`shutdown`]
+    /// (Channel::shutdown): the server then says goodbye for the session.
+    home: Option<Arc<TransportSlot>>,
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        if let Some(home) = self.home.take() {
+            home.put_back(self.take_io().into_inner());
+        }
+    }
 }
 
 impl Channel {
@@ -56,6 +86,7 @@ impl Channel {
             session,
             idle_timeout,
             starttls: transport.starttls,
+            home: transport.home,
         }
     }
 
@@ -86,6 +117,7 @@ impl Channel {
             Err(_elapsed) => Err(Interrupted::Idle),
             Ok(Err(err)) => Err(Interrupted::Gone(CloseReason::from_io(&err))),
             Ok(Ok(Line::Eof)) => Err(Interrupted::Gone(CloseReason::ClientClosed)),
+            Ok(Ok(Line::Unending)) => Err(Interrupted::Unending),
             Ok(Ok(Line::TooLong)) => Ok(None),
             Ok(Ok(Line::Complete(line))) => Ok(Some(line)),
         }
@@ -154,11 +186,7 @@ impl Channel {
             return Err(CloseReason::Io(std::io::ErrorKind::Unsupported));
         };
         self.reader.discard_buffered();
-        let placeholder: BoxIo = Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()));
-        let plain = std::mem::replace(
-            &mut self.io,
-            CountingIo::new(placeholder, self.session.clone()),
-        );
+        let plain = self.take_io();
         let tls = crate::tls::handshake(
             &acceptor,
             plain.into_inner(),
@@ -172,8 +200,19 @@ impl Channel {
         Ok(())
     }
 
-    /// Close the connection: best effort, the client may already be gone.
+    /// Close the connection: best effort, the client may already be gone. The session ended
+    /// on its own, so the stream is not given back for a goodbye.
     pub async fn shutdown(&mut self) {
+        self.home = None;
         let _ = self.io.shutdown().await;
+    }
+
+    /// The stream, leaving a placeholder that reads nothing and swallows writes.
+    fn take_io(&mut self) -> CountingIo<BoxIo> {
+        let placeholder: BoxIo = Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()));
+        std::mem::replace(
+            &mut self.io,
+            CountingIo::new(placeholder, self.session.clone()),
+        )
     }
 }

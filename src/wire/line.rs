@@ -14,21 +14,31 @@ const KEEP_CAPACITY: usize = 4096;
 /// an IMAP tag and command name.
 const HEAD_LEN: usize = 64;
 
+/// How much of one overlong line is skipped, after it was answered, before the reader gives
+/// up on the client: a line this long is no mistake, and skipping costs a read per buffer.
+const MAX_DISCARD: usize = 1024 * 1024;
+
 /// One line read from the client.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line {
     /// A complete line, without its CRLF (or bare LF).
     Complete(Bytes),
-    /// A line longer than the cap; it was read and discarded up to its end.
+    /// The line passed the cap. Reported as soon as it does, not when its end arrives, so the
+    /// client can be answered at once; the next read skips the rest of it first.
     TooLong,
     /// The client closed its side; any partial line is dropped.
     Eof,
+    /// An overlong line went on for more than 1 MiB past its answer: the client is not
+    /// speaking the protocol, and the session should end.
+    Unending,
 }
 
 /// Splits a byte stream into lines of at most `max_len` bytes.
 ///
 /// The buffer starts empty and grows in small steps only while a line is arriving, so an idle
-/// connection holds no read buffer.
+/// connection holds no read buffer. A line over the cap is reported
+/// ([`Line::TooLong`]) the moment it passes the cap; what follows of it is skipped by the
+/// next read, under a bound ([`Line::Unending`] after 1 MiB skipped).
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -46,6 +56,10 @@ pub struct LineReader {
     max_len: usize,
     /// The start of the last overlong line, until taken.
     head: Bytes,
+    /// Bytes of an overlong line skipped so far, while its end has not arrived. A field, not a
+    /// local, so that a read cancelled mid-skip (an IDLE wake-up) resumes skipping instead of
+    /// reading the rest of the long line as a new command.
+    skipping: Option<usize>,
 }
 
 impl LineReader {
@@ -55,6 +69,7 @@ impl LineReader {
             buf: BytesMut::new(),
             max_len,
             head: Bytes::new(),
+            skipping: None,
         }
     }
 
@@ -83,23 +98,36 @@ impl LineReader {
     /// command must never be read as if they came over TLS (RFC 9051 section 6.2.1, RFC 2595).
     pub fn discard_buffered(&mut self) {
         self.buf = BytesMut::new();
+        self.skipping = None;
     }
 
-    /// Read the next line. Cancel-safe: a cancelled read keeps what arrived for the next call.
+    /// Read the next line. Cancel-safe: a cancelled read keeps what arrived, and whether it
+    /// was skipping an overlong line, for the next call.
     pub async fn read_line<R: AsyncRead + Unpin + ?Sized>(
         &mut self,
         io: &mut R,
     ) -> std::io::Result<Line> {
-        let mut scanned = 0;
-        let mut discarding = false;
         loop {
-            if let Some(pos) = memchr_lf(&self.buf[scanned..]) {
-                let end = scanned + pos;
-                if discarding {
-                    self.buf.advance(end + 1);
-                    self.release_if_large();
-                    return Ok(Line::TooLong);
+            if let Some(skipped) = self.skipping {
+                match memchr_lf(&self.buf) {
+                    Some(pos) => {
+                        self.buf.advance(pos + 1);
+                        self.skipping = None;
+                        self.release_if_large();
+                        continue;
+                    }
+                    None => {
+                        let skipped = skipped + self.buf.len();
+                        if skipped > MAX_DISCARD {
+                            self.skipping = None;
+                            self.buf = BytesMut::new();
+                            return Ok(Line::Unending);
+                        }
+                        self.skipping = Some(skipped);
+                        self.buf.clear();
+                    }
                 }
+            } else if let Some(end) = memchr_lf(&self.buf) {
                 let mut line = self.buf.split_to(end + 1);
                 line.truncate(end);
                 if line.last() == Some(&b'\r') {
@@ -111,20 +139,16 @@ impl LineReader {
                     return Ok(Line::TooLong);
                 }
                 return Ok(Line::Complete(line.freeze()));
-            }
-            scanned = self.buf.len();
-            // +1 leaves room for the CR of CRLF.
-            if scanned > self.max_len + 1 {
-                // Too long already: drop what we have and skip to the end of the line, keeping
-                // memory bounded whatever the client sends.
-                if !discarding {
-                    self.head = Bytes::copy_from_slice(&self.buf[..HEAD_LEN.min(self.buf.len())]);
-                }
-                discarding = true;
+            } else if self.buf.len() > self.max_len + 1 {
+                // +1 leaves room for the CR of CRLF. Answer now; drop what we have and skip
+                // the rest, keeping memory bounded whatever the client sends.
+                self.head = Bytes::copy_from_slice(&self.buf[..HEAD_LEN.min(self.buf.len())]);
+                self.skipping = Some(self.buf.len());
                 self.buf.clear();
-                scanned = 0;
+                return Ok(Line::TooLong);
             }
-            let room_left = self.max_len + 2 - scanned.min(self.max_len + 1);
+            let filled = self.buf.len().min(self.max_len + 1);
+            let room_left = self.max_len + 2 - filled;
             self.buf
                 .reserve(self.buf.len().max(FIRST_CHUNK).min(room_left.max(1)));
             if io.read_buf(&mut self.buf).await? == 0 {
@@ -163,6 +187,8 @@ fn memchr_lf(haystack: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncWriteExt;
+
     use super::*;
 
     async fn lines(input: &[u8], max: usize) -> Vec<Line> {
@@ -177,6 +203,55 @@ mod tests {
                 return out;
             }
         }
+    }
+
+    #[tokio::test]
+    async fn an_overlong_line_is_reported_before_its_end_arrives() {
+        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+        let mut reader = LineReader::new(100);
+        client.write_all(&[b'x'; 5000]).await.unwrap();
+        // No LF has been sent: the answer must not wait for one.
+        assert_eq!(reader.read_line(&mut server).await.unwrap(), Line::TooLong);
+        client.write_all(&[b'y'; 5000]).await.unwrap();
+        client.write_all(b"\r\nNOOP\r\n").await.unwrap();
+        assert_eq!(
+            reader.read_line(&mut server).await.unwrap(),
+            Line::Complete("NOOP".into()),
+            "the rest of the long line is skipped, not read as a command"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_read_keeps_skipping_the_overlong_line() {
+        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+        let mut reader = LineReader::new(100);
+        client.write_all(&[b'x'; 500]).await.unwrap();
+        assert_eq!(reader.read_line(&mut server).await.unwrap(), Line::TooLong);
+        client.write_all(b"DONE with this part ").await.unwrap();
+        // An IDLE wake-up cancels the read while the long line is still arriving.
+        let cancelled = tokio::time::timeout(
+            std::time::Duration::from_millis(1),
+            reader.read_line(&mut server),
+        )
+        .await;
+        assert!(cancelled.is_err(), "no line is complete yet");
+        client.write_all(b"DONE\r\nDONE\r\n").await.unwrap();
+        assert_eq!(
+            reader.read_line(&mut server).await.unwrap(),
+            Line::Complete("DONE".into()),
+            "the tail of the long line is not a command"
+        );
+        drop(client);
+        assert_eq!(reader.read_line(&mut server).await.unwrap(), Line::Eof);
+    }
+
+    #[tokio::test]
+    async fn skipping_is_bounded() {
+        let input = vec![b'x'; MAX_DISCARD + 10_000];
+        let mut reader = LineReader::new(100);
+        let mut io = &input[..];
+        assert_eq!(reader.read_line(&mut io).await.unwrap(), Line::TooLong);
+        assert_eq!(reader.read_line(&mut io).await.unwrap(), Line::Unending);
     }
 
     #[tokio::test]

@@ -67,8 +67,10 @@ impl CloseHook for LogClose {
                 protocol = session.protocol().as_str(),
                 remote_addr = %session.remote_addr(),
                 layer = reject.layer(),
-                message = reject.message(),
-                "connection refused"
+                // The event's own message is the refusal text: a `message` field beside it
+                // would give JSON lines the key twice.
+                "{}",
+                reject.message()
             );
             return;
         }

@@ -27,7 +27,7 @@ async fn login(users: &PasswdFile, user: &str, password: &str) -> Result<User, A
 }
 
 fn ok(name: &str) -> Result<User, AuthError> {
-    Ok(User { name: name.into() })
+    Ok(User::new(name))
 }
 
 const INVALID: Result<User, AuthError> = Err(AuthError::InvalidCredentials);

@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::store::{Flags, INBOX, MailboxInfo, Mailstore, StoreError};
+use crate::store::{
+    Flags, INBOX, MailboxInfo, Mailstore, MessageUpload, StoreError, StoreResult, rfc822_size,
+};
 
 /// Declares one `#[tokio::test]` per behaviour, each on a fresh store from `$make`, which
 /// yields `(store, guard)`: the guard (a temporary directory, say) lives as long as the test.
@@ -24,6 +26,12 @@ macro_rules! conformance_tests {
             delete_keeps_children,
             recreated_mailbox_gets_new_uid_validity,
             subscriptions,
+            streamed_append_in_odd_chunks,
+            streamed_append_gets_its_uid_at_commit,
+            abandoned_upload_leaves_nothing,
+            upload_length_is_kept,
+            begin_append_fails_fast,
+            watch_sees_streamed_append,
         );
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn concurrent_appends_get_distinct_uids() {
@@ -545,4 +553,294 @@ pub(crate) async fn concurrent_appends<S: Mailstore + Clone>(store: S) {
     for (uid, content) in appended {
         assert_eq!(store.fetch(USER, INBOX, uid).await.unwrap(), content);
     }
+}
+
+/// A message of about `len` octets mixing CRLF, bare LF and lone CR line endings, and binary.
+pub(crate) fn mixed_message(len: usize) -> Vec<u8> {
+    let mut message = b"Subject: streamed\r\nX-Bare: lf\n\r\n".to_vec();
+    let endings: [&[u8]; 5] = [b"\r\n", b"\n", b"\r", b"\n\n", b"\r\r\n"];
+    let mut line = 0usize;
+    while message.len() < len {
+        message.extend(format!("line {line} ").bytes());
+        message.extend((0..line % 97).map(|i| (i * 7 + line) as u8));
+        message.extend_from_slice(endings[line % endings.len()]);
+        line += 1;
+    }
+    message
+}
+
+/// Chunk sizes that cut lines (and CRLFs) everywhere, and cross the 64 KiB buffer of
+/// [`Maildir`](crate::store::Maildir)'s uploads.
+const CHUNK_SIZES: [usize; 14] = [
+    1, 2, 3, 5, 7, 13, 64, 1000, 4093, 8192, 65535, 65536, 65537, 100_000,
+];
+
+/// Streams `content` to `mailbox` in chunks of [`CHUNK_SIZES`], starting at `first` of them.
+async fn upload<S: Mailstore>(
+    store: &S,
+    mailbox: &str,
+    content: &[u8],
+    first: usize,
+) -> StoreResult<S::Upload> {
+    let mut upload = store
+        .begin_append(USER, mailbox, content.len() as u64)
+        .await?;
+    let mut rest = content;
+    for &size in CHUNK_SIZES.iter().cycle().skip(first) {
+        if rest.is_empty() {
+            break;
+        }
+        let (chunk, after) = rest.split_at(size.min(rest.len()));
+        upload.write(chunk).await?;
+        rest = after;
+    }
+    Ok(upload)
+}
+
+pub(crate) async fn streamed_append_in_odd_chunks(store: &impl Mailstore) {
+    store.ensure_user(USER).await.unwrap();
+    let delivered = date(1_650_000_000);
+    let mut messages = vec![
+        mixed_message(300 * 1024),
+        mixed_message(70 * 1024),
+        mixed_message(1000),
+        Vec::new(),
+        b"\n".to_vec(),
+    ];
+    for (first, content) in messages.iter().enumerate() {
+        let uid = upload(store, INBOX, content, first)
+            .await
+            .unwrap()
+            .commit(Flags::SEEN, Some(delivered))
+            .await
+            .unwrap();
+        assert_eq!(store.fetch(USER, INBOX, uid).await.unwrap(), &content[..]);
+        let snapshot = store.snapshot(USER, INBOX).await.unwrap();
+        let meta = snapshot.messages.iter().find(|m| m.uid == uid).unwrap();
+        assert_eq!(meta.size, rfc822_size(content), "message {first}");
+        assert_eq!(meta.internal_date, delivered);
+    }
+
+    // CR and LF of one CRLF in different chunks, bare LFs at chunk starts and ends.
+    let chunks: [&[u8]; 9] = [
+        b"Subject: split\r",
+        b"\n",
+        b"\n",
+        b"body\r",
+        b"\nbare\n",
+        b"\r",
+        b"lone CR\r",
+        b"\r\n",
+        b"\nend",
+    ];
+    let whole = chunks.concat();
+    let mut upload = store
+        .begin_append(USER, INBOX, whole.len() as u64)
+        .await
+        .unwrap();
+    for chunk in chunks {
+        upload.write(chunk).await.unwrap();
+        upload.write(b"").await.unwrap();
+    }
+    let uid = upload.commit(Flags::EMPTY, None).await.unwrap();
+    assert_eq!(store.fetch(USER, INBOX, uid).await.unwrap(), whole);
+    let snapshot = store.snapshot(USER, INBOX).await.unwrap();
+    let meta = snapshot.messages.last().unwrap();
+    assert_eq!((meta.uid, meta.size), (uid, rfc822_size(&whole)));
+    assert_eq!(meta.size, whole.len() as u64 + 3);
+    messages.push(whole);
+
+    // The same as delivered whole.
+    for content in &messages {
+        let uid = store
+            .append(
+                USER,
+                "Sent",
+                Bytes::from(content.clone()),
+                Flags::EMPTY,
+                None,
+            )
+            .await
+            .unwrap();
+        let snapshot = store.snapshot(USER, "Sent").await.unwrap();
+        assert_eq!(snapshot.messages.last().unwrap().size, rfc822_size(content));
+        assert_eq!(store.fetch(USER, "Sent", uid).await.unwrap(), &content[..]);
+    }
+}
+
+pub(crate) async fn streamed_append_gets_its_uid_at_commit(store: &impl Mailstore) {
+    store.ensure_user(USER).await.unwrap();
+    let first = append(store, INBOX, b"first\r\n").await;
+    let content = mixed_message(200 * 1024);
+    let delivered = date(1_600_000_000);
+    let pending = upload(store, INBOX, &content, 3).await.unwrap();
+
+    // Meanwhile the mailbox is usable, and the upload is not in it.
+    let before = store.snapshot(USER, INBOX).await.unwrap();
+    assert_eq!(before.messages.len(), 1);
+    assert_eq!(before.uid_next, first + 1);
+    let second = append(store, INBOX, b"second\r\n").await;
+    assert_eq!(second, first + 1);
+
+    let flags = Flags::FLAGGED | Flags::ANSWERED;
+    let uid = pending.commit(flags, Some(delivered)).await.unwrap();
+    assert_eq!(uid, second + 1);
+    let snapshot = store.snapshot(USER, INBOX).await.unwrap();
+    assert_eq!(snapshot.uid_next, uid + 1);
+    assert_eq!(snapshot.uid_validity, before.uid_validity);
+    let uids: Vec<u32> = snapshot.messages.iter().map(|m| m.uid).collect();
+    assert_eq!(uids, [first, second, uid]);
+    let meta = &snapshot.messages[2];
+    assert_eq!(meta.flags, flags);
+    assert_eq!(meta.internal_date, delivered);
+    assert_eq!(meta.size, rfc822_size(&content));
+    assert_eq!(store.fetch(USER, INBOX, uid).await.unwrap(), content);
+
+    // Without a date: now.
+    let before = SystemTime::now() - Duration::from_secs(60);
+    let uid = upload(store, "Drafts", b"draft\r\n", 0)
+        .await
+        .unwrap()
+        .commit(Flags::DRAFT, None)
+        .await
+        .unwrap();
+    let snapshot = store.snapshot(USER, "Drafts").await.unwrap();
+    assert_eq!(snapshot.messages[0].uid, uid);
+    assert_eq!(snapshot.messages[0].flags, Flags::DRAFT);
+    assert!(snapshot.messages[0].internal_date > before);
+}
+
+pub(crate) async fn abandoned_upload_leaves_nothing(store: &impl Mailstore) {
+    store.ensure_user(USER).await.unwrap();
+    let content = mixed_message(150 * 1024);
+    let before = store.snapshot(USER, INBOX).await.unwrap();
+
+    // Dropped halfway, dropped complete, dropped before any write.
+    let half = upload(store, INBOX, &content[..content.len() / 2], 0)
+        .await
+        .unwrap();
+    drop(half);
+    let mut full = store
+        .begin_append(USER, INBOX, content.len() as u64)
+        .await
+        .unwrap();
+    full.write(&content).await.unwrap();
+    drop(full);
+    drop(store.begin_append(USER, INBOX, 10).await.unwrap());
+    assert_eq!(store.snapshot(USER, INBOX).await.unwrap(), before);
+
+    // The next delivery gets the UID the abandoned ones never had.
+    let uid = append(store, INBOX, b"kept\r\n").await;
+    assert_eq!(uid, before.uid_next);
+}
+
+pub(crate) async fn upload_length_is_kept(store: &impl Mailstore) {
+    store.ensure_user(USER).await.unwrap();
+    let before = store.snapshot(USER, INBOX).await.unwrap();
+
+    // Committing fewer octets than announced delivers nothing.
+    let mut short = store.begin_append(USER, INBOX, 10).await.unwrap();
+    short.write(b"12345").await.unwrap();
+    assert!(matches!(
+        short.commit(Flags::EMPTY, None).await,
+        Err(StoreError::Io(_))
+    ));
+
+    // Writing more fails at once and breaks the upload.
+    let mut long = store.begin_append(USER, INBOX, 4).await.unwrap();
+    long.write(b"123").await.unwrap();
+    assert!(matches!(long.write(b"45").await, Err(StoreError::Io(_))));
+    assert!(matches!(long.write(b"4").await, Err(StoreError::Io(_))));
+    assert!(matches!(
+        long.commit(Flags::EMPTY, None).await,
+        Err(StoreError::Io(_))
+    ));
+    assert_eq!(store.snapshot(USER, INBOX).await.unwrap(), before);
+}
+
+pub(crate) async fn begin_append_fails_fast(store: &impl Mailstore) {
+    let no_mailbox =
+        |result: Result<_, StoreError>| matches!(result, Err(StoreError::NoSuchMailbox));
+    assert!(no_mailbox(
+        store.begin_append("nobody", INBOX, 1).await.map(drop)
+    ));
+    store.ensure_user(USER).await.unwrap();
+    assert!(no_mailbox(
+        store.begin_append(USER, "Nope", 1).await.map(drop)
+    ));
+    assert!(no_mailbox(
+        store.begin_append(USER, "Nope/Child", 1).await.map(drop)
+    ));
+    for bad in ["", "a//b", "..", "a*"] {
+        let begun = store.begin_append(USER, bad, 1).await.map(drop);
+        assert!(matches!(begun, Err(StoreError::InvalidName)), "{bad:?}");
+    }
+    let begun = store.begin_append(".hidden", INBOX, 1).await.map(drop);
+    assert!(matches!(begun, Err(StoreError::InvalidName)));
+
+    // A mailbox that goes away during the upload takes the message with it.
+    store.create_mailbox(USER, "Gone").await.unwrap();
+    let mut upload = store.begin_append(USER, "Gone", 3).await.unwrap();
+    upload.write(b"abc").await.unwrap();
+    store.delete_mailbox(USER, "Gone").await.unwrap();
+    assert!(no_mailbox(
+        upload.commit(Flags::EMPTY, None).await.map(drop)
+    ));
+    store.create_mailbox(USER, "Moved").await.unwrap();
+    let mut upload = store.begin_append(USER, "Moved", 3).await.unwrap();
+    upload.write(b"abc").await.unwrap();
+    store.rename_mailbox(USER, "Moved", "Away").await.unwrap();
+    assert!(no_mailbox(
+        upload.commit(Flags::EMPTY, None).await.map(drop)
+    ));
+    assert!(
+        store
+            .snapshot(USER, "Away")
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+
+    // Case-insensitive INBOX, as everywhere.
+    let uid = upload_commit(store, "inbox", b"x\r\n").await;
+    assert_eq!(
+        store.snapshot(USER, INBOX).await.unwrap().messages[0].uid,
+        uid
+    );
+}
+
+async fn upload_commit(store: &impl Mailstore, mailbox: &str, content: &[u8]) -> u32 {
+    upload(store, mailbox, content, 0)
+        .await
+        .unwrap()
+        .commit(Flags::EMPTY, None)
+        .await
+        .unwrap()
+}
+
+pub(crate) async fn watch_sees_streamed_append(store: &impl Mailstore) {
+    store.ensure_user(USER).await.unwrap();
+    let mut watch = store.watch(USER, INBOX);
+    let mut other = store.watch(USER, "Sent");
+    let content = mixed_message(100 * 1024);
+    let upload = upload(store, INBOX, &content, 5).await.unwrap();
+    let quiet = Duration::from_millis(50);
+    assert!(
+        tokio::time::timeout(quiet, watch.changed()).await.is_err(),
+        "nothing to see before the commit"
+    );
+    let uid = upload.commit(Flags::EMPTY, None).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), watch.changed())
+        .await
+        .expect("the commit wakes the watch");
+    assert!(tokio::time::timeout(quiet, other.changed()).await.is_err());
+    assert_eq!(
+        store.snapshot(USER, INBOX).await.unwrap().messages[0].uid,
+        uid
+    );
+
+    // An abandoned upload is no change.
+    drop(store.begin_append(USER, INBOX, 1).await.unwrap());
+    assert!(tokio::time::timeout(quiet, watch.changed()).await.is_err());
 }

@@ -88,7 +88,12 @@ pub(super) fn unique_token() -> String {
 
 /// A base for a new message of `size` bytes and the given RFC 822 size.
 pub(super) fn unique_base(size: u64, rfc822_size: u64) -> String {
-    format!("{},S={size},W={rfc822_size}", unique_token())
+    base_with_sizes(&unique_token(), size, rfc822_size)
+}
+
+/// The base of a message named `token` (from [`unique_token`]) once its sizes are known.
+pub(super) fn base_with_sizes(token: &str, size: u64, rfc822_size: u64) -> String {
+    format!("{token},S={size},W={rfc822_size}")
 }
 
 /// The host name, escaped as Maildir requires (`/` and `:` would break the name; `,` would

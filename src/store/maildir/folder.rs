@@ -2,10 +2,12 @@
 //! `snapshot`, `fetch`, `append`, `set_flags` and `expunge`.
 //!
 //! The caller holds the folder's lock and passes its [`FolderCache`], so nothing here races
-//! with another operation of this process on the same folder.
+//! with another operation of this process on the same folder; except [`TmpMessage`], a
+//! message being written to `tmp/`, which is private to its writer until [`deliver`] takes
+//! the lock.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -14,7 +16,9 @@ use super::durable;
 use super::filename;
 use super::listing::{DirTimes, Listing};
 use super::uidlist::{self, Loaded, UidList};
-use crate::store::{Flags, MailboxSnapshot, MessageMeta, StoreError, StoreResult, rfc822_size};
+use crate::store::{
+    Flags, MailboxSnapshot, MessageMeta, Rfc822Size, StoreError, StoreResult, rfc822_size,
+};
 
 /// The paths of one folder.
 pub(super) struct Folder {
@@ -484,29 +488,73 @@ pub(super) fn fetch_many(
     })
 }
 
-/// Delivers a message: written to `tmp/` and synced, renamed into `cur/` and the directory
-/// synced, and only then given a UID in the (synced) UID list: once this returns, the message
-/// and its UID survive a crash.
-pub(super) fn append(
-    folder: &Folder,
-    cache: &mut FolderCache,
-    content: &[u8],
-    flags: Flags,
-    internal_date: Option<SystemTime>,
-) -> StoreResult<u32> {
-    with_state(folder, cache, |state| {
-        state.listing.forget();
-        let size = content.len() as u64;
-        let rfc822 = rfc822_size(content);
+/// A file in `tmp/` that is removed when this is dropped, unless [`kept`](Self::keep): so a
+/// delivery that fails, or is abandoned or cancelled at any point, leaves nothing behind.
+///
+/// The removal is a plain `remove_file`, also when the drop happens on an async worker (an
+/// upload the client abandoned): one unlink in a local directory, not synced (a leftover in
+/// `tmp/` after a crash is harmless: no reader lists `tmp/`), is as cheap as the `close` that
+/// dropping the file does anyway, and unlike a task spawned for it, it is done when the drop
+/// returns, also at runtime shutdown.
+struct TmpFile {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl TmpFile {
+    fn new(path: PathBuf) -> TmpFile {
+        TmpFile { path, kept: false }
+    }
+
+    /// The file was moved away: nothing to remove.
+    fn keep(&mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        if let Err(err) = fs::remove_file(&self.path)
+            && err.kind() != io::ErrorKind::NotFound
+        {
+            let file = self.path.display();
+            tracing::warn!(%file, error = %err, "abandoned message not removed");
+        }
+    }
+}
+
+/// A message being written to `tmp/`: the first half of a delivery, done without the
+/// folder's lock. [`finish`](Self::finish) syncs it, and [`deliver`] moves it into `cur/`.
+pub(super) struct TmpMessage {
+    file: File,
+    tmp: TmpFile,
+    /// The file's name in `tmp/`, a [`filename::unique_token`]: the base in `cur/` adds the
+    /// sizes, known only at the end.
+    token: String,
+    size: Rfc822Size,
+}
+
+impl TmpMessage {
+    /// Creates an empty message file in the folder's `tmp/`, failing with `NoSuchMailbox` if
+    /// the folder does not exist.
+    pub(super) fn create(folder: &Folder) -> StoreResult<TmpMessage> {
+        folder.check_exists()?;
         let tmp = folder.tmp();
-        let (base, mut file) = loop {
-            let base = filename::unique_base(size, rfc822);
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(tmp.join(&base))
-            {
-                Ok(file) => break (base, file),
+        loop {
+            let token = filename::unique_token();
+            let path = tmp.join(&token);
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => {
+                    return Ok(TmpMessage {
+                        file,
+                        tmp: TmpFile::new(path),
+                        token,
+                        size: Rfc822Size::default(),
+                    });
+                }
                 // Names are unique per process; this is another process's file.
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {
@@ -516,23 +564,64 @@ pub(super) fn append(
                 }
                 Err(err) => return Err(err.into()),
             }
-        };
-        let tmp_path = tmp.join(&base);
+        }
+    }
+
+    /// Appends `data` to the file, counting its RFC 822 size.
+    pub(super) fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all(data)?;
+        self.size.add(data);
+        Ok(())
+    }
+
+    /// Sets the INTERNALDATE (the file's mtime) and syncs the file: ready for [`deliver`].
+    pub(super) fn finish(self, internal_date: Option<SystemTime>) -> io::Result<Written> {
+        if let Some(date) = internal_date {
+            self.file.set_modified(date)?;
+        }
+        self.file.sync_all()?;
+        Ok(Written {
+            tmp: self.tmp,
+            token: self.token,
+            size: self.size.octets(),
+            rfc822: self.size.rfc822(),
+        })
+    }
+}
+
+/// A message written and synced in `tmp/`, waiting for [`deliver`]; removed if dropped.
+pub(super) struct Written {
+    tmp: TmpFile,
+    token: String,
+    size: u64,
+    rfc822: u64,
+}
+
+/// Delivers a message [written](TmpMessage::finish) to `tmp/`: renamed into `cur/` (named
+/// with its sizes and `flags`) and the directory synced, and only then given a UID in the
+/// (synced) UID list: once this returns, the message and its UID survive a crash. On failure
+/// the message is removed: nothing was delivered.
+pub(super) fn deliver(
+    folder: &Folder,
+    cache: &mut FolderCache,
+    mut written: Written,
+    flags: Flags,
+) -> StoreResult<u32> {
+    with_state(folder, cache, |state| {
+        state.listing.forget();
+        let base = filename::base_with_sizes(&written.token, written.size, written.rfc822);
         let name = filename::full_name(&base, &filename::info_letters(None, flags));
         let cur_path = folder.cur().join(&name);
-        let written = (|| {
-            file.write_all(content)?;
-            // INTERNALDATE is the file's mtime.
-            if let Some(date) = internal_date {
-                file.set_modified(date)?;
+        if let Err(err) = fs::rename(&written.tmp.path, &cur_path) {
+            if err.kind() == io::ErrorKind::NotFound {
+                // The mailbox was deleted or renamed away while the message was written.
+                folder.check_exists()?;
             }
-            file.sync_all()?;
-            drop(file);
-            fs::rename(&tmp_path, &cur_path)?;
-            durable::sync_dir(&folder.cur())
-        })();
-        if let Err(err) = written {
-            let _ = fs::remove_file(&tmp_path);
+            return Err(err.into());
+        }
+        written.tmp.keep();
+        if let Err(err) = durable::sync_dir(&folder.cur()) {
+            let _ = fs::remove_file(&cur_path);
             return Err(err.into());
         }
         let validity = state.list.uid_validity;

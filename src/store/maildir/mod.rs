@@ -7,6 +7,7 @@ mod listing;
 pub(crate) mod rules;
 mod tree;
 mod uidlist;
+mod upload;
 
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -23,7 +24,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use tokio::sync::Mutex as AsyncMutex;
 
-use self::folder::{Folder, FolderCache};
+use self::folder::{Folder, FolderCache, TmpMessage, Written};
+pub use self::upload::MaildirUpload;
 use super::{
     ChangeNotifier, Flags, INBOX, MailboxInfo, MailboxSnapshot, MailboxWatch, Mailstore,
     StoreError, StoreResult,
@@ -50,7 +52,9 @@ use super::{
 ///
 /// `append`, `set_flags` and `expunge` sync files and directories before resolving. Clones
 /// share one set of per-folder locks, so the sessions of one process never race on a folder;
-/// the blocking file work runs on tokio's blocking pool. Several *processes* serving the same
+/// the blocking file work runs on tokio's blocking pool. A delivery writes and syncs its file
+/// in `tmp/` before it takes the folder's lock, so a large or slow upload
+/// ([`MaildirUpload`]) holds up nobody else. Several *processes* serving the same
 /// tree at once are not supported (the UID list is not locked across processes), though
 /// external deliveries into `new/` are.
 ///
@@ -131,6 +135,13 @@ impl Maildir {
         Ok(self.inner.root.join(user))
     }
 
+    /// The directory of `mailbox` of `user`.
+    fn folder_dir(&self, user: &str, mailbox: &str) -> StoreResult<PathBuf> {
+        let user_dir = self.user_dir(user)?;
+        let mailbox = rules::canonical_mailbox(mailbox)?;
+        Ok(tree::folder_dir(&user_dir, &mailbox))
+    }
+
     /// Runs `op` on a folder, under its lock, on the blocking pool.
     async fn on_folder<T: Send + 'static>(
         &self,
@@ -138,9 +149,7 @@ impl Maildir {
         mailbox: &str,
         op: impl FnOnce(&Folder, &mut FolderCache) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let user_dir = self.user_dir(user)?;
-        let mailbox = rules::canonical_mailbox(mailbox)?;
-        let dir = tree::folder_dir(&user_dir, &mailbox);
+        let dir = self.folder_dir(user, mailbox)?;
         let mut cache = self.inner.folders.get(&dir).lock_owned().await;
         // The guard moves into the task: if the caller gives up waiting, the lock is still
         // held until the file work is done.
@@ -161,6 +170,21 @@ impl Maildir {
             self.inner.changes.notify(user, &mailbox);
         }
         result
+    }
+
+    /// Delivers a message written to the folder's `tmp/`: the end of every delivery, whole
+    /// or streamed.
+    async fn deliver(
+        &self,
+        user: &str,
+        mailbox: &str,
+        written: Written,
+        flags: Flags,
+    ) -> StoreResult<u32> {
+        self.on_folder_changing(user, mailbox, move |folder, cache| {
+            folder::deliver(folder, cache, written, flags)
+        })
+        .await
     }
 
     /// Runs `op` on a user's tree, under the tree lock, on the blocking pool.
@@ -232,6 +256,8 @@ impl<T: Default> LockRegistry<T> {
 }
 
 impl Mailstore for Maildir {
+    type Upload = MaildirUpload;
+
     async fn ensure_user(&self, user: &str) -> StoreResult<()> {
         let root = self.inner.root.clone();
         self.on_tree(user, move |user_dir| {
@@ -281,10 +307,33 @@ impl Mailstore for Maildir {
         flags: Flags,
         internal_date: Option<SystemTime>,
     ) -> StoreResult<u32> {
-        self.on_folder_changing(user, mailbox, move |folder, cache| {
-            folder::append(folder, cache, &content, flags, internal_date)
+        // As an upload would, in one trip to the blocking pool instead of a buffer's worth.
+        let folder = Folder::new(self.folder_dir(user, mailbox)?);
+        let written = blocking(move || {
+            let mut message = TmpMessage::create(&folder)?;
+            message.write(&content)?;
+            Ok(message.finish(internal_date)?)
         })
-        .await
+        .await?;
+        self.deliver(user, mailbox, written, flags).await
+    }
+
+    async fn begin_append(
+        &self,
+        user: &str,
+        mailbox: &str,
+        size: u64,
+    ) -> StoreResult<MaildirUpload> {
+        let canonical = rules::canonical_mailbox(mailbox)?;
+        let folder = Folder::new(self.folder_dir(user, &canonical)?);
+        let message = blocking(move || TmpMessage::create(&folder)).await?;
+        Ok(MaildirUpload::new(
+            self.clone(),
+            user,
+            canonical,
+            size,
+            message,
+        ))
     }
 
     async fn expunge(&self, user: &str, mailbox: &str, uids: &[u32]) -> StoreResult<()> {

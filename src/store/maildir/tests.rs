@@ -10,8 +10,9 @@ use bytes::Bytes;
 use tempfile::TempDir;
 
 use super::Maildir;
-use super::conformance::conformance_tests;
-use crate::store::{Flags, INBOX, Mailstore, StoreError, rfc822_size};
+use super::conformance::{conformance_tests, mixed_message};
+use super::upload::BUFFER_SIZE;
+use crate::store::{Flags, INBOX, Mailstore, MessageUpload, StoreError, rfc822_size};
 
 conformance_tests!(store());
 
@@ -505,4 +506,157 @@ async fn unchanged_settled_folders_are_not_listed_again() {
     store.expunge(USER, INBOX, &[uid]).await.unwrap();
     set_dir_time(&cur, hour_ago);
     assert_eq!(store.snapshot(USER, INBOX).await.unwrap().messages.len(), 2);
+}
+
+/// The one file in a folder's `tmp/` and its length.
+fn tmp_file(user_dir: &Path) -> (PathBuf, u64) {
+    let names = files(&user_dir.join("tmp"));
+    assert_eq!(names.len(), 1, "{names:?}");
+    let path = user_dir.join("tmp").join(&names[0]);
+    let len = fs::metadata(&path).unwrap().len();
+    (path, len)
+}
+
+#[tokio::test]
+async fn upload_streams_to_tmp_and_is_delivered_like_append() {
+    let (store, _dir, user_dir) = user_store().await;
+    let content = mixed_message(5 * BUFFER_SIZE + 123);
+    let mut upload = store
+        .begin_append(USER, INBOX, content.len() as u64)
+        .await
+        .unwrap();
+    assert_eq!(tmp_file(&user_dir).1, 0);
+    // In chunks of an IMAP reader's size: on disk as they come, less than a buffer behind.
+    let mut sent = 0;
+    for chunk in content.chunks(8 * 1024 + 1) {
+        upload.write(chunk).await.unwrap();
+        sent += chunk.len() as u64;
+        let on_disk = tmp_file(&user_dir).1;
+        assert!(on_disk <= sent && sent - on_disk < BUFFER_SIZE as u64);
+    }
+    assert!(files(&user_dir.join("cur")).is_empty());
+
+    let when = UNIX_EPOCH + Duration::from_secs(1_500_000_000);
+    let uid = upload
+        .commit(Flags::SEEN | Flags::DRAFT, Some(when))
+        .await
+        .unwrap();
+    assert!(files(&user_dir.join("tmp")).is_empty());
+    let names = files(&user_dir.join("cur"));
+    assert_eq!(names.len(), 1);
+    let name = &names[0];
+    let suffix = format!(",S={},W={}:2,DS", content.len(), rfc822_size(&content));
+    assert!(name.ends_with(&suffix), "{name}");
+    assert!(
+        name.contains(&format!("P{}Q", std::process::id())),
+        "{name}"
+    );
+    let path = user_dir.join("cur").join(name);
+    assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), when);
+    assert_eq!(fs::read(&path).unwrap(), content);
+    let validity = store.snapshot(USER, INBOX).await.unwrap().uid_validity;
+    let base = name.strip_suffix(":2,DS").unwrap();
+    assert_eq!(
+        uidlist(&user_dir),
+        format!("1 V{validity} N{}\n{uid} {base}\n", uid + 1)
+    );
+
+    // A new process reads the same.
+    let restarted = Maildir::new(store.root());
+    let snapshot = restarted.snapshot(USER, INBOX).await.unwrap();
+    assert_eq!(snapshot.messages[0].size, rfc822_size(&content));
+    assert_eq!(restarted.fetch(USER, INBOX, uid).await.unwrap(), content);
+}
+
+#[tokio::test]
+async fn abandoned_uploads_leave_no_file_in_tmp() {
+    let (store, _dir, user_dir) = user_store().await;
+    let content = mixed_message(3 * BUFFER_SIZE);
+    let list_before = uidlist(&user_dir);
+
+    // Dropped after part of it reached the disk.
+    let mut upload = store
+        .begin_append(USER, INBOX, content.len() as u64)
+        .await
+        .unwrap();
+    upload
+        .write(&content[..2 * BUFFER_SIZE + 10])
+        .await
+        .unwrap();
+    assert!(tmp_file(&user_dir).1 >= 2 * BUFFER_SIZE as u64);
+    drop(upload);
+    assert!(files(&user_dir.join("tmp")).is_empty());
+
+    // Broken by a write past the announced length: removed at once.
+    let mut upload = store.begin_append(USER, INBOX, 5).await.unwrap();
+    upload.write(b"12345").await.unwrap();
+    assert!(upload.write(b"6").await.is_err());
+    assert!(files(&user_dir.join("tmp")).is_empty());
+    drop(upload);
+
+    // A commit refused for a short message removes it too.
+    let mut upload = store.begin_append(USER, INBOX, 5).await.unwrap();
+    upload.write(b"1234").await.unwrap();
+    assert!(upload.commit(Flags::EMPTY, None).await.is_err());
+    assert!(files(&user_dir.join("tmp")).is_empty());
+
+    // A delivery into a deleted mailbox.
+    store.create_mailbox(USER, "Gone").await.unwrap();
+    let gone = user_dir.join(".Gone");
+    let mut upload = store.begin_append(USER, "Gone", 3).await.unwrap();
+    upload.write(b"abc").await.unwrap();
+    store.delete_mailbox(USER, "Gone").await.unwrap();
+    assert!(matches!(
+        upload.commit(Flags::EMPTY, None).await,
+        Err(StoreError::NoSuchMailbox)
+    ));
+    assert!(!gone.exists());
+
+    assert!(files(&user_dir.join("cur")).is_empty());
+    assert!(files(&user_dir.join("new")).is_empty());
+    assert_eq!(uidlist(&user_dir), list_before);
+}
+
+/// A write whose future is dropped while its buffer is on the blocking pool breaks the
+/// upload; the file goes when the blocking work is done.
+#[tokio::test]
+async fn a_cancelled_write_breaks_the_upload_and_its_file_goes() {
+    use futures_util::FutureExt;
+
+    let (store, _dir, user_dir) = user_store().await;
+    let content = mixed_message(2 * BUFFER_SIZE);
+    let mut upload = store
+        .begin_append(USER, INBOX, content.len() as u64)
+        .await
+        .unwrap();
+    if upload.write(&content).now_or_never().is_some() {
+        // The blocking pool was faster than one poll: nothing was cancelled.
+        return;
+    }
+    assert!(matches!(upload.write(b"").await, Err(StoreError::Io(_))));
+    assert!(upload.commit(Flags::EMPTY, None).await.is_err());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !files(&user_dir.join("tmp")).is_empty() {
+        assert!(Instant::now() < deadline, "the file was not removed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        store
+            .snapshot(USER, INBOX)
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn upload_into_a_folder_without_tmp() {
+    let (store, _dir, user_dir) = user_store().await;
+    fs::create_dir_all(user_dir.join(".Mutt/cur")).unwrap();
+    let mut upload = store.begin_append(USER, "Mutt", 3).await.unwrap();
+    upload.write(b"m\r\n").await.unwrap();
+    let uid = upload.commit(Flags::EMPTY, None).await.unwrap();
+    assert_eq!(store.fetch(USER, "Mutt", uid).await.unwrap(), &b"m\r\n"[..]);
+    assert!(files(&user_dir.join(".Mutt/tmp")).is_empty());
 }

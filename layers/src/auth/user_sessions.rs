@@ -1,0 +1,251 @@
+//! A cap on each user's open sessions, IMAP and POP3 together (WildDuck's `maxConnections`).
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tower_layer::Layer;
+use tower_mail::auth::{AuthError, Authenticator, Credentials, User};
+use tower_service::Service;
+
+use super::session_store::{LocalUserSessions, UserSessionStore};
+use super::{AuthFuture, client_ip};
+
+/// How many sessions a user may have open by default (WildDuck's default).
+///
+/// ```
+/// assert_eq!(tower_mail_layers::auth::DEFAULT_MAX_USER_SESSIONS, 15);
+/// ```
+pub const DEFAULT_MAX_USER_SESSIONS: u32 = 15;
+
+/// Lets a user have at most `max` sessions open at once; one more login, with the right
+/// password, is answered [`AuthError::Limit`] (IMAP `NO [LIMIT]`, POP3 `-ERR [IN-USE]`).
+///
+/// Once the inner service has accepted the credentials, a slot is taken for the canonical
+/// name it answered ([`User::name`]) and attached to the user as a lease ([`User::hold`]). The
+/// session keeps the user until it ends, so the slot is given back by a drop guard, whatever
+/// way the session ends. Failed logins take no slot. `max` 0 means no cap (and no lease).
+///
+/// Services made by one layer (and its clones) share one count: give the same stack, or
+/// services made with the same layer, to the IMAP and the POP3 service, and a user's sessions
+/// count across both. The counts live behind [`UserSessionStore`]; [`LocalUserSessions`], the
+/// default, keeps them in this process.
+///
+/// The refusal is logged at info level and counted (`mail_auth_user_limit_total`).
+///
+/// ```
+/// use tower::{Layer, ServiceExt};
+/// use tower_mail::auth::{AuthError, Credentials, User};
+/// use tower_mail_layers::auth::UserSessionsLayer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let layer = UserSessionsLayer::new(1);
+/// let auth = layer.layer(tower::service_fn(|c: Credentials| async move {
+///     Ok::<_, AuthError>(User::new(c.user))
+/// }));
+/// let session = auth.clone().oneshot(Credentials::new("alice", "secret")).await.unwrap();
+/// assert_eq!(layer.sessions("alice"), 1);
+/// let again = auth.clone().oneshot(Credentials::new("alice", "secret")).await;
+/// assert_eq!(again, Err(AuthError::Limit));
+/// drop(session); // the session ended
+/// assert_eq!(layer.sessions("alice"), 0);
+/// # }
+/// ```
+pub struct UserSessionsLayer<S = LocalUserSessions> {
+    shared: Arc<Shared<S>>,
+}
+
+struct Shared<S> {
+    store: Arc<S>,
+    max: u32,
+}
+
+impl<S> Clone for UserSessionsLayer<S> {
+    fn clone(&self) -> Self {
+        UserSessionsLayer {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Default for UserSessionsLayer {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_USER_SESSIONS)
+    }
+}
+
+impl UserSessionsLayer {
+    /// At most `max` sessions per user (0: no cap), counted in this process.
+    ///
+    /// ```
+    /// use tower_mail_layers::auth::UserSessionsLayer;
+    /// assert_eq!(UserSessionsLayer::default().max(), 15);
+    /// assert_eq!(UserSessionsLayer::new(0).max(), 0);
+    /// ```
+    pub fn new(max: u32) -> Self {
+        Self::with_store(max, LocalUserSessions::new())
+    }
+
+    /// How many sessions `user` (the canonical name) has open.
+    pub fn sessions(&self, user: &str) -> u32 {
+        self.shared.store.sessions(user)
+    }
+}
+
+impl<S: UserSessionStore> UserSessionsLayer<S> {
+    /// At most `max` sessions per user (0: no cap), counted in `store`.
+    ///
+    /// ```
+    /// use tower_mail_layers::auth::{LocalUserSessions, UserSessionsLayer};
+    /// let store = LocalUserSessions::new();
+    /// let layer = UserSessionsLayer::with_store(15, store.clone());
+    /// assert_eq!(store.sessions("alice"), 0);
+    /// # drop(layer);
+    /// ```
+    pub fn with_store(max: u32, store: S) -> Self {
+        UserSessionsLayer {
+            shared: Arc::new(Shared {
+                store: Arc::new(store),
+                max,
+            }),
+        }
+    }
+
+    /// The cap (0: none).
+    pub fn max(&self) -> u32 {
+        self.shared.max
+    }
+
+    /// The store that counts.
+    pub fn store(&self) -> &S {
+        &self.shared.store
+    }
+}
+
+impl<S> fmt::Debug for UserSessionsLayer<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserSessionsLayer")
+            .field("max", &self.shared.max)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A, S> Layer<A> for UserSessionsLayer<S> {
+    type Service = UserSessionsService<A, S>;
+
+    fn layer(&self, inner: A) -> Self::Service {
+        UserSessionsService {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service [`UserSessionsLayer`] makes.
+///
+/// ```
+/// use tower::Layer;
+/// use tower_mail::auth::{AuthError, Authenticator, Credentials, User};
+/// use tower_mail_layers::auth::{UserSessionsLayer, UserSessionsService};
+///
+/// let inner = tower::service_fn(|c: Credentials| async move { Ok::<_, AuthError>(User::new(c.user)) });
+/// let service: UserSessionsService<_> = UserSessionsLayer::default().layer(inner);
+/// fn usable(_: impl Authenticator) {}
+/// usable(service);
+/// ```
+pub struct UserSessionsService<A, S = LocalUserSessions> {
+    inner: A,
+    shared: Arc<Shared<S>>,
+}
+
+impl<A: Clone, S> Clone for UserSessionsService<A, S> {
+    fn clone(&self) -> Self {
+        UserSessionsService {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<A: fmt::Debug, S> fmt::Debug for UserSessionsService<A, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserSessionsService")
+            .field("inner", &self.inner)
+            .field("max", &self.shared.max)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Authenticator, S: UserSessionStore> Service<Credentials> for UserSessionsService<A, S> {
+    type Response = User;
+    type Error = AuthError;
+    type Future = AuthFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), AuthError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, credentials: Credentials) -> AuthFuture {
+        // The clone-and-call pattern: call the instance that was made ready.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        let ip = client_ip(&credentials);
+        Box::pin(async move {
+            let user = inner.call(credentials).await?;
+            if shared.max == 0 {
+                return Ok(user);
+            }
+            // Polled at once, and the slot becomes a lease in the same poll: nothing between
+            // can drop it uncounted.
+            match shared.store.acquire(&user.name, shared.max).await {
+                Ok(Some(slot)) => {
+                    let lease = SessionLease {
+                        store: shared.store.clone(),
+                        user: user.name.clone(),
+                        slot,
+                    };
+                    Ok(user.hold(lease))
+                }
+                Ok(None) => {
+                    tracing::info!(
+                        event = "auth_user_limit",
+                        remote_addr = ip.map(tracing::field::display),
+                        user = %user.name,
+                        max_sessions = shared.max,
+                        "login refused: the user has too many sessions open"
+                    );
+                    #[cfg(feature = "metrics")]
+                    ::metrics::counter!("mail_auth_user_limit_total").increment(1);
+                    Err(AuthError::Limit)
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        event = "auth_user_store_error",
+                        remote_addr = ip.map(tracing::field::display),
+                        user = %user.name,
+                        error = %error,
+                        "login refused: the user session store did not answer"
+                    );
+                    #[cfg(feature = "metrics")]
+                    ::metrics::counter!("mail_auth_user_store_errors_total").increment(1);
+                    Err(AuthError::Unavailable)
+                }
+            }
+        })
+    }
+}
+
+/// A user's session slot, held by the session through [`User::hold`]; given back on drop.
+struct SessionLease<S: UserSessionStore> {
+    store: Arc<S>,
+    user: String,
+    slot: u64,
+}
+
+impl<S: UserSessionStore> Drop for SessionLease<S> {
+    fn drop(&mut self) {
+        self.store.release(&self.user, self.slot);
+    }
+}
