@@ -21,7 +21,7 @@ use std::net::{SocketAddr, TcpStream};
 
 use support_example::{
     ExampleServer, PASSWORD, SOON, Transcript, USER, as_poplib_sees_it, assert_same_bytes, hex,
-    unhex,
+    poll, unhex,
 };
 use support_shared::{crlf, dedent, run_python};
 
@@ -2190,6 +2190,82 @@ fn append_literal_over_the_cap_is_refused_instead_of_continued() {
     );
     still_works(&mut imap, &server);
     assert_eq!(server.inbox_len(USER), 0);
+}
+
+#[test]
+fn append_to_a_missing_mailbox_is_refused_before_the_message_is_asked_for() {
+    let server = ExampleServer::start();
+    let mut imap = Imap::login(&server);
+    imap.send(b"t1 APPEND Nowhere {5}\r\n");
+    let answer = text(&imap.response());
+    assert!(
+        answer.starts_with("t1 NO [TRYCREATE]"),
+        "NO instead of `+`, so the client sends nothing: {answer}"
+    );
+    still_works(&mut imap, &server);
+}
+
+#[test]
+fn append_streams_the_message_to_disk_and_a_cut_upload_leaves_nothing() {
+    let server = ExampleServer::start();
+    let mut imap = Imap::login(&server);
+    let size = 4 << 20;
+    imap.send(format!("t1 APPEND INBOX {{{size}}}\r\n").as_bytes());
+    assert!(imap.response().starts_with(b"+ "));
+    let mut line = b"x".repeat(998);
+    line.extend_from_slice(b"\r\n");
+    let half: Vec<u8> = line.iter().copied().cycle().take(size / 2).collect();
+    imap.send(&half);
+    // The first half is in a file in tmp/ while the second has not been sent: the server
+    // streams the message rather than holding it.
+    let written = poll(SOON, || {
+        let files = server.maildir_tmp_files(USER);
+        files
+            .iter()
+            .any(|&len| len >= (size / 4) as u64)
+            .then_some(files)
+    });
+    assert!(written.is_some(), "no partial message in tmp/");
+    // The client goes away mid-message: nothing is delivered, and the partial file goes.
+    drop(imap);
+    let cleaned = poll(SOON, || {
+        server.maildir_tmp_files(USER).is_empty().then_some(())
+    });
+    assert!(cleaned.is_some(), "{:?}", server.maildir_tmp_files(USER));
+    assert_eq!(server.inbox_len(USER), 0);
+
+    // A message sent whole after its `+` arrives byte for byte.
+    let message: Vec<u8> = b"Subject: streamed\r\n\r\n"
+        .iter()
+        .copied()
+        .chain(line.iter().copied().cycle().take(size))
+        .collect();
+    let mut imap = Imap::select(&server, "INBOX");
+    let uid = imap.append("INBOX", "\\Seen", "", &message);
+    let response = imap.ok_raw(&format!("UID FETCH {uid} BODY.PEEK[]"));
+    assert_same_bytes(
+        literal_of(&response[0], "BODY[]"),
+        &message,
+        "streamed APPEND",
+    );
+    assert!(server.maildir_tmp_files(USER).is_empty());
+}
+
+#[test]
+fn append_with_more_after_the_message_is_bad_and_delivers_nothing() {
+    let server = ExampleServer::start();
+    let mut imap = Imap::login(&server);
+    imap.send(b"t1 APPEND INBOX {5}\r\n");
+    assert!(imap.response().starts_with(b"+ "));
+    imap.send(b"hello (\\Seen) extra\r\n");
+    let answer = text(&imap.response());
+    assert!(answer.starts_with("t1 BAD"), "{answer}");
+    // A mailbox named by a literal, then the message: the usual path.
+    imap.send(b"t2 APPEND {5+}\r\nINBOX {5+}\r\nhello\r\n");
+    let answer = text(&imap.response());
+    assert!(answer.starts_with("t2 OK [APPENDUID "), "{answer}");
+    assert_eq!(server.inbox_len(USER), 1);
+    still_works(&mut imap, &server);
 }
 
 #[test]

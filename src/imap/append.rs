@@ -1,24 +1,81 @@
 //! APPEND (RFC 3501 section 6.3.11), answered with APPENDUID (RFC 4315).
+//!
+//! The message is streamed into the store's [`MessageUpload`] as it arrives, a piece at a
+//! time, so a session holds a small constant whatever the message's size: the read buffer
+//! (64 KiB at most) and the store's own buffer. The upload is opened before the client is
+//! asked for the message, so a missing mailbox is answered `NO` instead of `+`.
 
 use std::num::NonZeroU32;
 
-use bytes::Bytes;
-use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::core::{LiteralMode, Tag};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, StatusKind};
 
+use super::framing::AppendStart;
 use super::mailboxes::mailbox_name;
 use super::session::{Flow, ImapSession};
 use super::view::Expunges;
 use super::{dates, flags, response};
 use crate::auth::Authenticator;
-use crate::store::{Mailstore, StoreError};
+use crate::store::{Mailstore, MessageUpload, StoreError, StoreResult};
+
+/// The most of the message read from the client at once.
+const CHUNK: usize = 64 * 1024;
 
 impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
-    /// Deliver the client's message. Acknowledged only once the store made it durable.
+    /// An APPEND whose message is still on the wire: open the upload, ask for the message
+    /// (a synchronizing literal), stream it into the store, then deliver it.
+    pub(super) async fn append_streamed(&mut self, start: AppendStart) -> Flow {
+        let AppendStart {
+            tag,
+            mailbox,
+            flags,
+            date,
+            length,
+            mode,
+        } = start;
+        let opened = open_upload(&self.shared.store, &self.user(), &mailbox, length).await;
+        if opened.is_err() && mode == LiteralMode::Sync {
+            // The client has sent nothing of the message yet and will not.
+            return self
+                .finish_append(&tag, opened, &flags, date.as_ref())
+                .await;
+        }
+        if mode == LiteralMode::Sync {
+            response::continuation(self.channel.out(), "Ready for literal data");
+            if let Err(reason) = self.channel.flush().await {
+                return Flow::Close(reason);
+            }
+        }
+        // A refused non-synchronizing message is still read, to find the next command.
+        let mut upload = opened;
+        let mut remaining = length;
+        while remaining > 0 {
+            let chunk = match self.channel.read_chunk(remaining.min(CHUNK)).await {
+                Ok(chunk) => chunk,
+                Err(interrupted) => return Flow::Close(self.interrupted(interrupted).await),
+            };
+            remaining -= chunk.len();
+            if let Ok((_, writing)) = &mut upload
+                && let Err(err) = writing.write(&chunk).await
+            {
+                upload = Err(err);
+            }
+        }
+        // The command ends with the message: MULTIAPPEND is not offered.
+        match self.channel.next_line().await {
+            Ok(Some(rest)) if rest.is_empty() => {}
+            Ok(_) => return self.bad(&tag, "Unexpected data after the message"),
+            Err(interrupted) => return Flow::Close(self.interrupted(interrupted).await),
+        }
+        self.finish_append(&tag, upload, &flags, date.as_ref())
+            .await
+    }
+
+    /// An APPEND that arrived whole: delivered through the same upload as a streamed one.
     pub(super) async fn append(
         &mut self,
         tag: &Tag<'static>,
@@ -27,27 +84,40 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         date: Option<DateTime>,
         message: LiteralOrLiteral8<'static>,
     ) -> Flow {
-        let Some(target) = mailbox_name(&target) else {
-            return self.no(tag, "TRYCREATE", "No such mailbox");
+        let content = match &message {
+            LiteralOrLiteral8::Literal(literal) => literal.data(),
+            LiteralOrLiteral8::Literal8(literal) => literal.data.as_ref(),
         };
-        let content = match message {
-            LiteralOrLiteral8::Literal(literal) => Bytes::from(literal.into_inner().into_owned()),
-            LiteralOrLiteral8::Literal8(literal) => Bytes::from(literal.data.into_owned()),
-        };
-        let user = self.user();
-        let store = &self.shared.store;
-        let internal_date = date.as_ref().map(dates::from_imap);
-        let uid = match store
-            .append(
-                &user,
-                &target,
-                content,
-                flags::from_imap(requested),
-                internal_date,
-            )
-            .await
+        let mut upload =
+            open_upload(&self.shared.store, &self.user(), &target, content.len()).await;
+        if let Ok((_, writing)) = &mut upload
+            && let Err(err) = writing.write(content).await
         {
-            Ok(uid) => uid,
+            upload = Err(err);
+        }
+        self.finish_append(tag, upload, requested, date.as_ref())
+            .await
+    }
+
+    /// Deliver the uploaded message and answer; acknowledged only once the store made it
+    /// durable.
+    async fn finish_append(
+        &mut self,
+        tag: &Tag<'static>,
+        upload: StoreResult<(String, M::Upload)>,
+        requested: &[Flag<'_>],
+        date: Option<&DateTime>,
+    ) -> Flow {
+        let delivered = match upload {
+            Ok((target, upload)) => upload
+                .commit(flags::from_imap(requested), date.map(dates::from_imap))
+                .await
+                .map(|uid| (target, uid)),
+            Err(err) => Err(err),
+        };
+        let (target, uid) = match delivered {
+            Ok(delivered) => delivered,
+            // RFC 3501: the client may create the mailbox and try again.
             Err(StoreError::NoSuchMailbox) => {
                 return self.no(tag, "TRYCREATE", "No such mailbox");
             }
@@ -60,8 +130,10 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 Ok(()) => self.selected.as_ref().map(|v| v.uid_validity()),
                 Err(reason) => return Flow::Close(reason),
             },
-            false => store
-                .snapshot(&user, &target)
+            false => self
+                .shared
+                .store
+                .snapshot(&self.user(), &target)
                 .await
                 .ok()
                 .map(|s| s.uid_validity),
@@ -79,4 +151,17 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         );
         Flow::Continue
     }
+}
+
+/// The store's upload for a message of `length` octets into `mailbox`, with the mailbox's
+/// name.
+async fn open_upload<M: Mailstore>(
+    store: &M,
+    user: &str,
+    mailbox: &Mailbox<'_>,
+    length: usize,
+) -> StoreResult<(String, M::Upload)> {
+    let target = mailbox_name(mailbox).ok_or(StoreError::NoSuchMailbox)?;
+    let upload = store.begin_append(user, &target, length as u64).await?;
+    Ok((target, upload))
 }

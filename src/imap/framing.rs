@@ -4,12 +4,18 @@
 //! `imap-codec` stops at a literal announcement (`{n}` or `{n+}` at the end of a line) with
 //! `LiteralFound`; the reader then checks the size, sends `+` for a synchronizing literal, reads
 //! exactly `n` bytes, then the rest of the command's line, and decodes the whole again.
+//!
+//! An APPEND's message is the exception: it is not held but handed to the session as an
+//! [`AppendStart`] before its `+`, so the session can stream it into the store.
 
 use imap_codec::CommandCodec;
 use imap_codec::decode::{CommandDecodeError, Decoder};
 use imap_codec::imap_types::IntoStatic;
-use imap_codec::imap_types::command::Command;
+use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{LiteralMode, Tag};
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::flag::Flag;
+use imap_codec::imap_types::mailbox::Mailbox;
 
 use super::response;
 use crate::wire::{Channel, Interrupted};
@@ -47,6 +53,23 @@ pub(super) enum Input {
     /// A non-synchronizing literal over the limits. Its bytes are already on their way and
     /// would be read as commands, so the session has to end.
     LiteralOverflow(Problem),
+    /// An APPEND up to its message literal, which is still unread (and, when synchronizing,
+    /// not yet asked for). Boxed: rare, and larger than the other inputs.
+    Append(Box<AppendStart>),
+}
+
+/// An APPEND command whose message is next on the wire: everything the session needs to
+/// open an upload and answer `NO` before the client sends the message.
+#[derive(Debug)]
+pub(super) struct AppendStart {
+    pub(super) tag: Tag<'static>,
+    pub(super) mailbox: Mailbox<'static>,
+    pub(super) flags: Vec<Flag<'static>>,
+    pub(super) date: Option<DateTime>,
+    /// The message's size, within the APPEND cap.
+    pub(super) length: usize,
+    /// Whether the client waits for `+` before sending the message.
+    pub(super) mode: LiteralMode,
 }
 
 /// Why a command could not be taken.
@@ -137,6 +160,11 @@ pub(super) async fn read_command(
                 LiteralMode::NonSync => Input::LiteralOverflow(problem),
             });
         }
+        if limits.authenticated
+            && let Some(start) = append_start(&codec, &buf, &tag, length, mode)
+        {
+            return Ok(Input::Append(Box::new(start)));
+        }
         if mode == LiteralMode::Sync {
             response::continuation(channel.out(), "Ready for literal data");
             channel.flush().await.map_err(Interrupted::Gone)?;
@@ -144,6 +172,46 @@ pub(super) async fn read_command(
         let literal = channel.read_literal(length).await?;
         buf.extend_from_slice(&literal);
     }
+}
+
+/// If the literal announced at the end of `command` is an APPEND's message, the command's
+/// other arguments. Decoded by `imap-codec` as the same command with an empty message in
+/// place of the announced one, so there is one parser of APPEND's syntax; a literal that is
+/// not the message (a mailbox name sent as a literal) does not decode so, and is read as any
+/// other.
+fn append_start(
+    codec: &CommandCodec,
+    command: &[u8],
+    tag: &Tag<'static>,
+    length: usize,
+    mode: LiteralMode,
+) -> Option<AppendStart> {
+    if !command_word(command).eq_ignore_ascii_case(b"APPEND") {
+        return None;
+    }
+    let announcement = command.iter().rposition(|&b| b == b'{')?;
+    let mut probe = command[..announcement].to_vec();
+    probe.extend_from_slice(b"{0}\r\n\r\n");
+    let Ok((rest, command)) = codec.decode(&probe) else {
+        return None;
+    };
+    let CommandBody::Append {
+        mailbox,
+        flags,
+        date,
+        ..
+    } = command.body
+    else {
+        return None;
+    };
+    rest.is_empty().then(|| AppendStart {
+        tag: tag.clone(),
+        mailbox: mailbox.into_static(),
+        flags: flags.into_iter().map(IntoStatic::into_static).collect(),
+        date,
+        length,
+        mode,
+    })
 }
 
 /// The command's name, its second word: a literal's size has to be judged before
@@ -299,16 +367,66 @@ mod tests {
         let message = "x".repeat(40);
         let command = format!("a8 append INBOX {{40+}}\r\n{message}\r\nb9 APPEND INBOX {{65}}\r\n");
         client.write_all(command.as_bytes()).await.unwrap();
-        let Input::Command(command) = read(&mut channel).await else {
+        let Input::Append(start) = read(&mut channel).await else {
             panic!("a 40-byte message is under the APPEND cap")
         };
-        assert!(matches!(command.body, CommandBody::Append { .. }));
+        assert_eq!((start.tag.inner(), start.length), ("a8", 40));
+        // The session streams the message; here it is read as it would be.
+        assert_eq!(channel.read_literal(40).await.unwrap(), message.as_bytes());
+        assert_eq!(
+            channel.next_line().await.unwrap().as_deref(),
+            Some(&b""[..])
+        );
         let Input::Invalid { tag, problem } = read(&mut channel).await else {
             panic!()
         };
         assert_eq!(
             (tag.unwrap().inner(), problem),
             ("b9", Problem::LiteralTooLarge)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_append_stops_before_its_message_with_its_arguments_decoded() {
+        let (mut channel, mut client) = channel();
+        // The mailbox itself a literal: read as any literal, then the message is found.
+        client
+            .write_all(
+                b"a1 APPEND {6+}\r\nDrafts (\\Seen $Work) \"05-Dec-2026 10:00:00 +0100\" {12}\r\n",
+            )
+            .await
+            .unwrap();
+        let input = read(&mut channel).await;
+        let Input::Append(start) = input else {
+            panic!("an APPEND with a message literal: {input:?}")
+        };
+        assert_eq!(start.tag.inner(), "a1");
+        let mailbox = crate::imap::mailboxes::mailbox_name(&start.mailbox);
+        assert_eq!(mailbox.as_deref(), Some("Drafts"));
+        assert_eq!(start.flags.len(), 2);
+        assert!(start.date.is_some());
+        assert_eq!((start.length, start.mode), (12, LiteralMode::Sync));
+        drop(channel);
+        let mut sent = Vec::new();
+        client.read_to_end(&mut sent).await.unwrap();
+        assert!(sent.is_empty(), "no `+` yet: the session asks: {sent:?}");
+    }
+
+    #[tokio::test]
+    async fn before_login_an_append_is_never_started() {
+        let (mut channel, mut client) = channel();
+        client
+            .write_all(b"a1 APPEND INBOX {3+}\r\nabc\r\n")
+            .await
+            .unwrap();
+        let before_login = Limits {
+            authenticated: false,
+            ..LIMITS
+        };
+        let input = read_command(&mut channel, before_login).await.unwrap();
+        assert!(
+            matches!(input, Input::Command(_)),
+            "read whole within the login cap, for the state machine to refuse: {input:?}"
         );
     }
 

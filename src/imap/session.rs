@@ -140,6 +140,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                     Flow::Close(CloseReason::ProtocolErrors)
                 }
                 Input::Invalid { tag, problem } => self.invalid(tag, problem),
+                Input::Append(start) => Box::pin(self.append_streamed(*start)).await,
                 Input::LiteralOverflow(problem) => {
                     response::bye(self.channel.out(), problem.text());
                     Flow::Close(CloseReason::ProtocolErrors)

@@ -52,7 +52,7 @@ pub(super) async fn run<S>(
     };
     let remote = session.remote_addr();
 
-    // 3. The stack, then the session inside it.
+    // 4. The stack, then the session inside it.
     let slot = TransportSlot::new(transport);
     let conn = Connection::new(session.clone(), slot.clone());
     let call = async move {
@@ -152,7 +152,7 @@ async fn setup(
                 let failure = SetupFailure::proxy(&err);
                 shared
                     .failures
-                    .record(endpoint.protocol, peer, failure, Some(&err));
+                    .record(endpoint.protocol, peer, failure, Some(&err as _));
                 return None;
             }
         }
@@ -168,7 +168,22 @@ async fn setup(
         shared.shutdown.child_token(),
     ));
 
-    // 2. TLS on implicit-TLS listeners, before any layer, so layers see `secure` and refusals
+    // 2. Address checks the listener makes before a TLS handshake: a refused peer is closed
+    //    without costing one.
+    if let (TlsMode::Implicit(_), Some(check)) = (&endpoint.tls, &endpoint.before_handshake)
+        && let Err(reject) = check.check(&session)
+    {
+        let refusal = format_args!("{}: {}", reject.layer(), reject.message());
+        shared.failures.record(
+            endpoint.protocol,
+            remote,
+            SetupFailure::Refused,
+            Some(&refusal as _),
+        );
+        return None;
+    }
+
+    // 3. TLS on implicit-TLS listeners, before any layer, so layers see `secure` and refusals
     //    travel inside TLS.
     let (io, starttls) = match &endpoint.tls {
         TlsMode::Implicit(acceptor) => {
@@ -185,7 +200,7 @@ async fn setup(
                     let failure = SetupFailure::tls(&err);
                     shared
                         .failures
-                        .record(endpoint.protocol, remote, failure, Some(&err));
+                        .record(endpoint.protocol, remote, failure, Some(&err as _));
                     return None;
                 }
             }

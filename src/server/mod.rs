@@ -1,12 +1,14 @@
 //! The [`Server`]: accepts connections and runs each through a connection stack in its own
 //! task.
 //!
-//! Order of events on a connection: accept → PROXY header (trusted networks only) → TLS
-//! handshake (implicit-TLS listeners) → the layer stack → the protocol greeting and session.
+//! Order of events on a connection: accept → PROXY header (trusted networks only) → address
+//! checks (implicit-TLS listeners that have them) → TLS handshake (implicit-TLS listeners) →
+//! the layer stack → the protocol greeting and session.
 //! Every phase before the greeting has a deadline, and nothing after accept runs in the accept
 //! loop, so a slow client or layer slows only its own connection.
 
 mod accept;
+mod address_check;
 mod connection_task;
 mod occupancy;
 mod proxy;
@@ -23,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
+pub use address_check::AddressCheck;
 pub use proxy::ProxyConfig;
 pub use setup_failure::SetupFailure;
 
@@ -55,18 +58,62 @@ impl std::fmt::Debug for TlsMode {
 }
 
 /// What a listener serves: its protocol and TLS mode.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
+#[non_exhaustive]
 pub struct Endpoint {
     /// The protocol spoken.
     pub protocol: Protocol,
     /// How TLS is used.
     pub tls: TlsMode,
+    /// Checks made before an implicit-TLS handshake.
+    before_handshake: Option<Arc<dyn AddressCheck>>,
 }
 
 impl Endpoint {
     /// An endpoint for `protocol` with `tls`.
     pub fn new(protocol: Protocol, tls: TlsMode) -> Endpoint {
-        Endpoint { protocol, tls }
+        Endpoint {
+            protocol,
+            tls,
+            before_handshake: None,
+        }
+    }
+
+    /// On an implicit-TLS listener, run `check` on each connection's addresses before the
+    /// TLS handshake, and close a refused one without a handshake (see [`AddressCheck`] for
+    /// what the client then gets). Without it, every peer gets the handshake and refusals
+    /// come from the stack with their text inside TLS. Other listeners ignore it: their
+    /// refusals cost no handshake anyway.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_mail::{Protocol, Reject, Session};
+    /// use tower_mail::server::{Endpoint, TlsMode};
+    ///
+    /// # fn acceptor() -> tokio_rustls::TlsAcceptor {
+    /// #     tower_mail::tls::self_signed(&["localhost"]).unwrap().0
+    /// # }
+    /// let only_ipv4 = |session: &Arc<Session>| match session.remote_addr().is_ipv4() {
+    ///     true => Ok(()),
+    ///     false => Err(Reject::new("IPv4 only")),
+    /// };
+    /// let imaps = Endpoint::new(Protocol::Imap, TlsMode::Implicit(acceptor()))
+    ///     .refuse_before_handshake(only_ipv4);
+    /// # drop(imaps);
+    /// ```
+    pub fn refuse_before_handshake(mut self, check: impl AddressCheck) -> Endpoint {
+        self.before_handshake = Some(Arc::new(check));
+        self
+    }
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("protocol", &self.protocol)
+            .field("tls", &self.tls)
+            .field("before_handshake", &self.before_handshake.is_some())
+            .finish()
     }
 }
 

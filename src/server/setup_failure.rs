@@ -14,7 +14,7 @@ use crate::session::Protocol;
 /// ```
 /// use tower_mail::server::SetupFailure;
 /// assert_eq!(SetupFailure::TlsTimeout.as_str(), "tls_timeout");
-/// assert_eq!(SetupFailure::ALL.len(), 5);
+/// assert_eq!(SetupFailure::ALL.len(), 6);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -30,16 +30,20 @@ pub enum SetupFailure {
     TlsHandshake,
     /// The TLS handshake did not finish within its deadline.
     TlsTimeout,
+    /// Refused by the listener's address check before its TLS handshake
+    /// ([`Endpoint::refuse_before_handshake`](super::Endpoint::refuse_before_handshake)).
+    Refused,
 }
 
 impl SetupFailure {
     /// Every reason, for exporting the counts.
-    pub const ALL: [SetupFailure; 5] = [
+    pub const ALL: [SetupFailure; 6] = [
         SetupFailure::SetupCap,
         SetupFailure::ProxyHeader,
         SetupFailure::ProxyTimeout,
         SetupFailure::TlsHandshake,
         SetupFailure::TlsTimeout,
+        SetupFailure::Refused,
     ];
 
     /// A stable lower-case label for metrics and logs.
@@ -50,6 +54,7 @@ impl SetupFailure {
             SetupFailure::ProxyTimeout => "proxy_timeout",
             SetupFailure::TlsHandshake => "tls_handshake",
             SetupFailure::TlsTimeout => "tls_timeout",
+            SetupFailure::Refused => "refused",
         }
     }
 
@@ -99,7 +104,7 @@ impl SetupFailures {
         protocol: Protocol,
         peer: SocketAddr,
         failure: SetupFailure,
-        error: Option<&io::Error>,
+        error: Option<&dyn std::fmt::Display>,
     ) {
         self.counts[protocol_index(protocol)][failure.index()].fetch_add(1, Ordering::Relaxed);
         let Some(suppressed) = self.take_log_line() else {

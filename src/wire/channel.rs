@@ -108,18 +108,12 @@ impl Channel {
 
     /// The next line; `Ok(None)` if it was longer than the cap (it was skipped).
     pub async fn next_line(&mut self) -> Result<Option<Bytes>, Interrupted> {
-        let line = tokio::select! {
-            biased;
-            _ = self.session.ending() => return Err(self.ending()),
-            line = tokio::time::timeout(self.idle_timeout, self.reader.read_line(&mut self.io)) => line,
-        };
-        match line {
-            Err(_elapsed) => Err(Interrupted::Idle),
-            Ok(Err(err)) => Err(Interrupted::Gone(CloseReason::from_io(&err))),
-            Ok(Ok(Line::Eof)) => Err(Interrupted::Gone(CloseReason::ClientClosed)),
-            Ok(Ok(Line::Unending)) => Err(Interrupted::Unending),
-            Ok(Ok(Line::TooLong)) => Ok(None),
-            Ok(Ok(Line::Complete(line))) => Ok(Some(line)),
+        let read = self.reader.read_line(&mut self.io);
+        match watch(&self.session, self.idle_timeout, read).await? {
+            Line::Eof => Err(Interrupted::Gone(CloseReason::ClientClosed)),
+            Line::Unending => Err(Interrupted::Unending),
+            Line::TooLong => Ok(None),
+            Line::Complete(line) => Ok(Some(line)),
         }
     }
 
@@ -132,20 +126,16 @@ impl Channel {
     /// Exactly `len` bytes (an IMAP literal), under the same watch as
     /// [`next_line`](Channel::next_line).
     pub async fn read_literal(&mut self, len: usize) -> Result<Bytes, Interrupted> {
-        let read = tokio::select! {
-            biased;
-            _ = self.session.ending() => return Err(self.ending()),
-            read = tokio::time::timeout(self.idle_timeout, self.reader.read_exact(&mut self.io, len)) => read,
-        };
-        match read {
-            Err(_elapsed) => Err(Interrupted::Idle),
-            Ok(Err(err)) => Err(Interrupted::Gone(CloseReason::from_io(&err))),
-            Ok(Ok(bytes)) => Ok(bytes),
-        }
+        let read = self.reader.read_exact(&mut self.io, len);
+        watch(&self.session, self.idle_timeout, read).await
     }
 
-    fn ending(&self) -> Interrupted {
-        Interrupted::Ending(self.session.end_reason().unwrap_or(CloseReason::Shutdown))
+    /// The next 1 to `max` bytes of a literal that is streamed rather than held whole (an
+    /// APPEND's message), under the same watch as [`next_line`](Channel::next_line): the idle
+    /// timeout applies to each piece, so a client that stalls mid-message is let go.
+    pub async fn read_chunk(&mut self, max: usize) -> Result<Bytes, Interrupted> {
+        let read = self.reader.read_some(&mut self.io, max);
+        watch(&self.session, self.idle_timeout, read).await
     }
 
     /// Send what is buffered. A client that stops reading cannot hold the session: the write
@@ -215,4 +205,27 @@ impl Channel {
             CountingIo::new(placeholder, self.session.clone()),
         )
     }
+}
+
+/// Wait for `read` while watching the session's end signal and the idle timeout: every wait
+/// for the client ends in one of the same few ways.
+async fn watch<T>(
+    session: &Session,
+    idle_timeout: Duration,
+    read: impl Future<Output = std::io::Result<T>>,
+) -> Result<T, Interrupted> {
+    let read = tokio::select! {
+        biased;
+        _ = session.ending() => return Err(ending(session)),
+        read = tokio::time::timeout(idle_timeout, read) => read,
+    };
+    match read {
+        Err(_elapsed) => Err(Interrupted::Idle),
+        Ok(Err(err)) => Err(Interrupted::Gone(CloseReason::from_io(&err))),
+        Ok(Ok(value)) => Ok(value),
+    }
+}
+
+fn ending(session: &Session) -> Interrupted {
+    Interrupted::Ending(session.end_reason().unwrap_or(CloseReason::Shutdown))
 }

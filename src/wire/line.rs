@@ -14,6 +14,9 @@ const KEEP_CAPACITY: usize = 4096;
 /// an IMAP tag and command name.
 const HEAD_LEN: usize = 64;
 
+/// The most one read of a streamed literal asks for: what a connection streaming a large
+/// message holds in its read buffer.
+const STREAM_CHUNK: usize = 64 * 1024;
 /// How much of one overlong line is skipped, after it was answered, before the reader gives
 /// up on the client: a line this long is no mistake, and skipping costs a read per buffer.
 const MAX_DISCARD: usize = 1024 * 1024;
@@ -164,12 +167,30 @@ impl LineReader {
         len: usize,
     ) -> std::io::Result<Bytes> {
         while self.buf.len() < len {
-            self.buf.reserve((len - self.buf.len()).min(64 * 1024));
+            self.buf.reserve((len - self.buf.len()).min(STREAM_CHUNK));
             if io.read_buf(&mut self.buf).await? == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
         }
         let out = self.buf.split_to(len).freeze();
+        self.release_if_large();
+        Ok(out)
+    }
+
+    /// Read 1 to `max` bytes of a streamed literal, using buffered bytes first. Cancel-safe:
+    /// bytes are only taken from the buffer once they are returned.
+    pub async fn read_some<R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        io: &mut R,
+        max: usize,
+    ) -> std::io::Result<Bytes> {
+        if self.buf.is_empty() {
+            self.buf.reserve(max.min(STREAM_CHUNK));
+            if io.read_buf(&mut self.buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        let out = self.buf.split_to(self.buf.len().min(max)).freeze();
         self.release_if_large();
         Ok(out)
     }
@@ -302,6 +323,28 @@ mod tests {
             Line::Complete(_)
         ));
         assert_eq!(reader.buf.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn read_some_hands_out_buffered_bytes_then_reads_at_most_max() {
+        let mut reader = LineReader::new(100);
+        let mut io: &[u8] = b"A1 APPEND INBOX {10}\r\nhello";
+        assert!(matches!(
+            reader.read_line(&mut io).await.unwrap(),
+            Line::Complete(_)
+        ));
+        let mut rest: &[u8] = b" world\r\n";
+        let first = reader.read_some(&mut rest, 10).await.unwrap();
+        assert_eq!(&first[..], b"hello", "what was buffered comes first");
+        let second = reader.read_some(&mut rest, 3).await.unwrap();
+        assert_eq!(&second[..], b" wo", "never more than asked");
+        let third = reader.read_some(&mut rest, 2).await.unwrap();
+        assert_eq!(&third[..], b"rl");
+        let mut empty: &[u8] = b"";
+        let left = reader.read_some(&mut empty, 100).await.unwrap();
+        assert_eq!(&left[..], b"d\r\n");
+        let eof = reader.read_some(&mut empty, 100).await.unwrap_err();
+        assert_eq!(eof.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 
     #[tokio::test]

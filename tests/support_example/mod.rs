@@ -152,6 +152,16 @@ impl ExampleServer {
     /// `pop3_listen` (`"[::]:0"`: a dual-stack socket, where IPv4 clients arrive as
     /// IPv4-mapped IPv6 addresses).
     pub fn start_listening(pop3_listen: &str, extra_config: &str) -> ExampleServer {
+        ExampleServer::start_configured(pop3_listen, "", extra_config)
+    }
+
+    /// [`start_with`](ExampleServer::start_with), with `auth_keys` (TOML `key = value` lines)
+    /// added to the `[auth]` section, which the base configuration already has.
+    pub fn start_with_auth(auth_keys: &str, extra_config: &str) -> ExampleServer {
+        ExampleServer::start_configured("127.0.0.1:0", auth_keys, extra_config)
+    }
+
+    fn start_configured(pop3_listen: &str, auth_keys: &str, extra_config: &str) -> ExampleServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = format!(
@@ -165,6 +175,7 @@ impl ExampleServer {
              maildir = {}\n\
              [auth]\n\
              passwd_file = {}\n\
+             {auth_keys}\n\
              [metrics]\n\
              listen = \"{metrics}\"\n\
              [log]\n\
@@ -343,6 +354,18 @@ impl ExampleServer {
         })
     }
 
+    /// The octets of each file in `user`'s Maildir `tmp/`: messages still being written.
+    pub fn maildir_tmp_files(&self, user: &str) -> Vec<u64> {
+        let tmp = self.dir.path().join("maildir").join(user).join("tmp");
+        let Ok(entries) = std::fs::read_dir(tmp) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|entry| entry.ok()?.metadata().ok())
+            .map(|meta| meta.len())
+            .collect()
+    }
+
     /// The Prometheus text from `/metrics`.
     pub fn scrape(&self) -> Metrics {
         let url = format!("http://{}/metrics", self.metrics);
@@ -429,6 +452,12 @@ impl RawClient {
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.reader.get_mut().write_all(bytes).expect("write");
+    }
+
+    /// [`send_raw`](RawClient::send_raw) that reports a failed write instead of panicking: for
+    /// floods the server may cut short by closing (a broken pipe or a reset is then expected).
+    pub fn try_send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.reader.get_mut().write_all(bytes)
     }
 
     /// Send a command line and return the first line of the reply.

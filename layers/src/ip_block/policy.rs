@@ -154,6 +154,9 @@ impl Policy for IpBlock {
     }
 }
 
+/// Its verdict depends on the address alone.
+impl crate::policy::AddressPolicy for IpBlock {}
+
 impl IpBlock {
     fn decide(&self, session: &Arc<Session>) -> Result<IpBlockPermit, Reject> {
         let ip = session.remote_addr().ip().to_canonical();

@@ -45,6 +45,7 @@
 //! # drop(stack);
 //! ```
 
+mod before_handshake;
 mod future;
 mod layer;
 mod service;
@@ -56,6 +57,7 @@ mod tests;
 use std::future::Future;
 use std::sync::Arc;
 
+pub use before_handshake::{AddressPolicy, BeforeHandshake};
 pub use future::PolicyFuture;
 pub use layer::PolicyLayer;
 pub use service::PolicyService;

@@ -238,6 +238,9 @@ impl Schedule {
     }
 }
 
+/// Its verdict depends on the time alone.
+impl crate::policy::AddressPolicy for Schedule {}
+
 impl Policy for Schedule {
     type Permit = ();
     type Future = Ready<Result<(), Reject>>;
