@@ -23,6 +23,9 @@
 //!   on each user's sessions ([`UserSessionsLayer`](auth::UserSessionsLayer)) and bans of
 //!   addresses that keep failing ([`AutoBanLayer`](auth::AutoBanLayer)).
 //!
+//! - [`SessionRegistryLayer`](sessions::SessionRegistryLayer): a registry of live sessions
+//!   to list them and end those of a user or an address (`doveadm who` / `kick`).
+//!
 //! Each module follows tower's pattern: `layer.rs`, `service.rs`, `future.rs`; `auth` keeps
 //! each of its small layers, layer and service, in one file.
 #![forbid(unsafe_code)]
@@ -43,5 +46,7 @@ pub mod on_connect;
 pub mod policy;
 #[cfg(feature = "rate-limit")]
 pub mod rate_limit;
+#[cfg(feature = "sessions")]
+pub mod sessions;
 #[cfg(feature = "time-window")]
 pub mod time_window;

@@ -27,7 +27,6 @@
 //! ```
 
 mod bans;
-mod live;
 mod policy;
 mod table;
 

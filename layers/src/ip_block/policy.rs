@@ -6,9 +6,9 @@ use std::time::Duration;
 use tower_mail::{CloseReason, Reject, Session};
 
 use super::bans::Bans;
-use super::live::{LiveGuard, LiveSessions};
 use super::{CidrSet, LAYER_NAME};
 use crate::policy::Policy;
+use crate::sessions::{RegistryGuard, SessionRegistry};
 
 /// The lists an [`IpBlock`] enforces.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ struct Shared {
     // The refusal is built once per list change, not per refused connection.
     lists: RwLock<(Arc<IpLists>, Reject)>,
     bans: Bans,
-    live: Option<LiveSessions>,
+    live: Option<SessionRegistry>,
 }
 
 /// IP allow and deny lists as a [`Policy`]; clones share the lists, so a clone kept aside is
@@ -59,7 +59,7 @@ pub struct IpBlock {
 /// Held by each session an [`IpBlock`] let in. When live sessions are tracked, dropping it
 /// (the connection ended) removes the session from the registry.
 #[derive(Debug)]
-pub struct IpBlockPermit(#[allow(dead_code, reason = "held for its Drop")] Option<LiveGuard>);
+pub struct IpBlockPermit(#[allow(dead_code, reason = "held for its Drop")] Option<RegistryGuard>);
 
 impl IpBlock {
     /// Enforce `lists`.
@@ -71,10 +71,10 @@ impl IpBlock {
     /// and [`ban`](IpBlock::ban) also end the sessions of addresses they deny. Costs one map
     /// entry per open session.
     pub fn ending_denied_sessions(lists: IpLists) -> IpBlock {
-        IpBlock::build(lists, Some(LiveSessions::default()))
+        IpBlock::build(lists, Some(SessionRegistry::new()))
     }
 
-    fn build(lists: IpLists, live: Option<LiveSessions>) -> IpBlock {
+    fn build(lists: IpLists, live: Option<SessionRegistry>) -> IpBlock {
         let refusal = lists.refusal();
         IpBlock {
             shared: Arc::new(Shared {
