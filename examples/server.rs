@@ -1,6 +1,8 @@
 //! The tower-mail example server: IMAP and POP3 (plain with STARTTLS/STLS, and implicit TLS)
 //! over one Maildir++ tree, with the connection-policy stack composed in code with
-//! `ServiceBuilder` (see `server/stack.rs`).
+//! `ServiceBuilder` (see `server/stack.rs`), and logins checked by one authentication stack
+//! that both protocols share (failure delays, per-user session caps, automatic bans, a bound
+//! on password verifications: see `server/auth.rs`).
 //!
 //! ```text
 //! cargo run --release --example server                          # embedded defaults
@@ -12,6 +14,10 @@
 //! event. Ctrl-C and SIGTERM shut it down gracefully; SIGHUP reloads the user file and the
 //! `[layers.*]` policies without dropping sessions.
 
+#[path = "server/admin.rs"]
+mod admin;
+#[path = "server/auth.rs"]
+mod auth;
 #[path = "server/config.rs"]
 mod config;
 #[path = "server/policies.rs"]
@@ -40,6 +46,7 @@ use tower_mail::imap::{ImapConfig, ImapService};
 use tower_mail::pop3::{Pop3Config, Pop3Service};
 use tower_mail::server::{Endpoint, ProxyConfig, Server, ServerConfig, TlsMode};
 use tower_mail::store::Maildir;
+use tower_mail_layers::sessions::SessionRegistry;
 
 use config::Config;
 
@@ -77,9 +84,21 @@ async fn run() -> Result<(), String> {
     let config_path = parse_args()?;
     let config = Config::load(config_path.as_deref())?;
     telemetry::init_logging(config.log.format);
+    let sessions = SessionRegistry::new();
     if !config.metrics.listen.is_empty() {
-        telemetry::init_metrics(&config.metrics.listen)?;
-        println!("metrics on http://{}/metrics", config.metrics.listen);
+        let listen = &config.metrics.listen;
+        let metrics = telemetry::init_metrics()?;
+        telemetry::describe_metrics();
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("metrics.listen {listen}: {e}"))?;
+        let admin = admin::Admin {
+            metrics,
+            sessions: sessions.clone(),
+        };
+        tokio::spawn(admin.serve(listener));
+        println!("metrics on http://{listen}/metrics");
+        println!("sessions on http://{listen}/sessions (loopback clients only)");
     }
     let policies = policies::Policies::new(&config.layers)?;
     if let rate_store::RateStore::Redis(store) = policies.rate_limit.store() {
@@ -116,6 +135,8 @@ async fn run() -> Result<(), String> {
         );
     }
     let users = PasswdFile::open(passwd).map_err(|e| format!("{}: {e}", passwd.display()))?;
+    // Wrapped once: IMAP and POP3 get clones of one stack, so that its counts cover both.
+    let auth = auth::build(users.clone(), &config.auth, policies.auto_ban_layer()?)?;
     let store = Maildir::new(&config.store.maildir);
 
     let trusted = config
@@ -127,26 +148,40 @@ async fn run() -> Result<(), String> {
                 .map_err(|e| format!("proxy.trusted {cidr:?}: {e}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let limits = &config.limits;
     let mut server_config = ServerConfig::default();
     server_config.proxy = ProxyConfig::trusting(trusted);
+    server_config.max_setup_connections = limits.max_setup_connections;
+    server_config.max_setup_per_address = limits.max_setup_per_address;
+    server_config.max_tarpitted = limits.max_tarpitted;
     let server = Server::new(server_config);
+    if !config.metrics.listen.is_empty() {
+        telemetry::export_server_metrics(server.clone());
+    }
 
+    // "loopback" is decided per connection by a layer of the stack (see stack.rs); the
+    // services' own setting is then "refused".
+    let plaintext = config.auth.plaintext_without_tls == config::Plaintext::Allowed;
     let mut pop3_config = Pop3Config::default();
-    pop3_config.allow_plaintext_login = config.auth.plaintext_without_tls;
-    pop3_config.idle_timeout = Duration::from_secs(config.limits.pop3_idle_seconds);
-    let pop3 = Pop3Service::new(users.clone(), store.clone(), pop3_config);
+    pop3_config.allow_plaintext_login = plaintext;
+    pop3_config.idle_timeout = Duration::from_secs(limits.pop3_idle_seconds);
+    pop3_config.unauthenticated_idle_timeout = Duration::from_secs(limits.pop3_login_seconds);
+    let pop3 = Pop3Service::new(auth.clone(), store.clone(), pop3_config);
 
     let mut imap_config = ImapConfig::default();
-    imap_config.allow_plaintext_login = config.auth.plaintext_without_tls;
-    imap_config.idle_timeout = Duration::from_secs(config.limits.imap_idle_seconds);
-    imap_config.max_append_len = config.limits.imap_max_message_bytes;
-    let imap = ImapService::new(users.clone(), store, imap_config);
+    imap_config.allow_plaintext_login = plaintext;
+    imap_config.idle_timeout = Duration::from_secs(limits.imap_idle_seconds);
+    imap_config.max_append_len = limits.imap_max_message_bytes;
+    imap_config.max_unauthenticated_literal_len = limits.max_unauthenticated_literal_bytes;
+    let imap = ImapService::new(auth, store, imap_config);
 
     let shared = stack::Shared {
         policies: policies.clone(),
-        global_limit: GlobalConcurrencyLimitLayer::new(config.limits.max_connections),
+        global_limit: GlobalConcurrencyLimitLayer::new(limits.max_connections),
         closed: Arc::new(AtomicU64::new(0)),
         shutting_down: CancellationToken::new(),
+        plaintext: config.auth.plaintext_without_tls,
+        sessions,
     };
     let pop3_stack = stack::build(pop3, &shared, &config.layers);
     let imap_stack = stack::build(imap, &shared, &config.layers);
@@ -183,6 +218,7 @@ async fn run() -> Result<(), String> {
             &pop3_stack,
         ),
     ];
+    let before_handshake = policies.before_tls_handshake(&config.layers);
     let mut listening = 0;
     for (address, protocol, tls, label, stack) in listeners {
         let Some(address) = address else { continue };
@@ -191,7 +227,12 @@ async fn run() -> Result<(), String> {
             .map_err(|e| format!("{label} on {address}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         println!("{label} listening on {local}");
-        server.serve(listener, Endpoint::new(protocol, tls), stack.clone());
+        let implicit_tls = matches!(tls, TlsMode::Implicit(_));
+        let mut endpoint = Endpoint::new(protocol, tls);
+        if let (true, Some(checks)) = (implicit_tls, before_handshake.clone()) {
+            endpoint = endpoint.refuse_before_handshake(checks);
+        }
+        server.serve(listener, endpoint, stack.clone());
         listening += 1;
     }
     if listening == 0 {

@@ -62,19 +62,85 @@ impl Default for Store {
     }
 }
 
+/// Logins: where users are, and the policies around every password check (IMAP and POP3
+/// share one authentication stack, so every count here covers both protocols).
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Auth {
+    /// Dovecot passwd-file lines: `user:{SCHEME}secret`. SIGHUP re-reads it.
     pub passwd_file: PathBuf,
-    pub plaintext_without_tls: bool,
+    /// LOGIN, USER/PASS and AUTH PLAIN before STARTTLS/STLS: `true`, `false`, or `"loopback"`
+    /// (the default, Dovecot's `disable_plaintext_auth = yes`): only clients on a loopback
+    /// address (after PROXY) may send a password in the clear. Refused: IMAP
+    /// `NO [PRIVACYREQUIRED]` with LOGINDISABLED advertised, POP3 `-ERR [AUTH]` with no USER
+    /// in CAPA. Implicit TLS and STARTTLS/STLS always allow logins.
+    pub plaintext_without_tls: Plaintext,
+    /// A failed login (wrong password or unknown user, the same) is answered after this many
+    /// milliseconds; doubled for each recent failure (5 minutes) from the same address or for
+    /// the same user name, up to `failure_delay_max_ms`. 0 turns the delay off.
+    pub failure_delay_ms: u64,
+    /// The longest failure delay.
+    pub failure_delay_max_ms: u64,
+    /// Sessions one user may have open at once, IMAP and POP3 together; one more login is
+    /// refused with `NO [LIMIT]` / `-ERR [IN-USE]`. 0 = unlimited.
+    pub max_sessions_per_user: u32,
+    /// Password verifications computed at once (each may cost tens of MiB with Argon2); a
+    /// login that waits 2 s for its turn fails with `NO [UNAVAILABLE]` / `-ERR [SYS/TEMP]`.
+    /// 0 = the number of cores.
+    pub max_concurrent_verifications: usize,
+    /// Share per-user counts and failure counters through Redis: not supported yet, so a
+    /// non-empty value stops the server at start rather than being ignored.
+    pub redis: String,
 }
 
 impl Default for Auth {
     fn default() -> Self {
         Auth {
             passwd_file: PathBuf::from("./data/users.passwd"),
-            plaintext_without_tls: true,
+            plaintext_without_tls: Plaintext::Loopback,
+            failure_delay_ms: 2000,
+            failure_delay_max_ms: 15_000,
+            max_sessions_per_user: 15,
+            max_concurrent_verifications: 0,
+            redis: String::new(),
         }
+    }
+}
+
+/// Whether a password may travel without TLS: `true`, `false` or `"loopback"` in TOML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Plaintext {
+    /// `true`: from any client.
+    Allowed,
+    /// `false`: from none.
+    Refused,
+    /// `"loopback"`: only from loopback addresses (127.0.0.0/8, ::1).
+    #[default]
+    Loopback,
+}
+
+impl<'de> Deserialize<'de> for Plaintext {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Plaintext;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(r#"true, false or "loopback""#)
+            }
+            fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<Plaintext, E> {
+                Ok(match value {
+                    true => Plaintext::Allowed,
+                    false => Plaintext::Refused,
+                })
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Plaintext, E> {
+                match value {
+                    "loopback" => Ok(Plaintext::Loopback),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -120,12 +186,28 @@ pub struct Limits {
     pub max_connections: usize,
     /// How long shutdown waits for sessions to say goodbye.
     pub shutdown_grace_seconds: u64,
-    /// POP3 idle timeout (RFC 1939: at least 600).
+    /// POP3 idle timeout once logged in (RFC 1939: at least 600).
     pub pop3_idle_seconds: u64,
+    /// How long a POP3 client may stay silent before it has logged in (the IMAP equivalent is
+    /// 60 s): a connection that never logs in costs a slot and gives nothing back.
+    pub pop3_login_seconds: u64,
     /// IMAP idle timeout once logged in (RFC 9051 section 5.4: at least 1800).
     pub imap_idle_seconds: u64,
     /// The largest message IMAP APPEND takes.
     pub imap_max_message_bytes: usize,
+    /// The most literal bytes an IMAP command may carry before login (a LOGIN password). An
+    /// APPEND, or a larger literal, is refused before the `+` continuation; a larger
+    /// non-synchronizing literal (`{n+}`) ends the connection.
+    pub max_unauthenticated_literal_bytes: usize,
+    /// Connections still reading a PROXY header or in an implicit-TLS handshake, server-wide;
+    /// past it new ones that need either are closed at once (`mail_setup_failures_total`
+    /// with `reason="setup_cap"`).
+    pub max_setup_connections: usize,
+    /// The same per client address (trusted PROXY senders count only server-wide).
+    pub max_setup_per_address: usize,
+    /// Refused clients held at once for a refusal delay (`delay_ms` of a layer, a tarpit);
+    /// past it refusals are answered at once.
+    pub max_tarpitted: usize,
 }
 
 impl Default for Limits {
@@ -134,8 +216,13 @@ impl Default for Limits {
             max_connections: 10_000,
             shutdown_grace_seconds: 10,
             pop3_idle_seconds: 600,
+            pop3_login_seconds: 60,
             imap_idle_seconds: 30 * 60,
             imap_max_message_bytes: 50 * 1024 * 1024,
+            max_unauthenticated_literal_bytes: 4096,
+            max_setup_connections: 1024,
+            max_setup_per_address: 16,
+            max_tarpitted: 1024,
         }
     }
 }
@@ -154,13 +241,34 @@ impl Config {
 }
 
 /// The connection policies; SIGHUP re-reads them (lists, hours, texts; not shadow or delay).
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Layers {
+    /// Beyond example-server.md: on the implicit-TLS listeners, the address-only policies
+    /// (`ip_block`, `time_window`, `auto_ban`, unless in shadow mode) decide before the TLS
+    /// handshake, so a refused peer costs no handshake; it is closed without a word (TLS has
+    /// not started, so it cannot be told why) and counted in
+    /// `mail_setup_failures_total{reason="refused"}`. `false`: every peer gets the handshake,
+    /// and refusals, with their text and tarpit delay, come from the stack inside TLS.
+    pub refuse_before_tls_handshake: bool,
     pub ip_block: IpBlock,
     pub rate_limit: RateLimit,
     /// Absent: always open.
     pub time_window: Option<TimeWindow>,
+    /// Absent: no automatic bans.
+    pub auto_ban: Option<AutoBan>,
+}
+
+impl Default for Layers {
+    fn default() -> Self {
+        Layers {
+            refuse_before_tls_handshake: true,
+            ip_block: IpBlock::default(),
+            rate_limit: RateLimit::default(),
+            time_window: None,
+            auto_ban: None,
+        }
+    }
 }
 
 /// How any policy layer applies its verdicts: beyond example-server.md, the issue's shadow
@@ -271,6 +379,41 @@ impl Default for TimeWindow {
             message: "Service unavailable outside business hours".into(),
             closed_day_message: None,
             mode: Mode::default(),
+        }
+    }
+}
+
+/// Addresses whose logins fail too often are refused for a while (fail2ban, in process). A
+/// banned client is told `message` in place of the greeting (`mail_rejections_total` with
+/// `layer="auto_ban"`); each ban is logged (`event = "auth_ban"`) and counted
+/// (`mail_auth_bans_total`). Sessions already open stay. SIGHUP applies a new `message`; the
+/// other keys are read at start.
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AutoBan {
+    /// Failed logins from one address within `window_seconds` that ban it. 0 never bans.
+    pub failures: usize,
+    pub window_seconds: u64,
+    /// How long a ban lasts.
+    pub ban_seconds: u64,
+    /// CIDRs never counted nor banned (monitoring, a webmail front end).
+    pub exempt: Vec<String>,
+    /// What a banned client is told.
+    pub message: String,
+    /// Share bans through Redis: not supported yet, so a non-empty value stops the server at
+    /// start rather than being ignored.
+    pub redis: String,
+}
+
+impl Default for AutoBan {
+    fn default() -> Self {
+        AutoBan {
+            failures: 10,
+            window_seconds: 300,
+            ban_seconds: 900,
+            exempt: Vec::new(),
+            message: "Too many failed logins".into(),
+            redis: String::new(),
         }
     }
 }

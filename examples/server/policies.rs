@@ -1,9 +1,16 @@
 //! The example server's connection policies, built from `[layers.*]` and rebuilt on SIGHUP.
 
+use std::future::{Ready, ready};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tower_mail_layers::ip_block::{CidrSet, IpBlock, IpLists, parse_list_entries, parse_net};
-use tower_mail_layers::policy::{PolicyLayer, Swappable};
+use tower_mail::server::AddressCheck;
+use tower_mail::{Reject, Session};
+use tower_mail_layers::auth::AutoBanLayer;
+use tower_mail_layers::ip_block::{
+    CidrSet, IpBlock, IpBlockPermit, IpLists, parse_list_entries, parse_net,
+};
+use tower_mail_layers::policy::{AddressPolicy, BeforeHandshake, Policy, PolicyLayer, Swappable};
 use tower_mail_layers::rate_limit::{LocalStore, RateLimit, RateLimitConfig, RedisStore};
 use tower_mail_layers::time_window::{Schedule, Time, Weekday};
 
@@ -16,9 +23,64 @@ pub struct Policies {
     pub ip_block: IpBlock,
     pub rate_limit: RateLimit<RateStore>,
     pub time_window: Swappable<Schedule>,
+    /// Where automatic bans land and are enforced, when `[layers.auto_ban]` is present.
+    pub bans: Option<Bans>,
     /// The Redis settings in force: read at start only (see `config::RateLimit::redis`).
     redis: RedisSettings,
+    /// `[layers.auto_ban]` as read at start: only its message changes on reload.
+    auto_ban: Option<config::AutoBan>,
 }
+
+/// The addresses `[layers.auto_ban]` banned: an `IpBlock` with empty lists whose temporary
+/// list the auth stack's `AutoBanLayer` fills, checked by a layer of its own beside
+/// `[layers.ip_block]`, so that a banned client is told the auto-ban message and refusals are
+/// counted under `layer="auto_ban"`. (One `IpBlock` has one refusal text, so sharing
+/// `[layers.ip_block]`'s would tell banned clients its message instead.)
+#[derive(Clone, Debug)]
+pub struct Bans(IpBlock);
+
+impl Bans {
+    /// The layer name its refusals carry in logs and metrics.
+    pub const LAYER: &'static str = "auto_ban";
+
+    fn new(message: &str) -> Bans {
+        Bans(IpBlock::new(Bans::lists(message)))
+    }
+
+    fn lists(message: &str) -> IpLists {
+        IpLists {
+            message: message.to_owned(),
+            ..IpLists::default()
+        }
+    }
+
+    fn decide(&self, session: &Arc<Session>) -> Result<IpBlockPermit, Reject> {
+        match self.0.check_now(session) {
+            Some(verdict) => verdict.map_err(|reject| reject.with_layer(Bans::LAYER)),
+            None => unreachable!("IpBlock decides on the spot"),
+        }
+    }
+}
+
+impl Policy for Bans {
+    type Permit = IpBlockPermit;
+    type Future = Ready<Result<IpBlockPermit, Reject>>;
+
+    fn name(&self) -> &'static str {
+        Bans::LAYER
+    }
+
+    fn check(&self, session: &Arc<Session>) -> Self::Future {
+        ready(self.decide(session))
+    }
+
+    fn check_now(&self, session: &Arc<Session>) -> Option<Result<IpBlockPermit, Reject>> {
+        Some(self.decide(session))
+    }
+}
+
+/// Its verdict depends on the address alone.
+impl AddressPolicy for Bans {}
 
 /// What the rate limit's store was made from.
 #[derive(Clone, PartialEq, Eq)]
@@ -54,18 +116,60 @@ impl Policies {
                 .map_err(|e| format!("layers.rate_limit.redis: {e}"))?;
             RateStore::Redis(store)
         };
+        if let Some(auto_ban) = &layers.auto_ban {
+            check_auto_ban(auto_ban)?;
+        }
         Ok(Policies {
             ip_block: IpBlock::new(ip_lists(&layers.ip_block)?),
             rate_limit: RateLimit::with_store(config, store),
             time_window: Swappable::new(schedule(layers.time_window.as_ref())?),
+            bans: layers.auto_ban.as_ref().map(|a| Bans::new(&a.message)),
             redis: RedisSettings::of(section),
+            auto_ban: layers.auto_ban.clone(),
         })
+    }
+
+    /// The auth layer that bans addresses after repeated failed logins into [`Bans`]; one that
+    /// never bans when `[layers.auto_ban]` is absent (so the auth stack has one type).
+    pub fn auto_ban_layer(&self) -> Result<AutoBanLayer<IpBlock>, String> {
+        let (Some(section), Some(bans)) = (&self.auto_ban, &self.bans) else {
+            return Ok(AutoBanLayer::new(IpBlock::new(IpLists::default())).failures(0));
+        };
+        Ok(AutoBanLayer::new(bans.0.clone())
+            .failures(section.failures)
+            .window(Duration::from_secs(section.window_seconds.max(1)))
+            .ban(Duration::from_secs(section.ban_seconds))
+            .exempt(cidrs(&section.exempt, None, "layers.auto_ban.exempt")?))
+    }
+
+    /// What the implicit-TLS listeners check before their handshakes: the address-only
+    /// policies that refuse for real (not in shadow mode). `None` when
+    /// `refuse_before_tls_handshake` is off.
+    pub fn before_tls_handshake(&self, layers: &Layers) -> Option<Vec<Arc<dyn AddressCheck>>> {
+        if !layers.refuse_before_tls_handshake {
+            return None;
+        }
+        let mut checks: Vec<Arc<dyn AddressCheck>> = Vec::new();
+        if !layers.ip_block.mode.shadow {
+            checks.push(Arc::new(BeforeHandshake::new(self.ip_block.clone())));
+        }
+        if layers.time_window.as_ref().is_some_and(|t| !t.mode.shadow) {
+            checks.push(Arc::new(BeforeHandshake::new(self.time_window.clone())));
+        }
+        if let Some(bans) = &self.bans {
+            checks.push(Arc::new(BeforeHandshake::new(bans.clone())));
+        }
+        Some(checks)
     }
 
     /// Apply changed settings; open sessions are kept.
     pub fn reload(&self, layers: &Layers) -> Result<(), String> {
         let lists = ip_lists(&layers.ip_block)?;
         let schedule = schedule(layers.time_window.as_ref())?;
+        if let Some(auto_ban) = &layers.auto_ban {
+            check_auto_ban(auto_ban)?;
+            cidrs(&auto_ban.exempt, None, "layers.auto_ban.exempt")?;
+        }
         self.ip_block.replace(lists);
         // Counts survive: open connections keep their slots under the new limits.
         self.rate_limit.reconfigure(rate_limit(&layers.rate_limit));
@@ -76,8 +180,45 @@ impl Policies {
             );
         }
         self.time_window.replace(schedule);
+        self.reload_auto_ban(layers.auto_ban.as_ref());
         Ok(())
     }
+
+    /// A new auto-ban message applies at once (bans in force stay); the thresholds and the
+    /// exempt list are the auth stack's, built at start.
+    fn reload_auto_ban(&self, new: Option<&config::AutoBan>) {
+        match (&self.bans, &self.auto_ban, new) {
+            (Some(bans), Some(old), Some(new)) => {
+                bans.0.replace(Bans::lists(&new.message));
+                let unchanged = config::AutoBan {
+                    message: old.message.clone(),
+                    ..new.clone()
+                };
+                if unchanged != *old {
+                    tracing::warn!(
+                        "SIGHUP: layers.auto_ban changed; only its message applies before a \
+                         restart"
+                    );
+                }
+            }
+            (None, None, None) => {}
+            _ => {
+                tracing::warn!("SIGHUP: layers.auto_ban added or removed; that waits for a restart")
+            }
+        }
+    }
+}
+
+/// Settings that cannot work yet stop the server rather than being ignored.
+fn check_auto_ban(section: &config::AutoBan) -> Result<(), String> {
+    if !section.redis.is_empty() {
+        return Err(
+            "layers.auto_ban.redis: sharing bans through Redis is not supported yet; \
+                    remove the key or leave it empty"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// A policy layer with the shadow and delay settings of its section.
@@ -89,10 +230,11 @@ pub fn with_mode<P>(layer: PolicyLayer<P>, mode: Mode) -> PolicyLayer<P> {
     }
 }
 
+/// `key` names the entries in errors (`layers.ip_block.deny`).
 fn cidrs(entries: &[String], file: Option<&std::path::Path>, key: &str) -> Result<CidrSet, String> {
     let mut nets = entries
         .iter()
-        .map(|entry| parse_net(entry).map_err(|e| format!("layers.ip_block.{key}: {e}")))
+        .map(|entry| parse_net(entry).map_err(|e| format!("{key}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -103,8 +245,16 @@ fn cidrs(entries: &[String], file: Option<&std::path::Path>, key: &str) -> Resul
 
 fn ip_lists(section: &config::IpBlock) -> Result<IpLists, String> {
     Ok(IpLists {
-        deny: cidrs(&section.deny, section.deny_file.as_deref(), "deny")?,
-        allow: cidrs(&section.allow, section.allow_file.as_deref(), "allow")?,
+        deny: cidrs(
+            &section.deny,
+            section.deny_file.as_deref(),
+            "layers.ip_block.deny",
+        )?,
+        allow: cidrs(
+            &section.allow,
+            section.allow_file.as_deref(),
+            "layers.ip_block.allow",
+        )?,
         message: section.message.clone(),
     })
 }

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
-use tower::util::BoxCloneService;
+use tower::util::{BoxCloneService, MapRequestLayer};
 use tower_mail::{BoxError, CloseReport, Connection, Reject, Session};
 use tower_mail_layers::ip_block::IpBlockLayer;
 use tower_mail_layers::logging::LoggingLayer;
@@ -16,8 +16,9 @@ use tower_mail_layers::metrics::MetricsLayer;
 use tower_mail_layers::on_close::OnCloseLayer;
 use tower_mail_layers::on_connect::OnConnectLayer;
 use tower_mail_layers::policy::PolicyLayer;
+use tower_mail_layers::sessions::{SessionRegistry, SessionRegistryLayer};
 
-use crate::config::Layers;
+use crate::config::{Layers, Plaintext};
 use crate::policies::{Policies, with_mode};
 
 /// A finished stack; boxed so that both protocols' stacks have one type.
@@ -31,6 +32,10 @@ pub struct Shared {
     /// Every connection's end, counted to show at shutdown that none was lost.
     pub closed: Arc<AtomicU64>,
     pub shutting_down: CancellationToken,
+    /// `[auth] plaintext_without_tls`.
+    pub plaintext: Plaintext,
+    /// The live sessions, for the admin endpoints.
+    pub sessions: SessionRegistry,
 }
 
 /// The layers, outermost first, in front of `service`.
@@ -69,6 +74,8 @@ where
             IpBlockLayer::new(shared.policies.ip_block.clone()),
             layers.ip_block.mode,
         ))
+        // Addresses `[layers.auto_ban]` banned, told its message.
+        .option_layer(shared.policies.bans.clone().map(PolicyLayer::from_policy))
         .layer(with_mode(
             PolicyLayer::from_policy(shared.policies.time_window.clone()),
             time_window_mode,
@@ -77,8 +84,31 @@ where
             PolicyLayer::from_policy(shared.policies.rate_limit.clone()),
             layers.rate_limit.mode,
         ))
+        .layer(plaintext_layer(shared.plaintext))
         .layer(LoadShedLayer::new())
         .layer(shared.global_limit.clone())
+        // Innermost: only connections that get a session are listed.
+        .layer(SessionRegistryLayer::new(shared.sessions.clone()))
         .service(service);
     BoxCloneService::new(stack)
+}
+
+/// `plaintext_without_tls = "loopback"`: allow logins without TLS on this connection only if
+/// the client (after PROXY, so the real client behind a load balancer) has a loopback address.
+/// `true` and `false` are the protocol services' own setting and leave the connection alone.
+fn plaintext_layer(
+    plaintext: Plaintext,
+) -> MapRequestLayer<impl FnMut(Connection) -> Connection + Clone> {
+    MapRequestLayer::new(move |mut conn: Connection| {
+        if plaintext == Plaintext::Loopback {
+            let loopback = conn
+                .session()
+                .remote_addr()
+                .ip()
+                .to_canonical()
+                .is_loopback();
+            conn.settings_mut().allow_plaintext_login = Some(loopback);
+        }
+        conn
+    })
 }

@@ -1,7 +1,10 @@
 //! Logging and metrics set-up for the example server.
 
-use std::net::SocketAddr;
+use std::time::Duration;
 
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_mail::Protocol;
+use tower_mail::server::{Server, SetupFailure};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -26,13 +29,98 @@ pub fn init_logging(format: LogFormat) {
     }
 }
 
-/// Serve Prometheus text format at `http://<listen>/metrics`.
-pub fn init_metrics(listen: &str) -> Result<(), String> {
-    let addr: SocketAddr = listen
-        .parse()
-        .map_err(|e| format!("metrics.listen {listen:?}: {e}"))?;
-    super::prometheus::builder()?
-        .with_http_listener(addr)
-        .install()
-        .map_err(|e| format!("metrics on {addr}: {e}"))
+/// Install the Prometheus recorder; the admin listener serves its text at `/metrics`.
+pub fn init_metrics() -> Result<PrometheusHandle, String> {
+    let handle = super::prometheus::builder()?
+        .install_recorder()
+        .map_err(|e| format!("metrics: {e}"))?;
+    // Without the exporter's own listener, histograms are drained by hand.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
+/// The metrics of the auth layers (`tower_mail_layers::auth`), each described and shown at 0
+/// from the start, so that dashboards and alerts find them before the first event.
+const AUTH_COUNTERS: [(&str, &str); 4] = [
+    (
+        "mail_auth_failures_delayed_total",
+        "Failed logins answered after a failure delay",
+    ),
+    (
+        "mail_auth_user_limit_total",
+        "Logins refused because the user had max_sessions_per_user sessions open",
+    ),
+    (
+        "mail_auth_user_store_errors_total",
+        "Logins refused because the per-user session store did not answer",
+    ),
+    (
+        "mail_auth_bans_total",
+        "Addresses banned by layers.auto_ban after repeated failed logins",
+    ),
+];
+
+const VERIFY_REJECTED: &str = "mail_auth_verifications_rejected_total";
+const SETUP_FAILURES: &str = "mail_setup_failures_total";
+const IN_SETUP: &str = "mail_connections_in_setup";
+const TARPITTED: &str = "mail_connections_tarpitted";
+
+/// Describe the server's own metrics and those of the auth layers, and register them at 0.
+pub fn describe_metrics() {
+    for (name, help) in AUTH_COUNTERS {
+        metrics::describe_counter!(name, help);
+        metrics::counter!(name).increment(0);
+    }
+    metrics::describe_counter!(
+        VERIFY_REJECTED,
+        "Logins refused as unavailable by the verification bound, by reason \
+         (queue_timeout: no slot within the queue deadline)"
+    );
+    metrics::counter!(VERIFY_REJECTED, "reason" => "queue_timeout").increment(0);
+    metrics::describe_counter!(
+        SETUP_FAILURES,
+        "Connections that ended before their session started (PROXY header, TLS handshake, \
+         setup cap), by protocol and reason"
+    );
+    metrics::describe_gauge!(
+        IN_SETUP,
+        "Connections reading a PROXY header or in an implicit-TLS handshake now \
+         (limits.max_setup_connections)"
+    );
+    metrics::describe_gauge!(
+        TARPITTED,
+        "Refused clients held for a refusal delay now (limits.max_tarpitted)"
+    );
+}
+
+/// Mirror the server's own counts now and then every second: `Server::setup_failures` into
+/// `mail_setup_failures_total{protocol, reason}` (such connections never reach the layer
+/// stack, so no layer counts them), and the setup and tarpit occupancy into gauges.
+pub fn export_server_metrics(server: Server) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            for protocol in [Protocol::Imap, Protocol::Pop3] {
+                for failure in SetupFailure::ALL {
+                    metrics::counter!(
+                        SETUP_FAILURES,
+                        "protocol" => protocol.as_str(),
+                        "reason" => failure.as_str()
+                    )
+                    .absolute(server.setup_failures(protocol, failure));
+                }
+            }
+            metrics::gauge!(IN_SETUP).set(server.connections_in_setup() as f64);
+            metrics::gauge!(TARPITTED).set(server.tarpitted() as f64);
+        }
+    });
 }
