@@ -136,7 +136,7 @@ async fn run() -> Result<(), String> {
     }
     let users = PasswdFile::open(passwd).map_err(|e| format!("{}: {e}", passwd.display()))?;
     // Wrapped once: IMAP and POP3 get clones of one stack, so that its counts cover both.
-    let auth = auth::build(users.clone(), &config.auth, policies.auto_ban_layer()?)?;
+    let auth = auth::build(users.clone(), &config.auth, &policies)?;
     let store = Maildir::new(&config.store.maildir);
 
     let trusted = config

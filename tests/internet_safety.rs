@@ -441,18 +441,8 @@ fn settings_that_cannot_work_stop_the_server_with_a_clear_error() {
         message.contains("plaintext_without_tls") && message.contains("loopback"),
         "stderr: {message}"
     );
-    let message = start_fails("[auth]\npasswd_file = PASSWD\nredis = \"redis://127.0.0.1:1\"\n");
-    assert!(
-        message.contains("auth.redis") && message.contains("not supported"),
-        "stderr: {message}"
-    );
-    let message = start_fails(
-        "[auth]\npasswd_file = PASSWD\n[layers.auto_ban]\nredis = \"redis://127.0.0.1:1\"\n",
-    );
-    assert!(
-        message.contains("layers.auto_ban.redis") && message.contains("not supported"),
-        "stderr: {message}"
-    );
+    let message = start_fails("[auth]\npasswd_file = PASSWD\nredis = \"rediss-nonsense\"\n");
+    assert!(message.contains("auth.redis"), "stderr: {message}");
     let message = start_fails(
         "[auth]\npasswd_file = PASSWD\n[layers.auto_ban]\nexempt = [\"not-a-network\"]\n",
     );

@@ -17,7 +17,7 @@ mod support_shared;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use support_example::{ExampleServer, RawClient, SOON, poll};
+use support_example::{ExampleServer, PASSWORD, RawClient, SOON, USER, poll};
 use support_redis::{RedisServer, free_port, nowhere_url};
 
 const MESSAGE: &str = "Too many connections from this IP";
@@ -153,4 +153,56 @@ fn a_server_counts_again_once_its_redis_is_back() {
     refused(server.pop3, lo(36), &format!("-ERR {MESSAGE}"));
     drop(first);
     let _third = admitted_soon(server.pop3, lo(36), "admitted after one closed");
+}
+
+/// Two example servers sharing their auth state through one Redis (`[auth] redis`,
+/// `[layers.auto_ban] redis`): one per-user session cap across both, and a ban made by one
+/// refuses the address on the other.
+#[test]
+fn two_servers_share_per_user_sessions_and_bans_through_redis() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let auth = format!(
+        "redis = \"{url}\"\nmax_sessions_per_user = 2\nfailure_delay_ms = 10\n\
+         failure_delay_max_ms = 10\n"
+    );
+    let layers = format!("[layers.auto_ban]\nfailures = 2\nredis = \"{url}\"\n");
+    let a = ExampleServer::start_with_auth(&auth, &layers);
+    let b = ExampleServer::start_with_auth(&auth, &layers);
+
+    // demo's two sessions: IMAP on A, POP3 on B. A third, on either, is over the cap.
+    let mut on_a = admitted(a.imap, lo(30));
+    assert!(
+        on_a.cmd(&format!("a1 LOGIN {USER} {PASSWORD}"))
+            .starts_with("a1 OK")
+    );
+    let mut on_b = RawClient::connect_from(lo(30), b.pop3);
+    on_b.login(USER, PASSWORD);
+    let mut third = admitted(b.imap, lo(30));
+    assert_eq!(
+        third.cmd(&format!("b1 LOGIN {USER} {PASSWORD}")),
+        "b1 NO [LIMIT] Too many sessions for this user"
+    );
+    // demo logs out on A: the slot is free on B.
+    assert!(on_a.cmd("a2 LOGOUT").starts_with("* BYE"));
+    let logged_in = poll(SOON, || {
+        let reply = third.cmd(&format!("b2 LOGIN {USER} {PASSWORD}"));
+        reply.starts_with("b2 OK").then_some(())
+    });
+    assert!(logged_in.is_some(), "the slot A gave back is free on B");
+
+    // Two failed logins from 127.0.0.31 on A ban it on A, and within a second on B.
+    let mut guesser = admitted(a.imap, lo(31));
+    for tag in ["g1", "g2"] {
+        let reply = guesser.cmd(&format!("{tag} LOGIN {USER} wrong"));
+        assert!(reply.starts_with(&format!("{tag} NO")), "{reply}");
+    }
+    refused(a.imap, lo(31), "* BYE Too many failed logins");
+    let banned_on_b = poll(SOON, || match greeted(b.pop3, lo(31)) {
+        Err(line) => (line == "-ERR Too many failed logins").then_some(()),
+        Ok(_) => None,
+    });
+    assert!(banned_on_b.is_some(), "the ban reaches B");
+    admitted(b.pop3, lo(32));
+    drop((on_b, third));
 }

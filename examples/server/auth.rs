@@ -1,17 +1,20 @@
 //! The authentication stack: the user file wrapped once in the auth policies of `[auth]` and
 //! `[layers.auto_ban]`, and that one stack (clones of it) given to the IMAP and the POP3
 //! service, so that per-user sessions, failure delays and bans count across both protocols.
+//! With `[auth] redis` the per-user counts and failure counts are shared by every server
+//! using that Redis; with `[layers.auto_ban] redis`, the bans.
 
 use std::time::Duration;
 
 use tower::ServiceBuilder;
+use tower::util::Either;
 use tower_mail::auth::{Authenticator, PasswdFile};
 use tower_mail_layers::auth::{
-    AutoBanLayer, FailureDelayLayer, UserSessionsLayer, VerifyLimitLayer,
+    AutoBanLayer, BanSink, FailureDelayLayer, RedisAuth, UserSessionsLayer, VerifyLimitLayer,
 };
-use tower_mail_layers::ip_block::IpBlock;
 
 use crate::config;
+use crate::policies::Policies;
 
 /// Outermost first, in the order `tower_mail_layers::auth` recommends:
 ///
@@ -20,31 +23,73 @@ use crate::config;
 /// 3. auto-ban: below the delay, so the ban falls when the failure is known, not when it is
 ///    answered;
 /// 4. verification bound: right over the password hashes.
+///
+/// Needs the Tokio runtime: the Redis stores run background tasks. They connect lazily, so
+/// the server starts while Redis is down; logins then go on with local counts.
 pub fn build(
     users: PasswdFile,
     section: &config::Auth,
-    auto_ban: AutoBanLayer<IpBlock>,
+    policies: &Policies,
 ) -> Result<impl Authenticator, String> {
-    if !section.redis.is_empty() {
-        return Err(
-            "auth.redis: sharing per-user counts and failure counters through Redis is not \
-             supported yet; remove the key or leave it empty"
-                .into(),
-        );
-    }
+    let shared = connect(&section.redis, "auth.redis")?;
     let verify = match section.max_concurrent_verifications {
         0 => VerifyLimitLayer::per_core(),
         n => VerifyLimitLayer::new(n),
     };
-    let delay = FailureDelayLayer::new()
+    let mut delay = FailureDelayLayer::new()
         .base(Duration::from_millis(section.failure_delay_ms))
         .max(Duration::from_millis(
             section.failure_delay_max_ms.max(section.failure_delay_ms),
         ));
+    let max = section.max_sessions_per_user;
+    let sessions = match &shared {
+        None => Either::Left(UserSessionsLayer::new(max)),
+        Some(redis) => Either::Right(UserSessionsLayer::with_store(max, redis.user_sessions())),
+    };
+    if let Some(redis) = &shared {
+        delay = delay.shared(redis.failures());
+    }
+    let bans_shared = policies
+        .auto_ban_redis()
+        .map(|url| connect(url, "layers.auto_ban.redis"))
+        .transpose()?
+        .flatten();
+    let counter = shared.as_ref();
+    let auto_ban = match bans_shared {
+        None => policies
+            .auto_ban_layer(|ip_block| ip_block)?
+            .map(|layer| Either::Left(share_failures(layer, counter))),
+        Some(redis) => policies
+            .auto_ban_layer(|ip_block| redis.bans(ip_block))?
+            .map(|layer| Either::Right(share_failures(layer, counter))),
+    };
     Ok(ServiceBuilder::new()
-        .layer(UserSessionsLayer::new(section.max_sessions_per_user))
+        .layer(sessions)
         .layer(delay)
-        .layer(auto_ban)
+        .option_layer(auto_ban)
         .layer(verify)
         .service(users))
+}
+
+/// Count the failures that lead to a ban in Redis too, when `[auth] redis` is set.
+fn share_failures<B: BanSink>(
+    layer: AutoBanLayer<B>,
+    redis: Option<&RedisAuth>,
+) -> AutoBanLayer<B> {
+    match redis {
+        Some(redis) => layer.shared(redis.failures()),
+        None => layer,
+    }
+}
+
+/// A Redis client for `url` (`key` names it in errors); `None` for "".
+fn connect(url: &str, key: &str) -> Result<Option<RedisAuth>, String> {
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let redis = RedisAuth::builder(url)
+        .build()
+        .map_err(|e| format!("{key}: {e}"))?;
+    println!("{key}: shared through Redis at {}", redis.address());
+    Ok(Some(redis))
 }

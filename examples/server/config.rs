@@ -88,8 +88,11 @@ pub struct Auth {
     /// login that waits 2 s for its turn fails with `NO [UNAVAILABLE]` / `-ERR [SYS/TEMP]`.
     /// 0 = the number of cores.
     pub max_concurrent_verifications: usize,
-    /// Share per-user counts and failure counters through Redis: not supported yet, so a
-    /// non-empty value stops the server at start rather than being ignored.
+    /// `redis://...` (or `redis+cluster://h1:p1,h2:p2`): count each user's sessions and the
+    /// failed logins behind the failure delay and auto-ban in Redis, shared by every server
+    /// that uses it, so `max_sessions_per_user` holds across the fleet. "" = in this process.
+    /// Read at start. When Redis is down, logins go on: sessions uncounted, failures counted
+    /// here.
     pub redis: String,
 }
 
@@ -400,8 +403,9 @@ pub struct AutoBan {
     pub exempt: Vec<String>,
     /// What a banned client is told.
     pub message: String,
-    /// Share bans through Redis: not supported yet, so a non-empty value stops the server at
-    /// start rather than being ignored.
+    /// `redis://...`: share bans through Redis; a ban made by any server using it refuses the
+    /// address on all of them within a second. "" = bans stay in this process. Read at
+    /// start.
     pub redis: String,
 }
 

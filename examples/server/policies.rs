@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tower_mail::server::AddressCheck;
 use tower_mail::{Reject, Session};
-use tower_mail_layers::auth::AutoBanLayer;
+use tower_mail_layers::auth::{AutoBanLayer, BanSink};
 use tower_mail_layers::ip_block::{
     CidrSet, IpBlock, IpBlockPermit, IpLists, parse_list_entries, parse_net,
 };
@@ -116,9 +116,6 @@ impl Policies {
                 .map_err(|e| format!("layers.rate_limit.redis: {e}"))?;
             RateStore::Redis(store)
         };
-        if let Some(auto_ban) = &layers.auto_ban {
-            check_auto_ban(auto_ban)?;
-        }
         Ok(Policies {
             ip_block: IpBlock::new(ip_lists(&layers.ip_block)?),
             rate_limit: RateLimit::with_store(config, store),
@@ -129,17 +126,29 @@ impl Policies {
         })
     }
 
-    /// The auth layer that bans addresses after repeated failed logins into [`Bans`]; one that
-    /// never bans when `[layers.auto_ban]` is absent (so the auth stack has one type).
-    pub fn auto_ban_layer(&self) -> Result<AutoBanLayer<IpBlock>, String> {
+    /// The auth layer that bans addresses after repeated failed logins into [`Bans`], through
+    /// `sink` (the bans' `IpBlock` itself, or a Redis sink that also shares them); `None`
+    /// when `[layers.auto_ban]` is absent.
+    pub fn auto_ban_layer<B: BanSink>(
+        &self,
+        sink: impl FnOnce(IpBlock) -> B,
+    ) -> Result<Option<AutoBanLayer<B>>, String> {
         let (Some(section), Some(bans)) = (&self.auto_ban, &self.bans) else {
-            return Ok(AutoBanLayer::new(IpBlock::new(IpLists::default())).failures(0));
+            return Ok(None);
         };
-        Ok(AutoBanLayer::new(bans.0.clone())
-            .failures(section.failures)
-            .window(Duration::from_secs(section.window_seconds.max(1)))
-            .ban(Duration::from_secs(section.ban_seconds))
-            .exempt(cidrs(&section.exempt, None, "layers.auto_ban.exempt")?))
+        Ok(Some(
+            AutoBanLayer::new(sink(bans.0.clone()))
+                .failures(section.failures)
+                .window(Duration::from_secs(section.window_seconds.max(1)))
+                .ban(Duration::from_secs(section.ban_seconds))
+                .exempt(cidrs(&section.exempt, None, "layers.auto_ban.exempt")?),
+        ))
+    }
+
+    /// `[layers.auto_ban] redis`, when bans are shared.
+    pub fn auto_ban_redis(&self) -> Option<&str> {
+        let url = self.auto_ban.as_ref()?.redis.as_str();
+        (!url.is_empty()).then_some(url)
     }
 
     /// What the implicit-TLS listeners check before their handshakes: the address-only
@@ -167,7 +176,6 @@ impl Policies {
         let lists = ip_lists(&layers.ip_block)?;
         let schedule = schedule(layers.time_window.as_ref())?;
         if let Some(auto_ban) = &layers.auto_ban {
-            check_auto_ban(auto_ban)?;
             cidrs(&auto_ban.exempt, None, "layers.auto_ban.exempt")?;
         }
         self.ip_block.replace(lists);
@@ -207,18 +215,6 @@ impl Policies {
             }
         }
     }
-}
-
-/// Settings that cannot work yet stop the server rather than being ignored.
-fn check_auto_ban(section: &config::AutoBan) -> Result<(), String> {
-    if !section.redis.is_empty() {
-        return Err(
-            "layers.auto_ban.redis: sharing bans through Redis is not supported yet; \
-                    remove the key or leave it empty"
-                .into(),
-        );
-    }
-    Ok(())
 }
 
 /// A policy layer with the shadow and delay settings of its section.

@@ -21,7 +21,9 @@
 //!   a bound on password verifications at once ([`VerifyLimitLayer`](auth::VerifyLimitLayer)),
 //!   growing delays for failed logins ([`FailureDelayLayer`](auth::FailureDelayLayer)), a cap
 //!   on each user's sessions ([`UserSessionsLayer`](auth::UserSessionsLayer)) and bans of
-//!   addresses that keep failing ([`AutoBanLayer`](auth::AutoBanLayer)).
+//!   addresses that keep failing ([`AutoBanLayer`](auth::AutoBanLayer)); with the `redis`
+//!   feature, their counts and bans shared by several servers through Redis or a Redis
+//!   Cluster (`auth::RedisAuth`).
 //!
 //! - [`SessionRegistryLayer`](sessions::SessionRegistryLayer): a registry of live sessions
 //!   to list them and end those of a user or an address (`doveadm who` / `kick`).
@@ -46,6 +48,8 @@ pub mod on_connect;
 pub mod policy;
 #[cfg(feature = "rate-limit")]
 pub mod rate_limit;
+#[cfg(feature = "redis")]
+mod redis_support;
 #[cfg(feature = "sessions")]
 pub mod sessions;
 #[cfg(feature = "time-window")]

@@ -11,9 +11,14 @@ use tower_layer::Layer;
 use tower_mail::auth::{AuthError, Authenticator, Credentials, User};
 use tower_service::Service;
 
+use super::failure_counter::{FailureCounter, FailureKey, FailureWindow};
 use super::recent::RecentFailures;
+use super::warn_every::{WarnEvery, counter_failed};
 use super::{AuthFuture, DEFAULT_MAX_KEYS, client_ip};
 use crate::ip_block::{CidrSet, IpBlock};
+
+/// The scope of this layer's [`FailureKey`]s.
+const SCOPE: &str = "ban";
 
 /// How many failed logins within the window ban an address, by default.
 ///
@@ -90,7 +95,12 @@ impl BanSink for IpBlock {
 /// - The session whose failure brings the ban is not ended by this layer; an `IpBlock` made
 ///   with [`IpBlock::ending_denied_sessions`] ends it, and the address's other sessions.
 ///
-/// Services made by one layer (and its clones) share the counts.
+/// Services made by one layer (and its clones) share the counts. To count the failures of
+/// several servers together, give the layer a shared [`FailureCounter`]
+/// ([`shared`](Self::shared)): each failure is counted there as well, in one round trip, and
+/// the ban falls when the shared count reaches `failures`. When the shared counter fails or is
+/// late, the count of this process decides (logged at warn level at most once per 10 s). To
+/// share the bans themselves, ban through a sink that does (`RedisBans`, feature `redis`).
 ///
 /// ```
 /// use std::time::Duration;
@@ -130,6 +140,9 @@ struct Shared<B> {
     sink: Arc<B>,
     config: Config,
     recent: RecentFailures<IpAddr>,
+    /// Counts shared with other servers, if any.
+    counter: Option<Arc<dyn FailureCounter>>,
+    warn: WarnEvery,
 }
 
 impl<B> Clone for AutoBanLayer<B> {
@@ -160,6 +173,7 @@ impl<B: BanSink> AutoBanLayer<B> {
                 exempt: CidrSet::new(),
                 max_keys: DEFAULT_MAX_KEYS,
             },
+            None,
         )
     }
 
@@ -189,23 +203,51 @@ impl<B: BanSink> AutoBanLayer<B> {
         self.with(|config| config.max_keys = max_keys)
     }
 
+    /// Count failures in `counter` too, shared with the other servers that use it (a
+    /// `RedisFailures`, feature `redis`): `failures` from an address across all of them ban
+    /// it. The counts of this process still decide when the counter fails.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_mail_layers::auth::{AutoBanLayer, LocalFailures};
+    /// use tower_mail_layers::ip_block::{IpBlock, IpLists};
+    ///
+    /// let counter = Arc::new(LocalFailures::default());
+    /// let layer = AutoBanLayer::new(IpBlock::new(IpLists::default())).shared(counter);
+    /// # drop(layer);
+    /// ```
+    pub fn shared(self, counter: impl FailureCounter) -> Self {
+        Self::build(
+            self.shared.sink.clone(),
+            self.shared.config.clone(),
+            Some(Arc::new(counter)),
+        )
+    }
+
     fn with(self, change: impl FnOnce(&mut Config)) -> Self {
         let mut config = self.shared.config.clone();
         change(&mut config);
-        Self::build(self.shared.sink.clone(), config)
+        Self::build(
+            self.shared.sink.clone(),
+            config,
+            self.shared.counter.clone(),
+        )
     }
 
-    fn build(sink: Arc<B>, config: Config) -> Self {
+    fn build(sink: Arc<B>, config: Config, counter: Option<Arc<dyn FailureCounter>>) -> Self {
         AutoBanLayer {
             shared: Arc::new(Shared {
                 sink,
                 recent: RecentFailures::new(config.window, config.failures, config.max_keys),
                 config,
+                counter,
+                warn: WarnEvery::default(),
             }),
         }
     }
 
-    /// How many failures `ip` has had within the window (the count starts again after a ban).
+    /// How many failures `ip` has had within the window (the count starts again after a ban),
+    /// by the counts of this process.
     ///
     /// ```
     /// use tower_mail_layers::auth::AutoBanLayer;
@@ -225,9 +267,10 @@ impl<B: BanSink> AutoBanLayer<B> {
 
 impl<B: BanSink> Shared<B> {
     /// Count a failure from `ip`; ban it when that makes `failures`.
-    fn failed(&self, ip: IpAddr) {
+    async fn failed(&self, ip: IpAddr) {
         let Config {
             failures,
+            window,
             ban,
             ref exempt,
             ..
@@ -235,10 +278,23 @@ impl<B: BanSink> Shared<B> {
         if failures == 0 || exempt.contains(ip) {
             return;
         }
-        let count = self.recent.record(ip, Instant::now(), failures);
+        let mut count = self.recent.record(ip, Instant::now(), failures);
+        if let Some(counter) = &self.counter {
+            let window = FailureWindow {
+                window,
+                keep: failures,
+                clear_at: failures,
+            };
+            match counter.record(&FailureKey::ip(SCOPE, ip), window).await {
+                Ok(shared) => count = shared,
+                Err(error) => counter_failed(&self.warn, Some(ip), &error),
+            }
+        }
         if count < failures {
             return;
         }
+        // The count starts again after a ban, here too.
+        self.recent.clear(&ip);
         let ended_sessions = self.sink.ban(ip, ban);
         tracing::warn!(
             event = "auth_ban",
@@ -262,6 +318,7 @@ impl<B> fmt::Debug for AutoBanLayer<B> {
             .field("ban", &config.ban)
             .field("exempt_ranges", &config.exempt.ranges())
             .field("recent", &self.shared.recent)
+            .field("shared", &self.shared.counter.is_some())
             .finish()
     }
 }
@@ -330,7 +387,7 @@ impl<A: Authenticator, B: BanSink> Service<Credentials> for AutoBanService<A, B>
         Box::pin(async move {
             let answer = inner.call(credentials).await;
             if let (Err(AuthError::InvalidCredentials), Some(ip)) = (&answer, ip) {
-                shared.failed(ip);
+                shared.failed(ip).await;
             }
             answer
         })

@@ -14,8 +14,13 @@ use tower_layer::Layer;
 use tower_mail::auth::{AuthError, Authenticator, Credentials, User};
 use tower_service::Service;
 
+use super::failure_counter::{FailureCounter, FailureKey, FailureWindow};
 use super::recent::RecentFailures;
+use super::warn_every::{WarnEvery, counter_failed};
 use super::{AuthFuture, DEFAULT_MAX_KEYS, client_ip};
+
+/// The scope of this layer's [`FailureKey`]s.
+const SCOPE: &str = "delay";
 
 /// The delay of a first failure, by default.
 ///
@@ -68,7 +73,13 @@ pub const DEFAULT_DELAY_WINDOW: Duration = Duration::from_secs(300);
 ///   stays the newest, so a spray of other keys cannot shield it.
 ///
 /// Services made by one layer (and its clones) share the counts: layer the IMAP and the POP3
-/// service with the same layer, or wrap the authentication service once.
+/// service with the same layer, or wrap the authentication service once. To share them with
+/// other servers too, give the layer a shared [`FailureCounter`] ([`shared`](Self::shared)):
+/// each failure is then counted there as well, in one round trip, and the delay follows the
+/// shared count. When the shared counter fails (Redis is down) or is late, the count of this
+/// process decides, so logins go on; that is logged at warn level at most once per 10 s
+/// (`event = "auth_failure_counter_error"`) and counted
+/// (`mail_auth_failure_counter_errors_total`).
 ///
 /// ```
 /// use std::time::Duration;
@@ -107,10 +118,15 @@ struct Config {
 
 struct Shared {
     config: Config,
+    /// Failures kept per key: enough to reach `max`.
+    keep: usize,
     by_ip: RecentFailures<IpAddr>,
     by_user: RecentFailures<u64>,
     /// Keys user names, so that a client cannot pick names that collide.
     hasher: RandomState,
+    /// Counts shared with other servers, if any.
+    counter: Option<Arc<dyn FailureCounter>>,
+    warn: WarnEvery,
 }
 
 impl Default for FailureDelayLayer {
@@ -129,37 +145,49 @@ impl FailureDelayLayer {
     /// assert_eq!(FailureDelayLayer::new().next_delay(None, "alice"), Duration::from_secs(2));
     /// ```
     pub fn new() -> Self {
-        Self::build(Config {
-            base: DEFAULT_BASE_DELAY,
-            max: DEFAULT_MAX_DELAY,
-            window: DEFAULT_DELAY_WINDOW,
-            max_keys: DEFAULT_MAX_KEYS,
-        })
+        Self::build(
+            Config {
+                base: DEFAULT_BASE_DELAY,
+                max: DEFAULT_MAX_DELAY,
+                window: DEFAULT_DELAY_WINDOW,
+                max_keys: DEFAULT_MAX_KEYS,
+            },
+            None,
+        )
     }
 
     /// The delay of a failure with no recent failure before it. `Duration::ZERO` turns the
     /// delay off.
     pub fn base(self, base: Duration) -> Self {
-        Self::build(Config {
-            base,
-            ..self.shared.config
-        })
+        Self::build(
+            Config {
+                base,
+                ..self.shared.config
+            },
+            self.shared.counter.clone(),
+        )
     }
 
     /// The longest delay.
     pub fn max(self, max: Duration) -> Self {
-        Self::build(Config {
-            max,
-            ..self.shared.config
-        })
+        Self::build(
+            Config {
+                max,
+                ..self.shared.config
+            },
+            self.shared.counter.clone(),
+        )
     }
 
     /// How long a failure counts as recent.
     pub fn window(self, window: Duration) -> Self {
-        Self::build(Config {
-            window,
-            ..self.shared.config
-        })
+        Self::build(
+            Config {
+                window,
+                ..self.shared.config
+            },
+            self.shared.counter.clone(),
+        )
     }
 
     /// How many addresses, and how many user names, are counted at most (at least 1 each).
@@ -170,13 +198,34 @@ impl FailureDelayLayer {
     /// assert_eq!(layer.tracked(), (0, 0));
     /// ```
     pub fn max_keys(self, max_keys: usize) -> Self {
-        Self::build(Config {
-            max_keys,
-            ..self.shared.config
-        })
+        Self::build(
+            Config {
+                max_keys,
+                ..self.shared.config
+            },
+            self.shared.counter.clone(),
+        )
     }
 
-    fn build(config: Config) -> Self {
+    /// Count failures in `counter` too, shared with the other servers that use it (a
+    /// `RedisFailures`, feature `redis`): the delay follows the failures of an address or a
+    /// user name on all of them. The counts of this process still decide when the counter
+    /// fails.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_mail_layers::auth::{FailureDelayLayer, LocalFailures};
+    /// // Two stacks in one process that count together:
+    /// let counter = Arc::new(LocalFailures::default());
+    /// let imap = FailureDelayLayer::new().shared(counter.clone());
+    /// let pop3 = FailureDelayLayer::new().shared(counter);
+    /// # drop((imap, pop3));
+    /// ```
+    pub fn shared(self, counter: impl FailureCounter) -> Self {
+        Self::build(self.shared.config, Some(Arc::new(counter)))
+    }
+
+    fn build(config: Config, counter: Option<Arc<dyn FailureCounter>>) -> Self {
         // Enough failures per key to reach `max`: base·2^n ≥ max. Zero base: no delay, one
         // kept so that the counts still say something.
         let mut doublings = 0;
@@ -190,14 +239,18 @@ impl FailureDelayLayer {
         FailureDelayLayer {
             shared: Arc::new(Shared {
                 config,
+                keep,
                 by_ip: RecentFailures::new(config.window, keep, config.max_keys),
                 by_user: RecentFailures::new(config.window, keep, config.max_keys),
                 hasher: RandomState::new(),
+                counter,
+                warn: WarnEvery::default(),
             }),
         }
     }
 
-    /// How long a failure from `ip` for `user` would be delayed now.
+    /// How long a failure from `ip` for `user` would be delayed now, by the counts of this
+    /// process.
     pub fn next_delay(&self, ip: Option<IpAddr>, user: &str) -> Duration {
         let now = Instant::now();
         let shared = &self.shared;
@@ -226,12 +279,51 @@ impl Shared {
     }
 
     /// Count a failure and answer how long to hold it, with the failures counted before it.
-    fn failed(&self, ip: Option<IpAddr>, user: &str) -> (Duration, usize) {
+    async fn failed(&self, ip: Option<IpAddr>, user: &str) -> (Duration, usize) {
         let now = Instant::now();
         let by_ip = ip.map_or(0, |ip| self.by_ip.record(ip, now, usize::MAX) - 1);
         let by_user = self.by_user.record(self.user_key(user), now, usize::MAX) - 1;
-        let before = by_ip.max(by_user);
+        let local = by_ip.max(by_user);
+        let before = match &self.counter {
+            Some(counter) => self
+                .failed_shared(&**counter, ip, user)
+                .await
+                .unwrap_or(local),
+            None => local,
+        };
         (self.delay(before), before)
+    }
+
+    /// Count the failure in the shared counter: the failures before it, the larger of the
+    /// address's and the user name's; `None` if the counter failed (then the local count
+    /// decides).
+    async fn failed_shared(
+        &self,
+        counter: &dyn FailureCounter,
+        ip: Option<IpAddr>,
+        user: &str,
+    ) -> Option<usize> {
+        let window = FailureWindow {
+            window: self.config.window,
+            keep: self.keep,
+            clear_at: usize::MAX,
+        };
+        // Both at once: one round trip.
+        let by_user = counter.record(&FailureKey::user(SCOPE, user), window);
+        let by_ip = ip.map(|ip| counter.record(&FailureKey::ip(SCOPE, ip), window));
+        let by_ip = async move {
+            match by_ip {
+                Some(count) => count.await,
+                None => Ok(0),
+            }
+        };
+        match futures_util::future::join(by_user, by_ip).await {
+            (Ok(by_user), Ok(by_ip)) => Some(by_user.max(by_ip).saturating_sub(1)),
+            (Err(error), _) | (_, Err(error)) => {
+                counter_failed(&self.warn, ip, &error);
+                None
+            }
+        }
     }
 }
 
@@ -249,6 +341,7 @@ impl fmt::Debug for FailureDelayLayer {
             .field("window", &window)
             .field("max_keys", &max_keys)
             .field("tracked", &self.tracked())
+            .field("shared", &self.shared.counter.is_some())
             .finish()
     }
 }
@@ -310,10 +403,13 @@ impl<A: Authenticator> Service<Credentials> for FailureDelayService<A> {
             match inner.call(credentials).await {
                 Ok(found) => {
                     shared.by_user.clear(&shared.user_key(&user));
+                    if let Some(counter) = &shared.counter {
+                        counter.clear(&FailureKey::user(SCOPE, &user));
+                    }
                     Ok(found)
                 }
                 Err(AuthError::InvalidCredentials) => {
-                    let (delay, before) = shared.failed(ip, &user);
+                    let (delay, before) = shared.failed(ip, &user).await;
                     if !delay.is_zero() {
                         tracing::debug!(
                             event = "auth_failure_delayed",

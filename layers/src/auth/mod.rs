@@ -21,6 +21,24 @@
 //! the last failure times per key, with at most `max_keys` keys, the longest quiet evicted
 //! first.
 //!
+//! # Shared across servers
+//!
+//! With the `redis` feature, [`RedisAuth`] shares all of it through one Redis (or Redis
+//! Cluster) connection, so that several servers enforce one policy:
+//!
+//! - per-user session counts: [`RedisUserSessions`], a [`UserSessionStore`] for
+//!   [`UserSessionsLayer::with_store`];
+//! - failure counts: [`RedisFailures`], a [`FailureCounter`] for
+//!   [`FailureDelayLayer::shared`] and [`AutoBanLayer::shared`];
+//! - bans: [`RedisBans`], a [`BanSink`] that bans in the local
+//!   [`IpBlock`](crate::ip_block::IpBlock) at once and in Redis, and applies the other
+//!   servers' bans to the local `IpBlock` within a second.
+//!
+//! Each login asks Redis in one round trip, with a deadline and the circuit breaker of the
+//! rate limit's `RedisStore`; when Redis is down or late, logins go on: session caps are not
+//! enforced (fail open, [`UserSessionsLayer::fail_open`]), failures are counted in this
+//! process, and bans are local.
+//!
 //! # Order
 //!
 //! Outermost first, as `ServiceBuilder` lists them:
@@ -62,13 +80,19 @@
 //! [`User::hold`]: tower_mail::auth::User::hold
 
 mod auto_ban;
+mod failure_counter;
 mod failure_delay;
 mod recent;
+#[cfg(feature = "redis")]
+mod redis;
 mod session_store;
+#[cfg(test)]
+mod shared_tests;
 #[cfg(test)]
 mod tests;
 mod user_sessions;
 mod verify_limit;
+mod warn_every;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -79,9 +103,17 @@ use tower_mail::auth::{AuthError, Credentials, User};
 pub use auto_ban::{
     AutoBanLayer, AutoBanService, BanSink, DEFAULT_BAN, DEFAULT_BAN_FAILURES, DEFAULT_BAN_WINDOW,
 };
+pub use failure_counter::{
+    FailureCounter, FailureFuture, FailureKey, FailureWindow, LocalFailures,
+};
 pub use failure_delay::{
     DEFAULT_BASE_DELAY, DEFAULT_DELAY_WINDOW, DEFAULT_MAX_DELAY, FailureDelayLayer,
     FailureDelayService,
+};
+#[cfg(feature = "redis")]
+pub use redis::{
+    REDIS_AUTH_DEFAULT_PREFIX, RedisAuth, RedisAuthBuilder, RedisBans, RedisFailures,
+    RedisUserSessions,
 };
 pub use session_store::{LocalUserSessions, UserSessionStore};
 pub use user_sessions::{DEFAULT_MAX_USER_SESSIONS, UserSessionsLayer, UserSessionsService};

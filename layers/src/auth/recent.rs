@@ -65,6 +65,22 @@ impl<K: Hash + Eq + Clone> RecentFailures<K> {
     /// window, this one included (at most `keep`). When that reaches `clear_at`, the key is
     /// forgotten in the same step, so that of concurrent failures only one sees it reached.
     pub(crate) fn record(&self, key: K, now: Instant, clear_at: usize) -> usize {
+        self.record_within(key, now, clear_at, self.window, self.keep)
+    }
+
+    /// [`record`](RecentFailures::record) with another `window` and `keep` (at least 1) than
+    /// the table's, for a table whose callers say what they count. Keys are expired and evicted
+    /// by their last failure, so the table stays exact as long as its callers pass the same
+    /// window.
+    pub(crate) fn record_within(
+        &self,
+        key: K,
+        now: Instant,
+        clear_at: usize,
+        window: Duration,
+        keep: usize,
+    ) -> usize {
+        let keep = keep.max(1);
         let mut table = self.lock();
         let Table {
             entries,
@@ -72,14 +88,14 @@ impl<K: Hash + Eq + Clone> RecentFailures<K> {
             updates,
         } = &mut *table;
         *updates += 1;
-        Self::expire(entries, by_age, now, self.window);
+        Self::expire(entries, by_age, now, window);
         if let Some(entry) = entries.get_mut(&key) {
             // Callers read `now` before they lock: keep each key's times in order.
             let now = now.max(entry.age.0);
-            while entry.times.front().is_some_and(|&t| t + self.window <= now) {
+            while entry.times.front().is_some_and(|&t| t + window <= now) {
                 entry.times.pop_front();
             }
-            if entry.times.len() == self.keep {
+            while entry.times.len() >= keep {
                 entry.times.pop_front();
             }
             entry.times.push_back(now);

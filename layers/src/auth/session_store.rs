@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use tower_mail::BoxError;
 
 /// The open-session counts behind a [`UserSessionsLayer`](super::UserSessionsLayer): in this
-/// process ([`LocalUserSessions`]), or shared by several servers (a Redis store, later).
+/// process ([`LocalUserSessions`]), or shared by several servers (`RedisUserSessions`, feature
+/// `redis`).
 ///
 /// # Contract
 ///
@@ -24,7 +25,10 @@ use tower_mail::BoxError;
 /// - The layer polls `acquire`'s future as soon as it has it. If the future is dropped before
 ///   it resolves (the client went away), a store that may already have counted the session
 ///   must give it back itself.
-/// - An error refuses the login with [`AuthError::Unavailable`](tower_mail::auth::AuthError).
+/// - An error lets the login in uncounted, or refuses it with
+///   [`AuthError::Unavailable`](tower_mail::auth::AuthError), as the layer's
+///   [`fail_open`](super::UserSessionsLayer::fail_open) says. A networked store bounds its
+///   wait with a deadline of its own.
 ///
 /// # A Redis store
 ///
@@ -33,7 +37,7 @@ use tower_mail::BoxError;
 /// with `max`, `ZADD` a fresh member id and return it as the slot. Release is
 /// `ZREM sessions:{user} <id>` from a background task, which also renews the leases of its
 /// open slots, so that a crashed server's sessions stop counting when their leases run out.
-/// (The rate limit's `RedisStore` works this way.)
+/// (The rate limit's `RedisStore` works this way, and `RedisUserSessions` is this store.)
 ///
 /// ```
 /// use std::future::{ready, Ready};

@@ -509,10 +509,23 @@ impl UserSessionStore for Down {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_store_that_fails_makes_logins_unavailable() {
-    let auth = UserSessionsLayer::with_store(15, Down).layer(passwords());
+async fn a_store_that_fails_lets_logins_in_uncounted_unless_told_to_refuse() {
+    let open = UserSessionsLayer::with_store(15, Down);
+    assert!(open.is_fail_open(), "fail open by default");
+    let auth = open.layer(passwords());
     assert_authenticator(&auth);
-    let answer = auth.oneshot(creds("192.0.2.1", "alice", RIGHT)).await;
+    let user = auth.oneshot(creds("192.0.2.1", "alice", RIGHT)).await;
+    assert_eq!(
+        user.expect("let in").leases(),
+        0,
+        "uncounted: no slot to give back"
+    );
+
+    let closed = UserSessionsLayer::with_store(15, Down).fail_open(false);
+    let answer = closed
+        .layer(passwords())
+        .oneshot(creds("192.0.2.1", "alice", RIGHT))
+        .await;
     assert_eq!(answer, Err(AuthError::Unavailable));
 }
 

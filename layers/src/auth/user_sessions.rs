@@ -9,6 +9,7 @@ use tower_mail::auth::{AuthError, Authenticator, Credentials, User};
 use tower_service::Service;
 
 use super::session_store::{LocalUserSessions, UserSessionStore};
+use super::warn_every::WarnEvery;
 use super::{AuthFuture, client_ip};
 
 /// How many sessions a user may have open by default (WildDuck's default).
@@ -32,6 +33,15 @@ pub const DEFAULT_MAX_USER_SESSIONS: u32 = 15;
 /// default, keeps them in this process.
 ///
 /// The refusal is logged at info level and counted (`mail_auth_user_limit_total`).
+///
+/// # When the store fails
+///
+/// A store that cannot answer (Redis down or late, for a `RedisUserSessions`) fails open by
+/// default: the login goes on without a slot, uncounted, since refusing every login while
+/// Redis is down would turn a Redis outage into a mail outage. The failure is counted
+/// (`mail_auth_user_store_errors_total`) and logged at warn level at most once per 10 s
+/// (`event = "auth_user_store_error"`). [`fail_open(false)`](UserSessionsLayer::fail_open)
+/// refuses the login instead with [`AuthError::Unavailable`] (IMAP `NO [UNAVAILABLE]`).
 ///
 /// ```
 /// use tower::{Layer, ServiceExt};
@@ -59,6 +69,8 @@ pub struct UserSessionsLayer<S = LocalUserSessions> {
 struct Shared<S> {
     store: Arc<S>,
     max: u32,
+    fail_open: bool,
+    warn: WarnEvery,
 }
 
 impl<S> Clone for UserSessionsLayer<S> {
@@ -108,8 +120,35 @@ impl<S: UserSessionStore> UserSessionsLayer<S> {
             shared: Arc::new(Shared {
                 store: Arc::new(store),
                 max,
+                fail_open: true,
+                warn: WarnEvery::default(),
             }),
         }
+    }
+
+    /// What a login gets when the store fails (see
+    /// [When the store fails](UserSessionsLayer#when-the-store-fails)): `true`, the default,
+    /// lets it in uncounted; `false` refuses it with [`AuthError::Unavailable`].
+    ///
+    /// ```
+    /// use tower_mail_layers::auth::UserSessionsLayer;
+    /// assert!(UserSessionsLayer::new(15).is_fail_open());
+    /// assert!(!UserSessionsLayer::new(15).fail_open(false).is_fail_open());
+    /// ```
+    pub fn fail_open(self, fail_open: bool) -> Self {
+        UserSessionsLayer {
+            shared: Arc::new(Shared {
+                store: self.shared.store.clone(),
+                max: self.shared.max,
+                fail_open,
+                warn: WarnEvery::default(),
+            }),
+        }
+    }
+
+    /// Whether a login is let in when the store fails.
+    pub fn is_fail_open(&self) -> bool {
+        self.shared.fail_open
     }
 
     /// The cap (0: none).
@@ -127,6 +166,7 @@ impl<S> fmt::Debug for UserSessionsLayer<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UserSessionsLayer")
             .field("max", &self.shared.max)
+            .field("fail_open", &self.shared.fail_open)
             .finish_non_exhaustive()
     }
 }
@@ -221,16 +261,38 @@ impl<A: Authenticator, S: UserSessionStore> Service<Credentials> for UserSession
                     Err(AuthError::Limit)
                 }
                 Err(error) => {
-                    tracing::warn!(
-                        event = "auth_user_store_error",
-                        remote_addr = ip.map(tracing::field::display),
-                        user = %user.name,
-                        error = %error,
-                        "login refused: the user session store did not answer"
-                    );
+                    let decision = if shared.fail_open {
+                        "login let in uncounted"
+                    } else {
+                        "login refused"
+                    };
+                    match shared.warn.failed() {
+                        Some(held_back) => tracing::warn!(
+                            event = "auth_user_store_error",
+                            remote_addr = ip.map(tracing::field::display),
+                            user = %user.name,
+                            error = %error,
+                            held_back,
+                            fail_open = shared.fail_open,
+                            "{decision}: the user session store did not answer (at most one \
+                             warning per 10 s)"
+                        ),
+                        None => tracing::debug!(
+                            event = "auth_user_store_error",
+                            remote_addr = ip.map(tracing::field::display),
+                            user = %user.name,
+                            error = %error,
+                            fail_open = shared.fail_open,
+                            "{decision}: the user session store did not answer"
+                        ),
+                    }
                     #[cfg(feature = "metrics")]
                     ::metrics::counter!("mail_auth_user_store_errors_total").increment(1);
-                    Err(AuthError::Unavailable)
+                    if shared.fail_open {
+                        Ok(user)
+                    } else {
+                        Err(AuthError::Unavailable)
+                    }
                 }
             }
         })

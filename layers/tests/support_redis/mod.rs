@@ -36,6 +36,12 @@ impl RedisServer {
     /// Start a server on `port` (a restart on the port of one killed before); `None` if it
     /// exited at once (the port was taken).
     pub fn start_on(port: u16) -> Option<RedisServer> {
+        RedisServer::start_on_with(port, &[])
+    }
+
+    /// [`start_on`](RedisServer::start_on) with more command-line arguments (a cluster
+    /// node's, say).
+    pub fn start_on_with(port: u16, extra: &[&str]) -> Option<RedisServer> {
         let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         let child = Command::new(&binary)
             .args(["--port", &port.to_string()])
@@ -43,6 +49,7 @@ impl RedisServer {
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .args(["--loglevel", "warning"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -211,10 +218,17 @@ pub fn nowhere_url() -> String {
     "redis://127.0.0.1:1".to_owned()
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, below Linux's ephemeral range (32768 and up):
+/// a port from that range can be taken meanwhile as the source port of some outgoing
+/// connection, even by a client reconnecting to this very port (a TCP self-connect), and then
+/// a Redis restarted on it cannot bind.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u64);
+    (0..1000u64)
+        .map(|i| 20_000 + ((seed.wrapping_mul(2_654_435_761) + i * 7_919) % 12_000) as u16)
+        .find(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free port in 20000..32000")
 }

@@ -1,27 +1,21 @@
 //! [`RedisStore`]: per-key counters in Redis, shared by every server that uses the same Redis.
 
-mod breaker;
 mod future;
-mod release;
 mod script;
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures_util::FutureExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::{mpsc, oneshot};
 
 pub use future::RedisAcquire;
 
-use self::breaker::Breaker;
-use self::release::{Message, Releaser, member_id};
 use self::script::{ACQUIRE, Plan};
-use super::{Key, Limits, RateLimitStore, Slot, StoreError};
+use super::{Key, LAYER_NAME, Limits, RateLimitStore, Slot, StoreError};
+use crate::redis_support::breaker::Breaker;
+use crate::redis_support::leases::Leases;
+use crate::redis_support::{Client, Settings, redacted};
 
 /// The key prefix unless [`RedisStoreBuilder::prefix`] says otherwise.
 ///
@@ -80,6 +74,15 @@ pub const REDIS_DEFAULT_PREFIX: &str = "tower-mail:rl:";
 /// within `retry_after`. A script error (a Redis answer) does not open it. The background
 /// releases and renewals do not go through the breaker.
 ///
+/// # Redis Cluster
+///
+/// Every script touches the keys of one client only, which share a hash tag, so one cluster
+/// slot: give [`RedisStore::builder`] a `redis+cluster://host:port,host:port` URL (or the
+/// nodes' `redis://` URLs separated by commas) and the store uses the redis crate's cluster
+/// client, which routes each call by its key's slot and follows the cluster's changes. The
+/// background task then sends its releases one command per key (a pipeline must not span
+/// slots), still all at once.
+///
 /// Needs Redis 5 or newer (or Valkey), and a Tokio runtime with the time driver.
 ///
 /// # Example
@@ -103,16 +106,9 @@ pub const REDIS_DEFAULT_PREFIX: &str = "tower-mail:rl:";
 /// # Ok(()) }
 /// ```
 pub struct RedisStore {
-    connection: ConnectionManager,
-    /// The URL without credentials, for logs.
-    address: Arc<str>,
-    breaker: Arc<Breaker>,
+    client: Client,
     prefix: Arc<str>,
-    lease: Duration,
-    /// Random per store: members of different stores (servers) never collide.
-    instance: u64,
-    next_member: AtomicU64,
-    inbox: mpsc::UnboundedSender<Message>,
+    leases: Leases,
 }
 
 /// Settings of a [`RedisStore`], from [`RedisStore::builder`].
@@ -139,12 +135,9 @@ pub struct RedisStore {
 /// ```
 #[derive(Debug, Clone)]
 pub struct RedisStoreBuilder {
-    url: String,
+    settings: Settings,
     prefix: String,
     lease: Duration,
-    connect_timeout: Duration,
-    response_timeout: Duration,
-    retry_after: Duration,
 }
 
 impl RedisStoreBuilder {
@@ -206,7 +199,7 @@ impl RedisStoreBuilder {
     /// # }
     /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.settings.connect_timeout = timeout;
         self
     }
 
@@ -226,7 +219,7 @@ impl RedisStoreBuilder {
     /// # }
     /// ```
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout;
+        self.settings.response_timeout = timeout;
         self
     }
 
@@ -250,7 +243,7 @@ impl RedisStoreBuilder {
     /// # }
     /// ```
     pub fn retry_after(mut self, cool_down: Duration) -> Self {
-        self.retry_after = cool_down;
+        self.settings.retry_after = cool_down;
         self
     }
 
@@ -265,15 +258,7 @@ impl RedisStoreBuilder {
     /// assert_eq!(builder.address(), "redis+unix:///run/redis.sock?...");
     /// ```
     pub fn address(&self) -> String {
-        let url = self.url.as_str();
-        let (base, query) = match url.split_once('?') {
-            Some((base, _)) => (base, "?..."),
-            None => (url, ""),
-        };
-        match (base.split_once("://"), base.rsplit_once('@')) {
-            (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}{query}"),
-            _ => format!("{base}{query}"),
-        }
+        redacted(&self.settings.url)
     }
 
     /// The store, connecting lazily (see [Starting while Redis is down](RedisStore#starting-while-redis-is-down)).
@@ -290,41 +275,12 @@ impl RedisStoreBuilder {
     /// # }
     /// ```
     pub fn build(self) -> Result<RedisStore, StoreError> {
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| StoreError::new("a Redis store needs a Tokio runtime"))?;
-        let client = redis::Client::open(self.url.as_str()).map_err(StoreError::new)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.response_timeout))
-            // One attempt per command while Redis is down: a check should fail (and
-            // `fail_open` decide) in one connect time, not after a backoff loop.
-            .set_number_of_retries(0);
-        let connection =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(StoreError::new)?;
-        let (inbox, receiver) = mpsc::unbounded_channel();
-        let instance = instance_id();
-        let releaser = Releaser {
-            connection: connection.clone(),
-            instance,
-            lease: self.lease,
-            open: HashMap::new(),
-        };
-        runtime.spawn(releaser.run(receiver));
-        // A call ends within its connect and response timeouts: a probe still in flight after
-        // both cannot be waited for (a leaked future) and another may go.
-        let probe_bound = self
-            .connect_timeout
-            .saturating_add(self.response_timeout)
-            .max(Duration::from_millis(1));
+        let client = Client::open(&self.settings, LAYER_NAME).map_err(StoreError::new)?;
+        let leases = Leases::start(client.connection.clone(), self.lease, LAYER_NAME);
         Ok(RedisStore {
-            connection,
-            address: self.address().into(),
-            breaker: Arc::new(Breaker::new(self.retry_after, probe_bound)),
+            client,
             prefix: self.prefix.into(),
-            lease: self.lease,
-            instance,
-            next_member: AtomicU64::new(1),
-            inbox,
+            leases,
         })
     }
 
@@ -347,7 +303,9 @@ impl RedisStoreBuilder {
 
 impl RedisStore {
     /// Settings for a store on the Redis at `url` (`redis://[user:password@]host[:port][/db]`,
-    /// or `redis+unix:///path`).
+    /// or `redis+unix:///path`), or on a Redis Cluster
+    /// (`redis+cluster://[user:password@]host:port,host:port`, or the nodes' URLs separated by
+    /// commas; see [Redis Cluster](RedisStore#redis-cluster)).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -359,12 +317,9 @@ impl RedisStore {
     /// ```
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder {
-            url: url.into(),
+            settings: Settings::new(url.into()),
             prefix: REDIS_DEFAULT_PREFIX.to_owned(),
             lease: Duration::from_secs(60),
-            connect_timeout: Duration::from_secs(1),
-            response_timeout: Duration::from_secs(2),
-            retry_after: Duration::from_secs(1),
         }
     }
 
@@ -393,12 +348,7 @@ impl RedisStore {
     /// # }
     /// ```
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut connection)
-            .await
-            .map(drop)
-            .map_err(StoreError::new)
+        self.client.ping().await.map_err(StoreError::new)
     }
 
     /// Wait until every release queued so far has been sent to Redis; an error if the last
@@ -415,13 +365,7 @@ impl RedisStore {
     /// # }
     /// ```
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let (done, answer) = oneshot::channel();
-        self.inbox
-            .send(Message::Flush(done))
-            .map_err(|_| StoreError::new("the store's background task has stopped"))?;
-        answer
-            .await
-            .map_err(|_| StoreError::new("the store's background task has stopped"))?
+        self.leases.flush().await.map_err(StoreError::new)
     }
 
     /// Where its Redis is, without credentials (see [`RedisStoreBuilder::address`]).
@@ -435,7 +379,7 @@ impl RedisStore {
     /// # }
     /// ```
     pub fn address(&self) -> &str {
-        &self.address
+        &self.client.address
     }
 
     /// The prefix of its keys.
@@ -464,7 +408,7 @@ impl RedisStore {
     /// # }
     /// ```
     pub fn lease(&self) -> Duration {
-        self.lease
+        self.leases.lease()
     }
 
     /// The circuit breaker's cool-down (see [`RedisStoreBuilder::retry_after`]).
@@ -479,7 +423,7 @@ impl RedisStore {
     /// # }
     /// ```
     pub fn retry_after(&self) -> Duration {
-        self.breaker.retry_after()
+        self.client.breaker.retry_after()
     }
 
     /// The Redis key of `key`'s sorted set of open connections: `<prefix>conn:{<key>}`.
@@ -529,7 +473,7 @@ impl RedisStore {
     /// # Ok(()) }
     /// ```
     pub fn member(&self, slot: Slot) -> String {
-        member_id(self.instance, slot.id())
+        self.leases.member_id(slot.id())
     }
 }
 
@@ -541,16 +485,16 @@ impl RateLimitStore for RedisStore {
             Plan::Decided(admission) => return RedisAcquire::ready(Ok(admission)),
             Plan::Ask(args) => args,
         };
-        let ticket = match self.breaker.try_call() {
+        let breaker = &self.client.breaker;
+        let ticket = match breaker.try_call() {
             Ok(ticket) => ticket,
             // Redis failed a moment ago: do not wait for it again yet.
-            Err(wait) => return RedisAcquire::ready(Err(Breaker::refusal(wait))),
+            Err(wait) => {
+                return RedisAcquire::ready(Err(StoreError::new(Breaker::refusal(wait))));
+            }
         };
         let set: Arc<str> = self.set_key(key).into();
-        let counted = args.counts().then(|| {
-            let member = self.next_member.fetch_add(1, Ordering::Relaxed);
-            (self.inbox.clone(), set.clone(), member)
-        });
+        let counted = args.counts().then(|| self.leases.counted(set.clone()));
         let mut invocation = ACQUIRE.prepare_invoke();
         invocation
             .key(&*set)
@@ -559,21 +503,17 @@ impl RateLimitStore for RedisStore {
             .arg(args.interval_us)
             .arg(args.tolerance_us)
             .arg(match &counted {
-                Some((_, _, member)) => member_id(self.instance, *member),
+                Some(counted) => self.leases.member_id(counted.member),
                 None => String::new(),
             })
-            .arg(u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX));
-        let mut connection = self.connection.clone();
+            .arg(self.leases.lease_ms());
+        let mut connection = self.client.connection.clone();
         let reply = async move { invocation.invoke_async::<Vec<i64>>(&mut connection).await };
-        RedisAcquire::asking(reply.boxed(), counted, (self.breaker.clone(), ticket))
+        RedisAcquire::asking(reply.boxed(), counted, breaker.clone(), ticket)
     }
 
     fn release(&self, key: &Key, slot: Slot) {
-        // Only fails when the task is gone, with its runtime: the lease then runs out.
-        let _ = self.inbox.send(Message::Release {
-            set: self.set_key(key).into(),
-            member: slot.id(),
-        });
+        self.leases.release(self.set_key(key).into(), slot.id());
     }
 }
 
@@ -581,20 +521,9 @@ impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
-            .field("lease", &self.lease)
-            .field("breaker", &self.breaker)
-            .field("instance", &format_args!("{:016x}", self.instance))
+            .field("lease", &self.leases.lease())
+            .field("breaker", &*self.client.breaker)
+            .field("instance", &format_args!("{:016x}", self.leases.instance()))
             .finish_non_exhaustive()
     }
-}
-
-/// A random id for a new store: std's randomly keyed SipHash (seeded from the OS) over the
-/// process id, the wall clock and a per-process count.
-fn instance_id() -> u64 {
-    static STORES: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    std::process::id().hash(&mut hasher);
-    SystemTime::now().hash(&mut hasher);
-    STORES.fetch_add(1, Ordering::Relaxed).hash(&mut hasher);
-    hasher.finish()
 }

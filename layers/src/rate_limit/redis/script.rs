@@ -13,10 +13,6 @@ use crate::rate_limit::{Admission, Limits, Rate, Refusal, Slot, StoreError};
 pub(super) static ACQUIRE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("acquire.lua")));
 
-/// Lease renewal of one server's open connections under one key (`renew.lua`).
-pub(super) static RENEW: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("renew.lua")));
-
 /// The longest emission interval or burst tolerance sent to the script: ten years. Times in
 /// the script are microseconds since 1970 in doubles, exact below 2^53 µs (285 years after
 /// 1970), so `now + tolerance + interval` must stay well under that.

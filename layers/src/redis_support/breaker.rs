@@ -1,11 +1,12 @@
-//! The store's circuit breaker: while Redis is unreachable, checks fail at once instead of each
-//! waiting for a connection attempt (up to `connect_timeout` when Redis' host drops packets).
+//! The circuit breaker of a Redis client: while Redis is unreachable, checks fail at once
+//! instead of each waiting for a connection attempt (up to `connect_timeout` when Redis' host
+//! drops packets). Shared by the rate limit's store and the auth layers' Redis stores.
 //!
 //! - **Closed** (Redis answers): every check goes to Redis. A check that fails because Redis
 //!   is unreachable ([`unreachable`]) or gives no answer (its future dropped before the reply,
 //!   the layer's `store_timeout`) opens the breaker.
-//! - **Open** for `retry_after`: checks fail at once with a [`StoreError`], without touching
-//!   Redis; the layer's `fail_open` decides.
+//! - **Open** for `retry_after`: checks fail at once with an error ([`refusal`]), without
+//!   touching Redis; the layer's `fail_open` decides.
 //! - **Half-open**: once the cool-down has passed, one check goes to Redis as a probe while the
 //!   others keep failing at once. Any answer closes the breaker (a script error too: Redis was
 //!   reached); a failure opens it for another `retry_after`. A probe that neither answers nor
@@ -19,25 +20,25 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::rate_limit::{LAYER_NAME, StoreError};
-
 /// `state` when closed. Otherwise `state` is `(t + 1) << 1 | probing`: `t`, in µs since
 /// `epoch`, is when the cool-down ends (open) or when a probe in flight is given up (probing).
 const CLOSED: u64 = 0;
 const PROBING: u64 = 1;
 
-pub(super) struct Breaker {
+pub(crate) struct Breaker {
     state: AtomicU64,
     generation: AtomicU64,
     retry_after: Duration,
     /// Longest a probe can be in flight before another is allowed.
     probe_bound: Duration,
     epoch: Instant,
+    /// The `layer` field of its log events.
+    log: &'static str,
 }
 
 /// Leave to call Redis, to hand back with the call's outcome.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct Ticket {
+pub(crate) struct Ticket {
     generation: u64,
     probe: bool,
 }
@@ -73,13 +74,15 @@ fn micros(duration: Duration) -> u64 {
 }
 
 impl Breaker {
-    pub(super) fn new(retry_after: Duration, probe_bound: Duration) -> Breaker {
+    /// A closed breaker; `log` names the layer in its log events.
+    pub(crate) fn new(retry_after: Duration, probe_bound: Duration, log: &'static str) -> Breaker {
         Breaker {
             state: AtomicU64::new(CLOSED),
             generation: AtomicU64::new(0),
             retry_after,
             probe_bound,
             epoch: Instant::now(),
+            log,
         }
     }
 
@@ -90,7 +93,7 @@ impl Breaker {
 
     /// May a check call Redis now? `Err` says for how much longer it may not (zero while a
     /// probe is in flight past its cool-down: the probe decides).
-    pub(super) fn try_call(&self) -> Result<Ticket, Duration> {
+    pub(crate) fn try_call(&self) -> Result<Ticket, Duration> {
         // No clock read while closed.
         if self.state.load(Ordering::Acquire) == CLOSED {
             return Ok(self.ticket(false));
@@ -133,7 +136,7 @@ impl Breaker {
     }
 
     /// Redis answered the call of `ticket`: close, if open.
-    pub(super) fn succeeded(&self, ticket: Ticket) {
+    pub(crate) fn succeeded(&self, ticket: Ticket) {
         let _ = ticket;
         if self.state.load(Ordering::Acquire) == CLOSED {
             return;
@@ -142,16 +145,13 @@ impl Breaker {
         // ticket's and is ignored.
         self.generation.fetch_add(1, Ordering::AcqRel);
         if self.state.swap(CLOSED, Ordering::AcqRel) != CLOSED {
-            tracing::debug!(
-                layer = LAYER_NAME,
-                "Redis answers again; checks ask it again"
-            );
+            tracing::debug!(layer = self.log, "Redis answers again; checks ask it again");
         }
     }
 
     /// The call of `ticket` found Redis unreachable or gave up waiting: open for `retry_after`,
     /// unless that is stale news.
-    pub(super) fn failed(&self, ticket: Ticket) {
+    pub(crate) fn failed(&self, ticket: Ticket) {
         self.failed_at(ticket, self.now());
     }
 
@@ -176,7 +176,7 @@ impl Breaker {
             {
                 Ok(_) => {
                     tracing::debug!(
-                        layer = LAYER_NAME,
+                        layer = self.log,
                         retry_after_ms =
                             u64::try_from(self.retry_after.as_millis()).unwrap_or(u64::MAX),
                         "Redis unreachable; checks fail at once until the next probe"
@@ -188,20 +188,21 @@ impl Breaker {
         }
     }
 
-    /// The error a check gets while the breaker is open.
-    pub(super) fn refusal(wait: Duration) -> StoreError {
+    /// What a check is told while the breaker is open, `wait` being what
+    /// [`try_call`](Breaker::try_call) answered.
+    pub(crate) fn refusal(wait: Duration) -> String {
         if wait.is_zero() {
-            StoreError::new("Redis unreachable; waiting for a probe to answer (circuit breaker)")
+            "Redis unreachable; waiting for a probe to answer (circuit breaker)".to_owned()
         } else {
-            StoreError::new(format!(
+            format!(
                 "Redis unreachable; not asked again for {} ms (circuit breaker)",
                 wait.as_millis()
-            ))
+            )
         }
     }
 
     /// The cool-down after a failure.
-    pub(super) fn retry_after(&self) -> Duration {
+    pub(crate) fn retry_after(&self) -> Duration {
         self.retry_after
     }
 }
@@ -223,7 +224,7 @@ impl fmt::Debug for Breaker {
 /// read-only replica),
 /// rather than that the call itself was wrong (a script or type error), which Redis answering
 /// shows it is reachable.
-pub(super) fn unreachable(err: &redis::RedisError) -> bool {
+pub(crate) fn unreachable(err: &redis::RedisError) -> bool {
     use redis::{ErrorKind, ServerErrorKind};
     match err.kind() {
         ErrorKind::Io | ErrorKind::AuthenticationFailed | ErrorKind::ClusterConnectionNotFound => {
@@ -249,7 +250,7 @@ mod tests {
     const MS: u64 = 1000;
 
     fn breaker() -> Breaker {
-        Breaker::new(Duration::from_secs(1), Duration::from_secs(3))
+        Breaker::new(Duration::from_secs(1), Duration::from_secs(3), "test")
     }
 
     fn state(breaker: &Breaker) -> State {
@@ -369,7 +370,7 @@ mod tests {
 
     #[test]
     fn a_zero_cool_down_still_sends_one_probe_at_a_time() {
-        let b = Breaker::new(Duration::ZERO, Duration::from_secs(3));
+        let b = Breaker::new(Duration::ZERO, Duration::from_secs(3), "test");
         b.failed_at(b.try_call_at(0).unwrap(), 10);
         let probe = b.try_call_at(10).unwrap();
         assert!(probe.probe);
@@ -403,7 +404,7 @@ mod tests {
     #[test]
     fn far_times_saturate() {
         // "Never again" stays never, and a state word never reads as closed.
-        let b = Breaker::new(Duration::MAX, Duration::MAX);
+        let b = Breaker::new(Duration::MAX, Duration::MAX, "test");
         b.failed_at(b.try_call_at(0).unwrap(), 5);
         assert!(b.try_call_at(1 << 60).is_err());
         assert_ne!(encode(u64::MAX, false), CLOSED);
