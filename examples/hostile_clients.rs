@@ -7,7 +7,8 @@
 //! 2. Ten logged-in 50 MiB APPENDs at once: peak resident memory above idle.
 //! 3. 50 connections guessing passwords of an ARGON2ID user (Dovecot's `doveadm pw`
 //!    parameters: 64 MiB per hash): peak memory and threads, and another client's greeting
-//!    latency meanwhile, with the failure delay off (so the verification bound is what holds).
+//!    latency meanwhile, with the failure delay off (so the verification bound is what holds),
+//!    at one verification per core (the default) and at one in all.
 //! 4. Wrong-password answers per second from one address with the default failure delay.
 //! 5. Refusals per second of a blocked address on the implicit-TLS port, decided before the
 //!    handshake and after it.
@@ -64,9 +65,13 @@ async fn run() -> Result<(), String> {
     post_login_appends(&server).await;
     drop(server);
 
-    let server = setup.start(&binary, "[auth]\nfailure_delay_ms = 0\n")?;
-    password_guessing(&server).await;
-    drop(server);
+    for verifications in [0, 1] {
+        let config = format!(
+            "[auth]\nfailure_delay_ms = 0\nmax_concurrent_verifications = {verifications}\n"
+        );
+        let server = setup.start(&binary, &config)?;
+        password_guessing(&server, verifications).await;
+    }
 
     let server = setup.start(&binary, "")?;
     wrong_password_rate(&server).await;
@@ -270,7 +275,8 @@ async fn probe_greetings(addr: SocketAddr, until: Instant) -> Vec<Duration> {
     latencies
 }
 
-async fn password_guessing(server: &ExampleServer) {
+/// `verifications`: `[auth] max_concurrent_verifications` (0: one per core).
+async fn password_guessing(server: &ExampleServer, verifications: usize) {
     let before = probe_greetings(server.imap, Instant::now() + Duration::from_secs(2)).await;
     let idle = server.rss_kib();
     let peaks = server.watch();
@@ -304,8 +310,15 @@ async fn password_guessing(server: &ExampleServer) {
         guesser.abort();
     }
     let (peak, threads) = peaks.finish();
+    let bound = match verifications {
+        0 => format!("{} (one per core)", available_cores()),
+        n => n.to_string(),
+    };
     report_memory(
-        "50 connections guessing ARGON2ID (64 MiB) passwords, no failure delay",
+        &format!(
+            "50 connections guessing ARGON2ID (64 MiB) passwords, no failure delay, \
+             {bound} verifications at once"
+        ),
         idle,
         peak,
     );

@@ -173,6 +173,7 @@ async fn run() -> Result<(), String> {
     imap_config.idle_timeout = Duration::from_secs(limits.imap_idle_seconds);
     imap_config.max_append_len = limits.imap_max_message_bytes;
     imap_config.max_unauthenticated_literal_len = limits.max_unauthenticated_literal_bytes;
+    imap_config.unauthenticated_idle_timeout = Duration::from_secs(limits.imap_login_seconds);
     let imap = ImapService::new(auth, store, imap_config);
 
     let shared = stack::Shared {

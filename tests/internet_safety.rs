@@ -855,3 +855,54 @@ fn operators_list_sessions_and_kick_them_by_user_or_address() {
     // Metrics are still served on the same listener.
     assert!(server.scrape().text.contains("mail_connections_total"));
 }
+
+#[test]
+fn an_address_at_its_rate_limit_is_closed_before_the_tls_handshake() {
+    let server = ExampleServer::start_with("[layers.rate_limit]\nmax_concurrent_per_ip = 1\n");
+    // One open session on the plain port holds the address's one place: the limit counts
+    // across listeners.
+    let mut first = imap_from(lo(40), server.imap);
+    // The TLS port only peeks at that count: the next connection is closed without a
+    // handshake, and nothing more is counted against the address.
+    let mut second = RawClient::connect_from(lo(40), server.imaps);
+    assert!(second.read_to_eof().is_empty());
+    let early = ("reason", "refused");
+    metrics_when(&server, |m| {
+        m.sum("mail_setup_failures_total", &[IMAP, early]) == 1.0
+    });
+    let logged = log_events(&server, "setup_failure", |e| e["reason"] == "refused");
+    let error = logged[0].get("error").cloned().unwrap_or_default();
+    assert!(
+        error.contains("rate_limit") && error.contains("Too many connections from this IP"),
+        "{error}"
+    );
+    // Another address still gets its handshake (and fails it with garbage).
+    let mut other = RawClient::connect_from(lo(41), server.imaps);
+    other.send_raw(b"not a ClientHello\r\n");
+    other.read_to_eof();
+    let handshake = ("reason", "tls_handshake");
+    metrics_when(&server, |m| {
+        m.sum("mail_setup_failures_total", &[IMAP, handshake]) == 1.0
+    });
+
+    // Once the session has ended, the address gets its handshake again: the refused
+    // connection took no place. (Its slot comes back when the session is dropped, a moment
+    // after the goodbye, and the counter moves a moment after the close, so try until a
+    // handshake has been counted; each try is one more, a refusal or a handshake.)
+    let (_, bye) = tagged(&mut first, "a", "LOGOUT");
+    assert!(bye.starts_with("a OK"), "LOGOUT: {bye}");
+    first.read_to_eof();
+    poll(SOON, || {
+        let mut again = RawClient::connect_from(lo(40), server.imaps);
+        // A refused peer may be gone before the write: that is a refusal, try again.
+        let _ = again.try_send_raw(b"not a ClientHello\r\n");
+        again.read_to_eof();
+        let handshakes = server
+            .scrape()
+            .sum("mail_setup_failures_total", &[IMAP, handshake]);
+        (handshakes >= 2.0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no handshake from 127.0.0.40:\n{}", server.scrape().text));
+    // The plain port agrees: the address's one place is free, the handshakes took none.
+    let _third = imap_from(lo(40), server.imap);
+}

@@ -35,7 +35,8 @@ pub fn build(
     let verify = match section.max_concurrent_verifications {
         0 => VerifyLimitLayer::per_core(),
         n => VerifyLimitLayer::new(n),
-    };
+    }
+    .queue_timeout(Duration::from_millis(section.verification_queue_ms));
     let mut delay = FailureDelayLayer::new()
         .base(Duration::from_millis(section.failure_delay_ms))
         .max(Duration::from_millis(

@@ -85,9 +85,12 @@ pub struct Auth {
     /// refused with `NO [LIMIT]` / `-ERR [IN-USE]`. 0 = unlimited.
     pub max_sessions_per_user: u32,
     /// Password verifications computed at once (each may cost tens of MiB with Argon2); a
-    /// login that waits 2 s for its turn fails with `NO [UNAVAILABLE]` / `-ERR [SYS/TEMP]`.
+    /// login that waits `verification_queue_ms` for its turn fails with `NO [UNAVAILABLE]` / `-ERR [SYS/TEMP]`.
     /// 0 = the number of cores.
     pub max_concurrent_verifications: usize,
+    /// How long a login waits for its turn to verify before it fails as temporarily
+    /// unavailable.
+    pub verification_queue_ms: u64,
     /// `redis://...` (or `redis+cluster://h1:p1,h2:p2`): count each user's sessions and the
     /// failed logins behind the failure delay and auto-ban in Redis, shared by every server
     /// that uses it, so `max_sessions_per_user` holds across the fleet. "" = in this process.
@@ -105,6 +108,7 @@ impl Default for Auth {
             failure_delay_max_ms: 15_000,
             max_sessions_per_user: 15,
             max_concurrent_verifications: 0,
+            verification_queue_ms: 2000,
             redis: String::new(),
         }
     }
@@ -191,9 +195,11 @@ pub struct Limits {
     pub shutdown_grace_seconds: u64,
     /// POP3 idle timeout once logged in (RFC 1939: at least 600).
     pub pop3_idle_seconds: u64,
-    /// How long a POP3 client may stay silent before it has logged in (the IMAP equivalent is
-    /// 60 s): a connection that never logs in costs a slot and gives nothing back.
+    /// How long a POP3 client may stay silent before it has logged in: a connection that
+    /// never logs in costs a slot and gives nothing back.
     pub pop3_login_seconds: u64,
+    /// The same for IMAP.
+    pub imap_login_seconds: u64,
     /// IMAP idle timeout once logged in (RFC 9051 section 5.4: at least 1800).
     pub imap_idle_seconds: u64,
     /// The largest message IMAP APPEND takes.
@@ -220,6 +226,7 @@ impl Default for Limits {
             shutdown_grace_seconds: 10,
             pop3_idle_seconds: 600,
             pop3_login_seconds: 60,
+            imap_login_seconds: 60,
             imap_idle_seconds: 30 * 60,
             imap_max_message_bytes: 50 * 1024 * 1024,
             max_unauthenticated_literal_bytes: 4096,
@@ -248,11 +255,13 @@ impl Config {
 #[serde(default, deny_unknown_fields)]
 pub struct Layers {
     /// Beyond example-server.md: on the implicit-TLS listeners, the address-only policies
-    /// (`ip_block`, `time_window`, `auto_ban`, unless in shadow mode) decide before the TLS
-    /// handshake, so a refused peer costs no handshake; it is closed without a word (TLS has
-    /// not started, so it cannot be told why) and counted in
-    /// `mail_setup_failures_total{reason="refused"}`. `false`: every peer gets the handshake,
-    /// and refusals, with their text and tarpit delay, come from the stack inside TLS.
+    /// (`ip_block`, `rate_limit`, `time_window`, `auto_ban`, unless in shadow mode) decide
+    /// before the TLS handshake, so a refused peer costs no handshake (`rate_limit` only
+    /// peeks at the in-process counts, counting nothing; with `redis` it lets all through);
+    /// it is closed without a word (TLS has not started, so it cannot be told why) and
+    /// counted in `mail_setup_failures_total{reason="refused"}`. `false`: every peer gets the
+    /// handshake, and refusals, with their text and tarpit delay, come from the stack inside
+    /// TLS.
     pub refuse_before_tls_handshake: bool,
     pub ip_block: IpBlock,
     pub rate_limit: RateLimit,

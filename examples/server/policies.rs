@@ -165,6 +165,11 @@ impl Policies {
         if layers.time_window.as_ref().is_some_and(|t| !t.mode.shadow) {
             checks.push(Arc::new(BeforeHandshake::new(self.time_window.clone())));
         }
+        // A peek that counts nothing: the layer after the handshake counts the connection.
+        // With `redis` set it lets every connection through (Redis cannot answer on the spot).
+        if !layers.rate_limit.mode.shadow {
+            checks.push(Arc::new(BeforeHandshake::new(self.rate_limit.clone())));
+        }
         if let Some(bans) = &self.bans {
             checks.push(Arc::new(BeforeHandshake::new(bans.clone())));
         }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use futures_util::future::Either;
 use tower_mail_layers::rate_limit::{
-    Admission, Key, Limits, LocalStore, RateLimitStore, RedisAcquire, RedisStore, Slot, StoreError,
+    Admission, Key, Limits, LocalStore, RateLimitStore, RedisAcquire, RedisStore, Refusal, Slot,
+    StoreError,
 };
 
 /// The store picked at start: one type for the policy whichever it is.
@@ -61,6 +62,15 @@ impl RateLimitStore for RateStore {
         match self {
             RateStore::Local(store) => store.release(key, slot),
             RateStore::Redis(store) => store.release(key, slot),
+        }
+    }
+
+    // Before an implicit-TLS handshake: the local store tells from its table, Redis lets the
+    // connection through to the check after the handshake.
+    fn peek(&self, key: &Key, now: Duration, limits: &Limits) -> Option<Refusal> {
+        match self {
+            RateStore::Local(store) => store.peek(key, now, limits),
+            RateStore::Redis(store) => store.peek(key, now, limits),
         }
     }
 }

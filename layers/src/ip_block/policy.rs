@@ -155,22 +155,31 @@ impl Policy for IpBlock {
 }
 
 /// Its verdict depends on the address alone.
-impl crate::policy::AddressPolicy for IpBlock {}
+impl crate::policy::AddressPolicy for IpBlock {
+    /// The lists and bans alone: a session let through is not registered as live (it is,
+    /// by the layer, once past the handshake).
+    fn refuses_now(&self, session: &Arc<Session>) -> Option<Reject> {
+        self.refusal(session)
+    }
+}
 
 impl IpBlock {
     fn decide(&self, session: &Arc<Session>) -> Result<IpBlockPermit, Reject> {
-        let ip = session.remote_addr().ip().to_canonical();
-        {
-            // Hold the read guard for the lookup rather than cloning the Arc: this runs on
-            // every connection.
-            let current = self.shared.lists.read().unwrap_or_else(|p| p.into_inner());
-            let (lists, refusal) = &*current;
-            if !lists.permits(ip) || self.shared.bans.is_banned(ip) {
-                return Err(refusal.clone());
-            }
+        if let Some(refusal) = self.refusal(session) {
+            return Err(refusal);
         }
         let guard = self.shared.live.as_ref().map(|live| live.register(session));
         Ok(IpBlockPermit(guard))
+    }
+
+    /// The refusal for `session`'s address, if the lists or a ban deny it.
+    fn refusal(&self, session: &Session) -> Option<Reject> {
+        let ip = session.remote_addr().ip().to_canonical();
+        // Hold the read guard for the lookup rather than cloning the Arc: this runs on every
+        // connection.
+        let current = self.shared.lists.read().unwrap_or_else(|p| p.into_inner());
+        let (lists, refusal) = &*current;
+        (!lists.permits(ip) || self.shared.bans.is_banned(ip)).then(|| refusal.clone())
     }
 }
 
@@ -247,6 +256,28 @@ mod tests {
         assert!(verdict(&block, "::ffff:192.0.2.1").is_err());
         block.unban("192.0.2.1".parse().unwrap());
         assert_eq!(verdict(&block, "192.0.2.1"), Ok(()));
+    }
+
+    #[test]
+    fn the_peek_before_a_handshake_agrees_with_the_check() {
+        use crate::policy::AddressPolicy;
+        let block = IpBlock::ending_denied_sessions(lists("", "192.0.2.0/24"));
+        block.ban("198.51.100.9".parse().unwrap(), Duration::from_secs(60));
+        for ip in [
+            "192.0.2.1",
+            "198.51.100.9",
+            "198.51.100.1",
+            "::ffff:192.0.2.7",
+        ] {
+            let peek = block
+                .refuses_now(&session(ip))
+                .map(|r| r.message().to_owned());
+            assert_eq!(
+                peek,
+                verdict(&block, ip).err().map(|_| "Go away".into()),
+                "{ip}"
+            );
+        }
     }
 
     #[test]

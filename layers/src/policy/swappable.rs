@@ -63,7 +63,7 @@ impl<P> Swappable<P> {
 
     // Checks borrow the policy under the read lock rather than clone its Arc: they run on every
     // connection, and a replace waits only for checks in progress.
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Arc<P>> {
+    pub(super) fn read(&self) -> std::sync::RwLockReadGuard<'_, Arc<P>> {
         self.current.read().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -34,7 +34,9 @@ pub enum WhenFull {
     /// shard at a time, so that a flood pays one scan per many keys), forgetting their
     /// new-connection rate history. Nobody is refused for lack of room while such keys exist,
     /// but a flood of addresses can reset the rate history of a quiet key. A refused attempt
-    /// counts as seen, so a key that keeps knocking keeps its history.
+    /// counts as seen, so a key that keeps knocking keeps its history (a refusal before a TLS
+    /// handshake does not: it is a [`peek`](super::RateLimitStore::peek), which changes
+    /// nothing).
     #[default]
     EvictOldest,
 }

@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::shard::Shard;
-use super::{Admission, Key, Limits, RateLimitStore, Slot, StoreError, WhenFull};
+use super::{Admission, Key, Limits, RateLimitStore, Refusal, Slot, StoreError, WhenFull};
 
 /// Fewest keys per shard worth a shard of their own: below that, splitting only makes the
 /// per-shard cap (and so "full") arrive sooner for unlucky keys.
@@ -220,5 +220,10 @@ impl RateLimitStore for LocalStore {
 
     fn release(&self, key: &Key, slot: Slot) {
         self.shard(key).release(key, slot);
+    }
+
+    /// One shard lock, one lookup, nothing written.
+    fn peek(&self, key: &Key, now: Duration, limits: &Limits) -> Option<Refusal> {
+        self.shard(key).peek(key, nanos(now), limits)
     }
 }

@@ -9,10 +9,10 @@ use super::future::verdict;
 use super::outage::OutageLog;
 use super::settings::{Settings, SettingsCell};
 use super::{
-    Key, LAYER_NAME, Limits, LocalStore, RateLimitConfig, RateLimitFuture, RateLimitPermit,
-    RateLimitStore,
+    Key, LAYER_NAME, Limits, LocalStore, RateLimitConfig, RateLimitFuture, RateLimitKey,
+    RateLimitPermit, RateLimitStore,
 };
-use crate::policy::Policy;
+use crate::policy::{AddressPolicy, Policy};
 
 /// The time since a fixed origin, never going back: what rate decisions are made on when set
 /// with [`RateLimit::with_clock`] (tests, simulations). Without one, a connection counts at the
@@ -207,6 +207,60 @@ impl<S: RateLimitStore> Policy for RateLimit<S> {
                 // The store counted nothing: `check` asks it next.
                 Start::Ask { .. } => None,
             })
+    }
+}
+
+/// Before an implicit-TLS handshake, a peek at the store
+/// ([`RateLimitStore::peek`]): a connection whose key already has `max_concurrent` open
+/// connections, or has used up its rate, is refused without a handshake, and nothing is
+/// counted, so a connection let through is counted once, by the layer after the handshake.
+///
+/// Only keys of the address: [`RateLimitKey::Ip`] and [`RateLimitKey::Prefix`]. A
+/// [`Custom`](RateLimitKey::Custom) key function may read what the handshake brings (the TLS
+/// server name) or stand for something else entirely, so its connections are let through to
+/// the layer. So are all connections when the store cannot answer on the spot (the default of
+/// [`peek`](RateLimitStore::peek): a Redis store).
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_mail::{Protocol, Session};
+/// use tower_mail_layers::policy::{AddressPolicy, Policy};
+/// use tower_mail_layers::rate_limit::{RateLimit, RateLimitConfig};
+///
+/// let limit = RateLimit::new(RateLimitConfig { max_concurrent: Some(1), ..Default::default() });
+/// let session = || Arc::new(Session::new(Protocol::Imap,
+///     "192.0.2.1:40000".parse().unwrap(), "127.0.0.1:993".parse().unwrap()));
+/// let open = limit.check_now(&session()).unwrap().unwrap();
+/// let refusal = limit.refuses_now(&session()).unwrap();
+/// assert_eq!(refusal.message(), "Too many connections from this IP");
+/// drop(open);
+/// assert!(limit.refuses_now(&session()).is_none());
+/// ```
+impl<S: RateLimitStore> AddressPolicy for RateLimit<S> {
+    fn refuses_now(&self, session: &Arc<Session>) -> Option<Reject> {
+        self.settings.with(|settings| {
+            if settings.limits.is_unlimited() {
+                return None;
+            }
+            let key = match &settings.key {
+                RateLimitKey::Ip | RateLimitKey::Prefix { .. } => settings.key.key_for(session)?,
+                RateLimitKey::Custom(_) => return None,
+            };
+            // The same instant the layer counts the connection at: its accept.
+            let now = if settings.reads_clock {
+                self.time_of(session)
+            } else {
+                Duration::ZERO
+            };
+            let reason = self.store.peek(&key, now, &settings.limits)?;
+            tracing::debug!(
+                layer = LAYER_NAME,
+                key = %key,
+                ?reason,
+                "rate limit refused a connection before its TLS handshake"
+            );
+            Some(settings.refusal.clone())
+        })
     }
 }
 

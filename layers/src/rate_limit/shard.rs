@@ -63,27 +63,38 @@ impl Entry {
 
     /// Both limits, all or nothing: a refusal changes nothing.
     fn admit(&mut self, now: u64, limits: &Limits) -> Admission {
-        if limits.max_concurrent.is_some_and(|max| self.count >= max) {
-            return Admission::Refused(Refusal::Concurrency);
-        }
-        if let Some(rate) = limits.rate {
-            match rate.admit(self.tat, now) {
-                Ok(tat) => self.tat = tat,
-                Err(wait) => {
-                    let retry_after = match wait {
-                        u64::MAX => Duration::MAX,
-                        wait => Duration::from_nanos(wait),
-                    };
-                    return Admission::Refused(Refusal::Rate { retry_after });
+        match judge(self.count, self.tat, now, limits) {
+            Err(refusal) => Admission::Refused(refusal),
+            Ok(tat) => {
+                if let Some(tat) = tat {
+                    self.tat = tat;
                 }
+                if limits.max_concurrent.is_none() {
+                    return Admission::Admitted(None);
+                }
+                self.count += 1;
+                Admission::Admitted(Some(Slot::new(u64::from(self.generation))))
             }
         }
-        if limits.max_concurrent.is_none() {
-            return Admission::Admitted(None);
-        }
-        self.count += 1;
-        Admission::Admitted(Some(Slot::new(u64::from(self.generation))))
     }
+}
+
+/// Both limits for a key with `count` open connections and TAT `tat`, at `now`: the refusal,
+/// or the key's TAT after admitting the connection (`None` without a rate). Reads only.
+fn judge(count: u32, tat: u64, now: u64, limits: &Limits) -> Result<Option<u64>, Refusal> {
+    if limits.max_concurrent.is_some_and(|max| count >= max) {
+        return Err(Refusal::Concurrency);
+    }
+    let Some(rate) = limits.rate else {
+        return Ok(None);
+    };
+    rate.admit(tat, now).map(Some).map_err(|wait| {
+        let retry_after = match wait {
+            u64::MAX => Duration::MAX,
+            wait => Duration::from_nanos(wait),
+        };
+        Refusal::Rate { retry_after }
+    })
 }
 
 /// When an entry without open connections becomes idle, as `next_idle` counts: never
@@ -300,6 +311,18 @@ impl Shard {
         }
         self.remove_at(pos);
         true
+    }
+
+    /// Why [`acquire`](Shard::acquire) would refuse `key` at `now`, without changing anything
+    /// (not even the recency or the shard's clock); `None` if it would admit it, or refuse it
+    /// only for want of room, which this does not try to make.
+    pub(super) fn peek(&self, key: &Key, now: u64, limits: &Limits) -> Option<Refusal> {
+        // A key not in the table has no state: what a new entry would start with.
+        let (count, tat) = self
+            .find(key.hash_value() as u32, key.repr())
+            .and_then(|pos| self.slots[pos].as_ref())
+            .map_or((0, 0), |e| (e.count, e.tat));
+        judge(count, tat, now, limits).err()
     }
 
     /// Open connections counted under `key`.
@@ -644,6 +667,51 @@ mod tests {
             0,
             "an entry with no state left is dropped at once"
         );
+    }
+
+    #[test]
+    fn a_peek_changes_nothing_and_answers_as_acquire() {
+        let mut shard = Shard::new(2);
+        let limits = both(1, 2, 10);
+        let full = WhenFull::RefuseNewKeys;
+        let snapshot = |shard: &Shard| {
+            let entries: Vec<_> = shard.slots.iter().flatten().cloned().collect();
+            let fields: Vec<_> = entries
+                .iter()
+                .map(|e| (e.tat, e.count, e.generation, e.last_used))
+                .collect();
+            (fields, shard.len, shard.tick, shard.now, shard.next_idle)
+        };
+        let held = slot(shard.acquire(&key(1), S, &limits, full));
+        let before = snapshot(&shard);
+        // Later than anything seen: a peek does not move the shard's clock either.
+        for now in [S, 100 * S] {
+            assert_eq!(
+                shard.peek(&key(1), now, &limits),
+                Some(Refusal::Concurrency)
+            );
+            assert_eq!(shard.peek(&key(2), now, &limits), None);
+        }
+        assert_eq!(snapshot(&shard), before);
+        shard.release(&key(1), held);
+        let again = slot(shard.acquire(&key(1), S, &limits, full));
+        shard.release(&key(1), again);
+        let refused = shard.acquire(&key(1), S, &limits, full);
+        let before = snapshot(&shard);
+        assert_eq!(
+            shard.peek(&key(1), S, &limits).map(Admission::Refused),
+            Some(refused)
+        );
+        assert_eq!(snapshot(&shard), before);
+        // Refusing for want of room is left to acquire, which may make room.
+        let other = slot(shard.acquire(&key(2), S, &limits, full));
+        assert_eq!(
+            shard.acquire(&key(3), S, &limits, full),
+            Admission::Refused(Refusal::Full)
+        );
+        assert_eq!(shard.peek(&key(3), S, &limits), None);
+        shard.release(&key(2), other);
+        shard.check();
     }
 
     #[test]

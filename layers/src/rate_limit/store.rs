@@ -91,6 +91,44 @@ pub trait RateLimitStore: Send + Sync + 'static {
 
     /// Give back a slot that [`acquire`](RateLimitStore::acquire) counted under `key`.
     fn release(&self, key: &Key, slot: Slot);
+
+    /// Why [`acquire`](RateLimitStore::acquire) would refuse a connection under `key` at
+    /// `now` if it were asked now, for a store that can tell on the spot: what a
+    /// [`RateLimit`](super::RateLimit) answers before an implicit-TLS handshake (see
+    /// [`AddressPolicy`](crate::policy::AddressPolicy)), so that a peer over its limits costs
+    /// no handshake.
+    ///
+    /// A peek: it must change nothing. It counts no connection, takes no slot, does not
+    /// advance the rate, and makes, drops, evicts or refreshes no entry, so that the
+    /// connection, if it gets through, is counted once, by `acquire`. `None` means "let it
+    /// through, `acquire` decides": the store would admit it, or cannot tell without waiting
+    /// or changing something. That is the default, right for a networked store.
+    /// [`LocalStore`](super::LocalStore) answers from its table: the key's open connections
+    /// at `max_concurrent` ([`Refusal::Concurrency`]) or its rate used up
+    /// ([`Refusal::Rate`]); a key it has no room for is let through ([`Refusal::Full`] is
+    /// never the answer: making room changes the table).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_mail_layers::rate_limit::{
+    ///     Admission, Key, Limits, LocalStore, RateLimitStore, Refusal, WhenFull,
+    /// };
+    ///
+    /// let store = LocalStore::new(100, WhenFull::EvictOldest);
+    /// let limits = Limits { max_concurrent: Some(1), rate: None };
+    /// let (key, now) = (Key::from("a"), Duration::ZERO);
+    /// assert_eq!(store.peek(&key, now, &limits), None);
+    /// let Admission::Admitted(Some(slot)) = store.acquire(&key, now, &limits).into_inner().unwrap()
+    /// else { panic!() };
+    /// assert_eq!(store.peek(&key, now, &limits), Some(Refusal::Concurrency));
+    /// assert_eq!(store.connections(&key), 1, "the peeks counted nothing");
+    /// store.release(&key, slot);
+    /// assert_eq!(store.peek(&key, now, &limits), None);
+    /// ```
+    fn peek(&self, key: &Key, now: Duration, limits: &Limits) -> Option<Refusal> {
+        let _ = (key, now, limits);
+        None
+    }
 }
 
 /// A store's decision on one connection.

@@ -681,3 +681,201 @@ fn decision_cost() {
         start.elapsed() / rounds as u32
     );
 }
+
+/// Before an implicit-TLS handshake the limit only peeks ([`AddressPolicy::refuses_now`]): it
+/// refuses what the check would refuse, and counts nothing.
+mod before_handshake {
+    use tower_mail::server::AddressCheck;
+
+    use super::*;
+    use crate::policy::{AddressPolicy, BeforeHandshake, Swappable};
+
+    fn peek<P: AddressPolicy>(policy: &P, ip: &str) -> Option<Reject> {
+        policy.refuses_now(&session(ip))
+    }
+
+    #[test]
+    fn the_peek_refuses_at_the_cap_without_counting_and_lets_through_after_a_release() {
+        let limit = concurrent(2);
+        let key = ip_key("192.0.2.1");
+        let before = BeforeHandshake::new(limit.clone());
+        assert!(before.check(&session("192.0.2.1")).is_ok());
+        assert!(limit.store().is_empty(), "a peek makes no entry");
+        let a = check(&limit, "192.0.2.1").unwrap();
+        let _b = check(&limit, "192.0.2.1").unwrap();
+        let refusal = before.check(&session("192.0.2.1")).unwrap_err();
+        assert_eq!(refusal.message(), "Too many connections from this IP");
+        assert_eq!(refusal.layer(), "rate_limit");
+        assert_eq!(limit.store().connections(&key), 2);
+        // Another address has its own budget.
+        assert!(before.check(&session("192.0.2.2")).is_ok());
+        drop(a);
+        assert!(before.check(&session("192.0.2.1")).is_ok());
+        assert_eq!(limit.store().connections(&key), 1);
+        // The peek took nothing: the real check still has the freed slot.
+        let _c = check(&limit, "192.0.2.1").unwrap();
+        assert!(check(&limit, "192.0.2.1").is_err());
+    }
+
+    #[test]
+    fn peeks_never_count() {
+        let (millis, clock) = manual_clock();
+        let limit = RateLimit::new(RateLimitConfig {
+            max_concurrent: Some(3),
+            max_per_window: Some(5),
+            window: Duration::from_secs(60),
+            ..RateLimitConfig::default()
+        })
+        .with_clock(clock);
+        let peeks = |n| {
+            (0..n)
+                .filter(|_| peek(&limit, "192.0.2.1").is_some())
+                .count()
+        };
+        assert_eq!(peeks(100), 0);
+        assert!(limit.store().is_empty());
+        // The checks after 100 peeks admit exactly `max_concurrent`...
+        let mut open: Vec<_> = (0..10)
+            .filter_map(|_| check(&limit, "192.0.2.1").ok())
+            .collect();
+        assert_eq!(open.len(), 3);
+        assert_eq!(peeks(100), 100);
+        assert_eq!(limit.store().connections(&ip_key("192.0.2.1")), 3);
+        // ... and, with the slots back, what is left of the rate: 5 in all, not fewer.
+        open.clear();
+        assert_eq!(peeks(100), 0);
+        let more = (0..10)
+            .filter(|_| check(&limit, "192.0.2.1").is_ok())
+            .count();
+        assert_eq!(more, 2);
+        assert_eq!(peeks(100), 100, "the rate is used up");
+        // One interval (12 s) later, room for exactly one more: the peeks moved nothing.
+        millis.fetch_add(12_000, Ordering::SeqCst);
+        assert_eq!(peeks(100), 0);
+        assert!(check(&limit, "192.0.2.1").is_ok());
+        assert!(check(&limit, "192.0.2.1").is_err());
+        assert!(peek(&limit, "192.0.2.1").is_some());
+    }
+
+    #[test]
+    fn the_peek_refuses_a_used_up_rate_as_the_check_would() {
+        let (millis, clock) = manual_clock();
+        let limit = RateLimit::new(RateLimitConfig {
+            max_concurrent: None,
+            max_per_window: Some(2),
+            window: Duration::from_secs(10),
+            message: "Slow down".into(),
+            ..RateLimitConfig::default()
+        })
+        .with_clock(clock);
+        assert!(check(&limit, "192.0.2.1").is_ok());
+        assert!(peek(&limit, "192.0.2.1").is_none());
+        assert!(check(&limit, "192.0.2.1").is_ok());
+        assert_eq!(peek(&limit, "192.0.2.1").unwrap().message(), "Slow down");
+        millis.fetch_add(4_999, Ordering::SeqCst);
+        assert!(peek(&limit, "192.0.2.1").is_some());
+        millis.fetch_add(1, Ordering::SeqCst);
+        assert!(peek(&limit, "192.0.2.1").is_none());
+        assert!(check(&limit, "192.0.2.1").is_ok());
+        assert!(peek(&limit, "192.0.2.1").is_some());
+    }
+
+    #[test]
+    fn the_store_peek_gives_the_refusal_acquire_would() {
+        let store = LocalStore::new(100, WhenFull::RefuseNewKeys);
+        let limits = Limits {
+            max_concurrent: Some(1),
+            rate: Some(Rate::new(2, Duration::from_secs(60))),
+        };
+        let (key, now) = (ip_key("192.0.2.1"), Duration::from_secs(100));
+        let acquire = || store.acquire(&key, now, &limits).into_inner().unwrap();
+        assert_eq!(store.peek(&key, now, &limits), None);
+        let Admission::Admitted(Some(slot)) = acquire() else {
+            panic!("admitted")
+        };
+        assert_eq!(store.peek(&key, now, &limits), Some(Refusal::Concurrency));
+        store.release(&key, slot);
+        let Admission::Admitted(Some(slot)) = acquire() else {
+            panic!("admitted")
+        };
+        store.release(&key, slot);
+        let Admission::Refused(refusal) = acquire() else {
+            panic!("refused")
+        };
+        assert_eq!(store.peek(&key, now, &limits), Some(refusal));
+        assert!(matches!(refusal, Refusal::Rate { .. }));
+        // A limit of 0 refuses a key never seen, and the peek makes no entry for it.
+        let none = Limits {
+            max_concurrent: Some(0),
+            rate: None,
+        };
+        assert_eq!(
+            store.peek(&ip_key("192.0.2.9"), now, &none),
+            Some(Refusal::Concurrency)
+        );
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn prefix_keys_are_peeked_by_network() {
+        let limit = RateLimit::new(RateLimitConfig {
+            key: RateLimitKey::Prefix { v4: 24, v6: 64 },
+            max_concurrent: Some(1),
+            ..RateLimitConfig::default()
+        });
+        let _held = check(&limit, "10.0.0.1").unwrap();
+        assert!(peek(&limit, "10.0.0.200").is_some());
+        assert!(peek(&limit, "10.0.1.1").is_none());
+    }
+
+    #[test]
+    fn custom_keys_and_stores_that_cannot_tell_let_everybody_through() {
+        // The key function could read what the handshake brings: not asked before it.
+        let calls = Arc::new(AtomicU64::new(0));
+        let counted = calls.clone();
+        let custom = RateLimit::new(RateLimitConfig {
+            key: RateLimitKey::custom(move |s: &Session| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                Some(Key::from(s.remote_addr().ip()))
+            }),
+            max_concurrent: Some(0),
+            ..RateLimitConfig::default()
+        });
+        assert!(peek(&custom, "192.0.2.1").is_none());
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        assert!(check(&custom, "192.0.2.1").is_err());
+        // A store without a peek (a networked one) cannot tell on the spot.
+        let remote = RateLimit::with_store(
+            RateLimitConfig {
+                max_concurrent: Some(0),
+                ..broken_config(false)
+            },
+            Broken(down),
+        );
+        assert!(peek(&remote, "192.0.2.1").is_none());
+        // Unlimited: nothing to look at.
+        let unlimited = RateLimit::new(RateLimitConfig {
+            max_concurrent: None,
+            ..RateLimitConfig::default()
+        });
+        assert!(peek(&unlimited, "192.0.2.1").is_none());
+    }
+
+    #[test]
+    fn a_swappable_limit_peeks_through_to_the_one_in_force() {
+        let swappable = Swappable::new(concurrent(1));
+        let before = BeforeHandshake::new(swappable.clone());
+        let held = swappable.check_now(&session("192.0.2.1")).unwrap().unwrap();
+        assert!(before.check(&session("192.0.2.1")).is_err());
+        assert_eq!(
+            swappable
+                .current()
+                .store()
+                .connections(&ip_key("192.0.2.1")),
+            1
+        );
+        drop(held);
+        assert!(before.check(&session("192.0.2.1")).is_ok());
+        assert!(swappable.current().store().is_empty());
+    }
+}
