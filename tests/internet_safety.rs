@@ -503,6 +503,51 @@ fn failed_logins_are_answered_late_and_a_right_password_is_not() {
     });
 }
 
+/// A passwd-file line for `user` whose hash takes about a second to verify even optimised:
+/// 64 MiB (Dovecot's ARGON2ID default) and many passes.
+fn slow_user(user: &str, password: &str) -> String {
+    let params = argon2::Params::new(64 * 1024, 24, 1, None).unwrap();
+    let argon2 = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let hash = argon2::PasswordHasher::hash_password(&argon2, password.as_bytes()).unwrap();
+    format!("{user}:{{ARGON2ID}}{hash}\n")
+}
+
+#[test]
+fn password_verifications_past_the_bound_fail_as_temporarily_unavailable() {
+    let mut server = ExampleServer::start_with_auth(
+        "max_concurrent_verifications = 1\nverification_queue_ms = 100\nfailure_delay_ms = 0\n",
+        "",
+    );
+    let mut users = std::fs::read_to_string(server.passwd_file()).unwrap();
+    users.push_str(&slow_user("slow", "right"));
+    std::fs::write(server.passwd_file(), users).unwrap();
+    server.signal("HUP");
+    server.wait_for_stdout(SOON, |line| line.contains("user file reloaded"));
+
+    // Two logins at once: one verifies (a second or so), the other finds no slot within
+    // 100 ms and is told to come back, rather than piling up another 64 MiB hash.
+    let mut first = imap(server.imap);
+    let mut second = imap(server.imap);
+    first.send_raw(b"a1 LOGIN slow right\r\n");
+    second.send_raw(b"b1 LOGIN slow right\r\n");
+    let answers = [
+        read_tagged(&mut first, "a1").1,
+        read_tagged(&mut second, "b1").1,
+    ];
+    let count = |what: &str| answers.iter().filter(|a| a.contains(what)).count();
+    assert_eq!(
+        (count(" OK "), count(" NO [UNAVAILABLE] ")),
+        (1, 1),
+        "one verified, one waited past the queue deadline: {answers:?}"
+    );
+    metrics_when(&server, |m| {
+        m.sum(
+            "mail_auth_verifications_rejected_total",
+            &[("reason", "queue_timeout")],
+        ) == 1.0
+    });
+}
+
 #[test]
 fn a_user_may_have_at_most_max_sessions_per_user_across_imap_and_pop3() {
     let server = ExampleServer::start_with_auth("max_sessions_per_user = 2", "");

@@ -85,8 +85,9 @@ pub struct Auth {
     /// refused with `NO [LIMIT]` / `-ERR [IN-USE]`. 0 = unlimited.
     pub max_sessions_per_user: u32,
     /// Password verifications computed at once (each may cost tens of MiB with Argon2); a
-    /// login that waits `verification_queue_ms` for its turn fails with `NO [UNAVAILABLE]` / `-ERR [SYS/TEMP]`.
-    /// 0 = the number of cores.
+    /// login that waits `verification_queue_ms` for its turn fails with `NO [UNAVAILABLE]` /
+    /// `-ERR [SYS/TEMP]`. 0 = one fewer than the cores, at least 1, so that a core stays free
+    /// for the connections.
     pub max_concurrent_verifications: usize,
     /// How long a login waits for its turn to verify before it fails as temporarily
     /// unavailable.

@@ -728,11 +728,18 @@ pub fn stderr(out: &Output) -> String {
 pub fn parse_json_lines(lines: &[String]) -> Vec<LogEvent> {
     const SCRIPT: &str = r#"
 import json, sys
+def unique(pairs):
+    # A key twice in one line (two `message` fields, say) is a bug, not a choice of value.
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise ValueError("keys given twice: %s" % twice)
+    return dict(pairs)
 for number, line in enumerate(sys.stdin.read().split("\n")):
     if not line:
         continue
     try:
-        obj = json.loads(line)
+        obj = json.loads(line, object_pairs_hook=unique)
     except ValueError as e:
         sys.exit("line %d is not JSON (%s): %r" % (number, e, line))
     if not isinstance(obj, dict):

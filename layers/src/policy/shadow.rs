@@ -8,8 +8,10 @@ pub(super) fn record(session: &Session, reject: &Reject) {
         protocol = session.protocol().as_str(),
         remote_addr = %session.remote_addr(),
         layer = reject.layer(),
-        message = reject.message(),
-        "shadow policy would refuse this connection"
+        // As the `reject` event: the refusal text is the event's message, once (a `message`
+        // field beside it would give JSON lines the key twice).
+        "{}",
+        reject.message()
     );
     #[cfg(feature = "metrics")]
     metrics::counter!(
