@@ -11,7 +11,7 @@
 //!    at one verification per core and at the default (one fewer than the cores, at least 1).
 //! 4. Wrong-password answers per second from one address with the default failure delay.
 //! 5. Refusals per second of a blocked address on the implicit-TLS port, decided before the
-//!    handshake and after it.
+//!    handshake and after it, beside the plain port's.
 //!
 //! ```text
 //! cargo build --release --example server --example hostile_clients
@@ -83,6 +83,9 @@ async fn run() -> Result<(), String> {
              [layers.ip_block]\ndeny = [\"127.0.0.2/32\"]\n"
         );
         let server = setup.start(&binary, &config)?;
+        if before {
+            plain_refusals(&server).await;
+        }
         tls_refusals(&server, &setup.cert_pem, before).await;
     }
     Ok(())
@@ -206,7 +209,8 @@ async fn unauthenticated_literals(server: &ExampleServer) {
             peak,
         );
         println!(
-            "  refused before `+`: {}; bytes the server took before closing: {:.1} MiB in all",
+            "  refused before `+`: {}; bytes the clients got out before the server closed: {:.1} MiB \
+             in all (mostly into socket buffers)",
             refused_early.load(Ordering::Relaxed),
             sent_total.load(Ordering::Relaxed) as f64 / MIB as f64
         );
@@ -374,29 +378,22 @@ async fn wrong_password_rate(server: &ExampleServer) {
     );
 }
 
-async fn tls_refusals(server: &ExampleServer, cert_pem: &str, before: bool) {
-    let connector = tower_mail::tls::connector_trusting(cert_pem).expect("test certificate");
+/// Run `attempt` from 16 tasks for 5 s; attempts per second.
+async fn rate_of<F, Fut>(attempt: F) -> f64
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let seconds = 5;
     let until = Instant::now() + Duration::from_secs(seconds);
-    let refused = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..16)
         .map(|_| {
-            let addr = server.imaps;
-            let refused = refused.clone();
-            let connector = connector.clone();
+            let (attempt, done) = (attempt.clone(), done.clone());
             tokio::spawn(async move {
                 while Instant::now() < until {
-                    let Ok(tcp) = client::connect_from(lo(2), addr).await else {
-                        continue;
-                    };
-                    let name = "localhost".try_into().expect("a DNS name");
-                    // Either no handshake (closed before it) or the handshake and `* BYE`.
-                    if let Ok(mut tls) = connector.connect(name, tcp).await {
-                        let mut told = Vec::new();
-                        let _ = tls.read_to_end(&mut told).await;
-                        let _ = tls.shutdown().await;
-                    }
-                    refused.fetch_add(1, Ordering::Relaxed);
+                    attempt().await;
+                    done.fetch_add(1, Ordering::Relaxed);
                 }
             })
         })
@@ -404,12 +401,43 @@ async fn tls_refusals(server: &ExampleServer, cert_pem: &str, before: bool) {
     for task in tasks {
         let _ = task.await;
     }
+    done.load(Ordering::Relaxed) as f64 / seconds as f64
+}
+
+async fn plain_refusals(server: &ExampleServer) {
+    let addr = server.imap;
+    let rate = rate_of(move || async move {
+        if let Ok(mut tcp) = client::connect_from(lo(2), addr).await {
+            let mut told = Vec::new();
+            let _ = tcp.read_to_end(&mut told).await;
+        }
+    })
+    .await;
+    println!("refusals on the plain port (`* BYE`): {rate:.0}/s");
+}
+
+async fn tls_refusals(server: &ExampleServer, cert_pem: &str, before: bool) {
+    let connector = tower_mail::tls::connector_trusting(cert_pem).expect("test certificate");
+    let addr = server.imaps;
+    let rate = rate_of(move || {
+        let connector = connector.clone();
+        async move {
+            let Ok(tcp) = client::connect_from(lo(2), addr).await else {
+                return;
+            };
+            let name = "localhost".try_into().expect("a DNS name");
+            // Either no handshake (closed before it) or the handshake and `* BYE`.
+            if let Ok(mut tls) = connector.connect(name, tcp).await {
+                let mut told = Vec::new();
+                let _ = tls.read_to_end(&mut told).await;
+                let _ = tls.shutdown().await;
+            }
+        }
+    })
+    .await;
     let when = match before {
         true => "before the handshake",
         false => "after the handshake",
     };
-    println!(
-        "refusals on the TLS port, decided {when}: {:.0}/s",
-        refused.load(Ordering::Relaxed) as f64 / seconds as f64
-    );
+    println!("refusals on the TLS port, decided {when}: {rate:.0}/s");
 }

@@ -45,7 +45,9 @@ pub fn build(
     let max = section.max_sessions_per_user;
     let sessions = match &shared {
         None => Either::Left(UserSessionsLayer::new(max)),
-        Some(redis) => Either::Right(UserSessionsLayer::with_store(max, redis.user_sessions())),
+        Some(redis) => Either::Right(
+            UserSessionsLayer::with_store(max, redis.user_sessions()).fail_open(section.fail_open),
+        ),
     };
     if let Some(redis) = &shared {
         delay = delay.shared(redis.failures());

@@ -95,9 +95,13 @@ pub struct Auth {
     /// `redis://...` (or `redis+cluster://h1:p1,h2:p2`): count each user's sessions and the
     /// failed logins behind the failure delay and auto-ban in Redis, shared by every server
     /// that uses it, so `max_sessions_per_user` holds across the fleet. "" = in this process.
-    /// Read at start. When Redis is down, logins go on: sessions uncounted, failures counted
-    /// here.
+    /// Read at start. When Redis is down, failures are counted here, and `fail_open` decides
+    /// about sessions.
     pub redis: String,
+    /// When the shared session counts cannot be read (Redis down, or slower than a second):
+    /// let the login in uncounted (true), or refuse it as temporarily unavailable
+    /// (`NO [UNAVAILABLE]` / `-ERR [SYS/TEMP]`, false).
+    pub fail_open: bool,
 }
 
 impl Default for Auth {
@@ -111,6 +115,7 @@ impl Default for Auth {
             max_concurrent_verifications: 0,
             verification_queue_ms: 2000,
             redis: String::new(),
+            fail_open: true,
         }
     }
 }

@@ -85,7 +85,7 @@ impl Default for ImapConfig {
 /// reading mail from a [`Mailstore`] and checking logins with an authentication service.
 ///
 /// It resolves with the session's [`CloseReport`] and never fails: every problem is answered on
-/// the wire and reported as a [`CloseReason`].
+/// the wire and reported as a [`CloseReason`](crate::CloseReason).
 ///
 /// ```
 /// use tower_mail::auth::PasswdFile;

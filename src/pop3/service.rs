@@ -69,7 +69,7 @@ impl Default for Pop3Config {
 /// service.
 ///
 /// It resolves with the session's [`CloseReport`] and never fails: every problem is answered
-/// on the wire and reported as a [`CloseReason`].
+/// on the wire and reported as a [`CloseReason`](crate::CloseReason).
 ///
 /// ```
 /// use tower_mail::auth::PasswdFile;

@@ -7,7 +7,7 @@ use crate::reject::Reject;
 use crate::session::Session;
 
 /// A check on a connection's addresses (after any PROXY header), made before the TLS
-/// handshake of an implicit-TLS listener ([`Endpoint::refuse_before_handshake`]).
+/// handshake of an implicit-TLS listener ([`Endpoint::refuse_before_handshake`](super::Endpoint::refuse_before_handshake)).
 ///
 /// The stack still runs after the handshake for the connections let through, so a policy
 /// used here keeps its layer too; this only spares refused peers the handshake. A refused

@@ -23,14 +23,14 @@
 //!
 //! # Shared across servers
 //!
-//! With the `redis` feature, [`RedisAuth`] shares all of it through one Redis (or Redis
+//! With the `redis` feature, `RedisAuth` shares all of it through one Redis (or Redis
 //! Cluster) connection, so that several servers enforce one policy:
 //!
-//! - per-user session counts: [`RedisUserSessions`], a [`UserSessionStore`] for
+//! - per-user session counts: `RedisUserSessions`, a [`UserSessionStore`] for
 //!   [`UserSessionsLayer::with_store`];
-//! - failure counts: [`RedisFailures`], a [`FailureCounter`] for
+//! - failure counts: `RedisFailures`, a [`FailureCounter`] for
 //!   [`FailureDelayLayer::shared`] and [`AutoBanLayer::shared`];
-//! - bans: [`RedisBans`], a [`BanSink`] that bans in the local
+//! - bans: `RedisBans`, a [`BanSink`] that bans in the local
 //!   [`IpBlock`](crate::ip_block::IpBlock) at once and in Redis, and applies the other
 //!   servers' bans to the local `IpBlock` within a second.
 //!

@@ -1,4 +1,4 @@
-//! Connection metrics through the [`metrics`](::metrics) crate, for any exporter (the example
+//! Connection metrics through the [`metrics`] crate, for any exporter (the example
 //! server uses Prometheus).
 //!
 //! | name | labels | meaning |

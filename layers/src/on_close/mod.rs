@@ -6,7 +6,7 @@
 //! a panic in the session, or shutdown. A drop guard gives this for free where WildDuck's
 //! callbacks leak (the `onClose(session)` form never calls back) or fire twice (half-close).
 //!
-//! - On success the hook gets the session service's [`CloseReport`](tower_mail::CloseReport).
+//! - On success the hook gets the session service's [`CloseReport`].
 //! - On a refusal by a layer inside this one, the reason is
 //!   [`CloseReason::Rejected`](tower_mail::CloseReason::Rejected) with the client's text and
 //!   the refusing layer.

@@ -5,7 +5,7 @@
 //! removes it when the connection ends, on every path. Put it where the sessions to list
 //! pass: after the policies that refuse, so refused connections are not listed. The
 //! [`SessionRegistry`] handle kept aside answers the admin side: [`sessions`] for the list
-//! (each [`Session`](tower_mail::Session) gives its id, user, address, protocol, start and
+//! (each [`Session`] gives its id, user, address, protocol, start and
 //! state), [`kick_user`] and [`kick_address`] to end sessions; each ended client is told
 //! why (`* BYE` / `-ERR`).
 //!

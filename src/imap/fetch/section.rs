@@ -1,4 +1,4 @@
-//! BODY[section]<partial> (RFC 3501 section 6.4.5): which octets a section names.
+//! `BODY[section]<partial>` (RFC 3501 section 6.4.5): which octets a section names.
 
 use std::borrow::Cow;
 use std::num::NonZeroU32;
