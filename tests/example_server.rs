@@ -450,7 +450,7 @@ fn sigterm_tells_idle_clients_and_exits_cleanly() {
         .args(["-c", IDLE_TLS_CLIENT, &server.pop3s.port().to_string()])
         .stdout(Stdio::piped())
         .spawn()
-        .expect("run python3");
+        .unwrap_or_else(|e| panic!("{}", support_shared::missing("python3", &e)));
     let mut tls_out = BufReader::new(tls_client.stdout.take().unwrap());
     let mut ready = String::new();
     tls_out.read_line(&mut ready).unwrap();
@@ -508,8 +508,11 @@ fn sigterm_does_not_wait_out_a_pending_tls_handshake() {
     // tell yet, and must not hold the server for the whole TLS handshake deadline (10 s).
     let mut server = ExampleServer::start_with("[limits]\nshutdown_grace_seconds = 1\n");
     let silent = std::net::TcpStream::connect(server.pop3s).unwrap();
-    // Let the server accept it and start the handshake.
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait until the server has accepted it and is in its handshake.
+    poll(SOON, || {
+        (server.scrape().sum("mail_connections_in_setup", &[]) == 1.0).then_some(())
+    })
+    .expect("the connection reaches its TLS handshake");
 
     let started = std::time::Instant::now();
     server.signal("TERM");
@@ -631,7 +634,7 @@ fn accept_backs_off_when_out_of_descriptors_and_recovers() {
         .arg(format!("--pid={}", server.pid()))
         .arg(format!("--nofile={limit}:{limit}"))
         .output()
-        .expect("prlimit (util-linux) runs");
+        .unwrap_or_else(|e| panic!("{}", support_shared::missing("prlimit", &e)));
     assert!(prlimit.status.success(), "prlimit: {}", stderr(&prlimit));
 
     let mut served: Vec<RawClient> = (0..3).map(|_| RawClient::connect(server.pop3)).collect();

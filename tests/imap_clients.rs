@@ -672,7 +672,7 @@ impl Mbsync {
             .stdout(File::create(&out_path).expect("create mbsync stdout file"))
             .stderr(File::create(&err_path).expect("create mbsync stderr file"))
             .spawn()
-            .expect("run mbsync (isync)");
+            .unwrap_or_else(|e| panic!("{}", support_shared::missing("mbsync", &e)));
         let deadline = Instant::now() + MBSYNC_BOUND;
         let status = loop {
             if let Some(status) = child.try_wait().expect("wait for mbsync") {

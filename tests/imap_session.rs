@@ -213,7 +213,7 @@ async fn python(addr: SocketAddr, body: &str) -> String {
     let output = tokio::time::timeout(3 * SOON, run)
         .await
         .expect("python finished in time")
-        .expect("python3 runs");
+        .unwrap_or_else(|e| panic!("{}", support_shared::missing("python3", &e)));
     support_shared::stdout_of(&script, output)
 }
 

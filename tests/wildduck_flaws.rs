@@ -3,6 +3,7 @@
 //! Each asserts what the client sees and that close hooks ran exactly once.
 
 mod common;
+mod support_shared;
 
 use std::future::pending;
 use std::sync::Arc;
@@ -487,7 +488,7 @@ except (ssl.SSLError, OSError) as err:
         .arg(script)
         .output()
         .await
-        .expect("python3 runs");
+        .unwrap_or_else(|e| panic!("{}", support_shared::missing("python3", &e)));
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 

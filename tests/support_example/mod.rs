@@ -292,7 +292,7 @@ impl ExampleServer {
             .arg(format!("-{name}"))
             .arg(self.pid().to_string())
             .status()
-            .expect("run kill");
+            .unwrap_or_else(|e| panic!("{}", crate::support_shared::missing("kill", &e)));
         assert!(status.success(), "kill -{name} failed: {status}");
     }
 
@@ -692,7 +692,7 @@ pub fn curl(args: &[&str]) -> Output {
         .args(["--max-time", "20"])
         .args(args)
         .output()
-        .expect("run curl")
+        .unwrap_or_else(|e| panic!("{}", crate::support_shared::missing("curl", &e)))
 }
 
 /// [`curl`], which must succeed: a failure shows the arguments, curl's exit status and its
@@ -760,7 +760,7 @@ for number, line in enumerate(sys.stdin.read().split("\n")):
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run python3");
+        .unwrap_or_else(|e| panic!("{}", crate::support_shared::missing("python3", &e)));
     let input = lines.join("\n");
     child
         .stdin

@@ -7,6 +7,8 @@
 //!   what it predefines) and runs it with [`run_python`]; an async test builds the command
 //!   with [`python3`] and checks the result with [`stdout_of`].
 //! - Message bytes: [`crlf`].
+//! - Outside programs: [`missing`] turns a failed start into a message that says what to
+//!   install.
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
@@ -69,8 +71,30 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let output = python3(program).args(args).output().expect("run python3");
+    let output = python3(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}", missing("python3", &e)));
     stdout_of(program, output)
+}
+
+// ---- Outside programs ----
+
+/// Why `program` could not be started, with what to install when it is missing: the tests
+/// run real clients and servers (Debian package names; `.ci/run` installs them all).
+pub fn missing(program: &str, err: &std::io::Error) -> String {
+    let package = match program {
+        "mbsync" => "isync",
+        "prlimit" | "kill" => "util-linux procps",
+        other => other,
+    };
+    match err.kind() {
+        std::io::ErrorKind::NotFound => format!(
+            "{program} is not installed; this test needs it: apt-get install {package} \
+             (.ci/run installs everything the tests need)"
+        ),
+        _ => format!("cannot run {program}: {err}"),
+    }
 }
 
 // ---- Message bytes ----
