@@ -85,21 +85,20 @@ async fn run() -> Result<(), String> {
     let config = Config::load(config_path.as_deref())?;
     telemetry::init_logging(config.log.format);
     let sessions = SessionRegistry::new();
-    if !config.metrics.listen.is_empty() {
-        let listen = &config.metrics.listen;
-        let metrics = telemetry::init_metrics()?;
-        telemetry::describe_metrics();
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|e| format!("metrics.listen {listen}: {e}"))?;
-        let admin = admin::Admin {
-            metrics,
-            sessions: sessions.clone(),
-        };
-        tokio::spawn(admin.serve(listener));
-        println!("metrics on http://{listen}/metrics");
-        println!("sessions on http://{listen}/sessions (loopback clients only)");
-    }
+    // The recorder first, so that every layer built below records into it; its listener once
+    // the server exists, whose own counts each scrape reads.
+    let listen = &config.metrics.listen;
+    let metrics = match listen.is_empty() {
+        true => None,
+        false => {
+            let metrics = telemetry::init_metrics()?;
+            telemetry::describe_metrics();
+            let listener = TcpListener::bind(listen)
+                .await
+                .map_err(|e| format!("metrics.listen {listen}: {e}"))?;
+            Some((metrics, listener))
+        }
+    };
     let policies = policies::Policies::new(&config.layers)?;
     if let rate_store::RateStore::Redis(store) = policies.rate_limit.store() {
         // Not a condition to start: checks reconnect by themselves, and `fail_open` decides
@@ -155,8 +154,15 @@ async fn run() -> Result<(), String> {
     server_config.max_setup_per_address = limits.max_setup_per_address;
     server_config.max_tarpitted = limits.max_tarpitted;
     let server = Server::new(server_config);
-    if !config.metrics.listen.is_empty() {
-        telemetry::export_server_metrics(server.clone());
+    if let Some((metrics, listener)) = metrics {
+        let admin = admin::Admin {
+            metrics,
+            sessions: sessions.clone(),
+            server: server.clone(),
+        };
+        tokio::spawn(admin.serve(listener));
+        println!("metrics on http://{listen}/metrics");
+        println!("sessions on http://{listen}/sessions (loopback clients only)");
     }
 
     // "loopback" is decided per connection by a layer of the stack (see stack.rs); the

@@ -26,9 +26,6 @@ use support_example::{
     assert_same_bytes, events_of, parse_json_lines, poll, poplib, server_binary, stderr, unhex,
 };
 
-/// How long to keep watching after the expected count was reached, to catch double counts.
-const SETTLE: Duration = Duration::from_millis(300);
-
 /// A plain message whose body has lines that need dot-stuffing: one starting with ".", one
 /// that is a lone "." (which would end the reply if not stuffed) and one starting with "..".
 const PLAIN_MESSAGE: &[u8] = b"From: Alice <alice@example.com>\r\n\
@@ -250,16 +247,11 @@ fn metrics_count_every_connection_once_and_none_stays_active() {
     let pop3 = ("protocol", "pop3");
     // Closes are recorded when each connection's task finishes, after the client saw the end:
     // wait for them (the closed counter is bumped after the gauge in the same hook).
-    poll(SOON, || {
-        let m = server.scrape();
-        let settled = m.sum("mail_connections_closed_total", &[pop3]) >= connections
-            && m.sum("mail_connections_active", &[pop3]) == 0.0;
-        settled.then_some(())
-    })
-    .unwrap_or_else(|| panic!("metrics never settled:\n{}", server.scrape().text));
-    // A moment more, so that a late double count would show.
-    std::thread::sleep(SETTLE);
-    let metrics = server.scrape();
+    // Every connection ended, so no late double count can come after this page.
+    let metrics = server.settled_metrics(|m| {
+        m.sum("mail_connections_closed_total", &[pop3]) >= connections
+            && m.sum("mail_connections_active", &[pop3]) == 0.0
+    });
 
     let text = &metrics.text;
     assert_eq!(
@@ -371,8 +363,9 @@ fn json_logs_have_one_connect_and_one_close_per_connection_and_no_password() {
         (closes >= connections).then_some(())
     })
     .unwrap_or_else(|| panic!("close lines missing:\n{}", server.stdout().join("\n")));
-    // A moment more, so that a late second close line would show.
-    std::thread::sleep(SETTLE);
+    // Every connection ended and every line it wrote read: a second close line would show.
+    server.settled_metrics(|_| true);
+    server.log_barrier();
     let events = parse_json_lines(&server.json_lines());
 
     let (connects, closes) = (events_of(&events, "connect"), events_of(&events, "close"));

@@ -26,9 +26,6 @@ use support_example::{
     poll,
 };
 
-/// How long to keep watching after the expected counts were reached, to catch double counts.
-const SETTLE: Duration = Duration::from_millis(300);
-
 /// What the rate limit tells a refused client (the example server's default text).
 const RATE_LIMIT_MESSAGE: &str = "Too many connections from this IP";
 
@@ -95,18 +92,15 @@ fn refused(addr: SocketAddr, source: IpAddr, message: &str) -> SocketAddr {
     local
 }
 
-/// Scrape until `done` holds for the metrics, then once more after [`SETTLE`] so that a late
-/// double count would show; returns that last scrape.
+/// Scrape until `done` holds for the metrics and every connection has ended, so that a late
+/// double count cannot come after the page returned.
 fn settled_metrics(server: &ExampleServer, done: impl Fn(&Metrics) -> bool) -> Metrics {
-    poll(SOON, || done(&server.scrape()).then_some(()))
-        .unwrap_or_else(|| panic!("metrics never settled:\n{}", server.scrape().text));
-    std::thread::sleep(SETTLE);
-    server.scrape()
+    server.settled_metrics(done)
 }
 
 /// Wait until the JSON log has at least `closes` close lines and `rejects` reject lines (each
-/// is written when its connection's task ends, just after the client saw the end), then parse
-/// it after [`SETTLE`].
+/// is written when its connection's task ends, just after the client saw the end) and every
+/// connection has ended, then read every line written so far and parse them.
 fn settled_log(server: &ExampleServer, closes: usize, rejects: usize) -> Vec<LogEvent> {
     poll(SOON, || {
         let events = parse_json_lines(&server.json_lines());
@@ -115,7 +109,8 @@ fn settled_log(server: &ExampleServer, closes: usize, rejects: usize) -> Vec<Log
         enough.then_some(())
     })
     .unwrap_or_else(|| panic!("log lines missing:\n{}", server.stdout().join("\n")));
-    std::thread::sleep(SETTLE);
+    server.settled_metrics(|_| true);
+    server.log_barrier();
     parse_json_lines(&server.json_lines())
 }
 

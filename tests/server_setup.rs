@@ -156,5 +156,10 @@ async fn a_failed_tls_handshake_is_counted() {
         server.connections_in_setup() == 0
     })
     .await;
+    eventually("its task is counted as ended", || {
+        server.connections_finished() == 1
+    })
+    .await;
+    assert_eq!(server.connections_accepted(), 1);
     server.shutdown(SOON).await;
 }

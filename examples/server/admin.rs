@@ -15,6 +15,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tower_mail::server::Server;
 use tower_mail_layers::sessions::SessionRegistry;
 
 const MAX_HEAD: usize = 8 * 1024;
@@ -27,6 +28,8 @@ pub const KICK_TEXT: &str = "Disconnected by the administrator";
 pub struct Admin {
     pub metrics: PrometheusHandle,
     pub sessions: SessionRegistry,
+    /// Its own counts are read at each scrape, so a scrape is never stale.
+    pub server: Server,
 }
 
 impl Admin {
@@ -68,6 +71,7 @@ impl Admin {
         }
         match (method, path) {
             ("GET", "/metrics") => {
+                crate::telemetry::mirror_server_metrics(&self.server);
                 let text = self.metrics.render();
                 ("200 OK", "text/plain; version=0.0.4", text)
             }

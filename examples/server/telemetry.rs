@@ -71,6 +71,8 @@ const VERIFY_REJECTED: &str = "mail_auth_verifications_rejected_total";
 const SETUP_FAILURES: &str = "mail_setup_failures_total";
 const IN_SETUP: &str = "mail_connections_in_setup";
 const TARPITTED: &str = "mail_connections_tarpitted";
+const ACCEPTED: &str = "mail_server_connections_accepted_total";
+const FINISHED: &str = "mail_server_connections_finished_total";
 
 /// Describe the server's own metrics and those of the auth layers, and register them at 0.
 pub fn describe_metrics() {
@@ -98,29 +100,36 @@ pub fn describe_metrics() {
         TARPITTED,
         "Refused clients held for a refusal delay now (limits.max_tarpitted)"
     );
+    metrics::describe_counter!(ACCEPTED, "Connections the server accepted");
+    metrics::describe_counter!(
+        FINISHED,
+        "Connection tasks that have ended, whatever way; equal to the accepted count when \
+         every connection's counts are final"
+    );
 }
 
-/// Mirror the server's own counts now and then every second: `Server::setup_failures` into
+/// Copy the server's own counts into the recorder: `Server::setup_failures` into
 /// `mail_setup_failures_total{protocol, reason}` (such connections never reach the layer
-/// stack, so no layer counts them), and the setup and tarpit occupancy into gauges.
-pub fn export_server_metrics(server: Server) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            for protocol in [Protocol::Imap, Protocol::Pop3] {
-                for failure in SetupFailure::ALL {
-                    metrics::counter!(
-                        SETUP_FAILURES,
-                        "protocol" => protocol.as_str(),
-                        "reason" => failure.as_str()
-                    )
-                    .absolute(server.setup_failures(protocol, failure));
-                }
-            }
-            metrics::gauge!(IN_SETUP).set(server.connections_in_setup() as f64);
-            metrics::gauge!(TARPITTED).set(server.tarpitted() as f64);
+/// stack, so no layer counts them), the setup and tarpit occupancy into gauges, and the
+/// connections accepted and finished. Called at each scrape, so they are never stale: a test
+/// (or an operator) can tell from one scrape that every connection accepted so far has ended
+/// and its counts are final.
+pub fn mirror_server_metrics(server: &Server) {
+    // Finished before accepted: a scrape never shows more finished than accepted.
+    let finished = server.connections_finished();
+    let accepted = server.connections_accepted();
+    for protocol in [Protocol::Imap, Protocol::Pop3] {
+        for failure in SetupFailure::ALL {
+            metrics::counter!(
+                SETUP_FAILURES,
+                "protocol" => protocol.as_str(),
+                "reason" => failure.as_str()
+            )
+            .absolute(server.setup_failures(protocol, failure));
         }
-    });
+    }
+    metrics::gauge!(IN_SETUP).set(server.connections_in_setup() as f64);
+    metrics::gauge!(TARPITTED).set(server.tarpitted() as f64);
+    metrics::counter!(ACCEPTED).absolute(accepted);
+    metrics::counter!(FINISHED).absolute(finished);
 }

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -36,6 +37,7 @@ pub(super) async fn accept_loop<S>(
         match accepted {
             Ok((stream, peer)) => {
                 backoff = FIRST_BACKOFF;
+                shared.accepted.fetch_add(1, Ordering::Release);
                 let task = connection_task::run(
                     shared.clone(),
                     endpoint.clone(),

@@ -39,6 +39,7 @@ pub(super) async fn run<S>(
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
+    let _finished = Finished(&shared);
     let protocol = endpoint.protocol;
     // Before the stack runs there is no session to tell, so shutdown just drops the connection
     // rather than waiting out a PROXY or TLS deadline.
@@ -101,6 +102,18 @@ pub(super) async fn run<S>(
             }
         }
         write_refusal(transport.io, protocol, reject.message(), &shared).await;
+    }
+}
+
+/// Counts the connection's task as ended when dropped: after every other value of the task,
+/// so after its hooks, on every path (a hard stop drops the task mid-way).
+struct Finished<'a>(&'a Shared);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0
+            .finished
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 }
 

@@ -16,6 +16,7 @@ mod rewind;
 mod setup_failure;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -181,6 +182,9 @@ struct Shared {
     setup_per_address: Arc<PerAddress>,
     tarpit: Arc<Occupancy>,
     failures: SetupFailures,
+    /// Connections accepted, and connection tasks ended (on every path, a hard stop too).
+    accepted: AtomicU64,
+    finished: AtomicU64,
 }
 
 /// Accepts connections on any number of listeners and runs each through its stack.
@@ -219,6 +223,8 @@ impl Server {
                 setup_per_address: PerAddress::new(config.max_setup_per_address),
                 tarpit: Occupancy::new(config.max_tarpitted),
                 failures: SetupFailures::default(),
+                accepted: AtomicU64::new(0),
+                finished: AtomicU64::new(0),
                 config,
                 shutdown: CancellationToken::new(),
                 hard_stop: CancellationToken::new(),
@@ -265,6 +271,20 @@ impl Server {
     /// Connections being handled now, in any phase.
     pub fn connections(&self) -> usize {
         self.shared.tasks.len()
+    }
+
+    /// Connections accepted since start.
+    pub fn connections_accepted(&self) -> u64 {
+        self.shared.accepted.load(Ordering::Acquire)
+    }
+
+    /// Connection tasks that have ended since start, whatever way (refused, served, failed
+    /// in setup, dropped at a hard stop). When it equals
+    /// [`connections_accepted`](Server::connections_accepted), read in that order, every hook,
+    /// log line and metric of those connections is final: what a test waits for before it
+    /// checks that nothing was counted twice.
+    pub fn connections_finished(&self) -> u64 {
+        self.shared.finished.load(Ordering::Acquire)
     }
 
     /// Connections that ended before their stack ran, for `protocol` and `failure`, since

@@ -366,6 +366,35 @@ impl ExampleServer {
             .collect()
     }
 
+    /// Scrape until `done` holds for a [settled](Metrics::settled) page, and return it.
+    #[track_caller]
+    pub fn settled_metrics(&self, done: impl Fn(&Metrics) -> bool) -> Metrics {
+        poll(SOON, || {
+            let metrics = self.scrape();
+            (metrics.settled() && done(&metrics)).then_some(metrics)
+        })
+        .unwrap_or_else(|| panic!("metrics never settled:\n{}", self.scrape().text))
+    }
+
+    /// Wait until every log line the server wrote so far has been read by the test: the
+    /// server is asked for one more line (SIGHUP's reload, which changes nothing when the
+    /// files are unchanged), and lines written before it are read before it.
+    #[track_caller]
+    pub fn log_barrier(&self) {
+        const MARKER: &str = "user file reloaded";
+        let seen = |server: &ExampleServer| {
+            server
+                .stdout()
+                .iter()
+                .filter(|l| l.contains(MARKER))
+                .count()
+        };
+        let before = seen(self);
+        self.signal("HUP");
+        poll(SOON, || (seen(self) > before).then_some(()))
+            .unwrap_or_else(|| panic!("no reload line after SIGHUP"));
+    }
+
     /// The Prometheus text from `/metrics`.
     pub fn scrape(&self) -> Metrics {
         let url = format!("http://{}/metrics", self.metrics);
@@ -859,6 +888,14 @@ impl Metrics {
             })
             .map(|s| s.value)
             .sum()
+    }
+
+    /// Whether every connection the server had accepted when this page was made had also
+    /// ended: from then on their hooks, log lines and metrics are final, so a count that is
+    /// right in this page stays right (no late double count can come).
+    pub fn settled(&self) -> bool {
+        let accepted = self.sum("mail_server_connections_accepted_total", &[]);
+        accepted > 0.0 && self.sum("mail_server_connections_finished_total", &[]) >= accepted
     }
 }
 
