@@ -1,17 +1,15 @@
 //! The request of every connection stack: one accepted [`Connection`].
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_rustls::TlsAcceptor;
 
 use crate::events::{Observers, SessionEvent, SessionObserver};
 use crate::extensions::Extensions;
 use crate::session::Session;
+use crate::tls::TlsAcceptor;
 
 /// Any byte stream a session can run over: TCP, TLS over TCP, or an in-memory pipe in tests.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -188,7 +186,8 @@ impl Connection {
     }
 
     /// A connection over any stream, from 192.0.2.1:40000 to 127.0.0.1:0, for tests and for
-    /// driving a session service without a server.
+    /// driving a session service without a server (the `test-util` feature).
+    #[cfg(feature = "test-util")]
     pub fn for_test(protocol: crate::Protocol, io: impl Io) -> Connection {
         Connection::from_parts(
             Arc::new(Session::new(
@@ -256,6 +255,7 @@ impl Connection {
     ///
     /// Boxed: the session is one large state machine that lives as long as the connection;
     /// one allocation per connection is noise beside it.
+    #[cfg(any(feature = "imap", feature = "pop3"))]
     pub(crate) fn run_session<F, Fut>(self, run: F) -> SessionFuture
     where
         F: FnOnce(ConnectionParts) -> Fut + Send + 'static,
@@ -275,8 +275,9 @@ impl Connection {
 }
 
 /// What the protocol session services' `call` returns.
+#[cfg(any(feature = "imap", feature = "pop3"))]
 pub(crate) type SessionFuture =
-    Pin<Box<dyn Future<Output = Result<crate::CloseReport, crate::BoxError>> + Send>>;
+    std::pin::Pin<Box<dyn Future<Output = Result<crate::CloseReport, crate::BoxError>> + Send>>;
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,5 +1,6 @@
 //! TLS for implicit-TLS listeners and STARTTLS/STLS: configuration from PEM files or a
-//! self-signed certificate, and the handshake with a deadline.
+//! self-signed certificate, and the handshake with a deadline (the `tls` feature;
+//! `self_signed` needs `self-signed` too, and `connector_trusting` needs `test-util`).
 //!
 //! rustls is built with the `ring` provider rather than the default aws-lc-rs, which compiles a
 //! large C library; both are sound choices, ring is the lighter build. rustls speaks only
@@ -11,12 +12,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+pub use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{self, ServerConfig};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::connection::{BoxIo, Io};
 use crate::session::{Session, TlsInfo};
+
+#[cfg(feature = "self-signed")]
+mod self_signed;
+#[cfg(feature = "test-util")]
+mod test_util;
+
+#[cfg(feature = "self-signed")]
+pub use self_signed::self_signed;
+#[cfg(feature = "test-util")]
+pub use test_util::connector_trusting;
 
 fn invalid(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg.into())
@@ -53,27 +64,6 @@ pub fn acceptor_from_pem(cert: impl AsRef<Path>, key: impl AsRef<Path>) -> io::R
     Ok(TlsAcceptor::from(Arc::new(config(certs, key)?)))
 }
 
-/// A self-signed certificate for `names`, made now: for development and for the example
-/// server when no certificate is configured. Also returns the certificate in PEM so that
-/// clients (and tests) can trust it.
-///
-/// ```
-/// let (acceptor, cert_pem) = tower_mail::tls::self_signed(&["localhost"]).unwrap();
-/// assert!(cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
-/// # drop(acceptor);
-/// ```
-pub fn self_signed(names: &[&str]) -> io::Result<(TlsAcceptor, String)> {
-    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-    let certified =
-        rcgen::generate_simple_self_signed(names).map_err(|e| invalid(e.to_string()))?;
-    let pem = certified.cert.pem();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
-    let acceptor = TlsAcceptor::from(Arc::new(config(vec![certified.cert.der().clone()], key)?));
-    Ok((acceptor, pem))
-}
-
 /// Run the server side of a TLS handshake over `io` within `deadline`, and record what was
 /// negotiated in `session` (which also turns [`Session::secure`] true).
 pub async fn handshake(
@@ -107,28 +97,4 @@ pub async fn handshake(
         implicit,
     });
     Ok(Box::new(stream))
-}
-
-/// A TLS client that trusts only the certificates in `cert_pem`: for tests and tools that talk
-/// to a server with a self-signed certificate (see [`self_signed`]).
-///
-/// ```
-/// let (_acceptor, cert_pem) = tower_mail::tls::self_signed(&["localhost"]).unwrap();
-/// let connector = tower_mail::tls::connector_trusting(&cert_pem).unwrap();
-/// # drop(connector);
-/// ```
-pub fn connector_trusting(cert_pem: &str) -> io::Result<TlsConnector> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(cert_pem.as_bytes()) {
-        let cert = cert.map_err(|e| invalid(e.to_string()))?;
-        roots.add(cert).map_err(|e| invalid(e.to_string()))?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| invalid(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
 }

@@ -2,15 +2,18 @@
 //!
 //! Because it is a service, per-user limits, failure delays and bans are layers over it.
 
+#[cfg(feature = "passwd-file")]
 mod passwd_file;
 pub mod sasl;
 
 use std::fmt;
 use std::sync::Arc;
 
+#[cfg(any(feature = "imap", feature = "pop3"))]
 use tower::ServiceExt;
 use tower_service::Service;
 
+#[cfg(feature = "passwd-file")]
 pub use passwd_file::PasswdFile;
 
 use crate::session::Session;
@@ -38,6 +41,7 @@ impl<T> Authenticator for T where
 
 /// Ask `auth` whether `user` may log in with `password` on `session`: the one way both
 /// protocol services check a login.
+#[cfg(any(feature = "imap", feature = "pop3"))]
 pub(crate) async fn check<A: Authenticator>(
     auth: &A,
     session: &Arc<Session>,

@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
@@ -34,10 +33,14 @@ use crate::close::CloseReport;
 use crate::connection::Connection;
 use crate::reject::BoxError;
 use crate::session::Protocol;
+use crate::tls::TlsAcceptor;
 use occupancy::{Occupancy, PerAddress};
 use setup_failure::SetupFailures;
 
 /// How a listener uses TLS.
+///
+/// Without the `tls` feature, [`TlsAcceptor`] has no values: only
+/// `None` can be built.
 #[derive(Clone)]
 pub enum TlsMode {
     /// Plaintext only.

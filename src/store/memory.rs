@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 
-use super::maildir::rules;
+use super::rules;
 use super::{
     ChangeNotifier, Flags, INBOX, MailboxInfo, MailboxSnapshot, MailboxWatch, Mailstore,
     MessageMeta, MessageUpload, StoreError, StoreResult, UploadLength, broken_upload, rfc822_size,
@@ -456,7 +456,7 @@ impl Mailstore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::MemoryStore;
-    use crate::store::maildir::conformance::conformance_tests;
+    use crate::store::conformance::conformance_tests;
 
     conformance_tests!((MemoryStore::new(), ()));
 }

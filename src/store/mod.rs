@@ -1,13 +1,18 @@
 //! Mail storage shared by the IMAP and POP3 services: the [`Mailstore`] trait and its two
-//! implementations, [`Maildir`] (Maildir++ on disk, the default) and [`MemoryStore`].
+//! implementations, [`Maildir`] (Maildir++ on disk, the default; the `maildir` feature) and
+//! [`MemoryStore`].
 //!
 //! Messages are delivered whole ([`Mailstore::append`]) or streamed
 //! ([`Mailstore::begin_append`], then [`MessageUpload::write`] and
 //! [`MessageUpload::commit`]), so that a large upload need not be held in memory.
 
+#[cfg(test)]
+mod conformance;
 mod flags;
+#[cfg(feature = "maildir")]
 mod maildir;
 mod memory;
+mod rules;
 mod watch;
 
 use std::future::Future;
@@ -17,6 +22,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 pub use flags::Flags;
+#[cfg(feature = "maildir")]
 pub use maildir::{Maildir, MaildirUpload};
 pub use memory::{MemoryStore, MemoryUpload};
 pub(crate) use watch::ChangeNotifier;
@@ -417,6 +423,7 @@ impl Rfc822Size {
     }
 
     /// The octets seen.
+    #[cfg(feature = "maildir")]
     pub(crate) fn octets(&self) -> u64 {
         self.octets
     }

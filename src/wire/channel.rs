@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
-use tokio_rustls::TlsAcceptor;
 
 use super::{CountingIo, Line, LineReader};
 use crate::close::CloseReason;
 use crate::connection::{BoxIo, Transport, TransportSlot};
 use crate::session::Session;
+use crate::tls::TlsAcceptor;
 
 /// Why a wait for the client stopped without a line. The protocol service says its goodbye
 /// (`-ERR` / `* BYE`) for the first two and then closes.

@@ -4,13 +4,10 @@ mod durable;
 mod filename;
 mod folder;
 mod listing;
-pub(crate) mod rules;
 mod tree;
 mod uidlist;
 mod upload;
 
-#[cfg(test)]
-pub(crate) mod conformance;
 #[cfg(test)]
 mod tests;
 
@@ -28,7 +25,7 @@ use self::folder::{Folder, FolderCache, TmpMessage, Written};
 pub use self::upload::MaildirUpload;
 use super::{
     ChangeNotifier, Flags, INBOX, MailboxInfo, MailboxSnapshot, MailboxWatch, Mailstore,
-    StoreError, StoreResult,
+    StoreError, StoreResult, rules,
 };
 
 /// Mail stored in Maildir++ directories, one tree per user, readable by other Maildir tools

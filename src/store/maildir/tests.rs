@@ -1,6 +1,6 @@
 //! Maildir-specific behaviour: what is on disk, restarts, and other programs touching the
 //! tree. The behaviour shared with [`MemoryStore`](crate::store::MemoryStore) is in
-//! [`conformance`](super::conformance).
+//! [`conformance`](crate::store::conformance).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -10,8 +10,8 @@ use bytes::Bytes;
 use tempfile::TempDir;
 
 use super::Maildir;
-use super::conformance::{conformance_tests, mixed_message};
 use super::upload::BUFFER_SIZE;
+use crate::store::conformance::{conformance_tests, mixed_message};
 use crate::store::{Flags, INBOX, Mailstore, MessageUpload, StoreError, rfc822_size};
 
 conformance_tests!(store());

@@ -13,7 +13,7 @@ use crate::store::{
 /// yields `(store, guard)`: the guard (a temporary directory, say) lives as long as the test.
 macro_rules! conformance_tests {
     ($make:expr) => {
-        $crate::store::maildir::conformance::conformance_tests!(@tests $make;
+        $crate::store::conformance::conformance_tests!(@tests $make;
             append_snapshot_fetch,
             uids_never_reused,
             flags_round_trip,
@@ -36,7 +36,7 @@ macro_rules! conformance_tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn concurrent_appends_get_distinct_uids() {
             let (store, _guard) = $make;
-            $crate::store::maildir::conformance::concurrent_appends(store).await;
+            $crate::store::conformance::concurrent_appends(store).await;
         }
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -44,7 +44,7 @@ macro_rules! conformance_tests {
             #[tokio::test]
             async fn $name() {
                 let (store, _guard) = $make;
-                $crate::store::maildir::conformance::$name(&store).await;
+                $crate::store::conformance::$name(&store).await;
             }
         )*
     };

@@ -83,6 +83,7 @@ pub(crate) fn canonical_mailbox(name: &str) -> StoreResult<String> {
 
 /// The Maildir++ directory name of a mailbox other than INBOX: `.` then the components joined
 /// by `.`, with each `.` inside a component written `%2E` (`john.doe/x` → `.john%2Edoe.x`).
+#[cfg(feature = "maildir")]
 pub(crate) fn folder_dir_name(canonical: &str) -> String {
     let mut dir = String::with_capacity(canonical.len() + 1);
     dir.push('.');
@@ -99,6 +100,7 @@ pub(crate) fn folder_dir_name(canonical: &str) -> String {
 /// The mailbox a Maildir++ directory holds, if `dir` is exactly what [`folder_dir_name`] writes
 /// for a valid name; other hidden entries (`..tower-mail-deleted…`, foreign encodings) are not
 /// mailboxes of ours.
+#[cfg(feature = "maildir")]
 pub(crate) fn mailbox_of_dir(dir: &str) -> Option<String> {
     let encoded = dir.strip_prefix('.')?;
     let decoded = encoded
