@@ -4,13 +4,13 @@
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::response;
 use super::sequence;
 use super::session::{Flow, ImapSession};
 use super::view::Expunges;
 use crate::auth::Authenticator;
 use crate::close::CloseReason;
 use crate::store::{Flags, Mailstore, StoreError};
+use crate::wire::bye;
 
 /// Why a sequence set names no messages: answered `BAD`, as Dovecot and Cyrus do.
 pub(super) const INVALID_SEQUENCE: &str = "Invalid message sequence number";
@@ -42,7 +42,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             return Ok(());
         }
         let text = "Selected mailbox was deleted or renamed";
-        response::bye(self.channel.out(), text);
+        bye(self.channel.out(), text);
         let _ = self.channel.flush().await;
         Err(CloseReason::Ended(text.to_owned()))
     }

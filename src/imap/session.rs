@@ -20,7 +20,7 @@ use crate::events::{Observers, SessionEvent};
 use crate::reject::Reject;
 use crate::session::{Session, State};
 use crate::store::Mailstore;
-use crate::wire::{Channel, Interrupted};
+use crate::wire::{Channel, Interrupted, bye};
 
 /// Whether the session tells the client about changes to the selected mailbox before
 /// running `body`, and whether removed messages may be reported then (see [`Expunges`]).
@@ -136,13 +136,13 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                     problem: Problem::LineTooLong,
                     ..
                 } if self.session.state() == State::NotAuthenticated => {
-                    response::bye(self.channel.out(), Problem::LineTooLong.text());
+                    bye(self.channel.out(), Problem::LineTooLong.text());
                     Flow::Close(CloseReason::ProtocolErrors)
                 }
                 Input::Invalid { tag, problem } => self.invalid(tag, problem),
                 Input::Append(start) => Box::pin(self.append_streamed(*start)).await,
                 Input::LiteralOverflow(problem) => {
-                    response::bye(self.channel.out(), problem.text());
+                    bye(self.channel.out(), problem.text());
                     Flow::Close(CloseReason::ProtocolErrors)
                 }
             };
@@ -177,7 +177,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             Ok(goodbye) => goodbye,
             Err(reason) => return reason,
         };
-        response::bye(self.channel.out(), &text);
+        bye(self.channel.out(), &text);
         let _ = self.channel.flush().await;
         reason
     }
@@ -391,7 +391,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             .max_protocol_errors
             .unwrap_or(self.shared.config.max_errors);
         if self.errors >= max {
-            response::bye(self.channel.out(), "Too many errors");
+            bye(self.channel.out(), "Too many errors");
             return Flow::Close(CloseReason::ProtocolErrors);
         }
         Flow::Continue
@@ -406,7 +406,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     }
 
     async fn end_with(&mut self, reject: Reject) -> CloseReason {
-        response::bye(self.channel.out(), reject.message());
+        bye(self.channel.out(), reject.message());
         let _ = self.channel.flush().await;
         CloseReason::Ended(reject.message().to_owned())
     }

@@ -19,6 +19,7 @@ use crate::close::CloseReport;
 use crate::connection::{BoxIo, Connection, Transport, TransportSlot};
 use crate::reject::{BoxError, GENERIC_MESSAGE, Reject, TIMEOUT_MESSAGE, refusal};
 use crate::session::{Protocol, Session};
+use crate::wire::goodbye;
 
 /// How the connection's stack future ended.
 enum Outcome {
@@ -259,18 +260,11 @@ where
     .await
 }
 
-/// The line a refused client gets: `* BYE` for IMAP (RFC 9051 section 7.1.5), `-ERR` for POP3.
-pub(crate) fn refusal_line(protocol: Protocol, message: &str) -> String {
-    match protocol {
-        Protocol::Imap => format!("* BYE {message}\r\n"),
-        Protocol::Pop3 => format!("-ERR {message}\r\n"),
-    }
-}
-
 async fn write_refusal(mut io: BoxIo, protocol: Protocol, message: &str, shared: &Shared) {
-    let line = refusal_line(protocol, message);
+    let mut line = Vec::new();
+    goodbye(&mut line, protocol, message);
     let write = async {
-        io.write_all(line.as_bytes()).await?;
+        io.write_all(&line).await?;
         io.shutdown().await
     };
     let _ = tokio::time::timeout(shared.config.refusal_write_timeout, write).await;
