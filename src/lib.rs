@@ -14,6 +14,7 @@
 
 pub mod auth;
 mod close;
+mod close_reason;
 mod connection;
 mod events;
 mod extensions;
@@ -23,7 +24,8 @@ mod reject;
 mod session;
 pub mod store;
 
-pub use close::{CloseReason, CloseReport};
+pub use close::CloseReport;
+pub use close_reason::CloseReason;
 pub use connection::{BoxIo, Connection, ConnectionParts, Io, SessionSettings, Transport};
 pub use events::{Observers, SessionEvent, SessionObserver};
 pub use extensions::Extensions;

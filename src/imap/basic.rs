@@ -8,7 +8,7 @@ use imap_codec::imap_types::response::{Data, StatusKind};
 use super::response;
 use super::session::{Flow, ImapSession};
 use crate::auth::Authenticator;
-use crate::close::CloseReason;
+use crate::close_reason::CloseReason;
 use crate::events::SessionEvent;
 use crate::session::State;
 use crate::store::Mailstore;

@@ -8,7 +8,7 @@ use super::sequence;
 use super::session::{Flow, ImapSession};
 use super::view::Expunges;
 use crate::auth::Authenticator;
-use crate::close::CloseReason;
+use crate::close_reason::CloseReason;
 use crate::store::{Flags, Mailstore, StoreError};
 use crate::wire::bye;
 
@@ -26,9 +26,9 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let user = self.session.user().unwrap_or_default();
         view.watch().mark_seen();
         let (name, read_only) = (view.name.clone(), view.read_only);
-        let recent = &self.shared.recent;
+        let recent = &self.service.recent;
         let claim = |highest| recent.claim(&user, &name, highest, read_only);
-        let lost = match self.shared.store.snapshot(&user, &name).await {
+        let lost = match self.service.store.snapshot(&user, &name).await {
             Ok(snapshot) => view
                 .update(snapshot, expunges, self.channel.out(), claim)
                 .is_err(),
@@ -94,7 +94,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let name = view.name.clone();
         if !deleted.is_empty()
             && let Err(err) = self
-                .shared
+                .service
                 .store
                 .expunge(&self.user(), &name, &deleted)
                 .await

@@ -6,13 +6,14 @@ use bytes::Bytes;
 
 use super::capabilities::Capabilities;
 use super::command::{self, AuthResponse, Command, ParseError};
+use super::config::Pop3ServiceState;
 use super::dotstuff::write_dot_stuffed;
 use super::maildrop::{Maildrop, MaildropLock};
 use super::response::{self, RespCode};
-use super::service::Shared;
 use crate::auth::sasl::{self, PlainError};
 use crate::auth::{self, AuthError, Authenticator, User};
-use crate::close::{CloseReason, CloseReport};
+use crate::close::CloseReport;
+use crate::close_reason::CloseReason;
 use crate::connection::{ConnectionParts, SessionSettings};
 use crate::events::{Observers, SessionEvent};
 use crate::reject::Reject;
@@ -39,7 +40,7 @@ enum Phase {
 }
 
 pub(super) struct Pop3Session<A, M> {
-    shared: Arc<Shared<A, M>>,
+    service: Arc<Pop3ServiceState<A, M>>,
     session: Arc<Session>,
     channel: Channel,
     settings: SessionSettings,
@@ -53,16 +54,16 @@ where
     A: Authenticator,
     M: Mailstore,
 {
-    pub(super) fn new(shared: Arc<Shared<A, M>>, parts: ConnectionParts) -> Self {
+    pub(super) fn new(service: Arc<Pop3ServiceState<A, M>>, parts: ConnectionParts) -> Self {
         let idle = parts
             .settings
             .idle_timeout
-            .unwrap_or(shared.config.unauthenticated_idle_timeout);
+            .unwrap_or(service.config.unauthenticated_idle_timeout);
         Pop3Session {
             channel: Channel::new(
                 parts.transport,
                 parts.session.clone(),
-                shared.config.max_line_len,
+                service.config.max_line_len,
                 idle,
             ),
             session: parts.session,
@@ -70,7 +71,7 @@ where
             observers: parts.observers,
             phase: Phase::Authorization { user: None },
             errors: 0,
-            shared,
+            service,
         }
     }
 
@@ -91,7 +92,7 @@ where
             .settings
             .greeting
             .clone()
-            .unwrap_or_else(|| self.shared.config.greeting.clone());
+            .unwrap_or_else(|| self.service.config.greeting.clone());
         response::ok(self.channel.out(), &greeting);
         if let Err(reason) = self.channel.flush().await {
             return reason;
@@ -279,7 +280,7 @@ where
         };
         let (uid, size) = (message.uid, message.size);
         let user = self.session.user().unwrap_or_default();
-        match self.shared.store.fetch(&user, INBOX, uid).await {
+        match self.service.store.fetch(&user, INBOX, uid).await {
             Ok(content) => {
                 response::ok(self.channel.out(), &format!("{size} octets"));
                 write_dot_stuffed(self.channel.out(), &content, body_lines);
@@ -317,7 +318,7 @@ where
         let outcome = if deleted.is_empty() {
             Ok(())
         } else {
-            self.shared.store.expunge(&user, INBOX, &deleted).await
+            self.service.store.expunge(&user, INBOX, &deleted).await
         };
         drop(_lock);
         match outcome {
@@ -387,19 +388,19 @@ where
     /// Read one SASL response line with the larger auth cap. `Ok(None)` means too long.
     async fn read_auth_line(&mut self) -> Result<Option<Bytes>, CloseReason> {
         self.channel
-            .set_max_line_len(self.shared.config.max_auth_line_len);
+            .set_max_line_len(self.service.config.max_auth_line_len);
         let line = self.next_line().await;
         self.channel
-            .set_max_line_len(self.shared.config.max_line_len);
+            .set_max_line_len(self.service.config.max_line_len);
         line
     }
 
     async fn login(&mut self, user: String, password: String) -> Flow {
-        let user = match auth::check(&self.shared.auth, &self.session, user, password).await {
+        let user = match auth::check(&self.service.auth, &self.session, user, password).await {
             Ok(user) => user,
             Err(err) => return self.login_failed(err),
         };
-        let Some(lock) = self.shared.locks.try_lock(&user.name) else {
+        let Some(lock) = self.service.locks.try_lock(&user.name) else {
             response::err_code(
                 self.channel.out(),
                 RespCode::InUse,
@@ -407,7 +408,7 @@ where
             );
             return Flow::Continue;
         };
-        let store = &self.shared.store;
+        let store = &self.service.store;
         let snapshot = match store.ensure_user(&user.name).await {
             Ok(()) => store.snapshot(&user.name, INBOX).await,
             Err(err) => Err(err),
@@ -430,7 +431,7 @@ where
         let idle = self
             .settings
             .idle_timeout
-            .unwrap_or(self.shared.config.idle_timeout);
+            .unwrap_or(self.service.config.idle_timeout);
         self.channel.set_idle_timeout(idle);
         self.phase = Phase::Transaction {
             maildrop: Maildrop::new(snapshot),
@@ -472,7 +473,7 @@ where
         if let Err(reason) = self.channel.flush().await {
             return Flow::Close(reason);
         }
-        let timeout = self.shared.config.tls_handshake_timeout;
+        let timeout = self.service.config.tls_handshake_timeout;
         if let Err(reason) = self.channel.starttls(timeout).await {
             return Flow::Close(reason);
         }
@@ -496,7 +497,7 @@ where
             || self
                 .settings
                 .allow_plaintext_login
-                .unwrap_or(self.shared.config.allow_plaintext_login)
+                .unwrap_or(self.service.config.allow_plaintext_login)
     }
 
     fn plaintext_refused(&mut self) -> Flow {
@@ -526,7 +527,7 @@ where
         let max = self
             .settings
             .max_protocol_errors
-            .unwrap_or(self.shared.config.max_errors);
+            .unwrap_or(self.service.config.max_errors);
         if self.errors >= max {
             response::err(self.channel.out(), "Too many errors, closing connection");
             return Flow::Close(CloseReason::ProtocolErrors);

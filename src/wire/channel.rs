@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_rustls::TlsAcceptor;
 
 use super::{CountingIo, Line, LineReader};
-use crate::close::CloseReason;
+use crate::close_reason::CloseReason;
 use crate::connection::{BoxIo, Transport, TransportSlot};
 use crate::session::Session;
 
