@@ -41,7 +41,9 @@ impl IpLists {
     }
 }
 
-struct Shared {
+/// What the clones of one [`IpBlock`] share: the lists in force (with their refusal), the
+/// temporary bans, and the live sessions if they are tracked.
+struct ListsAndBans {
     // Read on every connection, written on reload: readers hold the lock only for a lookup.
     // The refusal is built once per list change, not per refused connection.
     lists: RwLock<(Arc<IpLists>, Reject)>,
@@ -53,7 +55,7 @@ struct Shared {
 /// a handle to change them at run time. See the [module docs](super).
 #[derive(Clone)]
 pub struct IpBlock {
-    shared: Arc<Shared>,
+    state: Arc<ListsAndBans>,
 }
 
 /// Held by each session an [`IpBlock`] let in. When live sessions are tracked, dropping it
@@ -77,7 +79,7 @@ impl IpBlock {
     fn build(lists: IpLists, live: Option<SessionRegistry>) -> IpBlock {
         let refusal = lists.refusal();
         IpBlock {
-            shared: Arc::new(Shared {
+            state: Arc::new(ListsAndBans {
                 lists: RwLock::new((Arc::new(lists), refusal)),
                 bans: Bans::default(),
                 live,
@@ -87,7 +89,7 @@ impl IpBlock {
 
     /// The lists in force.
     pub fn lists(&self) -> Arc<IpLists> {
-        self.shared
+        self.state
             .lists
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -101,7 +103,7 @@ impl IpBlock {
     pub fn replace(&self, lists: IpLists) -> usize {
         let refusal = lists.refusal();
         let lists = Arc::new(lists);
-        *self.shared.lists.write().unwrap_or_else(|p| p.into_inner()) = (lists.clone(), refusal);
+        *self.state.lists.write().unwrap_or_else(|p| p.into_inner()) = (lists.clone(), refusal);
         self.end_live_where(|ip| !lists.permits(ip), &lists.message)
     }
 
@@ -109,24 +111,24 @@ impl IpBlock {
     /// sessions are tracked.
     pub fn ban(&self, ip: IpAddr, duration: Duration) -> usize {
         let ip = ip.to_canonical();
-        self.shared.bans.insert(ip, duration);
+        self.state.bans.insert(ip, duration);
         let message = self.lists().message.clone();
         self.end_live_where(|peer| peer == ip, &message)
     }
 
     /// Lift a temporary ban.
     pub fn unban(&self, ip: IpAddr) {
-        self.shared.bans.remove(ip.to_canonical());
+        self.state.bans.remove(ip.to_canonical());
     }
 
     /// Whether `ip` may connect now.
     pub fn permits(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        self.lists().permits(ip) && !self.shared.bans.is_banned(ip)
+        self.lists().permits(ip) && !self.state.bans.is_banned(ip)
     }
 
     fn end_live_where(&self, denied: impl Fn(IpAddr) -> bool, message: &str) -> usize {
-        let Some(live) = &self.shared.live else {
+        let Some(live) = &self.state.live else {
             return 0;
         };
         let reject = Reject::new(message).with_layer(LAYER_NAME);
@@ -168,7 +170,7 @@ impl IpBlock {
         if let Some(refusal) = self.refusal(session) {
             return Err(refusal);
         }
-        let guard = self.shared.live.as_ref().map(|live| live.register(session));
+        let guard = self.state.live.as_ref().map(|live| live.register(session));
         Ok(IpBlockPermit(guard))
     }
 
@@ -177,9 +179,9 @@ impl IpBlock {
         let ip = session.remote_addr().ip().to_canonical();
         // Hold the read guard for the lookup rather than cloning the Arc: this runs on every
         // connection.
-        let current = self.shared.lists.read().unwrap_or_else(|p| p.into_inner());
+        let current = self.state.lists.read().unwrap_or_else(|p| p.into_inner());
         let (lists, refusal) = &*current;
-        (!lists.permits(ip) || self.shared.bans.is_banned(ip)).then(|| refusal.clone())
+        (!lists.permits(ip) || self.state.bans.is_banned(ip)).then(|| refusal.clone())
     }
 }
 
@@ -189,7 +191,7 @@ impl std::fmt::Debug for IpBlock {
         f.debug_struct("IpBlock")
             .field("allow_ranges", &lists.allow.ranges())
             .field("deny_ranges", &lists.deny.ranges())
-            .field("bans", &self.shared.bans.len())
+            .field("bans", &self.state.bans.len())
             .finish()
     }
 }
