@@ -53,7 +53,7 @@ impl CloseReport {
     ///
     /// Before the session started, the failure is a refusal: [`CloseReason::Rejected`] with the
     /// text the client was told. After, tower's `Elapsed` is [`CloseReason::Timeout`] and any
-    /// other error [`CloseReason::Aborted`].
+    /// other error [`CloseReason::Dropped`].
     pub fn from_error(session: &Session, err: &BoxError) -> CloseReport {
         let reject = refusal(err);
         let reason = if !session.has_started() {
@@ -61,17 +61,19 @@ impl CloseReport {
         } else if reject.layer() == "timeout" {
             CloseReason::Timeout
         } else {
-            CloseReason::Aborted
+            CloseReason::Dropped
         };
         CloseReport::new(session, reason)
     }
 
     /// The report for a connection whose future was dropped before it finished: the reason the
-    /// session was asked to end (shutdown, a layer), else [`CloseReason::Aborted`].
+    /// session was asked to end (shutdown, a layer, or the server's setup deadline, which records
+    /// the `Timeout` refusal its client is told as [`CloseReason::Rejected`]), else
+    /// [`CloseReason::Dropped`].
     pub fn dropped(session: &Session) -> CloseReport {
         CloseReport::new(
             session,
-            session.end_reason().unwrap_or(CloseReason::Aborted),
+            session.end_reason().unwrap_or(CloseReason::Dropped),
         )
     }
 }

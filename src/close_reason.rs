@@ -8,6 +8,16 @@ use crate::reject::Reject;
 
 /// Why a session ended.
 ///
+/// Three reasons say the server cut a connection short, and they differ in when and in what the
+/// client heard:
+///
+/// - [`Rejected`](CloseReason::Rejected): before the session started. The client got the
+///   refusal (`* BYE` / `-ERR`) instead of a greeting.
+/// - [`Kicked`](CloseReason::Kicked): while the session ran, on purpose. The client got a
+///   goodbye with the text.
+/// - [`Dropped`](CloseReason::Dropped): while the session ran, without a goodbye. The
+///   session's future was dropped unfinished, and the client heard nothing more.
+///
 /// ```
 /// use tower_mail::CloseReason;
 /// assert_eq!(CloseReason::Logout.as_str(), "logout");
@@ -29,17 +39,24 @@ pub enum CloseReason {
     ProtocolErrors,
     /// Reading or writing failed.
     Io(io::ErrorKind),
-    /// A layer or observer ended the session; the text is what the client was told.
-    Ended(String),
-    /// A layer refused the connection before the session started: what the client was told
-    /// and which layer said it.
+    /// The running session was ended on purpose, and the client told this text (`* BYE` /
+    /// `-ERR`): by [`Session::end`](crate::Session::end) (a layer, an operator), by a
+    /// [`SessionObserver`](crate::SessionObserver) refusing an event, or by the protocol service
+    /// when the session cannot go on (its selected mailbox was deleted).
+    Kicked(String),
+    /// The connection was refused before its session started, by a layer or by the server's
+    /// setup deadline: the refusal the client was told instead of a greeting, and who refused
+    /// (the layer's name, or `setup_timeout`).
     Rejected(Reject),
-    /// A deadline around the whole session (tower's `TimeoutLayer`) expired.
+    /// A deadline around the whole session (tower's `TimeoutLayer`) expired after the session
+    /// had started.
     Timeout,
     /// Code handling the connection panicked.
     Panic,
-    /// The session's future was dropped before it finished (for instance by an outer layer).
-    Aborted,
+    /// The running session's future was dropped before it finished, without a goodbye and with
+    /// no reason given through [`Session::end`](crate::Session::end): a layer around the
+    /// session failed (with an error other than tower's `Elapsed`) or dropped it.
+    Dropped,
 }
 
 impl CloseReason {
@@ -52,11 +69,11 @@ impl CloseReason {
             CloseReason::Shutdown => "shutdown",
             CloseReason::ProtocolErrors => "protocol_errors",
             CloseReason::Io(_) => "io_error",
-            CloseReason::Ended(_) => "ended",
+            CloseReason::Kicked(_) => "kicked",
             CloseReason::Rejected(_) => "rejected",
             CloseReason::Timeout => "timeout",
             CloseReason::Panic => "panic",
-            CloseReason::Aborted => "aborted",
+            CloseReason::Dropped => "dropped",
         }
     }
 
@@ -65,12 +82,12 @@ impl CloseReason {
     ///
     /// ```
     /// use tower_mail::CloseReason;
-    /// assert_eq!(CloseReason::Ended("Kicked by admin".into()).goodbye(), "Kicked by admin");
+    /// assert_eq!(CloseReason::Kicked("Kicked by admin".into()).goodbye(), "Kicked by admin");
     /// assert_eq!(CloseReason::Shutdown.goodbye(), "Server shutting down");
     /// ```
     pub fn goodbye(&self) -> &str {
         match self {
-            CloseReason::Ended(text) => text,
+            CloseReason::Kicked(text) => text,
             CloseReason::IdleTimeout => "Idle timeout",
             _ => "Server shutting down",
         }
@@ -91,7 +108,7 @@ impl CloseReason {
 impl fmt::Display for CloseReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CloseReason::Ended(text) => write!(f, "ended: {text}"),
+            CloseReason::Kicked(text) => write!(f, "kicked: {text}"),
             CloseReason::Rejected(reject) => {
                 write!(f, "rejected by {}: {}", reject.layer(), reject.message())
             }

@@ -240,7 +240,7 @@ impl Connection {
         // it and leave observers that count (metrics) unbalanced.
         if let Err(reject) = self.observers.notify(&self.session, &SessionEvent::Started) {
             self.session
-                .end(crate::CloseReason::Ended(reject.message().to_owned()));
+                .end(crate::CloseReason::Kicked(reject.message().to_owned()));
         }
         Some(ConnectionParts {
             session: self.session,
@@ -252,7 +252,8 @@ impl Connection {
     }
 
     /// The future a protocol service returns from `call`: take the connection apart and run
-    /// its session with `run`, or report `Aborted` if the transport is already gone.
+    /// its session with `run`, or, if the transport is already gone, report why it went (see
+    /// [`CloseReport::dropped`](crate::CloseReport::dropped)).
     ///
     /// Boxed: the session is one large state machine that lives as long as the connection;
     /// one allocation per connection is noise beside it.
@@ -265,10 +266,7 @@ impl Connection {
             let session = self.session.clone();
             match self.into_parts() {
                 Some(parts) => Ok(run(parts).await),
-                None => Ok(crate::CloseReport::new(
-                    &session,
-                    crate::CloseReason::Aborted,
-                )),
+                None => Ok(crate::CloseReport::dropped(&session)),
             }
         })
     }

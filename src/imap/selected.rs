@@ -44,7 +44,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let text = "Selected mailbox was deleted or renamed";
         bye(self.channel.out(), text);
         let _ = self.channel.flush().await;
-        Err(CloseReason::Ended(text.to_owned()))
+        Err(CloseReason::Kicked(text.to_owned()))
     }
 
     /// The indices (in the view) of the messages `set` names, in mailbox order.

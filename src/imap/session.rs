@@ -409,6 +409,6 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     async fn end_with(&mut self, reject: Reject) -> CloseReason {
         bye(self.channel.out(), reject.message());
         let _ = self.channel.flush().await;
-        CloseReason::Ended(reject.message().to_owned())
+        CloseReason::Kicked(reject.message().to_owned())
     }
 }

@@ -27,16 +27,30 @@ enum Flow {
     Close(CloseReason),
 }
 
-enum Phase {
-    Authorization {
-        user: Option<String>,
-    },
+/// What the session holds in each RFC 1939 state: the data behind the [`State`] it publishes on
+/// its [`Session`] for layers to read. [`Pop3Session::enter`] changes both together.
+enum StateData {
+    /// AUTHORIZATION: the name a USER command gave, waiting for its PASS.
+    Authorization { user: Option<String> },
+    /// TRANSACTION: the locked maildrop.
     Transaction {
         maildrop: Maildrop,
         _lock: MaildropLock,
         /// Kept for the leases auth layers attached (a per-user session slot).
         _user: Box<User>,
     },
+    /// UPDATE: QUIT was received and the maildrop taken to commit its deletions.
+    Update,
+}
+
+impl StateData {
+    fn state(&self) -> State {
+        match self {
+            StateData::Authorization { .. } => State::Authorization,
+            StateData::Transaction { .. } => State::Transaction,
+            StateData::Update => State::Update,
+        }
+    }
 }
 
 pub(super) struct Pop3Session<A, M> {
@@ -45,7 +59,7 @@ pub(super) struct Pop3Session<A, M> {
     channel: Channel,
     settings: SessionSettings,
     observers: Observers,
-    phase: Phase,
+    state_data: StateData,
     errors: u32,
 }
 
@@ -69,7 +83,7 @@ where
             session: parts.session,
             settings: parts.settings,
             observers: parts.observers,
-            phase: Phase::Authorization { user: None },
+            state_data: StateData::Authorization { user: None },
             errors: 0,
             service,
         }
@@ -80,7 +94,7 @@ where
     pub(super) async fn run(&mut self) -> CloseReport {
         let reason = self.serve().await;
         self.channel.shutdown().await;
-        if let Phase::Transaction { .. } = self.phase {
+        if let StateData::Transaction { .. } = self.state_data {
             // Ended without QUIT: RFC 1939 section 6 says deletions are not committed.
             tracing::debug!(session_id = %self.session.id(), "session ended outside UPDATE; deletions discarded");
         }
@@ -108,7 +122,7 @@ where
                 // otherwise size the future that every idle session holds.
                 Some(line) => Box::pin(self.command(&line)).await,
                 // Before login, answered and closed at once: no honest client sends one.
-                None if matches!(self.phase, Phase::Authorization { .. }) => {
+                None if matches!(self.state_data, StateData::Authorization { .. }) => {
                     response::err(self.channel.out(), "Command line too long");
                     Flow::Close(CloseReason::ProtocolErrors)
                 }
@@ -156,7 +170,7 @@ where
             response::multiline_end(self.channel.out());
             return Flow::Continue;
         }
-        if let Phase::Transaction { .. } = self.phase {
+        if let StateData::Transaction { .. } = self.state_data {
             return match command {
                 Command::Quit => self.update().await,
                 command => self.transaction(command).await,
@@ -176,14 +190,14 @@ where
                 if !self.plaintext_allowed() {
                     return self.plaintext_refused();
                 }
-                self.phase = Phase::Authorization { user: Some(name) };
+                self.enter(StateData::Authorization { user: Some(name) });
                 response::ok(self.channel.out(), "Send your password");
                 Flow::Continue
             }
             Command::Pass(password) => {
-                let pending = match &mut self.phase {
-                    Phase::Authorization { user } => user.take(),
-                    Phase::Transaction { .. } => None,
+                let pending = match &mut self.state_data {
+                    StateData::Authorization { user } => user.take(),
+                    StateData::Transaction { .. } | StateData::Update => None,
                 };
                 let Some(name) = pending else {
                     return self.protocol_error("Send USER first");
@@ -204,7 +218,7 @@ where
 
     /// TRANSACTION-state commands (RFC 1939 section 5).
     async fn transaction(&mut self, command: Command) -> Flow {
-        let Phase::Transaction { maildrop, .. } = &mut self.phase else {
+        let StateData::Transaction { maildrop, .. } = &mut self.state_data else {
             unreachable!("called only in TRANSACTION");
         };
         match command {
@@ -272,7 +286,7 @@ where
     }
 
     async fn send_message(&mut self, number: u32, body_lines: Option<u32>) -> Flow {
-        let Phase::Transaction { maildrop, .. } = &self.phase else {
+        let StateData::Transaction { maildrop, .. } = &self.state_data else {
             unreachable!("called only in TRANSACTION");
         };
         let Some(message) = maildrop.get(number) else {
@@ -305,14 +319,12 @@ where
     /// QUIT in TRANSACTION: the UPDATE state commits deletions before saying goodbye, so an
     /// acknowledged QUIT means the messages are gone for good.
     async fn update(&mut self) -> Flow {
-        let phase = std::mem::replace(&mut self.phase, Phase::Authorization { user: None });
-        let Phase::Transaction {
+        let StateData::Transaction {
             maildrop, _lock, ..
-        } = phase
+        } = self.enter(StateData::Update)
         else {
             unreachable!("called only in TRANSACTION");
         };
-        self.session.set_state(State::Update);
         let deleted = maildrop.deleted_uids();
         let user = self.session.user().unwrap_or_default();
         let outcome = if deleted.is_empty() {
@@ -427,21 +439,20 @@ where
         };
         let name = user.name.clone();
         self.session.set_user(Some(name.clone()));
-        self.session.set_state(State::Transaction);
         let idle = self
             .settings
             .idle_timeout
             .unwrap_or(self.service.config.idle_timeout);
         self.channel.set_idle_timeout(idle);
-        self.phase = Phase::Transaction {
+        self.enter(StateData::Transaction {
             maildrop: Maildrop::new(snapshot),
             _lock: lock,
             _user: Box::new(user),
-        };
+        });
         if let Err(reject) = self.notify(SessionEvent::Authenticated { user: &name }) {
             return Flow::Close(self.end_with(reject).await);
         }
-        let Phase::Transaction { maildrop, .. } = &self.phase else {
+        let StateData::Transaction { maildrop, .. } = &self.state_data else {
             unreachable!("just set");
         };
         let (count, size) = maildrop.stat();
@@ -487,7 +498,7 @@ where
         Capabilities::for_session(
             self.plaintext_allowed(),
             self.channel.can_starttls(),
-            matches!(self.phase, Phase::Authorization { .. }),
+            matches!(self.state_data, StateData::Authorization { .. }),
             &self.settings,
         )
     }
@@ -535,6 +546,13 @@ where
         Flow::Continue
     }
 
+    /// Move to the state `data` belongs to, publishing it on the session; returns what the
+    /// session held before.
+    fn enter(&mut self, data: StateData) -> StateData {
+        self.session.set_state(data.state());
+        std::mem::replace(&mut self.state_data, data)
+    }
+
     fn notify(&self, event: SessionEvent<'_>) -> Result<(), Reject> {
         self.observers.notify(&self.session, &event)
     }
@@ -542,7 +560,7 @@ where
     async fn end_with(&mut self, reject: Reject) -> CloseReason {
         response::err(self.channel.out(), reject.message());
         let _ = self.channel.flush().await;
-        CloseReason::Ended(reject.message().to_owned())
+        CloseReason::Kicked(reject.message().to_owned())
     }
 }
 

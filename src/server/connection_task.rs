@@ -16,6 +16,7 @@ use super::occupancy::{AddressPlace, Place};
 use super::rewind::Rewind;
 use super::{Endpoint, ServerState, SetupFailure, TlsMode, proxy};
 use crate::close::CloseReport;
+use crate::close_reason::CloseReason;
 use crate::connection::{BoxIo, Connection, Transport, TransportSlot};
 use crate::reject::{BoxError, GENERIC_MESSAGE, Reject, TIMEOUT_MESSAGE, refusal};
 use crate::session::{Protocol, Session};
@@ -25,7 +26,9 @@ use crate::wire::goodbye;
 enum Outcome {
     Finished(Result<CloseReport, BoxError>),
     Panicked,
-    SetupTimedOut,
+    /// The setup deadline passed before a session service took the connection: the refusal
+    /// the client is owed, already recorded as the session's close reason.
+    SetupTimedOut(Reject),
     HardStopped,
 }
 
@@ -62,7 +65,7 @@ pub(super) async fn run<S>(
         ready.call(conn).await.map_err(Into::into)
     };
 
-    let outcome = drive(call, &slot, &state).await;
+    let outcome = drive(call, &session, &slot, &state).await;
     let reject = match outcome {
         Outcome::Finished(Ok(report)) => {
             tracing::trace!(session_id = %session.id(), reason = %report.reason, "session finished");
@@ -79,9 +82,9 @@ pub(super) async fn run<S>(
             tracing::error!(session_id = %session.id(), %remote, "connection handler panicked");
             Reject::new(GENERIC_MESSAGE).with_layer("panic")
         }
-        Outcome::SetupTimedOut => {
+        Outcome::SetupTimedOut(reject) => {
             tracing::warn!(session_id = %session.id(), %remote, "connection setup timed out before the session started");
-            Reject::new(TIMEOUT_MESSAGE).with_layer("setup_timeout")
+            reject
         }
         Outcome::HardStopped => return,
     };
@@ -229,7 +232,7 @@ fn enter_setup(
 
 /// Poll the stack's future, catching panics, bounding the setup phase, and obeying the hard
 /// stop at the end of a shutdown.
-async fn drive<F>(call: F, slot: &TransportSlot, state: &ServerState) -> Outcome
+async fn drive<F>(call: F, session: &Session, slot: &TransportSlot, state: &ServerState) -> Outcome
 where
     F: Future<Output = Result<CloseReport, BoxError>>,
 {
@@ -249,7 +252,11 @@ where
             if slot.is_taken() {
                 setup_deadline = None;
             } else if deadline.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Outcome::SetupTimedOut);
+                let reject = Reject::new(TIMEOUT_MESSAGE).with_layer("setup_timeout");
+                // Recorded before the stack's future is dropped, so that close hooks inside it
+                // report the refusal the client is told rather than a bare drop.
+                session.end(CloseReason::Rejected(reject.clone()));
+                return Poll::Ready(Outcome::SetupTimedOut(reject));
             }
         }
         if hard_stop.as_mut().poll(cx).is_ready() {

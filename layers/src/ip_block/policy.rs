@@ -134,7 +134,7 @@ impl IpBlock {
         let reject = Reject::new(message).with_layer(LAYER_NAME);
         live.end_where(
             |session| denied(session.remote_addr().ip().to_canonical()),
-            || CloseReason::Ended(reject.message().to_owned()),
+            || CloseReason::Kicked(reject.message().to_owned()),
         )
     }
 }
@@ -289,7 +289,10 @@ mod tests {
         let bad_permit = block.check(&bad).into_inner().unwrap();
         let _good_permit = block.check(&good).into_inner().unwrap();
         assert_eq!(block.replace(lists("", "192.0.2.0/24")), 1);
-        assert_eq!(bad.end_reason(), Some(CloseReason::Ended("Go away".into())));
+        assert_eq!(
+            bad.end_reason(),
+            Some(CloseReason::Kicked("Go away".into()))
+        );
         assert!(!good.is_ending());
         // A session that has ended is no longer tracked.
         drop(bad_permit);
