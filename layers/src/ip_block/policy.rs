@@ -1,8 +1,9 @@
 use std::future::{Ready, ready};
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tower_mail::{CloseReason, Reject, Session};
 
 use super::bans::Bans;
@@ -44,9 +45,9 @@ impl IpLists {
 /// What the clones of one [`IpBlock`] share: the lists in force (with their refusal), the
 /// temporary bans, and the live sessions if they are tracked.
 struct ListsAndBans {
-    // Read on every connection, written on reload: readers hold the lock only for a lookup.
-    // The refusal is built once per list change, not per refused connection.
-    lists: RwLock<(Arc<IpLists>, Reject)>,
+    // Read on every connection, swapped on reload: neither ever waits for the other. The
+    // refusal is built once per list change, not per refused connection.
+    lists: ArcSwap<(Arc<IpLists>, Reject)>,
     bans: Bans,
     live: Option<SessionRegistry>,
 }
@@ -80,7 +81,7 @@ impl IpBlock {
         let refusal = lists.refusal();
         IpBlock {
             state: Arc::new(ListsAndBans {
-                lists: RwLock::new((Arc::new(lists), refusal)),
+                lists: ArcSwap::from_pointee((Arc::new(lists), refusal)),
                 bans: Bans::default(),
                 live,
             }),
@@ -89,12 +90,7 @@ impl IpBlock {
 
     /// The lists in force.
     pub fn lists(&self) -> Arc<IpLists> {
-        self.state
-            .lists
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .clone()
+        self.state.lists.load().0.clone()
     }
 
     /// Replace the lists. Open sessions stay, unless live sessions are tracked
@@ -103,7 +99,7 @@ impl IpBlock {
     pub fn replace(&self, lists: IpLists) -> usize {
         let refusal = lists.refusal();
         let lists = Arc::new(lists);
-        *self.state.lists.write().unwrap_or_else(|p| p.into_inner()) = (lists.clone(), refusal);
+        self.state.lists.store(Arc::new((lists.clone(), refusal)));
         self.end_live_where(|ip| !lists.permits(ip), &lists.message)
     }
 
@@ -177,10 +173,9 @@ impl IpBlock {
     /// The refusal for `session`'s address, if the lists or a ban deny it.
     fn refusal(&self, session: &Session) -> Option<Reject> {
         let ip = session.remote_addr().ip().to_canonical();
-        // Hold the read guard for the lookup rather than cloning the Arc: this runs on every
-        // connection.
-        let current = self.state.lists.read().unwrap_or_else(|p| p.into_inner());
-        let (lists, refusal) = &*current;
+        // Borrow for the lookup rather than clone the Arc: this runs on every connection.
+        let current = self.state.lists.load();
+        let (lists, refusal) = &**current;
         (!lists.permits(ip) || self.state.bans.is_banned(ip)).then(|| refusal.clone())
     }
 }
