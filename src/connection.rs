@@ -272,6 +272,27 @@ impl Connection {
     }
 }
 
+/// What a protocol session service hands each of its sessions: the authentication service,
+/// the store, the protocol's configuration `C`, and `X`, what the service's sessions share
+/// among themselves (IMAP's `\Recent` claims, POP3's maildrop locks).
+pub(crate) struct ServiceState<A, M, C, X> {
+    pub(crate) auth: A,
+    pub(crate) store: M,
+    pub(crate) config: C,
+    pub(crate) among_sessions: X,
+}
+
+impl<A, M, C, X: Default> ServiceState<A, M, C, X> {
+    pub(crate) fn new(auth: A, store: M, config: C) -> Self {
+        ServiceState {
+            auth,
+            store,
+            config,
+            among_sessions: X::default(),
+        }
+    }
+}
+
 /// What the protocol session services' `call` returns.
 pub(crate) type SessionFuture =
     Pin<Box<dyn Future<Output = Result<crate::CloseReport, crate::BoxError>> + Send>>;

@@ -1,9 +1,10 @@
-//! What an [`ImapService`](super::ImapService) and each of its sessions share: the
-//! configuration, and the state every session of one service sees.
+//! The configuration of an [`ImapService`](super::ImapService), and what the service hands
+//! each of its sessions.
 
 use std::time::Duration;
 
 use super::recent::RecentClaims;
+use crate::connection::ServiceState;
 
 /// Settings of the IMAP service. Layers may override some per connection through
 /// [`SessionSettings`](crate::SessionSettings).
@@ -72,23 +73,13 @@ impl Default for ImapConfig {
     }
 }
 
-/// What an [`ImapService`](super::ImapService) hands each of its sessions: the authentication
-/// service, the store, the configuration, and the state its sessions share.
-pub(super) struct ImapServiceState<A, M> {
-    pub(super) auth: A,
-    pub(super) store: M,
-    pub(super) config: ImapConfig,
-    /// Which session claimed each message's `\\Recent` flag.
-    pub(super) recent: RecentClaims,
-}
+/// What an [`ImapService`](super::ImapService) hands each of its sessions; what they share
+/// among themselves are its `\Recent` claims.
+pub(super) type ImapServiceState<A, M> = ServiceState<A, M, ImapConfig, RecentClaims>;
 
 impl<A, M> ImapServiceState<A, M> {
-    pub(super) fn new(auth: A, store: M, config: ImapConfig) -> Self {
-        ImapServiceState {
-            auth,
-            store,
-            config,
-            recent: RecentClaims::default(),
-        }
+    /// Which session claimed each message's `\Recent` flag.
+    pub(super) fn recent(&self) -> &RecentClaims {
+        &self.among_sessions
     }
 }

@@ -42,7 +42,10 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             Err(err) => return self.store_failed(tag, err),
         };
         let highest = snapshot.messages.last().map_or(0, |m| m.uid);
-        let recent_after = self.service.recent.claim(&user, &name, highest, read_only);
+        let recent_after = self
+            .service
+            .recent()
+            .claim(&user, &name, highest, read_only);
         let uid_next = snapshot.uid_next;
         let view = MailboxView::open(name.clone(), read_only, snapshot, watch, recent_after);
         write_selected(self.channel.out(), &view, uid_next);
@@ -119,7 +122,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         }
         match self.service.store.delete_mailbox(&self.user(), &name).await {
             Ok(()) => {
-                self.service.recent.forget(&self.user(), &name);
+                self.service.recent().forget(&self.user(), &name);
                 self.ok(tag, None, "DELETE completed")
             }
             Err(err) => self.store_failed(tag, err),
@@ -146,8 +149,8 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         {
             return self.store_failed(tag, err);
         }
-        self.service.recent.forget(&self.user(), &from);
-        self.service.recent.forget(&self.user(), to);
+        self.service.recent().forget(&self.user(), &from);
+        self.service.recent().forget(&self.user(), to);
         // The selected mailbox stays selected under its new name.
         if let Some(selected) = self.selected.as_mut()
             && selected.name == from
@@ -196,7 +199,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             Err(err) => return self.store_failed(tag, err),
         };
         let uids = snapshot.messages.iter().map(|m| m.uid);
-        let recent = self.service.recent.unclaimed(&user, &name, uids);
+        let recent = self.service.recent().unclaimed(&user, &name, uids);
         let items: Vec<StatusDataItem> = items
             .iter()
             .map(|item| status_item(item.clone(), &snapshot, recent))

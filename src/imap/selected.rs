@@ -26,7 +26,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let user = self.session.user().unwrap_or_default();
         view.watch().mark_seen();
         let (name, read_only) = (view.name.clone(), view.read_only);
-        let recent = &self.service.recent;
+        let recent = self.service.recent();
         let claim = |highest| recent.claim(&user, &name, highest, read_only);
         let lost = match self.service.store.snapshot(&user, &name).await {
             Ok(snapshot) => view

@@ -1,9 +1,10 @@
-//! What an [`Pop3Service`](super::Pop3Service) and each of its sessions share: the
-//! configuration, and the state every session of one service sees.
+//! The configuration of a [`Pop3Service`](super::Pop3Service), and what the service hands
+//! each of its sessions.
 
 use std::time::Duration;
 
 use super::maildrop::MaildropLocks;
+use crate::connection::ServiceState;
 
 /// Settings of the POP3 service. Layers may override some per connection through
 /// [`SessionSettings`](crate::SessionSettings).
@@ -55,23 +56,13 @@ impl Default for Pop3Config {
     }
 }
 
-/// What an [`Pop3Service`](super::Pop3Service) hands each of its sessions: the authentication
-/// service, the store, the configuration, and the state its sessions share.
-pub(super) struct Pop3ServiceState<A, M> {
-    pub(super) auth: A,
-    pub(super) store: M,
-    pub(super) config: Pop3Config,
-    /// The maildrops locked by a session in the TRANSACTION state.
-    pub(super) locks: MaildropLocks,
-}
+/// What a [`Pop3Service`](super::Pop3Service) hands each of its sessions; what they share
+/// among themselves are its maildrop locks.
+pub(super) type Pop3ServiceState<A, M> = ServiceState<A, M, Pop3Config, MaildropLocks>;
 
 impl<A, M> Pop3ServiceState<A, M> {
-    pub(super) fn new(auth: A, store: M, config: Pop3Config) -> Self {
-        Pop3ServiceState {
-            auth,
-            store,
-            config,
-            locks: MaildropLocks::default(),
-        }
+    /// Which users' maildrops a session holds locked.
+    pub(super) fn locks(&self) -> &MaildropLocks {
+        &self.among_sessions
     }
 }

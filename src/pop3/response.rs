@@ -157,21 +157,8 @@ pub fn multiline_end<B: BufMut>(buf: &mut B) {
 
 /// Write a status line, `indicator [code] text\r\n`, within [`MAX_LINE_LEN`].
 fn status<B: BufMut>(buf: &mut B, indicator: &str, code: Option<RespCode>, text: &str) {
-    buf.put_slice(indicator.as_bytes());
-    let mut used = indicator.len() + 2;
-    if let Some(code) = code {
-        let code = code.as_str();
-        buf.put_slice(b" [");
-        buf.put_slice(code.as_bytes());
-        buf.put_u8(b']');
-        used += code.len() + 3;
-    }
-    let text = clean_line(text, MAX_LINE_LEN.saturating_sub(used + 1));
-    if !text.is_empty() {
-        buf.put_u8(b' ');
-        buf.put_slice(text.as_bytes());
-    }
-    buf.put_slice(b"\r\n");
+    let code = code.map(RespCode::as_str);
+    crate::wire::status_line(buf, indicator, code, text, MAX_LINE_LEN);
 }
 
 #[cfg(test)]

@@ -412,7 +412,7 @@ where
             Ok(user) => user,
             Err(err) => return self.login_failed(err),
         };
-        let Some(lock) = self.service.locks.try_lock(&user.name) else {
+        let Some(lock) = self.service.locks().try_lock(&user.name) else {
             response::err_code(
                 self.channel.out(),
                 RespCode::InUse,

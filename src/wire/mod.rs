@@ -11,4 +11,4 @@ pub use channel::{Channel, Interrupted};
 pub use counting::CountingIo;
 pub use line::{Line, LineReader};
 pub use text::clean_line;
-pub(crate) use text::{bye, goodbye, imap_text};
+pub(crate) use text::{bye, goodbye, imap_text, status_line};

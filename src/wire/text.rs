@@ -84,15 +84,36 @@ pub(crate) fn goodbye<B: BufMut>(out: &mut B, protocol: Protocol, text: &str) {
     match protocol {
         Protocol::Imap => bye(out, text),
         Protocol::Pop3 => {
-            let text = clean_line(text, MAX_MESSAGE_LEN);
-            out.put_slice(b"-ERR");
-            if !text.is_empty() {
-                out.put_u8(b' ');
-                out.put_slice(text.as_bytes());
-            }
-            out.put_slice(b"\r\n");
+            let max_line = "-ERR \r\n".len() + MAX_MESSAGE_LEN;
+            status_line(out, "-ERR", None, text, max_line);
         }
     }
+}
+
+/// A POP3 status line, `indicator [code] text\r\n`, of at most `max_line` octets with its CRLF
+/// (RFC 2449 section 4 bounds them to 512): the text cleaned and cut to fit, and left out with
+/// its space when nothing remains.
+pub(crate) fn status_line<B: BufMut>(
+    out: &mut B,
+    indicator: &str,
+    code: Option<&str>,
+    text: &str,
+    max_line: usize,
+) {
+    out.put_slice(indicator.as_bytes());
+    let mut used = indicator.len() + 2;
+    if let Some(code) = code {
+        out.put_slice(b" [");
+        out.put_slice(code.as_bytes());
+        out.put_u8(b']');
+        used += code.len() + 3;
+    }
+    let text = clean_line(text, max_line.saturating_sub(used + 1));
+    if !text.is_empty() {
+        out.put_u8(b' ');
+        out.put_slice(text.as_bytes());
+    }
+    out.put_slice(b"\r\n");
 }
 
 #[cfg(test)]
