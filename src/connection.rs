@@ -239,7 +239,7 @@ impl Connection {
         // it and leave observers that count (metrics) unbalanced.
         if let Err(reject) = self.observers.notify(&self.session, &SessionEvent::Started) {
             self.session
-                .end(crate::CloseReason::Ended(reject.message().to_owned()));
+                .end(crate::CloseReason::Kicked(reject.message().to_owned()));
         }
         Some(ConnectionParts {
             session: self.session,
@@ -251,7 +251,8 @@ impl Connection {
     }
 
     /// The future a protocol service returns from `call`: take the connection apart and run
-    /// its session with `run`, or report `Aborted` if the transport is already gone.
+    /// its session with `run`, or, if the transport is already gone, report why it went (see
+    /// [`CloseReport::dropped`](crate::CloseReport::dropped)).
     ///
     /// Boxed: the session is one large state machine that lives as long as the connection;
     /// one allocation per connection is noise beside it.
@@ -265,12 +266,32 @@ impl Connection {
             let session = self.session.clone();
             match self.into_parts() {
                 Some(parts) => Ok(run(parts).await),
-                None => Ok(crate::CloseReport::new(
-                    &session,
-                    crate::CloseReason::Aborted,
-                )),
+                None => Ok(crate::CloseReport::dropped(&session)),
             }
         })
+    }
+}
+
+/// What a protocol session service hands each of its sessions: the authentication service,
+/// the store, the protocol's configuration `C`, and `X`, what the service's sessions share
+/// among themselves (IMAP's `\Recent` claims, POP3's maildrop locks).
+#[cfg(any(feature = "imap", feature = "pop3"))]
+pub(crate) struct ServiceState<A, M, C, X> {
+    pub(crate) auth: A,
+    pub(crate) store: M,
+    pub(crate) config: C,
+    pub(crate) among_sessions: X,
+}
+
+#[cfg(any(feature = "imap", feature = "pop3"))]
+impl<A, M, C, X: Default> ServiceState<A, M, C, X> {
+    pub(crate) fn new(auth: A, store: M, config: C) -> Self {
+        ServiceState {
+            auth,
+            store,
+            config,
+            among_sessions: X::default(),
+        }
     }
 }
 

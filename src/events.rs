@@ -39,7 +39,7 @@ pub enum SessionEvent<'a> {
 /// Watches a session's events and may end the session.
 ///
 /// Returning `Err(reject)` ends the session: the client is told the reject's message
-/// (`* BYE` / `-ERR`) and the close reason is [`CloseReason::Ended`](crate::CloseReason::Ended).
+/// (`* BYE` / `-ERR`) and the close reason is [`CloseReason::Kicked`](crate::CloseReason::Kicked).
 /// Observers run inline in the connection's task, so keep them cheap; to do slow work, spawn it
 /// and end the session later with [`Session::end`].
 ///

@@ -34,6 +34,7 @@
 
 pub mod auth;
 mod close;
+mod close_reason;
 mod connection;
 mod events;
 mod extensions;
@@ -46,7 +47,8 @@ mod session;
 #[cfg(any(feature = "imap", feature = "pop3", feature = "maildir"))]
 pub mod store;
 
-pub use close::{CloseReason, CloseReport};
+pub use close::CloseReport;
+pub use close_reason::CloseReason;
 pub use connection::{BoxIo, Connection, ConnectionParts, Io, SessionSettings, Transport};
 pub use events::{Observers, SessionEvent, SessionObserver};
 pub use extensions::Extensions;

@@ -6,6 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::wire::clean_line;
+
 /// The error type of connection stacks, as in tower.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -94,21 +96,19 @@ impl fmt::Display for Reject {
 
 impl StdError for Reject {}
 
-/// Remove control characters (CR, LF, NUL, ...) and cut to at most 200 bytes on a character
-/// boundary, so a refusal text can never break the protocol's framing.
+/// A refusal text as the client sees it: one line ([`clean_line`]) of at most 200 bytes, and
+/// [`GENERIC_MESSAGE`] rather than nothing, so a refusal text can never break the protocol's
+/// framing.
+///
+/// ```
+/// use tower_mail::{clean_message, GENERIC_MESSAGE};
+/// assert_eq!(clean_message(" Go\r\n away "), "Go away");
+/// assert_eq!(clean_message("\r\n"), GENERIC_MESSAGE);
+/// ```
 pub fn clean_message(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE_LEN));
-    for c in text.chars().filter(|c| !c.is_control()) {
-        if out.len() + c.len_utf8() > MAX_MESSAGE_LEN {
-            break;
-        }
-        out.push(c);
-    }
-    let trimmed = out.trim();
-    if trimmed.is_empty() {
-        GENERIC_MESSAGE.to_owned()
-    } else {
-        trimmed.to_owned()
+    match clean_line(text, MAX_MESSAGE_LEN) {
+        cleaned if cleaned.is_empty() => GENERIC_MESSAGE.to_owned(),
+        cleaned => cleaned.into_owned(),
     }
 }
 

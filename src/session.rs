@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::close::CloseReason;
+use crate::close_reason::CloseReason;
 
 /// The mail access protocol a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -635,8 +635,8 @@ async fn an_observer_refuses_a_client_by_its_user_agent() {
     let closed = harness
         .finish(&[
             CloseReason::ClientClosed,
-            CloseReason::Ended("Please upgrade BadClient".into()),
-            CloseReason::Ended("Trash is off limits".into()),
+            CloseReason::Kicked("Please upgrade BadClient".into()),
+            CloseReason::Kicked("Trash is off limits".into()),
         ])
         .await;
     let bad = closed.iter().find(|c| c.user_agent.is_some()).unwrap();
@@ -1005,7 +1005,7 @@ async fn session_end_from_another_task_and_shutdown_say_bye() {
     let mut ended = harness.login().await;
     let mut stays = harness.login().await;
     let first = sessions.lock().unwrap()[0].clone();
-    tokio::spawn(async move { first.end(CloseReason::Ended("Maintenance".into())) });
+    tokio::spawn(async move { first.end(CloseReason::Kicked("Maintenance".into())) });
     assert_eq!(ended.rest().await, "* BYE Maintenance\r\n");
     assert_eq!(command(&mut stays, "a NOOP").await, ["a OK NOOP completed"]);
 
@@ -1014,7 +1014,7 @@ async fn session_end_from_another_task_and_shutdown_say_bye() {
     // Shutting down again is a no-op: `finish` only collects the records.
     harness
         .finish(&[
-            CloseReason::Ended("Maintenance".into()),
+            CloseReason::Kicked("Maintenance".into()),
             CloseReason::Shutdown,
         ])
         .await;

@@ -277,7 +277,7 @@ async fn an_observer_can_refuse_a_user_at_login() {
 
     let closed = harness
         .finish(&[
-            CloseReason::Ended("Account suspended".into()),
+            CloseReason::Kicked("Account suspended".into()),
             CloseReason::Logout,
         ])
         .await;
@@ -311,14 +311,14 @@ async fn assert_admin_can_end_session(before_kick: &[(&str, &str)]) {
         .await
         .expect("the hook did not report the session")
         .unwrap();
-    tokio::spawn(async move { session.end(CloseReason::Ended("Kicked by admin".into())) })
+    tokio::spawn(async move { session.end(CloseReason::Kicked("Kicked by admin".into())) })
         .await
         .unwrap();
 
     assert_eq!(client.line().await.as_deref(), Some("-ERR Kicked by admin"));
     assert!(client.closed().await);
     harness
-        .finish(&[CloseReason::Ended("Kicked by admin".into())])
+        .finish(&[CloseReason::Kicked("Kicked by admin".into())])
         .await;
 }
 

@@ -455,7 +455,11 @@ async fn a_stuck_layer_is_cut_off_by_the_setup_deadline() {
     assert_eq!(client.line().await.unwrap(), "-ERR Timeout");
     assert!(client.closed().await);
     let closed = closes.wait_for(1).await;
-    assert_eq!(closed[0].reason, CloseReason::Aborted);
+    // Recorded as what the client was told: a refusal before the session started.
+    assert_eq!(
+        closed[0].reason,
+        CloseReason::Rejected(Reject::new("Timeout").with_layer("setup_timeout"))
+    );
     server.shutdown(SOON).await;
     assert_eq!(closes.count(), 1);
 }

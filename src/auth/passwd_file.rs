@@ -10,9 +10,10 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
+use arc_swap::ArcSwap;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{
     Algorithm, Argon2, CustomizedPasswordHasher, Params, PasswordHasher, PasswordVerifier, Version,
@@ -88,9 +89,9 @@ pub struct PasswdFile {
 struct Inner {
     /// `None` when built with [`PasswdFile::parse`]: there is nothing to reload.
     path: Option<PathBuf>,
-    /// Readers hold the lock only to clone the `Arc`, so a reload never makes a login wait for
-    /// more than a pointer swap, and a login in flight keeps the table it started with.
-    table: RwLock<Arc<Table>>,
+    /// Swapped whole on reload: a login never waits for a reload, and one in flight keeps the
+    /// table it started with.
+    table: ArcSwap<Table>,
 }
 
 /// One parsed file.
@@ -162,7 +163,7 @@ impl PasswdFile {
         PasswdFile {
             inner: Arc::new(Inner {
                 path,
-                table: RwLock::new(Arc::new(table)),
+                table: ArcSwap::from_pointee(table),
             }),
         }
     }
@@ -191,13 +192,7 @@ impl PasswdFile {
             ));
         };
         let table = Arc::new(read_table(path)?);
-        // The table is replaced whole, so a panic elsewhere while the lock was held cannot
-        // have left it half-updated: poisoning carries no meaning here.
-        *self
-            .inner
-            .table
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = table;
+        self.inner.table.store(table);
         Ok(())
     }
 
@@ -326,13 +321,7 @@ impl PasswdFile {
     }
 
     fn table(&self) -> Arc<Table> {
-        Arc::clone(
-            &self
-                .inner
-                .table
-                .read()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
+        self.inner.table.load_full()
     }
 }
 

@@ -37,7 +37,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             length,
             mode,
         } = start;
-        let opened = open_upload(&self.shared.store, &self.user(), &mailbox, length).await;
+        let opened = open_upload(&self.service.store, &self.user(), &mailbox, length).await;
         if opened.is_err() && mode == LiteralMode::Sync {
             // The client has sent nothing of the message yet and will not.
             return self
@@ -89,7 +89,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             LiteralOrLiteral8::Literal8(literal) => literal.data.as_ref(),
         };
         let mut upload =
-            open_upload(&self.shared.store, &self.user(), &target, content.len()).await;
+            open_upload(&self.service.store, &self.user(), &target, content.len()).await;
         if let Ok((_, writing)) = &mut upload
             && let Err(err) = writing.write(content).await
         {
@@ -131,7 +131,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 Err(reason) => return Flow::Close(reason),
             },
             false => self
-                .shared
+                .service
                 .store
                 .snapshot(&self.user(), &target)
                 .await

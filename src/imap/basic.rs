@@ -8,10 +8,11 @@ use imap_codec::imap_types::response::{Data, StatusKind};
 use super::response;
 use super::session::{Flow, ImapSession};
 use crate::auth::Authenticator;
-use crate::close::CloseReason;
+use crate::close_reason::CloseReason;
 use crate::events::SessionEvent;
 use crate::session::State;
 use crate::store::Mailstore;
+use crate::wire::{bye, clean_line};
 
 /// RFC 2971 section 3.3: at most 30 pairs, fields of at most 30 octets, values of at most
 /// 1024. Longer ones are cut rather than refused: the ID is informational.
@@ -28,7 +29,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
 
     /// RFC 3501 section 6.1.3: `* BYE` first, then the tagged OK.
     pub(super) fn logout(&mut self, tag: &Tag<'static>) -> Flow {
-        response::bye(self.channel.out(), "Logging out");
+        bye(self.channel.out(), "Logging out");
         response::tagged(
             self.channel.out(),
             tag,
@@ -116,20 +117,9 @@ fn client_id_fields(parameters: Vec<(IString<'_>, NString<'_>)>) -> Vec<(String,
         .collect()
 }
 
-/// `bytes` as UTF-8 (lossily), without control characters, cut to at most `max` bytes on a
-/// character boundary.
+/// `bytes` as UTF-8 (lossily), cleaned to one line of at most `max` bytes.
 fn printable(bytes: &[u8], max: usize) -> String {
-    let mut out = String::new();
-    for c in String::from_utf8_lossy(bytes).chars() {
-        if c.is_control() {
-            continue;
-        }
-        if out.len() + c.len_utf8() > max {
-            break;
-        }
-        out.push(c);
-    }
-    out
+    clean_line(&String::from_utf8_lossy(bytes), max).into_owned()
 }
 
 #[cfg(test)]

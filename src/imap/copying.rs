@@ -41,7 +41,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             return self.no(tag, "TRYCREATE", "No such mailbox");
         };
         let user = self.user();
-        let store = &self.shared.store;
+        let store = &self.service.store;
         let uid_validity = match store.uid_validity(&user, &target).await {
             Ok(uid_validity) => uid_validity,
             Err(StoreError::NoSuchMailbox) => {
@@ -98,7 +98,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         response::untagged(self.channel.out(), StatusKind::Ok, code, "Moved");
         let moved: Vec<u32> = copied.iter().map(|&(old, _)| old).collect();
         if !moved.is_empty()
-            && let Err(err) = self.shared.store.expunge(&user, &source, &moved).await
+            && let Err(err) = self.service.store.expunge(&user, &source, &moved).await
         {
             return self.store_failed(tag, err);
         }

@@ -25,7 +25,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         if let Err(reason) = self.channel.flush().await {
             return Flow::Close(reason);
         }
-        let poll = self.shared.config.idle_poll_interval;
+        let poll = self.service.config.idle_poll_interval;
         loop {
             let wake = {
                 let channel = &mut self.channel;

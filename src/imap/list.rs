@@ -43,7 +43,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             return self.ok(tag, None, "LIST completed");
         }
         full.extend_from_slice(&pattern);
-        let mailboxes = match self.shared.store.list_mailboxes(&self.user()).await {
+        let mailboxes = match self.service.store.list_mailboxes(&self.user()).await {
             Ok(mailboxes) => mailboxes,
             Err(err) => return self.store_failed(tag, err),
         };

@@ -33,7 +33,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         if let Err(reason) = self.channel.flush().await {
             return Flow::Close(reason);
         }
-        let timeout = self.shared.config.tls_handshake_timeout;
+        let timeout = self.service.config.tls_handshake_timeout;
         if let Err(reason) = self.channel.starttls(timeout).await {
             return Flow::Close(reason);
         }
@@ -119,11 +119,11 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
 
     /// Check the credentials and, if they are good, enter the authenticated state.
     async fn complete_login(&mut self, tag: &Tag<'static>, user: String, password: String) -> Flow {
-        let user = match auth::check(&self.shared.auth, &self.session, user, password).await {
+        let user = match auth::check(&self.service.auth, &self.session, user, password).await {
             Ok(user) => user,
             Err(err) => return self.login_failed(tag, err),
         };
-        if let Err(err) = self.shared.store.ensure_user(&user.name).await {
+        if let Err(err) = self.service.store.ensure_user(&user.name).await {
             tracing::error!(session_id = %self.session.id(), error = %err, "opening the user's mail failed");
             return self.no(tag, "UNAVAILABLE", "Mailbox temporarily unavailable");
         }

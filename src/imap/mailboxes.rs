@@ -36,13 +36,16 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         };
         let user = self.user();
         // Watching first: a change made while the snapshot is read still wakes the session.
-        let watch = self.shared.store.watch(&user, &name);
-        let snapshot = match self.shared.store.snapshot(&user, &name).await {
+        let watch = self.service.store.watch(&user, &name);
+        let snapshot = match self.service.store.snapshot(&user, &name).await {
             Ok(snapshot) => snapshot,
             Err(err) => return self.store_failed(tag, err),
         };
         let highest = snapshot.messages.last().map_or(0, |m| m.uid);
-        let recent_after = self.shared.recent.claim(&user, &name, highest, read_only);
+        let recent_after = self
+            .service
+            .recent()
+            .claim(&user, &name, highest, read_only);
         let uid_next = snapshot.uid_next;
         let view = MailboxView::open(name.clone(), read_only, snapshot, watch, recent_after);
         write_selected(self.channel.out(), &view, uid_next);
@@ -80,7 +83,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
 
     async fn expunge_deleted(&mut self, mailbox: &str) -> Result<(), StoreError> {
         let user = self.user();
-        let snapshot = self.shared.store.snapshot(&user, mailbox).await?;
+        let snapshot = self.service.store.snapshot(&user, mailbox).await?;
         let deleted: Vec<u32> = snapshot
             .messages
             .iter()
@@ -90,7 +93,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         if deleted.is_empty() {
             return Ok(());
         }
-        self.shared.store.expunge(&user, mailbox, &deleted).await
+        self.service.store.expunge(&user, mailbox, &deleted).await
     }
 
     /// CREATE. A trailing separator only declares the intent to create children (RFC 3501
@@ -103,7 +106,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         if name.eq_ignore_ascii_case(INBOX) {
             return self.no(tag, "ALREADYEXISTS", "INBOX always exists");
         }
-        match self.shared.store.create_mailbox(&self.user(), name).await {
+        match self.service.store.create_mailbox(&self.user(), name).await {
             Ok(()) => self.ok(tag, None, "CREATE completed"),
             Err(err) => self.store_failed(tag, err),
         }
@@ -117,9 +120,9 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         if self.selected.as_ref().is_some_and(|s| s.name == name) {
             return self.no(tag, "INUSE", "Close the mailbox before deleting it");
         }
-        match self.shared.store.delete_mailbox(&self.user(), &name).await {
+        match self.service.store.delete_mailbox(&self.user(), &name).await {
             Ok(()) => {
-                self.shared.recent.forget(&self.user(), &name);
+                self.service.recent().forget(&self.user(), &name);
                 self.ok(tag, None, "DELETE completed")
             }
             Err(err) => self.store_failed(tag, err),
@@ -139,21 +142,21 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         };
         let to = to.trim_end_matches('/');
         if let Err(err) = self
-            .shared
+            .service
             .store
             .rename_mailbox(&self.user(), &from, to)
             .await
         {
             return self.store_failed(tag, err);
         }
-        self.shared.recent.forget(&self.user(), &from);
-        self.shared.recent.forget(&self.user(), to);
+        self.service.recent().forget(&self.user(), &from);
+        self.service.recent().forget(&self.user(), to);
         // The selected mailbox stays selected under its new name.
         if let Some(selected) = self.selected.as_mut()
             && selected.name == from
         {
             let watch = self
-                .shared
+                .service
                 .store
                 .watch(&self.session.user().unwrap_or_default(), to);
             selected.renamed(to.to_owned(), watch);
@@ -172,7 +175,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let Some(name) = mailbox_name(&mailbox) else {
             return self.no(tag, "NONEXISTENT", "No such mailbox");
         };
-        let store = &self.shared.store;
+        let store = &self.service.store;
         match store.set_subscribed(&self.user(), &name, subscribed).await {
             Ok(()) if subscribed => self.ok(tag, None, "SUBSCRIBE completed"),
             Ok(()) => self.ok(tag, None, "UNSUBSCRIBE completed"),
@@ -191,12 +194,12 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             return self.no(tag, "NONEXISTENT", "No such mailbox");
         };
         let user = self.user();
-        let snapshot = match self.shared.store.snapshot(&user, &name).await {
+        let snapshot = match self.service.store.snapshot(&user, &name).await {
             Ok(snapshot) => snapshot,
             Err(err) => return self.store_failed(tag, err),
         };
         let uids = snapshot.messages.iter().map(|m| m.uid);
-        let recent = self.shared.recent.unclaimed(&user, &name, uids);
+        let recent = self.service.recent().unclaimed(&user, &name, uids);
         let items: Vec<StatusDataItem> = items
             .iter()
             .map(|item| status_item(item.clone(), &snapshot, recent))

@@ -81,6 +81,7 @@
 mod append;
 mod basic;
 mod capabilities;
+mod config;
 mod copying;
 mod dates;
 mod fetch;
@@ -101,4 +102,5 @@ mod service;
 mod session;
 mod view;
 
-pub use service::{ImapConfig, ImapService};
+pub use config::ImapConfig;
+pub use service::ImapService;

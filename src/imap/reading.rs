@@ -183,7 +183,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let uids: Vec<u32> = indices.iter().map(|&i| view.messages()[i].uid).collect();
         let user = self.session.user().unwrap_or_default();
         let messages = self
-            .shared
+            .service
             .store
             .fetch_many(&user, &view.name, &uids)
             .await?;
@@ -205,7 +205,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         };
         let uid = view.messages()[index].uid;
         let user = self.session.user().unwrap_or_default();
-        self.shared
+        self.service
             .store
             .set_flags(&user, &view.name, uid, flags)
             .await?;
@@ -214,7 +214,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     }
 
     /// Send the reply gathered so far once it is large.
-    pub(super) async fn send_if_full(&mut self) -> Result<(), crate::close::CloseReason> {
+    pub(super) async fn send_if_full(&mut self) -> Result<(), crate::close_reason::CloseReason> {
         if self.channel.out().len() >= SEND_AT {
             self.channel.flush().await?;
         }

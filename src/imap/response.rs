@@ -6,12 +6,13 @@ use std::borrow::Cow;
 use imap_codec::encode::Encoder;
 use imap_codec::imap_types::core::{Tag, Text, Vec1};
 use imap_codec::imap_types::response::{
-    Bye, Capability, Code, CodeOther, CommandContinuationRequest, Data, Greeting, GreetingKind,
+    Capability, Code, CodeOther, CommandContinuationRequest, Data, Greeting, GreetingKind,
     Response, Status, StatusBody, StatusKind, Tagged,
 };
 use imap_codec::{GreetingCodec, ResponseCodec};
 
-use crate::reject::clean_message;
+use crate::reject::GENERIC_MESSAGE;
+use crate::wire::imap_text;
 
 /// A response code that `imap-types` has no variant for (RFC 5530 and later).
 pub(super) fn code(name: &'static str) -> Code<'static> {
@@ -62,15 +63,6 @@ fn status_body(kind: StatusKind, code: Option<Code<'static>>, text: &str) -> Sta
     }
 }
 
-/// `* BYE <text>`.
-pub(super) fn bye(out: &mut Vec<u8>, text: &str) {
-    let bye = Bye {
-        code: None,
-        text: safe_text(text, false),
-    };
-    write(out, &Response::Status(Status::Bye(bye)));
-}
-
 /// An untagged data response (`* FLAGS ...`, `* LIST ...`, ...).
 pub(super) fn data(out: &mut Vec<u8>, data: Data<'_>) {
     write(out, &Response::Data(data));
@@ -93,19 +85,11 @@ fn write(out: &mut Vec<u8>, response: &Response<'_>) {
     out.extend(ResponseCodec::default().encode(response).dump());
 }
 
-/// Human-readable text as `imap-types` accepts it: one non-empty line. Texts can come from
-/// layers and configuration (greetings, refusals), so they are cleaned rather than trusted.
-/// Without a response code, a text starting with `[` would read as one; a leading space
-/// keeps it text.
+/// Human-readable text as `imap-types` accepts it, cleaned by the crate's one cleaner.
 fn safe_text(text: &str, has_code: bool) -> Text<'static> {
-    let mut cleaned = match Text::validate(text) {
-        Ok(()) => text.to_owned(),
-        Err(_) => clean_message(text),
-    };
-    if !has_code && cleaned.starts_with('[') {
-        cleaned.insert(0, ' ');
-    }
-    Text::try_from(cleaned).unwrap_or_else(|_| Text::unvalidated(crate::reject::GENERIC_MESSAGE))
+    let cleaned = imap_text(text, has_code).into_owned();
+    // `imap_text` gives what `Text` accepts: one non-empty 7-bit line.
+    Text::try_from(cleaned).unwrap_or_else(|_| Text::unvalidated(GENERIC_MESSAGE))
 }
 
 #[cfg(test)]
@@ -119,7 +103,7 @@ mod tests {
     #[test]
     fn texts_cannot_break_the_framing() {
         let mut out = Vec::new();
-        bye(&mut out, "bye\r\n* OK injected");
+        crate::wire::bye(&mut out, "bye\r\n* OK injected");
         assert_eq!(out, b"* BYE bye* OK injected\r\n");
         out.clear();
         tagged(&mut out, &tag(), StatusKind::No, None, "[ALERT] fake");

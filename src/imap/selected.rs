@@ -4,13 +4,13 @@
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::response;
 use super::sequence;
 use super::session::{Flow, ImapSession};
 use super::view::Expunges;
 use crate::auth::Authenticator;
-use crate::close::CloseReason;
+use crate::close_reason::CloseReason;
 use crate::store::{Flags, Mailstore, StoreError};
+use crate::wire::bye;
 
 /// Why a sequence set names no messages: answered `BAD`, as Dovecot and Cyrus do.
 pub(super) const INVALID_SEQUENCE: &str = "Invalid message sequence number";
@@ -26,9 +26,9 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let user = self.session.user().unwrap_or_default();
         view.watch().mark_seen();
         let (name, read_only) = (view.name.clone(), view.read_only);
-        let recent = &self.shared.recent;
+        let recent = self.service.recent();
         let claim = |highest| recent.claim(&user, &name, highest, read_only);
-        let lost = match self.shared.store.snapshot(&user, &name).await {
+        let lost = match self.service.store.snapshot(&user, &name).await {
             Ok(snapshot) => view
                 .update(snapshot, expunges, self.channel.out(), claim)
                 .is_err(),
@@ -42,9 +42,9 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             return Ok(());
         }
         let text = "Selected mailbox was deleted or renamed";
-        response::bye(self.channel.out(), text);
+        bye(self.channel.out(), text);
         let _ = self.channel.flush().await;
-        Err(CloseReason::Ended(text.to_owned()))
+        Err(CloseReason::Kicked(text.to_owned()))
     }
 
     /// The indices (in the view) of the messages `set` names, in mailbox order.
@@ -94,7 +94,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let name = view.name.clone();
         if !deleted.is_empty()
             && let Err(err) = self
-                .shared
+                .service
                 .store
                 .expunge(&self.user(), &name, &deleted)
                 .await

@@ -9,18 +9,19 @@ use imap_codec::imap_types::core::{Tag, Vec1};
 use imap_codec::imap_types::response::{Capability, Code, StatusKind};
 
 use super::capabilities::{self, Situation};
+use super::config::ImapServiceState;
 use super::framing::{self, Input, Limits, Problem};
 use super::response;
-use super::service::Shared;
 use super::view::{Expunges, MailboxView};
 use crate::auth::{Authenticator, User};
-use crate::close::{CloseReason, CloseReport};
+use crate::close::CloseReport;
+use crate::close_reason::CloseReason;
 use crate::connection::{ConnectionParts, SessionSettings};
 use crate::events::{Observers, SessionEvent};
 use crate::reject::Reject;
 use crate::session::{Session, State};
 use crate::store::Mailstore;
-use crate::wire::{Channel, Interrupted};
+use crate::wire::{Channel, Interrupted, bye};
 
 /// Whether the session tells the client about changes to the selected mailbox before
 /// running `body`, and whether removed messages may be reported then (see [`Expunges`]).
@@ -64,7 +65,7 @@ pub(super) enum Flow {
 }
 
 pub(super) struct ImapSession<A, M> {
-    pub(super) shared: Arc<Shared<A, M>>,
+    pub(super) service: Arc<ImapServiceState<A, M>>,
     pub(super) session: Arc<Session>,
     pub(super) channel: Channel,
     pub(super) settings: SessionSettings,
@@ -78,16 +79,16 @@ pub(super) struct ImapSession<A, M> {
 }
 
 impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
-    pub(super) fn new(shared: Arc<Shared<A, M>>, parts: ConnectionParts) -> Self {
+    pub(super) fn new(service: Arc<ImapServiceState<A, M>>, parts: ConnectionParts) -> Self {
         let idle = parts
             .settings
             .idle_timeout
-            .unwrap_or(shared.config.unauthenticated_idle_timeout);
+            .unwrap_or(service.config.unauthenticated_idle_timeout);
         ImapSession {
             channel: Channel::new(
                 parts.transport,
                 parts.session.clone(),
-                shared.config.max_line_len,
+                service.config.max_line_len,
                 idle,
             ),
             session: parts.session,
@@ -96,7 +97,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             selected: None,
             account: None,
             errors: 0,
-            shared,
+            service,
         }
     }
 
@@ -113,7 +114,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             .settings
             .greeting
             .clone()
-            .unwrap_or_else(|| self.shared.config.greeting.clone());
+            .unwrap_or_else(|| self.service.config.greeting.clone());
         let capabilities = self.capabilities();
         response::greeting(self.channel.out(), capabilities, &greeting);
         if let Err(reason) = self.channel.flush().await {
@@ -136,13 +137,13 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                     problem: Problem::LineTooLong,
                     ..
                 } if self.session.state() == State::NotAuthenticated => {
-                    response::bye(self.channel.out(), Problem::LineTooLong.text());
+                    bye(self.channel.out(), Problem::LineTooLong.text());
                     Flow::Close(CloseReason::ProtocolErrors)
                 }
                 Input::Invalid { tag, problem } => self.invalid(tag, problem),
                 Input::Append(start) => Box::pin(self.append_streamed(*start)).await,
                 Input::LiteralOverflow(problem) => {
-                    response::bye(self.channel.out(), problem.text());
+                    bye(self.channel.out(), problem.text());
                     Flow::Close(CloseReason::ProtocolErrors)
                 }
             };
@@ -157,7 +158,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     /// What one command may hold now: before login, literals are held to the small login
     /// cap.
     fn limits(&self) -> Limits {
-        let config = &self.shared.config;
+        let config = &self.service.config;
         let authenticated = self.session.state() != State::NotAuthenticated;
         Limits {
             max_line_len: config.max_line_len,
@@ -177,7 +178,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             Ok(goodbye) => goodbye,
             Err(reason) => return reason,
         };
-        response::bye(self.channel.out(), &text);
+        bye(self.channel.out(), &text);
         let _ = self.channel.flush().await;
         reason
     }
@@ -323,13 +324,13 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             || self
                 .settings
                 .allow_plaintext_login
-                .unwrap_or(self.shared.config.allow_plaintext_login)
+                .unwrap_or(self.service.config.allow_plaintext_login)
     }
 
     /// RFC 9051 section 5.4 wants at least 30 minutes once logged in: a per-connection
     /// setting may lengthen the configured timeout, not shorten it.
     pub(super) fn authenticated_idle_timeout(&self) -> Duration {
-        let configured = self.shared.config.idle_timeout;
+        let configured = self.service.config.idle_timeout;
         self.settings
             .idle_timeout
             .map_or(configured, |set| set.max(configured))
@@ -389,9 +390,9 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let max = self
             .settings
             .max_protocol_errors
-            .unwrap_or(self.shared.config.max_errors);
+            .unwrap_or(self.service.config.max_errors);
         if self.errors >= max {
-            response::bye(self.channel.out(), "Too many errors");
+            bye(self.channel.out(), "Too many errors");
             return Flow::Close(CloseReason::ProtocolErrors);
         }
         Flow::Continue
@@ -406,8 +407,8 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     }
 
     async fn end_with(&mut self, reject: Reject) -> CloseReason {
-        response::bye(self.channel.out(), reject.message());
+        bye(self.channel.out(), reject.message());
         let _ = self.channel.flush().await;
-        CloseReason::Ended(reject.message().to_owned())
+        CloseReason::Kicked(reject.message().to_owned())
     }
 }

@@ -1,89 +1,29 @@
-//! Strict base64 (RFC 4648 section 4, standard alphabet) for SASL exchanges.
+//! Strict base64 (RFC 4648 section 4, standard alphabet) for SASL exchanges, by the `base64`
+//! crate that imap-codec decodes IMAP's AUTHENTICATE with.
 //!
 //! Strict because SASL data carries credentials: a lenient decoder that skips whitespace or
 //! accepts missing padding lets two different client strings mean the same credentials, which
 //! makes logs and rate limiting keyed on the raw text unreliable. Non-canonical encodings (unused
-//! bits set in the last group) are rejected for the same reason.
-//!
-//! Crate-private for now; IMAP's AUTHENTICATE will reuse it once it moves to a shared place.
+//! bits set in the last group) are rejected for the same reason. The crate's `STANDARD` engine
+//! is all of that; the tests below pin it.
+
+use ::base64::Engine;
+use ::base64::engine::general_purpose::STANDARD;
 
 /// The input is not canonical padded base64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct InvalidBase64;
 
-const INVALID: u8 = 0xFF;
-
-const DECODE: [u8; 256] = {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut table = [INVALID; 256];
-    let mut i = 0;
-    while i < alphabet.len() {
-        table[alphabet[i] as usize] = i as u8;
-        i += 1;
-    }
-    table
-};
-
 /// Decode `input`: its length must be a multiple of 4, `=` may only pad the last group, and no
 /// whitespace is allowed anywhere. The empty string decodes to no bytes.
 pub(crate) fn decode(input: &[u8]) -> Result<Vec<u8>, InvalidBase64> {
-    if !input.len().is_multiple_of(4) {
-        return Err(InvalidBase64);
-    }
-    let groups = input.len() / 4;
-    let mut out = Vec::with_capacity(groups * 3);
-    for (index, group) in input.chunks_exact(4).enumerate() {
-        let padding = if index + 1 < groups {
-            0
-        } else if group[2] == b'=' && group[3] == b'=' {
-            2
-        } else if group[3] == b'=' {
-            1
-        } else {
-            0
-        };
-        let mut bits: u32 = 0;
-        // A `=` anywhere else maps to INVALID, so it is rejected here.
-        for &c in &group[..4 - padding] {
-            let value = DECODE[c as usize];
-            if value == INVALID {
-                return Err(InvalidBase64);
-            }
-            bits = (bits << 6) | u32::from(value);
-        }
-        bits <<= 6 * padding as u32;
-        let bytes = [(bits >> 16) as u8, (bits >> 8) as u8, bits as u8];
-        let kept = 3 - padding;
-        // The bits past the last kept byte must be zero, or two encodings would decode alike.
-        if bytes[kept..].iter().any(|&b| b != 0) {
-            return Err(InvalidBase64);
-        }
-        out.extend_from_slice(&bytes[..kept]);
-    }
-    Ok(out)
+    STANDARD.decode(input).map_err(|_| InvalidBase64)
 }
 
-/// Encode `data` with padding. Only tests need it so far; server challenges will use it later.
+/// Encode `data` with padding. Only tests need it so far.
 #[cfg(test)]
 pub(crate) fn encode(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let bits = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(bits >> (18 - 6 * i) & 0x3F) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    STANDARD.encode(data)
 }
 
 #[cfg(test)]

@@ -8,10 +8,12 @@
 pub(crate) mod base64;
 mod capabilities;
 pub mod command;
+mod config;
 pub mod dotstuff;
 mod maildrop;
 pub mod response;
 mod service;
 mod session;
 
-pub use service::{Pop3Config, Pop3Service};
+pub use config::Pop3Config;
+pub use service::Pop3Service;

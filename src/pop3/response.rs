@@ -7,7 +7,6 @@
 //! [`write_dot_stuffed`](super::dotstuff::write_dot_stuffed) for a message), then
 //! [`multiline_end`].
 
-use std::borrow::Cow;
 use std::fmt;
 
 use bytes::BufMut;
@@ -66,37 +65,8 @@ impl fmt::Display for RespCode {
     }
 }
 
-/// Make `text` safe as part of one reply line: control characters (CR, LF, NUL, DEL, C1, ...)
-/// are removed, spaces at either end trimmed, and the result cut on a character boundary to at
-/// most `max_len` bytes. Borrows when nothing needs to change.
-///
-/// ```
-/// use tower_mail::pop3::response::clean_line;
-/// assert_eq!(clean_line("bad\r\n+OK forged", 100), "bad+OK forged");
-/// assert_eq!(clean_line("  héllo ", 3), "hé");
-/// ```
-pub fn clean_line(text: &str, max_len: usize) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        let trimmed = text.trim_matches(' ');
-        if trimmed.len() <= max_len {
-            return Cow::Borrowed(trimmed);
-        }
-    }
-    let mut out = String::with_capacity(text.len().min(max_len));
-    // Trimming the start before the cut keeps leading spaces from eating the length budget.
-    for c in text
-        .chars()
-        .filter(|c| !c.is_control())
-        .skip_while(|&c| c == ' ')
-    {
-        if out.len() + c.len_utf8() > max_len {
-            break;
-        }
-        out.push(c);
-    }
-    out.truncate(out.trim_end_matches(' ').len());
-    Cow::Owned(out)
-}
+/// The crate's one cleaner of text sent to clients, here too for the encoders' users.
+pub use crate::wire::clean_line;
 
 /// Write `+OK text\r\n` (`+OK\r\n` when the cleaned text is empty).
 ///
@@ -187,21 +157,8 @@ pub fn multiline_end<B: BufMut>(buf: &mut B) {
 
 /// Write a status line, `indicator [code] text\r\n`, within [`MAX_LINE_LEN`].
 fn status<B: BufMut>(buf: &mut B, indicator: &str, code: Option<RespCode>, text: &str) {
-    buf.put_slice(indicator.as_bytes());
-    let mut used = indicator.len() + 2;
-    if let Some(code) = code {
-        let code = code.as_str();
-        buf.put_slice(b" [");
-        buf.put_slice(code.as_bytes());
-        buf.put_u8(b']');
-        used += code.len() + 3;
-    }
-    let text = clean_line(text, MAX_LINE_LEN.saturating_sub(used + 1));
-    if !text.is_empty() {
-        buf.put_u8(b' ');
-        buf.put_slice(text.as_bytes());
-    }
-    buf.put_slice(b"\r\n");
+    let code = code.map(RespCode::as_str);
+    crate::wire::status_line(buf, indicator, code, text, MAX_LINE_LEN);
 }
 
 #[cfg(test)]
@@ -302,27 +259,6 @@ mod tests {
         // Lines that need no cut are left alone.
         let fits = "y".repeat(MAX_LINE_LEN - "+OK \r\n".len());
         assert_eq!(encode(|b| ok(b, &fits)).len(), MAX_LINE_LEN);
-    }
-
-    #[test]
-    fn clean_line_cases() {
-        assert!(matches!(clean_line("plain", 10), Cow::Borrowed("plain")));
-        assert!(matches!(
-            clean_line("  padded  ", 10),
-            Cow::Borrowed("padded")
-        ));
-        assert_eq!(clean_line("\r\n", 10), "");
-        assert_eq!(clean_line("tab\there", 10), "tabhere");
-        assert_eq!(clean_line("abcdef", 3), "abc");
-        assert_eq!(
-            clean_line("ab cdef", 3),
-            "ab",
-            "no trailing space after the cut"
-        );
-        assert_eq!(clean_line("\r\n   abc", 3), "abc");
-        assert_eq!(clean_line("日本語", 4), "日");
-        assert_eq!(clean_line("日本語", 2), "");
-        assert_eq!(clean_line("x", 0), "");
     }
 
     #[test]

@@ -6,13 +6,14 @@ use bytes::Bytes;
 
 use super::capabilities::Capabilities;
 use super::command::{self, AuthResponse, Command, ParseError};
+use super::config::Pop3ServiceState;
 use super::dotstuff::write_dot_stuffed;
 use super::maildrop::{Maildrop, MaildropLock};
 use super::response::{self, RespCode};
-use super::service::Shared;
 use crate::auth::sasl::{self, PlainError};
 use crate::auth::{self, AuthError, Authenticator, User};
-use crate::close::{CloseReason, CloseReport};
+use crate::close::CloseReport;
+use crate::close_reason::CloseReason;
 use crate::connection::{ConnectionParts, SessionSettings};
 use crate::events::{Observers, SessionEvent};
 use crate::reject::Reject;
@@ -26,25 +27,39 @@ enum Flow {
     Close(CloseReason),
 }
 
-enum Phase {
-    Authorization {
-        user: Option<String>,
-    },
+/// What the session holds in each RFC 1939 state: the data behind the [`State`] it publishes on
+/// its [`Session`] for layers to read. [`Pop3Session::enter`] changes both together.
+enum StateData {
+    /// AUTHORIZATION: the name a USER command gave, waiting for its PASS.
+    Authorization { user: Option<String> },
+    /// TRANSACTION: the locked maildrop.
     Transaction {
         maildrop: Maildrop,
         _lock: MaildropLock,
         /// Kept for the leases auth layers attached (a per-user session slot).
         _user: Box<User>,
     },
+    /// UPDATE: QUIT was received and the maildrop taken to commit its deletions.
+    Update,
+}
+
+impl StateData {
+    fn state(&self) -> State {
+        match self {
+            StateData::Authorization { .. } => State::Authorization,
+            StateData::Transaction { .. } => State::Transaction,
+            StateData::Update => State::Update,
+        }
+    }
 }
 
 pub(super) struct Pop3Session<A, M> {
-    shared: Arc<Shared<A, M>>,
+    service: Arc<Pop3ServiceState<A, M>>,
     session: Arc<Session>,
     channel: Channel,
     settings: SessionSettings,
     observers: Observers,
-    phase: Phase,
+    state_data: StateData,
     errors: u32,
 }
 
@@ -53,24 +68,24 @@ where
     A: Authenticator,
     M: Mailstore,
 {
-    pub(super) fn new(shared: Arc<Shared<A, M>>, parts: ConnectionParts) -> Self {
+    pub(super) fn new(service: Arc<Pop3ServiceState<A, M>>, parts: ConnectionParts) -> Self {
         let idle = parts
             .settings
             .idle_timeout
-            .unwrap_or(shared.config.unauthenticated_idle_timeout);
+            .unwrap_or(service.config.unauthenticated_idle_timeout);
         Pop3Session {
             channel: Channel::new(
                 parts.transport,
                 parts.session.clone(),
-                shared.config.max_line_len,
+                service.config.max_line_len,
                 idle,
             ),
             session: parts.session,
             settings: parts.settings,
             observers: parts.observers,
-            phase: Phase::Authorization { user: None },
+            state_data: StateData::Authorization { user: None },
             errors: 0,
-            shared,
+            service,
         }
     }
 
@@ -79,7 +94,7 @@ where
     pub(super) async fn run(&mut self) -> CloseReport {
         let reason = self.serve().await;
         self.channel.shutdown().await;
-        if let Phase::Transaction { .. } = self.phase {
+        if let StateData::Transaction { .. } = self.state_data {
             // Ended without QUIT: RFC 1939 section 6 says deletions are not committed.
             tracing::debug!(session_id = %self.session.id(), "session ended outside UPDATE; deletions discarded");
         }
@@ -91,7 +106,7 @@ where
             .settings
             .greeting
             .clone()
-            .unwrap_or_else(|| self.shared.config.greeting.clone());
+            .unwrap_or_else(|| self.service.config.greeting.clone());
         response::ok(self.channel.out(), &greeting);
         if let Err(reason) = self.channel.flush().await {
             return reason;
@@ -107,7 +122,7 @@ where
                 // otherwise size the future that every idle session holds.
                 Some(line) => Box::pin(self.command(&line)).await,
                 // Before login, answered and closed at once: no honest client sends one.
-                None if matches!(self.phase, Phase::Authorization { .. }) => {
+                None if matches!(self.state_data, StateData::Authorization { .. }) => {
                     response::err(self.channel.out(), "Command line too long");
                     Flow::Close(CloseReason::ProtocolErrors)
                 }
@@ -155,7 +170,7 @@ where
             response::multiline_end(self.channel.out());
             return Flow::Continue;
         }
-        if let Phase::Transaction { .. } = self.phase {
+        if let StateData::Transaction { .. } = self.state_data {
             return match command {
                 Command::Quit => self.update().await,
                 command => self.transaction(command).await,
@@ -175,14 +190,14 @@ where
                 if !self.plaintext_allowed() {
                     return self.plaintext_refused();
                 }
-                self.phase = Phase::Authorization { user: Some(name) };
+                self.enter(StateData::Authorization { user: Some(name) });
                 response::ok(self.channel.out(), "Send your password");
                 Flow::Continue
             }
             Command::Pass(password) => {
-                let pending = match &mut self.phase {
-                    Phase::Authorization { user } => user.take(),
-                    Phase::Transaction { .. } => None,
+                let pending = match &mut self.state_data {
+                    StateData::Authorization { user } => user.take(),
+                    StateData::Transaction { .. } | StateData::Update => None,
                 };
                 let Some(name) = pending else {
                     return self.protocol_error("Send USER first");
@@ -203,7 +218,7 @@ where
 
     /// TRANSACTION-state commands (RFC 1939 section 5).
     async fn transaction(&mut self, command: Command) -> Flow {
-        let Phase::Transaction { maildrop, .. } = &mut self.phase else {
+        let StateData::Transaction { maildrop, .. } = &mut self.state_data else {
             unreachable!("called only in TRANSACTION");
         };
         match command {
@@ -271,7 +286,7 @@ where
     }
 
     async fn send_message(&mut self, number: u32, body_lines: Option<u32>) -> Flow {
-        let Phase::Transaction { maildrop, .. } = &self.phase else {
+        let StateData::Transaction { maildrop, .. } = &self.state_data else {
             unreachable!("called only in TRANSACTION");
         };
         let Some(message) = maildrop.get(number) else {
@@ -279,7 +294,7 @@ where
         };
         let (uid, size) = (message.uid, message.size);
         let user = self.session.user().unwrap_or_default();
-        match self.shared.store.fetch(&user, INBOX, uid).await {
+        match self.service.store.fetch(&user, INBOX, uid).await {
             Ok(content) => {
                 response::ok(self.channel.out(), &format!("{size} octets"));
                 write_dot_stuffed(self.channel.out(), &content, body_lines);
@@ -304,20 +319,18 @@ where
     /// QUIT in TRANSACTION: the UPDATE state commits deletions before saying goodbye, so an
     /// acknowledged QUIT means the messages are gone for good.
     async fn update(&mut self) -> Flow {
-        let phase = std::mem::replace(&mut self.phase, Phase::Authorization { user: None });
-        let Phase::Transaction {
+        let StateData::Transaction {
             maildrop, _lock, ..
-        } = phase
+        } = self.enter(StateData::Update)
         else {
             unreachable!("called only in TRANSACTION");
         };
-        self.session.set_state(State::Update);
         let deleted = maildrop.deleted_uids();
         let user = self.session.user().unwrap_or_default();
         let outcome = if deleted.is_empty() {
             Ok(())
         } else {
-            self.shared.store.expunge(&user, INBOX, &deleted).await
+            self.service.store.expunge(&user, INBOX, &deleted).await
         };
         drop(_lock);
         match outcome {
@@ -387,19 +400,19 @@ where
     /// Read one SASL response line with the larger auth cap. `Ok(None)` means too long.
     async fn read_auth_line(&mut self) -> Result<Option<Bytes>, CloseReason> {
         self.channel
-            .set_max_line_len(self.shared.config.max_auth_line_len);
+            .set_max_line_len(self.service.config.max_auth_line_len);
         let line = self.next_line().await;
         self.channel
-            .set_max_line_len(self.shared.config.max_line_len);
+            .set_max_line_len(self.service.config.max_line_len);
         line
     }
 
     async fn login(&mut self, user: String, password: String) -> Flow {
-        let user = match auth::check(&self.shared.auth, &self.session, user, password).await {
+        let user = match auth::check(&self.service.auth, &self.session, user, password).await {
             Ok(user) => user,
             Err(err) => return self.login_failed(err),
         };
-        let Some(lock) = self.shared.locks.try_lock(&user.name) else {
+        let Some(lock) = self.service.locks().try_lock(&user.name) else {
             response::err_code(
                 self.channel.out(),
                 RespCode::InUse,
@@ -407,7 +420,7 @@ where
             );
             return Flow::Continue;
         };
-        let store = &self.shared.store;
+        let store = &self.service.store;
         let snapshot = match store.ensure_user(&user.name).await {
             Ok(()) => store.snapshot(&user.name, INBOX).await,
             Err(err) => Err(err),
@@ -426,21 +439,20 @@ where
         };
         let name = user.name.clone();
         self.session.set_user(Some(name.clone()));
-        self.session.set_state(State::Transaction);
         let idle = self
             .settings
             .idle_timeout
-            .unwrap_or(self.shared.config.idle_timeout);
+            .unwrap_or(self.service.config.idle_timeout);
         self.channel.set_idle_timeout(idle);
-        self.phase = Phase::Transaction {
+        self.enter(StateData::Transaction {
             maildrop: Maildrop::new(snapshot),
             _lock: lock,
             _user: Box::new(user),
-        };
+        });
         if let Err(reject) = self.notify(SessionEvent::Authenticated { user: &name }) {
             return Flow::Close(self.end_with(reject).await);
         }
-        let Phase::Transaction { maildrop, .. } = &self.phase else {
+        let StateData::Transaction { maildrop, .. } = &self.state_data else {
             unreachable!("just set");
         };
         let (count, size) = maildrop.stat();
@@ -472,7 +484,7 @@ where
         if let Err(reason) = self.channel.flush().await {
             return Flow::Close(reason);
         }
-        let timeout = self.shared.config.tls_handshake_timeout;
+        let timeout = self.service.config.tls_handshake_timeout;
         if let Err(reason) = self.channel.starttls(timeout).await {
             return Flow::Close(reason);
         }
@@ -486,7 +498,7 @@ where
         Capabilities::for_session(
             self.plaintext_allowed(),
             self.channel.can_starttls(),
-            matches!(self.phase, Phase::Authorization { .. }),
+            matches!(self.state_data, StateData::Authorization { .. }),
             &self.settings,
         )
     }
@@ -496,7 +508,7 @@ where
             || self
                 .settings
                 .allow_plaintext_login
-                .unwrap_or(self.shared.config.allow_plaintext_login)
+                .unwrap_or(self.service.config.allow_plaintext_login)
     }
 
     fn plaintext_refused(&mut self) -> Flow {
@@ -526,12 +538,19 @@ where
         let max = self
             .settings
             .max_protocol_errors
-            .unwrap_or(self.shared.config.max_errors);
+            .unwrap_or(self.service.config.max_errors);
         if self.errors >= max {
             response::err(self.channel.out(), "Too many errors, closing connection");
             return Flow::Close(CloseReason::ProtocolErrors);
         }
         Flow::Continue
+    }
+
+    /// Move to the state `data` belongs to, publishing it on the session; returns what the
+    /// session held before.
+    fn enter(&mut self, data: StateData) -> StateData {
+        self.session.set_state(data.state());
+        std::mem::replace(&mut self.state_data, data)
     }
 
     fn notify(&self, event: SessionEvent<'_>) -> Result<(), Reject> {
@@ -541,7 +560,7 @@ where
     async fn end_with(&mut self, reject: Reject) -> CloseReason {
         response::err(self.channel.out(), reject.message());
         let _ = self.channel.flush().await;
-        CloseReason::Ended(reject.message().to_owned())
+        CloseReason::Kicked(reject.message().to_owned())
     }
 }
 

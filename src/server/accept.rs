@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_service::Service;
 
-use super::{Endpoint, Shared, connection_task};
+use super::{Endpoint, ServerState, connection_task};
 use crate::close::CloseReport;
 use crate::connection::Connection;
 use crate::reject::BoxError;
@@ -17,7 +17,7 @@ use crate::reject::BoxError;
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 
 pub(super) async fn accept_loop<S>(
-    shared: Arc<Shared>,
+    state: Arc<ServerState>,
     listener: TcpListener,
     endpoint: Endpoint,
     stack: S,
@@ -31,21 +31,21 @@ pub(super) async fn accept_loop<S>(
     loop {
         let accepted = tokio::select! {
             biased;
-            _ = shared.shutdown.cancelled() => return,
+            _ = state.shutdown.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((stream, peer)) => {
                 backoff = FIRST_BACKOFF;
-                shared.accepted.fetch_add(1, Ordering::Release);
+                state.accepted.fetch_add(1, Ordering::Release);
                 let task = connection_task::run(
-                    shared.clone(),
+                    state.clone(),
                     endpoint.clone(),
                     stack.clone(),
                     stream,
                     peer,
                 );
-                shared.tasks.spawn(task);
+                state.tasks.spawn(task);
             }
             Err(err) if is_per_connection(&err) => {
                 tracing::debug!(error = %err, "accept failed for one connection");
@@ -55,10 +55,10 @@ pub(super) async fn accept_loop<S>(
                 // doubling, so the server recovers as soon as descriptors free up.
                 tracing::error!(error = %err, backoff_ms = backoff.as_millis() as u64, "accept failed; backing off");
                 tokio::select! {
-                    _ = shared.shutdown.cancelled() => return,
+                    _ = state.shutdown.cancelled() => return,
                     _ = tokio::time::sleep(backoff) => {}
                 }
-                backoff = (backoff * 2).min(shared.config.max_accept_backoff);
+                backoff = (backoff * 2).min(state.config.max_accept_backoff);
             }
         }
     }

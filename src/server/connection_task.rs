@@ -14,22 +14,26 @@ use tower_service::Service;
 
 use super::occupancy::{AddressPlace, Place};
 use super::rewind::Rewind;
-use super::{Endpoint, SetupFailure, Shared, TlsMode, proxy};
+use super::{Endpoint, ServerState, SetupFailure, TlsMode, proxy};
 use crate::close::CloseReport;
+use crate::close_reason::CloseReason;
 use crate::connection::{BoxIo, Connection, Transport, TransportSlot};
 use crate::reject::{BoxError, GENERIC_MESSAGE, Reject, TIMEOUT_MESSAGE, refusal};
 use crate::session::{Protocol, Session};
+use crate::wire::goodbye;
 
 /// How the connection's stack future ended.
 enum Outcome {
     Finished(Result<CloseReport, BoxError>),
     Panicked,
-    SetupTimedOut,
+    /// The setup deadline passed before a session service took the connection: the refusal
+    /// the client is owed, already recorded as the session's close reason.
+    SetupTimedOut(Reject),
     HardStopped,
 }
 
 pub(super) async fn run<S>(
-    shared: Arc<Shared>,
+    state: Arc<ServerState>,
     endpoint: Arc<Endpoint>,
     stack: S,
     stream: TcpStream,
@@ -39,14 +43,14 @@ pub(super) async fn run<S>(
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
-    let _finished = Finished(&shared);
+    let _finished = Finished(&state);
     let protocol = endpoint.protocol;
     // Before the stack runs there is no session to tell, so shutdown just drops the connection
     // rather than waiting out a PROXY or TLS deadline.
     let setup = tokio::select! {
         biased;
-        _ = shared.shutdown.cancelled() => None,
-        setup = setup(&shared, &endpoint, stream, peer) => setup,
+        _ = state.shutdown.cancelled() => None,
+        setup = setup(&state, &endpoint, stream, peer) => setup,
     };
     let Some((session, transport)) = setup else {
         return;
@@ -62,7 +66,7 @@ pub(super) async fn run<S>(
         ready.call(conn).await.map_err(Into::into)
     };
 
-    let outcome = drive(call, &slot, &shared).await;
+    let outcome = drive(call, &session, &slot, &state).await;
     let reject = match outcome {
         Outcome::Finished(Ok(report)) => {
             tracing::trace!(session_id = %session.id(), reason = %report.reason, "session finished");
@@ -79,9 +83,9 @@ pub(super) async fn run<S>(
             tracing::error!(session_id = %session.id(), %remote, "connection handler panicked");
             Reject::new(GENERIC_MESSAGE).with_layer("panic")
         }
-        Outcome::SetupTimedOut => {
+        Outcome::SetupTimedOut(reject) => {
             tracing::warn!(session_id = %session.id(), %remote, "connection setup timed out before the session started");
-            Reject::new(TIMEOUT_MESSAGE).with_layer("setup_timeout")
+            reject
         }
         Outcome::HardStopped => return,
     };
@@ -91,23 +95,23 @@ pub(super) async fn run<S>(
         if let Some(delay) = reject.delay() {
             // The stack's future is gone by now, so the tarpit holds no permit; shutdown cuts
             // it short, and a full tarpit answers at once.
-            match shared.tarpit.try_enter() {
+            match state.tarpit.try_enter() {
                 Some(_place) => tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = shared.shutdown.cancelled() => {}
+                    _ = state.shutdown.cancelled() => {}
                 },
                 None => {
                     tracing::debug!(session_id = %session.id(), %remote, "tarpit full; refusing at once");
                 }
             }
         }
-        write_refusal(transport.io, protocol, reject.message(), &shared).await;
+        write_refusal(transport.io, protocol, reject.message(), &state).await;
     }
 }
 
 /// Counts the connection's task as ended when dropped: after every other value of the task,
 /// so after its hooks, on every path (a hard stop drops the task mid-way).
-struct Finished<'a>(&'a Shared);
+struct Finished<'a>(&'a ServerState);
 
 impl Drop for Finished<'_> {
     fn drop(&mut self) {
@@ -120,7 +124,7 @@ impl Drop for Finished<'_> {
 /// Accept-side phases before the stack: the PROXY header (trusted networks only) and the TLS
 /// handshake (implicit-TLS listeners). `None` when the connection failed one of them.
 async fn setup(
-    shared: &Shared,
+    state: &ServerState,
     endpoint: &Endpoint,
     stream: TcpStream,
     peer: SocketAddr,
@@ -134,16 +138,16 @@ async fn setup(
         }
     };
 
-    let proxied = shared.config.proxy.is_trusted(peer.ip());
+    let proxied = state.config.proxy.is_trusted(peer.ip());
     let implicit_tls = matches!(endpoint.tls, TlsMode::Implicit(_));
     // Places in the setup phase, held until the handshakes are over; plain connections from
     // untrusted peers have no setup to do and take none.
     let _places = match proxied || implicit_tls {
-        true => match enter_setup(shared, peer, proxied) {
+        true => match enter_setup(state, peer, proxied) {
             Some(places) => Some(places),
             None => {
                 let failure = SetupFailure::SetupCap;
-                shared
+                state
                     .failures
                     .record(endpoint.protocol, peer, failure, None);
                 return None;
@@ -156,14 +160,14 @@ async fn setup(
     let (io, remote, local): (BoxIo, SocketAddr, SocketAddr) = if proxied {
         let mut stream = stream;
         // Boxed for the same reason as the TLS handshake: only trusted peers pay for it.
-        match Box::pin(proxy::read_header(&mut stream, &shared.config.proxy)).await {
+        match Box::pin(proxy::read_header(&mut stream, &state.config.proxy)).await {
             Ok(header) => {
                 let (remote, local) = header.addrs.unwrap_or((peer, local));
                 (Box::new(Rewind::new(header.rest, stream)), remote, local)
             }
             Err(err) => {
                 let failure = SetupFailure::proxy(&err);
-                shared
+                state
                     .failures
                     .record(endpoint.protocol, peer, failure, Some(&err as _));
                 return None;
@@ -178,7 +182,7 @@ async fn setup(
         remote,
         local,
         peer,
-        shared.shutdown.child_token(),
+        state.shutdown.child_token(),
     ));
 
     // 2. Address checks the listener makes before a TLS handshake: a refused peer is closed
@@ -187,7 +191,7 @@ async fn setup(
         && let Err(reject) = check.check(&session)
     {
         let refusal = format_args!("{}: {}", reject.layer(), reject.message());
-        shared.failures.record(
+        state.failures.record(
             endpoint.protocol,
             remote,
             SetupFailure::Refused,
@@ -203,7 +207,7 @@ async fn setup(
             let handshake = crate::tls::handshake(
                 acceptor,
                 io,
-                shared.config.tls_handshake_timeout,
+                state.config.tls_handshake_timeout,
                 &session,
                 true,
             );
@@ -211,7 +215,7 @@ async fn setup(
                 Ok(io) => (io, None),
                 Err(err) => {
                     let failure = SetupFailure::tls(&err);
-                    shared
+                    state
                         .failures
                         .record(endpoint.protocol, remote, failure, Some(&err as _));
                     return None;
@@ -227,29 +231,29 @@ async fn setup(
 /// Places in the setup phase: server-wide, and for the address unless the peer is a trusted
 /// PROXY sender (a load balancer speaks for many clients). `None` when either is full.
 fn enter_setup(
-    shared: &Shared,
+    state: &ServerState,
     peer: SocketAddr,
     proxied: bool,
 ) -> Option<(Place, Option<AddressPlace>)> {
-    let place = shared.setup.try_enter()?;
+    let place = state.setup.try_enter()?;
     let address = match proxied {
         true => None,
-        false => Some(shared.setup_per_address.try_enter(peer.ip())?),
+        false => Some(state.setup_per_address.try_enter(peer.ip())?),
     };
     Some((place, address))
 }
 
 /// Poll the stack's future, catching panics, bounding the setup phase, and obeying the hard
 /// stop at the end of a shutdown.
-async fn drive<F>(call: F, slot: &TransportSlot, shared: &Shared) -> Outcome
+async fn drive<F>(call: F, session: &Session, slot: &TransportSlot, state: &ServerState) -> Outcome
 where
     F: Future<Output = Result<CloseReport, BoxError>>,
 {
     let mut call = pin!(AssertUnwindSafe(call).catch_unwind());
     // Boxed and dropped as soon as a session service has taken the transport: the timer only
     // guards the setup phase, and would otherwise sit in every long-lived connection.
-    let mut setup_deadline = Some(Box::pin(tokio::time::sleep(shared.config.setup_timeout)));
-    let mut hard_stop = pin!(shared.hard_stop.cancelled());
+    let mut setup_deadline = Some(Box::pin(tokio::time::sleep(state.config.setup_timeout)));
+    let mut hard_stop = pin!(state.hard_stop.cancelled());
     std::future::poll_fn(|cx| {
         if let Poll::Ready(result) = call.as_mut().poll(cx) {
             return Poll::Ready(match result {
@@ -261,7 +265,11 @@ where
             if slot.is_taken() {
                 setup_deadline = None;
             } else if deadline.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Outcome::SetupTimedOut);
+                let reject = Reject::new(TIMEOUT_MESSAGE).with_layer("setup_timeout");
+                // Recorded before the stack's future is dropped, so that close hooks inside it
+                // report the refusal the client is told rather than a bare drop.
+                session.end(CloseReason::Rejected(reject.clone()));
+                return Poll::Ready(Outcome::SetupTimedOut(reject));
             }
         }
         if hard_stop.as_mut().poll(cx).is_ready() {
@@ -272,19 +280,12 @@ where
     .await
 }
 
-/// The line a refused client gets: `* BYE` for IMAP (RFC 9051 section 7.1.5), `-ERR` for POP3.
-pub(crate) fn refusal_line(protocol: Protocol, message: &str) -> String {
-    match protocol {
-        Protocol::Imap => format!("* BYE {message}\r\n"),
-        Protocol::Pop3 => format!("-ERR {message}\r\n"),
-    }
-}
-
-async fn write_refusal(mut io: BoxIo, protocol: Protocol, message: &str, shared: &Shared) {
-    let line = refusal_line(protocol, message);
+async fn write_refusal(mut io: BoxIo, protocol: Protocol, message: &str, state: &ServerState) {
+    let mut line = Vec::new();
+    goodbye(&mut line, protocol, message);
     let write = async {
-        io.write_all(line.as_bytes()).await?;
+        io.write_all(&line).await?;
         io.shutdown().await
     };
-    let _ = tokio::time::timeout(shared.config.refusal_write_timeout, write).await;
+    let _ = tokio::time::timeout(state.config.refusal_write_timeout, write).await;
 }

@@ -174,7 +174,9 @@ impl Default for ServerConfig {
     }
 }
 
-struct Shared {
+/// What every handle of one [`Server`] and each of its connection tasks share: the
+/// configuration, the shutdown signals, the task tracker and the setup-phase bounds.
+struct ServerState {
     config: ServerConfig,
     /// Cancelled to stop accepting and to ask every session to end.
     shutdown: CancellationToken,
@@ -214,14 +216,14 @@ struct Shared {
 /// ```
 #[derive(Clone)]
 pub struct Server {
-    shared: Arc<Shared>,
+    state: Arc<ServerState>,
 }
 
 impl Server {
     /// A server with `config`.
     pub fn new(config: ServerConfig) -> Server {
         Server {
-            shared: Arc::new(Shared {
+            state: Arc::new(ServerState {
                 setup: Occupancy::new(config.max_setup_connections),
                 setup_per_address: PerAddress::new(config.max_setup_per_address),
                 tarpit: Occupancy::new(config.max_tarpitted),
@@ -248,37 +250,37 @@ impl Server {
         S::Error: Into<BoxError>,
         S::Future: Send + 'static,
     {
-        let shared = self.shared.clone();
-        tokio::spawn(accept::accept_loop(shared, listener, endpoint, stack))
+        let state = self.state.clone();
+        tokio::spawn(accept::accept_loop(state, listener, endpoint, stack))
     }
 
     /// Stop accepting, ask every session to end (clients are told `* BYE` / `-ERR`), and wait
     /// up to `grace` for them; sessions still running after that are dropped, which runs their
     /// close hooks. Returns when every connection task has finished.
     pub async fn shutdown(&self, grace: Duration) {
-        self.shared.shutdown.cancel();
-        self.shared.tasks.close();
-        if tokio::time::timeout(grace, self.shared.tasks.wait())
+        self.state.shutdown.cancel();
+        self.state.tasks.close();
+        if tokio::time::timeout(grace, self.state.tasks.wait())
             .await
             .is_err()
         {
             tracing::warn!(
-                remaining = self.shared.tasks.len(),
+                remaining = self.state.tasks.len(),
                 "shutdown grace period over; dropping remaining sessions"
             );
-            self.shared.hard_stop.cancel();
-            self.shared.tasks.wait().await;
+            self.state.hard_stop.cancel();
+            self.state.tasks.wait().await;
         }
     }
 
     /// Connections being handled now, in any phase.
     pub fn connections(&self) -> usize {
-        self.shared.tasks.len()
+        self.state.tasks.len()
     }
 
     /// Connections accepted since start.
     pub fn connections_accepted(&self) -> u64 {
-        self.shared.accepted.load(Ordering::Acquire)
+        self.state.accepted.load(Ordering::Acquire)
     }
 
     /// Connection tasks that have ended since start, whatever way (refused, served, failed
@@ -287,7 +289,7 @@ impl Server {
     /// log line and metric of those connections is final: what a test waits for before it
     /// checks that nothing was counted twice.
     pub fn connections_finished(&self) -> u64 {
-        self.shared.finished.load(Ordering::Acquire)
+        self.state.finished.load(Ordering::Acquire)
     }
 
     /// Connections that ended before their stack ran, for `protocol` and `failure`, since
@@ -301,29 +303,29 @@ impl Server {
     /// assert_eq!(server.setup_failures(Protocol::Imap, SetupFailure::TlsTimeout), 0);
     /// ```
     pub fn setup_failures(&self, protocol: Protocol, failure: SetupFailure) -> u64 {
-        self.shared.failures.count(protocol, failure)
+        self.state.failures.count(protocol, failure)
     }
 
     /// Connections reading a PROXY header or in an implicit-TLS handshake now.
     pub fn connections_in_setup(&self) -> usize {
-        self.shared.setup.len()
+        self.state.setup.len()
     }
 
     /// Refused clients being held for their refusal's delay now.
     pub fn tarpitted(&self) -> usize {
-        self.shared.tarpit.len()
+        self.state.tarpit.len()
     }
 
     /// Whether shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
-        self.shared.shutdown.is_cancelled()
+        self.state.shutdown.is_cancelled()
     }
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("config", &self.shared.config)
+            .field("config", &self.state.config)
             .field("connections", &self.connections())
             .finish()
     }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
 use super::{CountingIo, Line, LineReader};
-use crate::close::CloseReason;
+use crate::close_reason::CloseReason;
 use crate::connection::{BoxIo, Transport, TransportSlot};
 use crate::session::Session;
 use crate::tls::TlsAcceptor;

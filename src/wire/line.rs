@@ -112,7 +112,7 @@ impl LineReader {
     ) -> std::io::Result<Line> {
         loop {
             if let Some(skipped) = self.skipping {
-                match memchr_lf(&self.buf) {
+                match memchr::memchr(b'\n', &self.buf) {
                     Some(pos) => {
                         self.buf.advance(pos + 1);
                         self.skipping = None;
@@ -130,7 +130,7 @@ impl LineReader {
                         self.buf.clear();
                     }
                 }
-            } else if let Some(end) = memchr_lf(&self.buf) {
+            } else if let Some(end) = memchr::memchr(b'\n', &self.buf) {
                 let mut line = self.buf.split_to(end + 1);
                 line.truncate(end);
                 if line.last() == Some(&b'\r') {
@@ -200,10 +200,6 @@ impl LineReader {
             self.buf = BytesMut::new();
         }
     }
-}
-
-fn memchr_lf(haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == b'\n')
 }
 
 #[cfg(test)]

@@ -1,11 +1,18 @@
 //! Byte-level plumbing shared by the protocol services: the [`Channel`] to one client, a line
-//! reader whose buffer grows on demand and shrinks when idle, and a stream wrapper that counts
-//! bytes into the session.
+//! reader whose buffer grows on demand and shrinks when idle, a stream wrapper that counts
+//! bytes into the session, and the one cleaner of text sent to clients ([`clean_line`]).
 
 mod channel;
 mod counting;
 mod line;
+mod text;
 
 pub use channel::{Channel, Interrupted};
 pub use counting::CountingIo;
 pub use line::{Line, LineReader};
+pub use text::clean_line;
+pub(crate) use text::goodbye;
+#[cfg(feature = "imap")]
+pub(crate) use text::{bye, imap_text};
+#[cfg(feature = "pop3")]
+pub(crate) use text::status_line;

@@ -124,7 +124,7 @@ impl BanSink for IpBlock {
 /// # }
 /// ```
 pub struct AutoBanLayer<B = IpBlock> {
-    shared: Arc<Shared<B>>,
+    state: Arc<FailureBans<B>>,
 }
 
 #[derive(Clone)]
@@ -136,7 +136,9 @@ struct Config {
     max_keys: usize,
 }
 
-struct Shared<B> {
+/// What the clones of one [`AutoBanLayer`] share: where bans go, the recent failures per
+/// address that trigger them, and the counter shared with other servers, if any.
+struct FailureBans<B> {
     sink: Arc<B>,
     config: Config,
     recent: RecentFailures<IpAddr>,
@@ -148,7 +150,7 @@ struct Shared<B> {
 impl<B> Clone for AutoBanLayer<B> {
     fn clone(&self) -> Self {
         AutoBanLayer {
-            shared: self.shared.clone(),
+            state: self.state.clone(),
         }
     }
 }
@@ -218,25 +220,21 @@ impl<B: BanSink> AutoBanLayer<B> {
     /// ```
     pub fn shared(self, counter: impl FailureCounter) -> Self {
         Self::build(
-            self.shared.sink.clone(),
-            self.shared.config.clone(),
+            self.state.sink.clone(),
+            self.state.config.clone(),
             Some(Arc::new(counter)),
         )
     }
 
     fn with(self, change: impl FnOnce(&mut Config)) -> Self {
-        let mut config = self.shared.config.clone();
+        let mut config = self.state.config.clone();
         change(&mut config);
-        Self::build(
-            self.shared.sink.clone(),
-            config,
-            self.shared.counter.clone(),
-        )
+        Self::build(self.state.sink.clone(), config, self.state.counter.clone())
     }
 
     fn build(sink: Arc<B>, config: Config, counter: Option<Arc<dyn FailureCounter>>) -> Self {
         AutoBanLayer {
-            shared: Arc::new(Shared {
+            state: Arc::new(FailureBans {
                 sink,
                 recent: RecentFailures::new(config.window, config.failures, config.max_keys),
                 config,
@@ -256,16 +254,16 @@ impl<B: BanSink> AutoBanLayer<B> {
     /// assert_eq!(layer.recent_failures("192.0.2.1".parse().unwrap()), 0);
     /// ```
     pub fn recent_failures(&self, ip: IpAddr) -> usize {
-        self.shared.recent.count(&ip.to_canonical(), Instant::now())
+        self.state.recent.count(&ip.to_canonical(), Instant::now())
     }
 
     /// How many addresses are counted now (some may have expired since their last failure).
     pub fn tracked(&self) -> usize {
-        self.shared.recent.len()
+        self.state.recent.len()
     }
 }
 
-impl<B: BanSink> Shared<B> {
+impl<B: BanSink> FailureBans<B> {
     /// Count a failure from `ip`; ban it when that makes `failures`.
     async fn failed(&self, ip: IpAddr) {
         let Config {
@@ -286,7 +284,7 @@ impl<B: BanSink> Shared<B> {
                 clear_at: failures,
             };
             match counter.record(&FailureKey::ip(SCOPE, ip), window).await {
-                Ok(shared) => count = shared,
+                Ok(state) => count = state,
                 Err(error) => counter_failed(&self.warn, Some(ip), &error),
             }
         }
@@ -311,14 +309,14 @@ impl<B: BanSink> Shared<B> {
 
 impl<B> fmt::Debug for AutoBanLayer<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let config = &self.shared.config;
+        let config = &self.state.config;
         f.debug_struct("AutoBanLayer")
             .field("failures", &config.failures)
             .field("window", &config.window)
             .field("ban", &config.ban)
             .field("exempt_ranges", &config.exempt.ranges())
-            .field("recent", &self.shared.recent)
-            .field("shared", &self.shared.counter.is_some())
+            .field("recent", &self.state.recent)
+            .field("shared", &self.state.counter.is_some())
             .finish()
     }
 }
@@ -329,7 +327,7 @@ impl<A, B> Layer<A> for AutoBanLayer<B> {
     fn layer(&self, inner: A) -> Self::Service {
         AutoBanService {
             inner,
-            shared: self.shared.clone(),
+            state: self.state.clone(),
         }
     }
 }
@@ -349,14 +347,14 @@ impl<A, B> Layer<A> for AutoBanLayer<B> {
 /// ```
 pub struct AutoBanService<A, B = IpBlock> {
     inner: A,
-    shared: Arc<Shared<B>>,
+    state: Arc<FailureBans<B>>,
 }
 
 impl<A: Clone, B> Clone for AutoBanService<A, B> {
     fn clone(&self) -> Self {
         AutoBanService {
             inner: self.inner.clone(),
-            shared: self.shared.clone(),
+            state: self.state.clone(),
         }
     }
 }
@@ -382,12 +380,12 @@ impl<A: Authenticator, B: BanSink> Service<Credentials> for AutoBanService<A, B>
         // The clone-and-call pattern: call the instance that was made ready.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let shared = self.shared.clone();
+        let state = self.state.clone();
         let ip = client_ip(&credentials);
         Box::pin(async move {
             let answer = inner.call(credentials).await;
             if let (Err(AuthError::InvalidCredentials), Some(ip)) = (&answer, ip) {
-                shared.failed(ip).await;
+                state.failed(ip).await;
             }
             answer
         })

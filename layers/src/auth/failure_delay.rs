@@ -105,7 +105,7 @@ pub const DEFAULT_DELAY_WINDOW: Duration = Duration::from_secs(300);
 /// ```
 #[derive(Clone)]
 pub struct FailureDelayLayer {
-    shared: Arc<Shared>,
+    history: Arc<FailureHistory>,
 }
 
 #[derive(Clone, Copy)]
@@ -116,7 +116,9 @@ struct Config {
     max_keys: usize,
 }
 
-struct Shared {
+/// The recent failures every clone of one [`FailureDelayLayer`] counts, per address and per
+/// user, and the delays they earn.
+struct FailureHistory {
     config: Config,
     /// Failures kept per key: enough to reach `max`.
     keep: usize,
@@ -162,9 +164,9 @@ impl FailureDelayLayer {
         Self::build(
             Config {
                 base,
-                ..self.shared.config
+                ..self.history.config
             },
-            self.shared.counter.clone(),
+            self.history.counter.clone(),
         )
     }
 
@@ -173,9 +175,9 @@ impl FailureDelayLayer {
         Self::build(
             Config {
                 max,
-                ..self.shared.config
+                ..self.history.config
             },
-            self.shared.counter.clone(),
+            self.history.counter.clone(),
         )
     }
 
@@ -184,9 +186,9 @@ impl FailureDelayLayer {
         Self::build(
             Config {
                 window,
-                ..self.shared.config
+                ..self.history.config
             },
-            self.shared.counter.clone(),
+            self.history.counter.clone(),
         )
     }
 
@@ -201,9 +203,9 @@ impl FailureDelayLayer {
         Self::build(
             Config {
                 max_keys,
-                ..self.shared.config
+                ..self.history.config
             },
-            self.shared.counter.clone(),
+            self.history.counter.clone(),
         )
     }
 
@@ -222,7 +224,7 @@ impl FailureDelayLayer {
     /// # drop((imap, pop3));
     /// ```
     pub fn shared(self, counter: impl FailureCounter) -> Self {
-        Self::build(self.shared.config, Some(Arc::new(counter)))
+        Self::build(self.history.config, Some(Arc::new(counter)))
     }
 
     fn build(config: Config, counter: Option<Arc<dyn FailureCounter>>) -> Self {
@@ -237,7 +239,7 @@ impl FailureDelayLayer {
         }
         let keep = doublings + 1;
         FailureDelayLayer {
-            shared: Arc::new(Shared {
+            history: Arc::new(FailureHistory {
                 config,
                 keep,
                 by_ip: RecentFailures::new(config.window, keep, config.max_keys),
@@ -253,20 +255,20 @@ impl FailureDelayLayer {
     /// process.
     pub fn next_delay(&self, ip: Option<IpAddr>, user: &str) -> Duration {
         let now = Instant::now();
-        let shared = &self.shared;
-        let by_ip = ip.map_or(0, |ip| shared.by_ip.count(&ip.to_canonical(), now));
-        let by_user = shared.by_user.count(&shared.user_key(user), now);
-        shared.delay(by_ip.max(by_user))
+        let history = &self.history;
+        let by_ip = ip.map_or(0, |ip| history.by_ip.count(&ip.to_canonical(), now));
+        let by_user = history.by_user.count(&history.user_key(user), now);
+        history.delay(by_ip.max(by_user))
     }
 
     /// How many addresses and user names are counted now (some may have expired since the
     /// last failure).
     pub fn tracked(&self) -> (usize, usize) {
-        (self.shared.by_ip.len(), self.shared.by_user.len())
+        (self.history.by_ip.len(), self.history.by_user.len())
     }
 }
 
-impl Shared {
+impl FailureHistory {
     fn user_key(&self, user: &str) -> u64 {
         self.hasher.hash_one(user.to_lowercase())
     }
@@ -334,14 +336,14 @@ impl fmt::Debug for FailureDelayLayer {
             max,
             window,
             max_keys,
-        } = self.shared.config;
+        } = self.history.config;
         f.debug_struct("FailureDelayLayer")
             .field("base", &base)
             .field("max", &max)
             .field("window", &window)
             .field("max_keys", &max_keys)
             .field("tracked", &self.tracked())
-            .field("shared", &self.shared.counter.is_some())
+            .field("shared", &self.history.counter.is_some())
             .finish()
     }
 }
@@ -352,7 +354,7 @@ impl<A> Layer<A> for FailureDelayLayer {
     fn layer(&self, inner: A) -> Self::Service {
         FailureDelayService {
             inner,
-            shared: self.shared.clone(),
+            history: self.history.clone(),
         }
     }
 }
@@ -372,7 +374,7 @@ impl<A> Layer<A> for FailureDelayLayer {
 #[derive(Clone)]
 pub struct FailureDelayService<A> {
     inner: A,
-    shared: Arc<Shared>,
+    history: Arc<FailureHistory>,
 }
 
 impl<A: fmt::Debug> fmt::Debug for FailureDelayService<A> {
@@ -396,20 +398,20 @@ impl<A: Authenticator> Service<Credentials> for FailureDelayService<A> {
         // The clone-and-call pattern: call the instance that was made ready.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let shared = self.shared.clone();
+        let history = self.history.clone();
         let ip = client_ip(&credentials);
         let user = credentials.user.clone();
         Box::pin(async move {
             match inner.call(credentials).await {
                 Ok(found) => {
-                    shared.by_user.clear(&shared.user_key(&user));
-                    if let Some(counter) = &shared.counter {
+                    history.by_user.clear(&history.user_key(&user));
+                    if let Some(counter) = &history.counter {
                         counter.clear(&FailureKey::user(SCOPE, &user));
                     }
                     Ok(found)
                 }
                 Err(AuthError::InvalidCredentials) => {
-                    let (delay, before) = shared.failed(ip, &user).await;
+                    let (delay, before) = history.failed(ip, &user).await;
                     if !delay.is_zero() {
                         tracing::debug!(
                             event = "auth_failure_delayed",

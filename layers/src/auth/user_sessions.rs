@@ -63,10 +63,12 @@ pub const DEFAULT_MAX_USER_SESSIONS: u32 = 15;
 /// # }
 /// ```
 pub struct UserSessionsLayer<S = LocalUserSessions> {
-    shared: Arc<Shared<S>>,
+    cap: Arc<SessionCap<S>>,
 }
 
-struct Shared<S> {
+/// The cap every clone of one [`UserSessionsLayer`] enforces: the store of open sessions, the
+/// most per user, and what to do when the store fails.
+struct SessionCap<S> {
     store: Arc<S>,
     max: u32,
     fail_open: bool,
@@ -76,7 +78,7 @@ struct Shared<S> {
 impl<S> Clone for UserSessionsLayer<S> {
     fn clone(&self) -> Self {
         UserSessionsLayer {
-            shared: self.shared.clone(),
+            cap: self.cap.clone(),
         }
     }
 }
@@ -101,7 +103,7 @@ impl UserSessionsLayer {
 
     /// How many sessions `user` (the canonical name) has open.
     pub fn sessions(&self, user: &str) -> u32 {
-        self.shared.store.sessions(user)
+        self.cap.store.sessions(user)
     }
 }
 
@@ -117,7 +119,7 @@ impl<S: UserSessionStore> UserSessionsLayer<S> {
     /// ```
     pub fn with_store(max: u32, store: S) -> Self {
         UserSessionsLayer {
-            shared: Arc::new(Shared {
+            cap: Arc::new(SessionCap {
                 store: Arc::new(store),
                 max,
                 fail_open: true,
@@ -137,9 +139,9 @@ impl<S: UserSessionStore> UserSessionsLayer<S> {
     /// ```
     pub fn fail_open(self, fail_open: bool) -> Self {
         UserSessionsLayer {
-            shared: Arc::new(Shared {
-                store: self.shared.store.clone(),
-                max: self.shared.max,
+            cap: Arc::new(SessionCap {
+                store: self.cap.store.clone(),
+                max: self.cap.max,
                 fail_open,
                 warn: WarnEvery::default(),
             }),
@@ -148,25 +150,25 @@ impl<S: UserSessionStore> UserSessionsLayer<S> {
 
     /// Whether a login is let in when the store fails.
     pub fn is_fail_open(&self) -> bool {
-        self.shared.fail_open
+        self.cap.fail_open
     }
 
     /// The cap (0: none).
     pub fn max(&self) -> u32 {
-        self.shared.max
+        self.cap.max
     }
 
     /// The store that counts.
     pub fn store(&self) -> &S {
-        &self.shared.store
+        &self.cap.store
     }
 }
 
 impl<S> fmt::Debug for UserSessionsLayer<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UserSessionsLayer")
-            .field("max", &self.shared.max)
-            .field("fail_open", &self.shared.fail_open)
+            .field("max", &self.cap.max)
+            .field("fail_open", &self.cap.fail_open)
             .finish_non_exhaustive()
     }
 }
@@ -177,7 +179,7 @@ impl<A, S> Layer<A> for UserSessionsLayer<S> {
     fn layer(&self, inner: A) -> Self::Service {
         UserSessionsService {
             inner,
-            shared: self.shared.clone(),
+            cap: self.cap.clone(),
         }
     }
 }
@@ -196,14 +198,14 @@ impl<A, S> Layer<A> for UserSessionsLayer<S> {
 /// ```
 pub struct UserSessionsService<A, S = LocalUserSessions> {
     inner: A,
-    shared: Arc<Shared<S>>,
+    cap: Arc<SessionCap<S>>,
 }
 
 impl<A: Clone, S> Clone for UserSessionsService<A, S> {
     fn clone(&self) -> Self {
         UserSessionsService {
             inner: self.inner.clone(),
-            shared: self.shared.clone(),
+            cap: self.cap.clone(),
         }
     }
 }
@@ -212,7 +214,7 @@ impl<A: fmt::Debug, S> fmt::Debug for UserSessionsService<A, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UserSessionsService")
             .field("inner", &self.inner)
-            .field("max", &self.shared.max)
+            .field("max", &self.cap.max)
             .finish_non_exhaustive()
     }
 }
@@ -230,19 +232,19 @@ impl<A: Authenticator, S: UserSessionStore> Service<Credentials> for UserSession
         // The clone-and-call pattern: call the instance that was made ready.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let shared = self.shared.clone();
+        let cap = self.cap.clone();
         let ip = client_ip(&credentials);
         Box::pin(async move {
             let user = inner.call(credentials).await?;
-            if shared.max == 0 {
+            if cap.max == 0 {
                 return Ok(user);
             }
             // Polled at once, and the slot becomes a lease in the same poll: nothing between
             // can drop it uncounted.
-            match shared.store.acquire(&user.name, shared.max).await {
+            match cap.store.acquire(&user.name, cap.max).await {
                 Ok(Some(slot)) => {
                     let lease = SessionLease {
-                        store: shared.store.clone(),
+                        store: cap.store.clone(),
                         user: user.name.clone(),
                         slot,
                     };
@@ -253,7 +255,7 @@ impl<A: Authenticator, S: UserSessionStore> Service<Credentials> for UserSession
                         event = "auth_user_limit",
                         remote_addr = ip.map(tracing::field::display),
                         user = %user.name,
-                        max_sessions = shared.max,
+                        max_sessions = cap.max,
                         "login refused: the user has too many sessions open"
                     );
                     #[cfg(feature = "metrics")]
@@ -261,19 +263,19 @@ impl<A: Authenticator, S: UserSessionStore> Service<Credentials> for UserSession
                     Err(AuthError::Limit)
                 }
                 Err(error) => {
-                    let decision = if shared.fail_open {
+                    let decision = if cap.fail_open {
                         "login let in uncounted"
                     } else {
                         "login refused"
                     };
-                    match shared.warn.failed() {
+                    match cap.warn.failed() {
                         Some(held_back) => tracing::warn!(
                             event = "auth_user_store_error",
                             remote_addr = ip.map(tracing::field::display),
                             user = %user.name,
                             error = %error,
                             held_back,
-                            fail_open = shared.fail_open,
+                            fail_open = cap.fail_open,
                             "{decision}: the user session store did not answer (at most one \
                              warning per 10 s)"
                         ),
@@ -282,13 +284,13 @@ impl<A: Authenticator, S: UserSessionStore> Service<Credentials> for UserSession
                             remote_addr = ip.map(tracing::field::display),
                             user = %user.name,
                             error = %error,
-                            fail_open = shared.fail_open,
+                            fail_open = cap.fail_open,
                             "{decision}: the user session store did not answer"
                         ),
                     }
                     #[cfg(feature = "metrics")]
                     ::metrics::counter!("mail_auth_user_store_errors_total").increment(1);
-                    if shared.fail_open {
+                    if cap.fail_open {
                         Ok(user)
                     } else {
                         Err(AuthError::Unavailable)

@@ -70,10 +70,12 @@ pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(2);
 /// ```
 #[derive(Clone)]
 pub struct VerifyLimitLayer {
-    shared: Arc<Shared>,
+    slots: Arc<VerifySlots>,
 }
 
-struct Shared {
+/// The verification slots every clone of one [`VerifyLimitLayer`] takes from, and how long a
+/// login may wait for one.
+struct VerifySlots {
     slots: Arc<Semaphore>,
     max_in_flight: usize,
     queue_timeout: Duration,
@@ -113,13 +115,13 @@ impl VerifyLimitLayer {
     /// assert_eq!(layer.queue_deadline(), Duration::from_millis(500));
     /// ```
     pub fn queue_timeout(self, timeout: Duration) -> Self {
-        Self::build(self.shared.max_in_flight, timeout)
+        Self::build(self.slots.max_in_flight, timeout)
     }
 
     fn build(max_in_flight: usize, queue_timeout: Duration) -> Self {
         let max_in_flight = max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
         VerifyLimitLayer {
-            shared: Arc::new(Shared {
+            slots: Arc::new(VerifySlots {
                 slots: Arc::new(Semaphore::new(max_in_flight)),
                 max_in_flight,
                 queue_timeout,
@@ -129,26 +131,26 @@ impl VerifyLimitLayer {
 
     /// The bound.
     pub fn max_in_flight(&self) -> usize {
-        self.shared.max_in_flight
+        self.slots.max_in_flight
     }
 
     /// The queue deadline.
     pub fn queue_deadline(&self) -> Duration {
-        self.shared.queue_timeout
+        self.slots.queue_timeout
     }
 
     /// How many verifications hold a slot now, across every service made by this layer.
     pub fn in_flight(&self) -> usize {
-        self.shared.max_in_flight - self.shared.slots.available_permits()
+        self.slots.max_in_flight - self.slots.slots.available_permits()
     }
 }
 
 impl fmt::Debug for VerifyLimitLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyLimitLayer")
-            .field("max_in_flight", &self.shared.max_in_flight)
+            .field("max_in_flight", &self.slots.max_in_flight)
             .field("in_flight", &self.in_flight())
-            .field("queue_timeout", &self.shared.queue_timeout)
+            .field("queue_timeout", &self.slots.queue_timeout)
             .finish()
     }
 }
@@ -159,7 +161,7 @@ impl<A> Layer<A> for VerifyLimitLayer {
     fn layer(&self, inner: A) -> Self::Service {
         VerifyLimitService {
             inner,
-            shared: self.shared.clone(),
+            slots: self.slots.clone(),
         }
     }
 }
@@ -179,14 +181,14 @@ impl<A> Layer<A> for VerifyLimitLayer {
 #[derive(Clone)]
 pub struct VerifyLimitService<A> {
     inner: A,
-    shared: Arc<Shared>,
+    slots: Arc<VerifySlots>,
 }
 
 impl<A: fmt::Debug> fmt::Debug for VerifyLimitService<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyLimitService")
             .field("inner", &self.inner)
-            .field("max_in_flight", &self.shared.max_in_flight)
+            .field("max_in_flight", &self.slots.max_in_flight)
             .finish()
     }
 }
@@ -203,10 +205,10 @@ impl<A: Authenticator> Service<Credentials> for VerifyLimitService<A> {
 
     fn call(&mut self, credentials: Credentials) -> AuthFuture {
         let mut inner = self.inner.clone();
-        let shared = self.shared.clone();
+        let slots = self.slots.clone();
         Box::pin(async move {
             let slot =
-                tokio::time::timeout(shared.queue_timeout, shared.slots.clone().acquire_owned())
+                tokio::time::timeout(slots.queue_timeout, slots.slots.clone().acquire_owned())
                     .await;
             let Ok(Ok(slot)) = slot else {
                 // The semaphore is never closed: only the deadline gets here.
@@ -214,8 +216,8 @@ impl<A: Authenticator> Service<Credentials> for VerifyLimitService<A> {
                     event = "auth_verify_queue_timeout",
                     remote_addr = client_ip(&credentials).map(tracing::field::display),
                     user = %credentials.user,
-                    max_in_flight = shared.max_in_flight,
-                    queue_timeout_ms = shared.queue_timeout.as_millis() as u64,
+                    max_in_flight = slots.max_in_flight,
+                    queue_timeout_ms = slots.queue_timeout.as_millis() as u64,
                     "no verification slot within the queue deadline: login refused as unavailable"
                 );
                 rejected("queue_timeout");

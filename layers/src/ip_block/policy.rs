@@ -1,8 +1,9 @@
 use std::future::{Ready, ready};
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tower_mail::{CloseReason, Reject, Session};
 
 use super::bans::Bans;
@@ -41,10 +42,12 @@ impl IpLists {
     }
 }
 
-struct Shared {
-    // Read on every connection, written on reload: readers hold the lock only for a lookup.
-    // The refusal is built once per list change, not per refused connection.
-    lists: RwLock<(Arc<IpLists>, Reject)>,
+/// What the clones of one [`IpBlock`] share: the lists in force (with their refusal), the
+/// temporary bans, and the live sessions if they are tracked.
+struct ListsAndBans {
+    // Read on every connection, swapped on reload: neither ever waits for the other. The
+    // refusal is built once per list change, not per refused connection.
+    lists: ArcSwap<(Arc<IpLists>, Reject)>,
     bans: Bans,
     live: Option<SessionRegistry>,
 }
@@ -53,7 +56,7 @@ struct Shared {
 /// a handle to change them at run time. See the [module docs](super).
 #[derive(Clone)]
 pub struct IpBlock {
-    shared: Arc<Shared>,
+    state: Arc<ListsAndBans>,
 }
 
 /// Held by each session an [`IpBlock`] let in. When live sessions are tracked, dropping it
@@ -77,8 +80,8 @@ impl IpBlock {
     fn build(lists: IpLists, live: Option<SessionRegistry>) -> IpBlock {
         let refusal = lists.refusal();
         IpBlock {
-            shared: Arc::new(Shared {
-                lists: RwLock::new((Arc::new(lists), refusal)),
+            state: Arc::new(ListsAndBans {
+                lists: ArcSwap::from_pointee((Arc::new(lists), refusal)),
                 bans: Bans::default(),
                 live,
             }),
@@ -87,12 +90,7 @@ impl IpBlock {
 
     /// The lists in force.
     pub fn lists(&self) -> Arc<IpLists> {
-        self.shared
-            .lists
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .clone()
+        self.state.lists.load().0.clone()
     }
 
     /// Replace the lists. Open sessions stay, unless live sessions are tracked
@@ -101,7 +99,7 @@ impl IpBlock {
     pub fn replace(&self, lists: IpLists) -> usize {
         let refusal = lists.refusal();
         let lists = Arc::new(lists);
-        *self.shared.lists.write().unwrap_or_else(|p| p.into_inner()) = (lists.clone(), refusal);
+        self.state.lists.store(Arc::new((lists.clone(), refusal)));
         self.end_live_where(|ip| !lists.permits(ip), &lists.message)
     }
 
@@ -109,30 +107,30 @@ impl IpBlock {
     /// sessions are tracked.
     pub fn ban(&self, ip: IpAddr, duration: Duration) -> usize {
         let ip = ip.to_canonical();
-        self.shared.bans.insert(ip, duration);
+        self.state.bans.insert(ip, duration);
         let message = self.lists().message.clone();
         self.end_live_where(|peer| peer == ip, &message)
     }
 
     /// Lift a temporary ban.
     pub fn unban(&self, ip: IpAddr) {
-        self.shared.bans.remove(ip.to_canonical());
+        self.state.bans.remove(ip.to_canonical());
     }
 
     /// Whether `ip` may connect now.
     pub fn permits(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        self.lists().permits(ip) && !self.shared.bans.is_banned(ip)
+        self.lists().permits(ip) && !self.state.bans.is_banned(ip)
     }
 
     fn end_live_where(&self, denied: impl Fn(IpAddr) -> bool, message: &str) -> usize {
-        let Some(live) = &self.shared.live else {
+        let Some(live) = &self.state.live else {
             return 0;
         };
         let reject = Reject::new(message).with_layer(LAYER_NAME);
         live.end_where(
             |session| denied(session.remote_addr().ip().to_canonical()),
-            || CloseReason::Ended(reject.message().to_owned()),
+            || CloseReason::Kicked(reject.message().to_owned()),
         )
     }
 }
@@ -168,18 +166,17 @@ impl IpBlock {
         if let Some(refusal) = self.refusal(session) {
             return Err(refusal);
         }
-        let guard = self.shared.live.as_ref().map(|live| live.register(session));
+        let guard = self.state.live.as_ref().map(|live| live.register(session));
         Ok(IpBlockPermit(guard))
     }
 
     /// The refusal for `session`'s address, if the lists or a ban deny it.
     fn refusal(&self, session: &Session) -> Option<Reject> {
         let ip = session.remote_addr().ip().to_canonical();
-        // Hold the read guard for the lookup rather than cloning the Arc: this runs on every
-        // connection.
-        let current = self.shared.lists.read().unwrap_or_else(|p| p.into_inner());
-        let (lists, refusal) = &*current;
-        (!lists.permits(ip) || self.shared.bans.is_banned(ip)).then(|| refusal.clone())
+        // Borrow for the lookup rather than clone the Arc: this runs on every connection.
+        let current = self.state.lists.load();
+        let (lists, refusal) = &**current;
+        (!lists.permits(ip) || self.state.bans.is_banned(ip)).then(|| refusal.clone())
     }
 }
 
@@ -189,7 +186,7 @@ impl std::fmt::Debug for IpBlock {
         f.debug_struct("IpBlock")
             .field("allow_ranges", &lists.allow.ranges())
             .field("deny_ranges", &lists.deny.ranges())
-            .field("bans", &self.shared.bans.len())
+            .field("bans", &self.state.bans.len())
             .finish()
     }
 }
@@ -287,7 +284,10 @@ mod tests {
         let bad_permit = block.check(&bad).into_inner().unwrap();
         let _good_permit = block.check(&good).into_inner().unwrap();
         assert_eq!(block.replace(lists("", "192.0.2.0/24")), 1);
-        assert_eq!(bad.end_reason(), Some(CloseReason::Ended("Go away".into())));
+        assert_eq!(
+            bad.end_reason(),
+            Some(CloseReason::Kicked("Go away".into()))
+        );
         assert!(!good.is_ending());
         // A session that has ended is no longer tracked.
         drop(bad_permit);

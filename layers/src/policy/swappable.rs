@@ -1,5 +1,6 @@
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use tower_mail::{Reject, Session};
 
 use super::Policy;
@@ -32,7 +33,7 @@ use super::Policy;
 /// ```
 #[derive(Debug)]
 pub struct Swappable<P> {
-    current: Arc<RwLock<Arc<P>>>,
+    current: Arc<ArcSwap<P>>,
 }
 
 impl<P> Clone for Swappable<P> {
@@ -47,24 +48,24 @@ impl<P> Swappable<P> {
     /// Start with `policy`.
     pub fn new(policy: P) -> Self {
         Swappable {
-            current: Arc::new(RwLock::new(Arc::new(policy))),
+            current: Arc::new(ArcSwap::from_pointee(policy)),
         }
     }
 
     /// Check new connections against `policy` from now on.
     pub fn replace(&self, policy: P) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
+        self.current.store(Arc::new(policy));
     }
 
     /// The policy in force.
     pub fn current(&self) -> Arc<P> {
-        self.read().clone()
+        self.current.load_full()
     }
 
-    // Checks borrow the policy under the read lock rather than clone its Arc: they run on every
-    // connection, and a replace waits only for checks in progress.
-    pub(super) fn read(&self) -> std::sync::RwLockReadGuard<'_, Arc<P>> {
-        self.current.read().unwrap_or_else(|p| p.into_inner())
+    // Checks borrow the policy rather than clone its Arc (they run on every connection), and
+    // neither they nor a replace ever wait for each other.
+    pub(super) fn read(&self) -> arc_swap::Guard<Arc<P>> {
+        self.current.load()
     }
 }
 

@@ -17,42 +17,14 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use tokio::sync::mpsc;
 
 use super::breaker::{self, Breaker, Ticket};
-use super::leases::Message;
+// Re-exported: callers name it with the call that carries it.
+pub(crate) use super::leases::Counted;
 
 /// How long an answer may be awaited before giving up on it counts as Redis being too slow:
 /// a healthy Redis answers in well under a millisecond.
 pub(crate) const GIVEN_UP_AFTER: Duration = Duration::from_millis(50);
-
-/// A member a script may add to a leased sorted set: what the lease task needs to renew it or
-/// remove it.
-pub(crate) struct Counted {
-    pub(crate) inbox: mpsc::UnboundedSender<Message>,
-    pub(crate) set: Arc<str>,
-    pub(crate) member: u64,
-}
-
-impl Counted {
-    /// The member was added: renew its lease until it is released. Sent before the caller's
-    /// permit exists, so that its release comes after it.
-    pub(crate) fn opened(self) {
-        // The task is gone only with the runtime: then nothing needs renewing.
-        let _ = self.inbox.send(Message::Opened {
-            set: self.set,
-            member: self.member,
-        });
-    }
-
-    /// Remove the member, which may or may not have been added (harmless if it was not).
-    pub(crate) fn release(self) {
-        let _ = self.inbox.send(Message::Release {
-            set: self.set,
-            member: self.member,
-        });
-    }
-}
 
 /// One call to Redis; resolves to its reply and the member it may have counted.
 #[must_use = "futures do nothing unless polled"]
@@ -130,8 +102,10 @@ impl<T> fmt::Debug for Call<T> {
 #[cfg(test)]
 mod tests {
     use futures_util::FutureExt;
+    use tokio::sync::mpsc;
 
     use super::*;
+    use crate::redis_support::leases::Message;
 
     fn waiting_call(breaker: &Arc<Breaker>) -> Call<()> {
         let ticket = breaker.try_call().expect("the breaker is closed");

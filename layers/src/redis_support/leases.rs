@@ -16,12 +16,39 @@ use redis::Script;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::call::Counted;
 use super::connection::Connection;
 use super::{instance_id, millis};
 
 /// Lease renewal of one server's members under one sorted set (`renew.lua`).
 static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("renew.lua")));
+
+/// A member a script may add to a leased sorted set: what the lease task needs to renew it or
+/// remove it.
+pub(crate) struct Counted {
+    pub(crate) inbox: mpsc::UnboundedSender<Message>,
+    pub(crate) set: Arc<str>,
+    pub(crate) member: u64,
+}
+
+impl Counted {
+    /// The member was added: renew its lease until it is released. Sent before the caller's
+    /// permit exists, so that its release comes after it.
+    pub(crate) fn opened(self) {
+        // The task is gone only with the runtime: then nothing needs renewing.
+        let _ = self.inbox.send(Message::Opened {
+            set: self.set,
+            member: self.member,
+        });
+    }
+
+    /// Remove the member, which may or may not have been added (harmless if it was not).
+    pub(crate) fn release(self) {
+        let _ = self.inbox.send(Message::Release {
+            set: self.set,
+            member: self.member,
+        });
+    }
+}
 
 /// A store's leased members: ids, and the task that renews and releases them.
 pub(crate) struct Leases {

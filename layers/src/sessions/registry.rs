@@ -103,7 +103,7 @@ impl SessionRegistry {
     pub fn kick_user(&self, user: &str, text: &str) -> usize {
         self.end_where(
             |session| session.user().as_deref() == Some(user),
-            || CloseReason::Ended(text.to_owned()),
+            || CloseReason::Kicked(text.to_owned()),
         )
     }
 
@@ -113,7 +113,7 @@ impl SessionRegistry {
         let ip = ip.to_canonical();
         self.end_where(
             |session| session.remote_addr().ip().to_canonical() == ip,
-            || CloseReason::Ended(text.to_owned()),
+            || CloseReason::Kicked(text.to_owned()),
         )
     }
 }

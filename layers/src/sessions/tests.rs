@@ -32,7 +32,7 @@ fn kicks_end_only_the_chosen_sessions_with_the_text() {
     assert_eq!(registry.kick_user("alice", "Maintenance"), 2);
     assert_eq!(
         alice.end_reason(),
-        Some(CloseReason::Ended("Maintenance".into()))
+        Some(CloseReason::Kicked("Maintenance".into()))
     );
     assert!(alice_again.is_ending() && !bob.is_ending() && !anonymous.is_ending());
 

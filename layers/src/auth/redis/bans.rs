@@ -55,10 +55,12 @@ use crate::ip_block::IpBlock;
 /// ```
 #[derive(Clone)]
 pub struct RedisBans {
-    shared: Arc<Shared>,
+    sync: Arc<BanSyncLink>,
 }
 
-struct Shared {
+/// What the clones of one [`RedisBans`] share: the local lists the bans go to, and the way to
+/// the task that syncs them with Redis.
+struct BanSyncLink {
     ip_block: IpBlock,
     inbox: mpsc::UnboundedSender<Ban>,
     until_key: String,
@@ -87,7 +89,7 @@ impl RedisBans {
         };
         redis.inner.runtime.spawn(task.run(receiver));
         RedisBans {
-            shared: Arc::new(Shared {
+            sync: Arc::new(BanSyncLink {
                 ip_block,
                 inbox,
                 until_key,
@@ -98,27 +100,27 @@ impl RedisBans {
 
     /// The local `IpBlock` the bans apply to.
     pub fn ip_block(&self) -> &IpBlock {
-        &self.shared.ip_block
+        &self.sync.ip_block
     }
 
     /// The Redis key of the bans in force: `<prefix>{bans}:until`.
     pub fn bans_key(&self) -> &str {
-        &self.shared.until_key
+        &self.sync.until_key
     }
 
     /// How often the other servers' bans are read.
     pub fn sync_every(&self) -> Duration {
-        self.shared.every
+        self.sync.every
     }
 }
 
 impl BanSink for RedisBans {
     fn ban(&self, ip: IpAddr, duration: Duration) -> usize {
         let ip = ip.to_canonical();
-        let ended = self.shared.ip_block.ban(ip, duration);
+        let ended = self.sync.ip_block.ban(ip, duration);
         let until = Instant::now() + duration.min(MAX_SHARED_BAN);
         // Fails only when the task is gone, with its runtime.
-        let _ = self.shared.inbox.send(Ban { ip, until });
+        let _ = self.sync.inbox.send(Ban { ip, until });
         ended
     }
 }
@@ -126,8 +128,8 @@ impl BanSink for RedisBans {
 impl fmt::Debug for RedisBans {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisBans")
-            .field("bans_key", &self.shared.until_key)
-            .field("sync_every", &self.shared.every)
+            .field("bans_key", &self.sync.until_key)
+            .field("sync_every", &self.sync.every)
             .finish_non_exhaustive()
     }
 }
