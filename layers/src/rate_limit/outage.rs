@@ -19,7 +19,10 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's, which is std's but in tests on a paused runtime: the tests then run on its clock.
+use tokio::time::Instant;
 
 use super::{Key, LAYER_NAME, StoreError};
 

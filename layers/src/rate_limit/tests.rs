@@ -193,21 +193,28 @@ fn rate_window_on_a_manual_clock() {
 /// handshake, an earlier layer's delay).
 #[test]
 fn connections_count_at_their_accept_instant() {
+    // One connection per interval. The accept instants are std's clock, which no test can
+    // pause: the test waits for an interval to pass and relies on nothing else.
+    const INTERVAL: Duration = Duration::from_millis(20);
     let limit = RateLimit::new(RateLimitConfig {
         max_concurrent: None,
         max_per_window: Some(1),
-        window: Duration::from_secs(1),
+        window: INTERVAL,
         ..RateLimitConfig::default()
     });
     let first = session("192.0.2.1");
-    std::thread::sleep(Duration::from_millis(1_050));
+    while first.started().elapsed() < INTERVAL {
+        std::thread::sleep(INTERVAL / 4);
+    }
+    // Accepted back to back, the third no later than the second.
+    let third = session("192.0.2.1");
     let second = session("192.0.2.1");
-    // Both are checked now, but they arrived more than one interval apart.
+    // All are checked now, but the first two arrived at least one interval apart.
     let verdict = |s: &Arc<Session>| limit.check(s).now_or_never().unwrap();
     assert!(verdict(&first).is_ok());
     assert!(verdict(&second).is_ok());
-    // A third, accepted just now, arrived within the interval after the second.
-    assert!(verdict(&session("192.0.2.1")).is_err());
+    // The third arrived within the interval of the second.
+    assert!(verdict(&third).is_err());
 }
 
 #[test]
@@ -523,7 +530,8 @@ fn a_key_function_runs_once_per_connection_with_a_store_that_must_be_asked() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
-#[tokio::test]
+// On a paused clock: the store's 20 ms pass at once.
+#[tokio::test(start_paused = true)]
 async fn a_store_that_does_not_answer_in_time_fails_open_or_closed() {
     let open = RateLimit::with_store(broken_config(true), Broken(stuck));
     assert!(open.check(&session("192.0.2.1")).await.is_ok());
@@ -544,7 +552,8 @@ mod stack {
         Connection::from_parts(session(ip), Transport::new(server))
     }
 
-    #[tokio::test]
+    // On a paused clock: the 10 ms given to the session that never ends pass at once.
+    #[tokio::test(start_paused = true)]
     async fn the_permit_lives_as_long_as_the_session_on_every_path() {
         let limit = concurrent(1);
         let key = ip_key("192.0.2.1");
