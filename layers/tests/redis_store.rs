@@ -16,8 +16,8 @@ use support_redis::{RedisServer, nowhere_url};
 use tower_mail::{GENERIC_MESSAGE, Protocol, Reject, Session};
 use tower_mail_layers::policy::Policy;
 use tower_mail_layers::rate_limit::{
-    Admission, Key, Limits, Rate, RateLimit, RateLimitConfig, RateLimitKey, RateLimitPermit,
-    RateLimitStore, RedisStore, Refusal,
+    Admission, AnyStore, Key, Limits, Rate, RateLimit, RateLimitConfig, RateLimitKey,
+    RateLimitPermit, RateLimitStore, RedisStore, Refusal,
 };
 
 /// Bound for what must happen "soon" (an asynchronous release landing): a liveness bound, not
@@ -131,6 +131,23 @@ async fn open_connections_are_counted_across_two_servers() {
     assert!(fourth.key().is_some(), "counted");
     assert_refused(check(&a, ip).await, MESSAGE);
     assert_refused(check(&b, ip).await, MESSAGE);
+}
+
+#[tokio::test]
+async fn an_any_store_counts_in_redis_with_the_other_servers() {
+    let redis = RedisServer::start();
+    let a = RateLimit::with_store(concurrent(1), AnyStore::redis(redis.url()).unwrap());
+    let b = server(&redis, concurrent(1));
+    let ip = "192.0.2.30";
+    a.store().ping().await.expect("redis answers");
+    let permit = a.check(&session(ip)).await.expect("admitted on A");
+    assert!(permit.key().is_some(), "counted");
+    assert_refused(check(&b, ip).await, MESSAGE);
+    drop(permit);
+    a.store().flush().await.expect("release sent");
+    let _permit = check(&b, ip)
+        .await
+        .expect("B admits once A's release is sent");
 }
 
 #[tokio::test]

@@ -45,7 +45,8 @@
 //! server that uses the same Redis: `RateLimit::with_store(config, store)`. Each check is one
 //! Lua script on Redis' clock (one round trip, the same GCRA arithmetic); releases and lease
 //! renewals go through a background task, and a crashed server's connections stop counting
-//! when their leases run out.
+//! when their leases run out. To pick the store at run time (from a configuration file),
+//! [`AnyStore`] is either, as one type.
 //!
 //! ```
 //! use std::time::Duration;
@@ -70,6 +71,7 @@
 //! # drop(stack);
 //! ```
 
+mod any;
 mod config;
 mod future;
 mod gcra;
@@ -86,6 +88,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub use any::{AnyAcquire, AnyStore};
 pub use config::{Limits, RateLimitConfig, WhenFull};
 pub use future::RateLimitFuture;
 pub use gcra::Rate;

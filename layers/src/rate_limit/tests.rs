@@ -10,7 +10,7 @@ use futures_util::FutureExt;
 use tower_mail::{Protocol, Reject, Session};
 
 use super::*;
-use crate::policy::Policy;
+use crate::policy::{AddressPolicy, Policy};
 
 fn session(ip: &str) -> Arc<Session> {
     Arc::new(Session::new(
@@ -462,6 +462,31 @@ fn threads_keep_counts_exact() {
         limit.store().is_empty(),
         "every entry went with its last connection"
     );
+}
+
+#[test]
+fn an_any_store_answers_as_the_local_store_inside() {
+    let config = RateLimitConfig {
+        max_concurrent: Some(1),
+        ..RateLimitConfig::default()
+    };
+    let store = AnyStore::local(&config);
+    let limit = RateLimit::with_store(config, store);
+    let session = || session("192.0.2.1");
+    let held = limit
+        .check_now(&session())
+        .expect("decided on the spot")
+        .unwrap();
+    assert!(check(&limit, "192.0.2.1").is_err());
+    // The peek before a TLS handshake passes through too.
+    assert!(limit.refuses_now(&session()).is_some());
+    drop(held);
+    assert!(limit.refuses_now(&session()).is_none());
+    assert!(check(&limit, "192.0.2.1").is_ok());
+    assert!(matches!(limit.store(), AnyStore::Local(local) if local.is_empty()));
+    // Nothing to send anywhere.
+    assert!(limit.store().flush().now_or_never().unwrap().is_ok());
+    assert!(limit.store().ping().now_or_never().unwrap().is_ok());
 }
 
 /// A store that is down, or that never answers.
