@@ -24,8 +24,6 @@ mod config;
 mod policies;
 #[path = "server/prometheus.rs"]
 mod prometheus;
-#[path = "server/rate_store.rs"]
-mod rate_store;
 #[path = "server/stack.rs"]
 mod stack;
 #[path = "server/telemetry.rs"]
@@ -46,6 +44,7 @@ use tower_mail::imap::{ImapConfig, ImapService};
 use tower_mail::pop3::{Pop3Config, Pop3Service};
 use tower_mail::server::{Endpoint, ProxyConfig, Server, ServerConfig, TlsMode};
 use tower_mail::store::Maildir;
+use tower_mail_layers::rate_limit::AnyStore;
 use tower_mail_layers::sessions::SessionRegistry;
 
 use config::Config;
@@ -100,7 +99,7 @@ async fn run() -> Result<(), String> {
         }
     };
     let policies = policies::Policies::new(&config.layers)?;
-    if let rate_store::RateStore::Redis(store) = policies.rate_limit.store() {
+    if let AnyStore::Redis(store) = policies.rate_limit.store() {
         // Not a condition to start: checks reconnect by themselves, and `fail_open` decides
         // while Redis is away.
         let at = store.address();

@@ -11,17 +11,16 @@ use tower_mail_layers::ip_block::{
     CidrSet, IpBlock, IpBlockPermit, IpLists, parse_list_entries, parse_net,
 };
 use tower_mail_layers::policy::{AddressPolicy, BeforeHandshake, Policy, PolicyLayer, Swappable};
-use tower_mail_layers::rate_limit::{LocalStore, RateLimit, RateLimitConfig, RedisStore};
+use tower_mail_layers::rate_limit::{AnyStore, RateLimit, RateLimitConfig, RedisStore};
 use tower_mail_layers::time_window::{Schedule, Time, Weekday};
 
 use crate::config::{self, Layers, Mode};
-use crate::rate_store::RateStore;
 
 /// Handles to the running policies, so that a reload changes what new connections meet.
 #[derive(Clone)]
 pub struct Policies {
     pub ip_block: IpBlock,
-    pub rate_limit: RateLimit<RateStore>,
+    pub rate_limit: RateLimit<AnyStore>,
     pub time_window: Swappable<Schedule>,
     /// Where automatic bans land and are enforced, when `[layers.auto_ban]` is present.
     pub bans: Option<Bans>,
@@ -107,14 +106,14 @@ impl Policies {
         let config = rate_limit(&layers.rate_limit);
         let section = &layers.rate_limit;
         let store = if section.redis.is_empty() {
-            RateStore::Local(LocalStore::new(config.max_keys, config.when_full))
+            AnyStore::local(&config)
         } else {
-            let store = RedisStore::builder(section.redis.as_str())
+            RedisStore::builder(section.redis.as_str())
                 .prefix(section.redis_prefix.as_str())
                 .lease(Duration::from_secs(section.redis_lease_seconds.max(1)))
                 .build()
-                .map_err(|e| format!("layers.rate_limit.redis: {e}"))?;
-            RateStore::Redis(store)
+                .map_err(|e| format!("layers.rate_limit.redis: {e}"))?
+                .into()
         };
         Ok(Policies {
             ip_block: IpBlock::new(ip_lists(&layers.ip_block)?),

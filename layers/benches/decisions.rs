@@ -266,6 +266,21 @@ fn rate_limit_concurrency_only(c: &mut Criterion) {
     assert!(limit.store().is_empty(), "every entry went with its permit");
 }
 
+/// Making a connection's key, as each decision does: the address and its keyed hash.
+fn rate_limit_key(c: &mut Criterion) {
+    let mut n: u32 = 0;
+    c.bench_function("rate_limit/key_from_ipv4", |b| {
+        b.iter(|| {
+            n = n.wrapping_add(1);
+            black_box(Key::from(v4(black_box(n))))
+        })
+    });
+    let v6 = IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]);
+    c.bench_function("rate_limit/key_from_ipv6", |b| {
+        b.iter(|| black_box(Key::from(black_box(v6))))
+    });
+}
+
 /// The machine's floor under `rate_limit/1m_keys/existing_key`: one random read from a table as
 /// big as that one (66 MB), each read depending on the one before, as a decision's lookup
 /// depends on its key. A decision on a big table cannot cost less than this; the difference
@@ -297,6 +312,7 @@ criterion_group!(
     time_window,
     rate_limit,
     rate_limit_concurrency_only,
+    rate_limit_key,
     memory_latency
 );
 criterion_main!(benches);

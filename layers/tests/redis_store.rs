@@ -16,8 +16,8 @@ use support_redis::{RedisServer, nowhere_url};
 use tower_mail::{GENERIC_MESSAGE, Protocol, Reject, Session};
 use tower_mail_layers::policy::Policy;
 use tower_mail_layers::rate_limit::{
-    Admission, Key, Limits, Rate, RateLimit, RateLimitConfig, RateLimitKey, RateLimitPermit,
-    RateLimitStore, RedisStore, Refusal,
+    Admission, AnyStore, Key, Limits, Rate, RateLimit, RateLimitConfig, RateLimitKey,
+    RateLimitPermit, RateLimitStore, RedisStore, Refusal,
 };
 
 /// Bound for what must happen "soon" (an asynchronous release landing): a liveness bound, not
@@ -134,6 +134,23 @@ async fn open_connections_are_counted_across_two_servers() {
 }
 
 #[tokio::test]
+async fn an_any_store_counts_in_redis_with_the_other_servers() {
+    let redis = RedisServer::start();
+    let a = RateLimit::with_store(concurrent(1), AnyStore::redis(redis.url()).unwrap());
+    let b = server(&redis, concurrent(1));
+    let ip = "192.0.2.30";
+    a.store().ping().await.expect("redis answers");
+    let permit = a.check(&session(ip)).await.expect("admitted on A");
+    assert!(permit.key().is_some(), "counted");
+    assert_refused(check(&b, ip).await, MESSAGE);
+    drop(permit);
+    a.store().flush().await.expect("release sent");
+    let _permit = check(&b, ip)
+        .await
+        .expect("B admits once A's release is sent");
+}
+
+#[tokio::test]
 async fn the_rate_window_refuses_then_recovers_on_redis_clock() {
     let redis = RedisServer::start();
     let config = RateLimitConfig {
@@ -173,8 +190,13 @@ async fn the_rate_window_refuses_then_recovers_on_redis_clock() {
     .await;
     assert_refused(check(&a, ip).await, MESSAGE);
 
-    // Quiet for a whole window: the whole burst is back.
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    // Quiet for a whole window: the whole burst is back once the TAT has run out, which its
+    // expiry on Redis' clock marks.
+    let tat = a.store().tat_key(&ip_key(ip));
+    eventually(SOON, "the rate history to run out", || {
+        redis.int(&["EXISTS", &tat]) == 0
+    })
+    .await;
     for limit in [&b, &a, &b] {
         drop(check(limit, ip).await.expect("a new burst"));
     }
@@ -320,22 +342,50 @@ async fn a_crashed_servers_connections_stop_counting_when_their_leases_run_out()
     );
 }
 
+/// The lease deadline (µs on Redis' clock) of the one member of `set`.
+fn lease_deadline(redis: &RedisServer, set: &str) -> f64 {
+    match redis.cmd(&["ZRANGE", set, "0", "0", "WITHSCORES"]) {
+        support_redis::Reply::Array(reply) => match reply.as_slice() {
+            [_, support_redis::Reply::Bulk(Some(score))] => score.parse().unwrap(),
+            other => panic!("not one member in {set}: {other:?}"),
+        },
+        other => panic!("ZRANGE {set}: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_live_server_renews_its_leases() {
     let redis = RedisServer::start();
+    // Renewed every 500 ms. The test waits for each renewal to land rather than for a time to
+    // pass: only a machine stalled for a whole lease right after a renewal could fail it.
     let short = RedisStore::builder(redis.url())
-        .lease(Duration::from_millis(900))
+        .lease(Duration::from_millis(1500))
         .build()
         .unwrap();
+    let set = short.set_key(&ip_key("192.0.2.21"));
     let a = RateLimit::with_store(concurrent(1), short);
     let b = server(&redis, concurrent(1));
     let ip = "192.0.2.21";
     let permit = check(&a, ip).await.expect("admitted on A");
+    let first = lease_deadline(&redis, &set);
+    let mut deadline = first;
     // Several leases long: renewals keep the open connection counted.
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        for _ in 0..2 {
+            let before = deadline;
+            eventually(SOON, "a renewal", || {
+                deadline = lease_deadline(&redis, &set);
+                deadline > before
+            })
+            .await;
+        }
         assert_refused(check(&b, ip).await, MESSAGE);
     }
+    assert!(
+        deadline - first >= 2.0 * 1_500_000.0,
+        "renewed over {} µs, two leases at least",
+        deadline - first
+    );
     drop(permit);
     let _permit = admitted_within(SOON, "B admits after A's release", async || {
         check(&b, ip).await

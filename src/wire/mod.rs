@@ -12,7 +12,7 @@ pub use counting::CountingIo;
 pub use line::{Line, LineReader};
 pub use text::clean_line;
 pub(crate) use text::goodbye;
-#[cfg(feature = "imap")]
-pub(crate) use text::{bye, imap_text};
 #[cfg(feature = "pop3")]
 pub(crate) use text::status_line;
+#[cfg(feature = "imap")]
+pub(crate) use text::{bye, imap_text};

@@ -17,8 +17,8 @@
 //! # State
 //!
 //! The state lives behind [`RateLimitStore`], whose contract (an atomic async acquire, a
-//! synchronous release by slot id, generations) is shaped so that a Redis store fits without
-//! changing the layer: its docs sketch the Lua script. The default is [`LocalStore`]:
+//! synchronous release by slot id, generations) lets a Redis store fit without changing the
+//! layer. The default is [`LocalStore`]:
 //!
 //! - sharded by a keyed hash into up to 64 mutex-guarded open-addressing tables, so that a check
 //!   is one lock of one shard and one probe of a slot that holds the key and its state together,
@@ -31,9 +31,9 @@
 //! - 48 bytes per slot, at most 60 bytes per key once the tables have grown to `max_keys` (see
 //!   [`LocalStore`]).
 //!
-//! A check on the local store reads the settings without a lock (each thread keeps the ones in
-//! force), hashes the key once (keyed SipHash-1-3, kept in the [`Key`] for the release), takes
-//! the time from the session (a connection counts at the moment it was accepted,
+//! A check on the local store reads the settings without a lock (an `ArcSwap`), hashes the
+//! key once (std's keyed SipHash, kept in the [`Key`] for the release), takes the time from
+//! the session (a connection counts at the moment it was accepted,
 //! [`Session::started`](tower_mail::Session::started), so no clock is read), and takes one
 //! shard lock for one lookup; it allocates nothing for address keys. Dropping the permit takes
 //! the shard lock once more to give the slot back.
@@ -45,7 +45,8 @@
 //! server that uses the same Redis: `RateLimit::with_store(config, store)`. Each check is one
 //! Lua script on Redis' clock (one round trip, the same GCRA arithmetic); releases and lease
 //! renewals go through a background task, and a crashed server's connections stop counting
-//! when their leases run out.
+//! when their leases run out. To pick the store at run time (from a configuration file),
+//! [`AnyStore`] is either, as one type.
 //!
 //! ```
 //! use std::time::Duration;
@@ -70,6 +71,7 @@
 //! # drop(stack);
 //! ```
 
+mod any;
 mod config;
 mod future;
 mod gcra;
@@ -86,6 +88,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub use any::{AnyAcquire, AnyStore};
 pub use config::{Limits, RateLimitConfig, WhenFull};
 pub use future::RateLimitFuture;
 pub use gcra::Rate;

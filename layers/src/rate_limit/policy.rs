@@ -53,7 +53,7 @@ pub type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
 /// ```
 pub struct RateLimit<S: RateLimitStore = LocalStore> {
     store: Arc<S>,
-    // Read once per connection, replaced on reload: see `SettingsCell`.
+    // Read once per connection, replaced on reload.
     settings: Arc<SettingsCell>,
     // Times are measured from here.
     origin: Instant,
@@ -155,7 +155,7 @@ impl<S: RateLimitStore> RateLimit<S> {
         self.settings.replace(|old| Settings {
             // Rate history from the old limits still needs the time to run out.
             reads_clock: new.reads_clock || old.reads_clock,
-            ..new
+            ..new.clone()
         });
     }
 }

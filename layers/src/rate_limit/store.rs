@@ -32,16 +32,9 @@ use super::{Key, Limits};
 ///   for all of them (Redis `TIME` inside the script) and may ignore `now`. Only the rate
 ///   needs it: a limit that has never had a rate passes [`Duration::ZERO`].
 ///
-/// # A Redis store
-///
-/// The trait is shaped so that one round trip decides: a Lua script per acquire reads `TIME`,
-/// drops expired members of a sorted set `conn:{key}` (one member per open connection, scored
-/// by a lease deadline), compares its size with `max_concurrent`, runs the GCRA step of
-/// [`Rate::admit`](super::Rate::admit) on a `tat:{key}` value, then `ZADD`s a fresh member id
-/// (returned as the [`Slot`]) and `SET`s the TAT with a `PX` of `TAT - now`, so idle keys expire
-/// by themselves. Release is `ZREM conn:{key} <id>`, queued to a background task; that task
-/// also renews the leases of its open slots, so that a crashed server's connections stop
-/// counting when their leases run out instead of leaking.
+/// With the `redis` feature, `RedisStore` is one: one Lua script per acquire on Redis' clock,
+/// a sorted-set member with a renewed lease per slot. [`AnyStore`](super::AnyStore) is the
+/// local store or that one, picked at run time.
 ///
 /// ```
 /// use std::future::{ready, Ready};
