@@ -15,15 +15,14 @@
 mod support_example;
 mod support_shared;
 
-use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support_example::{
     ExampleServer, PASSWORD, PopMode, RawClient, SOON, Transcript, USER, as_poplib_sees_it,
-    assert_same_bytes, events_of, parse_json_lines, poll, poplib, server_binary, stderr, unhex,
+    assert_same_bytes, events_of, parse_json_lines, poll, poplib, run_server_expecting_exit,
+    stderr, unhex,
 };
 
 /// A plain message whose body has lines that need dot-stuffing: one starting with ".", one
@@ -555,33 +554,6 @@ fn oversized_line_and_silent_client_do_not_disturb_the_server() {
     assert_eq!(after.one("stat"), format!("1 {}", PLAIN_MESSAGE.len()));
     let (_, hex) = after.one("retr").split_once(' ').unwrap();
     assert_eq!(unhex(hex), as_poplib_sees_it(PLAIN_MESSAGE));
-}
-
-/// Run the server binary with `args` in `dir` and return its output; it must exit by itself
-/// within a bound (a server that starts serving instead of failing is killed and fails the
-/// test).
-fn run_server_expecting_exit(dir: &Path, args: &[&OsStr]) -> Output {
-    let mut child = Command::new(server_binary())
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the example server");
-    let exited = poll(Duration::from_secs(30), || {
-        child.try_wait().expect("try_wait")
-    });
-    if exited.is_none() {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        exited.is_some(),
-        "the server kept running: {}",
-        stderr(&out)
-    );
-    out
 }
 
 #[test]

@@ -26,13 +26,12 @@ mod support_example;
 mod support_shared;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use support_example::{
     ExampleServer, LogEvent, Metrics, PASSWORD, RawClient, SOON, USER, events_of, parse_json_lines,
-    poll, server_binary, stderr, toml_str,
+    poll, run_server_expecting_exit, stderr, toml_str,
 };
 
 const IMAP: (&str, &str) = ("protocol", "imap");
@@ -404,27 +403,7 @@ fn start_fails(config: &str) -> String {
     );
     let config = config.replace("PASSWD", &passwd);
     std::fs::write(&path, format!("{base}{config}")).unwrap();
-    let mut child = Command::new(server_binary())
-        .arg("--config")
-        .arg(&path)
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the example server");
-    let exited = poll(Duration::from_secs(30), || {
-        child.try_wait().expect("try_wait")
-    });
-    if exited.is_none() {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        exited.is_some(),
-        "the server kept running: {}",
-        stderr(&out)
-    );
+    let out = run_server_expecting_exit(dir.path(), &["--config".as_ref(), path.as_os_str()]);
     assert!(
         !out.status.success(),
         "the server started: {}",

@@ -1025,3 +1025,30 @@ fn connect_from(source: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> 
         Ok(stream)
     })
 }
+
+/// Run the server binary with `args` in `dir` and return its output; it must exit by itself
+/// within a bound (a server that starts serving instead of failing is killed and fails the
+/// test).
+pub fn run_server_expecting_exit(dir: &Path, args: &[&std::ffi::OsStr]) -> Output {
+    let mut child = Command::new(server_binary())
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the example server");
+    let exited = poll(Duration::from_secs(30), || {
+        child.try_wait().expect("try_wait")
+    });
+    if exited.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        exited.is_some(),
+        "the server kept running: {}",
+        stderr(&out)
+    );
+    out
+}
