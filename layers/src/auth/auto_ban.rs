@@ -377,9 +377,7 @@ impl<A: Authenticator, B: BanSink> Service<Credentials> for AutoBanService<A, B>
     }
 
     fn call(&mut self, credentials: Credentials) -> AuthFuture {
-        // The clone-and-call pattern: call the instance that was made ready.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = super::take_ready(&mut self.inner);
         let state = self.state.clone();
         let ip = client_ip(&credentials);
         Box::pin(async move {

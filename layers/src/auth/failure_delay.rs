@@ -395,9 +395,7 @@ impl<A: Authenticator> Service<Credentials> for FailureDelayService<A> {
     }
 
     fn call(&mut self, credentials: Credentials) -> AuthFuture {
-        // The clone-and-call pattern: call the instance that was made ready.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = super::take_ready(&mut self.inner);
         let history = self.history.clone();
         let ip = client_ip(&credentials);
         let user = credentials.user.clone();

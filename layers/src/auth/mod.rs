@@ -147,3 +147,10 @@ fn client_ip(credentials: &Credentials) -> Option<IpAddr> {
         .as_ref()
         .map(|session| session.remote_addr().ip().to_canonical())
 }
+
+/// The instance `poll_ready` made ready, a fresh clone left in its place: tower's
+/// clone-and-call pattern, for a call whose future outlives `&mut self`.
+fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
+}

@@ -229,9 +229,7 @@ impl<A: Authenticator, S: UserSessionStore> Service<Credentials> for UserSession
     }
 
     fn call(&mut self, credentials: Credentials) -> AuthFuture {
-        // The clone-and-call pattern: call the instance that was made ready.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = super::take_ready(&mut self.inner);
         let cap = self.cap.clone();
         let ip = client_ip(&credentials);
         Box::pin(async move {
