@@ -249,56 +249,7 @@ impl Connection {
             observers: self.observers,
         })
     }
-
-    /// The future a protocol service returns from `call`: take the connection apart and run
-    /// its session with `run`, or, if the transport is already gone, report why it went (see
-    /// [`CloseReport::dropped`](crate::CloseReport::dropped)).
-    ///
-    /// Boxed: the session is one large state machine that lives as long as the connection;
-    /// one allocation per connection is noise beside it.
-    #[cfg(any(feature = "imap", feature = "pop3"))]
-    pub(crate) fn run_session<F, Fut>(self, run: F) -> SessionFuture
-    where
-        F: FnOnce(ConnectionParts) -> Fut + Send + 'static,
-        Fut: Future<Output = crate::CloseReport> + Send,
-    {
-        Box::pin(async move {
-            let session = self.session.clone();
-            match self.into_parts() {
-                Some(parts) => Ok(run(parts).await),
-                None => Ok(crate::CloseReport::dropped(&session)),
-            }
-        })
-    }
 }
-
-/// What a protocol session service hands each of its sessions: the authentication service,
-/// the store, the protocol's configuration `C`, and `X`, what the service's sessions share
-/// among themselves (IMAP's `\Recent` claims, POP3's maildrop locks).
-#[cfg(any(feature = "imap", feature = "pop3"))]
-pub(crate) struct ServiceState<A, M, C, X> {
-    pub(crate) auth: A,
-    pub(crate) store: M,
-    pub(crate) config: C,
-    pub(crate) among_sessions: X,
-}
-
-#[cfg(any(feature = "imap", feature = "pop3"))]
-impl<A, M, C, X: Default> ServiceState<A, M, C, X> {
-    pub(crate) fn new(auth: A, store: M, config: C) -> Self {
-        ServiceState {
-            auth,
-            store,
-            config,
-            among_sessions: X::default(),
-        }
-    }
-}
-
-/// What the protocol session services' `call` returns.
-#[cfg(any(feature = "imap", feature = "pop3"))]
-pub(crate) type SessionFuture =
-    std::pin::Pin<Box<dyn Future<Output = Result<crate::CloseReport, crate::BoxError>> + Send>>;
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

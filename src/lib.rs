@@ -42,6 +42,8 @@ mod extensions;
 pub mod imap;
 #[cfg(feature = "pop3")]
 pub mod pop3;
+#[cfg(any(feature = "imap", feature = "pop3"))]
+mod protocol;
 mod reject;
 mod session;
 #[cfg(any(feature = "imap", feature = "pop3", feature = "maildir"))]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::recent::RecentClaims;
-use crate::connection::ServiceState;
+use crate::protocol::ServiceState;
 
 /// Settings of the IMAP service. Layers may override some per connection through
 /// [`SessionSettings`](crate::SessionSettings).

@@ -9,7 +9,8 @@ use super::config::{ImapConfig, ImapServiceState};
 use super::session::ImapSession;
 use crate::auth::Authenticator;
 use crate::close::CloseReport;
-use crate::connection::{Connection, SessionFuture};
+use crate::connection::Connection;
+use crate::protocol::SessionFuture;
 use crate::reject::BoxError;
 use crate::store::Mailstore;
 

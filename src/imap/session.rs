@@ -80,20 +80,15 @@ pub(super) struct ImapSession<A, M> {
 
 impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     pub(super) fn new(service: Arc<ImapServiceState<A, M>>, parts: ConnectionParts) -> Self {
-        let idle = parts
-            .settings
-            .idle_timeout
-            .unwrap_or(service.config.unauthenticated_idle_timeout);
+        let opened = parts.open(
+            service.config.max_line_len,
+            service.config.unauthenticated_idle_timeout,
+        );
         ImapSession {
-            channel: Channel::new(
-                parts.transport,
-                parts.session.clone(),
-                service.config.max_line_len,
-                idle,
-            ),
-            session: parts.session,
-            settings: parts.settings,
-            observers: parts.observers,
+            channel: opened.channel,
+            session: opened.session,
+            settings: opened.settings,
+            observers: opened.observers,
             selected: None,
             account: None,
             errors: 0,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::maildrop::MaildropLocks;
-use crate::connection::ServiceState;
+use crate::protocol::ServiceState;
 
 /// Settings of the POP3 service. Layers may override some per connection through
 /// [`SessionSettings`](crate::SessionSettings).

@@ -69,20 +69,15 @@ where
     M: Mailstore,
 {
     pub(super) fn new(service: Arc<Pop3ServiceState<A, M>>, parts: ConnectionParts) -> Self {
-        let idle = parts
-            .settings
-            .idle_timeout
-            .unwrap_or(service.config.unauthenticated_idle_timeout);
+        let opened = parts.open(
+            service.config.max_line_len,
+            service.config.unauthenticated_idle_timeout,
+        );
         Pop3Session {
-            channel: Channel::new(
-                parts.transport,
-                parts.session.clone(),
-                service.config.max_line_len,
-                idle,
-            ),
-            session: parts.session,
-            settings: parts.settings,
-            observers: parts.observers,
+            channel: opened.channel,
+            session: opened.session,
+            settings: opened.settings,
+            observers: opened.observers,
             state_data: StateData::Authorization { user: None },
             errors: 0,
             service,

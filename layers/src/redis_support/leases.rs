@@ -20,7 +20,8 @@ use super::connection::Connection;
 use super::{instance_id, millis};
 
 /// Lease renewal of one server's members under one sorted set (`renew.lua`).
-static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("renew.lua")));
+static RENEW: LazyLock<Script> =
+    LazyLock::new(|| crate::redis_support::script(include_str!("renew.lua")));
 
 /// A member a script may add to a leased sorted set: what the lease task needs to renew it or
 /// remove it.

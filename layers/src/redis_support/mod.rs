@@ -97,6 +97,12 @@ impl Client {
     }
 }
 
+/// A Lua script of this crate, after the opening every one of them shares (`clock.lua`:
+/// effects replication, Redis' time as `now`, exact integers with `int`).
+pub(crate) fn script(body: &str) -> redis::Script {
+    redis::Script::new(&[include_str!("clock.lua"), body].concat())
+}
+
 /// `url` without its credentials, to print or log: the user part of each URL is masked and
 /// the query (where `redis+unix://` URLs carry `pass=`) left out. A list of URLs (cluster
 /// nodes) is redacted URL by URL.

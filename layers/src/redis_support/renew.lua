@@ -6,13 +6,9 @@
 --
 -- A member that is gone (its lease ran out while Redis was unreachable, or Redis restarted
 -- empty) is added back: the connection is still open. Returns how many members were renewed.
+--
+-- Runs after redis_support/clock.lua, which sets `now` (Redis' time in microseconds) and `int`.
 
-if redis.replicate_commands then
-  redis.replicate_commands()
-end
-
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local lease_ms = tonumber(ARGV[1])
 local deadline = string.format('%.0f', now + lease_ms * 1000)
 for i = 2, #ARGV do

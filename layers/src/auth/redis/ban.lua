@@ -8,17 +8,9 @@
 -- ARGV[2], ARGV[3], ...  pairs of address and ban length in milliseconds
 --
 -- A ban never shortens one in force. Returns how many bans were written.
+--
+-- Runs after redis_support/clock.lua, which sets `now` (Redis' time in microseconds) and `int`.
 
-if redis.replicate_commands then
-  redis.replicate_commands()
-end
-
-local function int(x)
-  return string.format('%.0f', x)
-end
-
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local span_ms = tonumber(ARGV[1])
 
 for i = 2, #ARGV - 1, 2 do

@@ -24,10 +24,12 @@ use crate::redis_support::connection::Connection;
 use crate::redis_support::millis;
 
 /// Writes bans (`ban.lua`).
-static BAN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("ban.lua")));
+static BAN: LazyLock<Script> =
+    LazyLock::new(|| crate::redis_support::script(include_str!("ban.lua")));
 
 /// Reads the bans in force (`bans_sync.lua`).
-static SYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("bans_sync.lua")));
+static SYNC: LazyLock<Script> =
+    LazyLock::new(|| crate::redis_support::script(include_str!("bans_sync.lua")));
 
 /// The longest ban written to or read from Redis (ten years): the scripts' microseconds stay
 /// exact in doubles, and the ends fit this process's clock.

@@ -10,17 +10,9 @@
 -- Returns {now, full, address, remaining, address, remaining, ...}: Redis' time (the next
 -- cursor), 1 if every ban is listed or 0 if only those written since the cursor, and each
 -- ban with the microseconds it has left.
+--
+-- Runs after redis_support/clock.lua, which sets `now` (Redis' time in microseconds) and `int`.
 
-if redis.replicate_commands then
-  redis.replicate_commands()
-end
-
-local function int(x)
-  return string.format('%.0f', x)
-end
-
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local cursor = tonumber(ARGV[1])
 local span_us = tonumber(ARGV[2]) * 1000
 

@@ -9,17 +9,9 @@
 -- ARGV[4]  member id for this failure (unique)
 --
 -- Returns the count, this failure included, at most ARGV[2].
+--
+-- Runs after redis_support/clock.lua, which sets `now` (Redis' time in microseconds) and `int`.
 
-if redis.replicate_commands then
-  redis.replicate_commands()
-end
-
-local function int(x)
-  return string.format('%.0f', x)
-end
-
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local window_ms = tonumber(ARGV[1])
 local keep = tonumber(ARGV[2])
 local clear_at = tonumber(ARGV[3])

@@ -14,7 +14,8 @@ use crate::redis_support::millis;
 
 /// One failure (`failures.lua`): trim to the window, add, trim to `keep`, count, clear at
 /// `clear_at`.
-static RECORD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("failures.lua")));
+static RECORD: LazyLock<Script> =
+    LazyLock::new(|| crate::redis_support::script(include_str!("failures.lua")));
 
 /// A [`FailureCounter`] in Redis, from [`RedisAuth::failures`]: the failed logins of an
 /// address or a user name on every server that uses the same Redis and prefix count together,

@@ -8,17 +8,9 @@
 -- ARGV[3]  lease in milliseconds
 --
 -- Returns 1: counted (the member was added); 0: the user has `max` open, nothing added.
+--
+-- Runs after redis_support/clock.lua, which sets `now` (Redis' time in microseconds) and `int`.
 
-if redis.replicate_commands then
-  redis.replicate_commands()
-end
-
-local function int(x)
-  return string.format('%.0f', x)
-end
-
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local lease_ms = tonumber(ARGV[3])
 
 -- Sessions of servers that stopped renewing (crashed, cut off) stop counting here.

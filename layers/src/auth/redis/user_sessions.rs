@@ -14,7 +14,8 @@ use crate::auth::UserSessionStore;
 
 /// One acquire (`sessions.lua`): drop the expired leases, compare the count with `max`, add
 /// the member if below.
-static ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sessions.lua")));
+static ACQUIRE: LazyLock<Script> =
+    LazyLock::new(|| crate::redis_support::script(include_str!("sessions.lua")));
 
 /// A [`UserSessionStore`] in Redis, from [`RedisAuth::user_sessions`]: a user's sessions on
 /// every server that uses the same Redis and prefix count together, so that

@@ -12,20 +12,9 @@
 -- Returns {0}: admitted; {1}: refused, the key has max open connections; {2, wait}: refused,
 -- the key's budget is spent for `wait` microseconds more. A refusal writes nothing but the
 -- removal of expired leases.
+--
+-- Runs after redis_support/clock.lua, which sets `now` (Redis' time in microseconds) and `int`.
 
--- Before Redis 5 a script must ask for effects replication to write after reading TIME.
-if redis.replicate_commands then
-  redis.replicate_commands()
-end
-
--- Integers as exact decimal strings: Redis would print large numbers in exponent form.
-local function int(x)
-  return string.format('%.0f', x)
-end
-
--- One clock for every server: Redis' own. Microseconds since 1970 fit a double exactly.
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local max = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local lease_ms = tonumber(ARGV[5])

@@ -11,7 +11,7 @@ use crate::rate_limit::{Admission, Limits, Rate, Refusal, Slot, StoreError};
 /// The acquire decision (`acquire.lua`): drop expired leases, compare the open count with
 /// `max_concurrent`, run the GCRA step, and only if both pass add the member and store the TAT.
 pub(super) static ACQUIRE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("acquire.lua")));
+    LazyLock::new(|| crate::redis_support::script(include_str!("acquire.lua")));
 
 /// The longest emission interval or burst tolerance sent to the script: ten years. Times in
 /// the script are microseconds since 1970 in doubles, exact below 2^53 µs (285 years after
