@@ -45,7 +45,10 @@ pub(super) async fn accept_loop<S>(
                     stream,
                     peer,
                 );
-                state.tasks.spawn(task);
+                // Boxed: the task holds the whole stack's future, which tokio would otherwise copy
+                // by value on spawn and again into the task's cell; one allocation beside it
+                // is cheaper than those copies of a deep stack.
+                state.tasks.spawn(Box::pin(task));
             }
             Err(err) if is_per_connection(&err) => {
                 tracing::debug!(error = %err, "accept failed for one connection");
