@@ -1476,6 +1476,15 @@ fn mbsync_over_implicit_tls() {
     let mut mbsync = Mbsync::new(&server, &certificate, Security::Imaps);
     let run = mbsync.run();
     run.assert_success();
+    // isync 1.4 turns on COMPRESS=DEFLATE (RFC 4978) when offered: the whole sync ran
+    // compressed.
+    assert!(
+        run.commands()
+            .iter()
+            .any(|c| c.ends_with(" COMPRESS DEFLATE")),
+        "{}",
+        run.transcript()
+    );
     let local = local_messages(&mbsync.local);
     assert_eq!(
         local.len(),

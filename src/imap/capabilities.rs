@@ -16,6 +16,8 @@ pub(super) struct Situation {
     pub(super) plaintext_login: bool,
     /// STARTTLS is offered on this connection and TLS is not active yet.
     pub(super) starttls: bool,
+    /// COMPRESS=DEFLATE is on.
+    pub(super) compressing: bool,
 }
 
 /// What to advertise now.
@@ -51,6 +53,10 @@ pub(super) fn for_session(
         "CHILDREN",
         "SPECIAL-USE",
     ]);
+    // RFC 4978: after login (the command is `command-auth`), until it is on.
+    if cfg!(feature = "compress") && !situation.unauthenticated && !situation.compressing {
+        caps.push("COMPRESS=DEFLATE");
+    }
     let ours = caps
         .into_iter()
         .filter(|cap| !settings.is_hidden(cap))
@@ -87,6 +93,7 @@ pub(super) fn of_command(body: &CommandBody<'_>) -> &'static [&'static str] {
         CommandBody::Idle => &["IDLE"],
         CommandBody::Move { .. } => &["MOVE"],
         CommandBody::ExpungeUid { .. } => &["UIDPLUS"],
+        CommandBody::Compress { .. } => &["COMPRESS=DEFLATE"],
         _ => &[],
     }
 }
@@ -107,6 +114,7 @@ mod tests {
         unauthenticated: true,
         plaintext_login: false,
         starttls: true,
+        compressing: false,
     };
 
     #[test]
@@ -133,6 +141,7 @@ mod tests {
                 unauthenticated: false,
                 plaintext_login: true,
                 starttls: false,
+                compressing: false,
             },
             &settings,
         );

@@ -17,6 +17,7 @@
 //!   (RFC 6851) and their UID forms, UID EXPUNGE; APPEND and COPY answer with APPENDUID and
 //!   COPYUID (UIDPLUS, RFC 4315).
 //! - LITERAL+ (RFC 7888): non-synchronizing literals are read without a continuation request.
+//! - COMPRESS=DEFLATE (RFC 4978) once logged in, with the `compress` cargo feature.
 //!
 //! Changes made by other sessions (IMAP or POP3) through the same store reach a selected
 //! session before its next command's answer, and at once while it is in IDLE; changes the
@@ -81,6 +82,8 @@
 mod append;
 mod basic;
 mod capabilities;
+#[cfg(feature = "compress")]
+mod compress;
 mod config;
 mod copying;
 mod dates;

@@ -224,6 +224,8 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             | CommandBody::Login { .. }
             | CommandBody::Authenticate { .. } => self.bad(tag, "Already logged in"),
             CommandBody::Enable { .. } => self.enable(tag),
+            #[cfg(feature = "compress")]
+            CommandBody::Compress { algorithm } => self.compress(tag, algorithm).await,
             CommandBody::Select { mailbox, .. } => self.select(tag, mailbox, false).await,
             CommandBody::Examine { mailbox, .. } => self.select(tag, mailbox, true).await,
             CommandBody::Close => self.close(tag, true).await,
@@ -308,6 +310,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 unauthenticated: self.session.state() == State::NotAuthenticated,
                 plaintext_login: self.plaintext_allowed(),
                 starttls: self.channel.can_starttls(),
+                compressing: self.channel.compressing(),
             },
             &self.settings,
         )

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
+use super::stream::Stream;
 use super::{CountingIo, Line, LineReader};
 use crate::close_reason::CloseReason;
 use crate::connection::{BoxIo, Transport, TransportSlot};
@@ -51,7 +52,7 @@ impl Interrupted {
 /// [`read_literal`](Channel::read_literal), so each ends the same way; every reply goes
 /// through [`flush`](Channel::flush), which is bounded by the idle timeout and the end signal.
 pub struct Channel {
-    io: CountingIo<BoxIo>,
+    io: Stream,
     reader: LineReader,
     out: Vec<u8>,
     session: Arc<Session>,
@@ -65,7 +66,7 @@ pub struct Channel {
 impl Drop for Channel {
     fn drop(&mut self) {
         if let Some(home) = self.home.take() {
-            home.put_back(self.take_io().into_inner());
+            home.put_back(self.take_io().into_io());
         }
     }
 }
@@ -80,7 +81,7 @@ impl Channel {
         idle_timeout: Duration,
     ) -> Channel {
         Channel {
-            io: CountingIo::new(transport.io, session.clone()),
+            io: Stream::Counted(CountingIo::new(transport.io, session.clone())),
             reader: LineReader::new(max_line_len),
             out: Vec::new(),
             session,
@@ -146,7 +147,7 @@ impl Channel {
         }
         let result = tokio::select! {
             biased;
-            written = tokio::time::timeout(self.idle_timeout, self.io.write_all(&self.out)) => match written {
+            written = tokio::time::timeout(self.idle_timeout, write_and_flush(&mut self.io, &self.out)) => match written {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(err)) => Err(CloseReason::from_io(&err)),
                 Err(_elapsed) => Err(CloseReason::IdleTimeout),
@@ -176,18 +177,32 @@ impl Channel {
             return Err(CloseReason::Io(std::io::ErrorKind::Unsupported));
         };
         self.reader.discard_buffered();
-        let plain = self.take_io();
-        let tls = crate::tls::handshake(
-            &acceptor,
-            plain.into_inner(),
-            handshake_timeout,
-            &self.session,
-            false,
-        )
-        .await
-        .map_err(|err| CloseReason::from_io(&err))?;
-        self.io = CountingIo::new(tls, self.session.clone());
+        let plain = self.take_io().into_io();
+        let tls = crate::tls::handshake(&acceptor, plain, handshake_timeout, &self.session, false)
+            .await
+            .map_err(|err| CloseReason::from_io(&err))?;
+        self.io = Stream::Counted(CountingIo::new(tls, self.session.clone()));
         Ok(())
+    }
+
+    /// Whether COMPRESS=DEFLATE is on.
+    pub fn compressing(&self) -> bool {
+        match self.io {
+            Stream::Counted(_) => false,
+            #[cfg(feature = "compress")]
+            Stream::Compressed(_) => true,
+        }
+    }
+
+    /// Compress both ways from here on (RFC 4978), after the tagged OK was flushed. Bytes the
+    /// client sent after the command are compressed already, and are inflated first. Does
+    /// nothing if compression is on.
+    #[cfg(feature = "compress")]
+    pub fn compress(&mut self) {
+        if let Stream::Counted(counted) = self.take_io() {
+            let pipelined = self.reader.take_buffered();
+            self.io = Stream::Compressed(super::DeflateIo::new(counted, &pipelined));
+        }
     }
 
     /// Close the connection: best effort, the client may already be gone. The session ended
@@ -198,13 +213,20 @@ impl Channel {
     }
 
     /// The stream, leaving a placeholder that reads nothing and swallows writes.
-    fn take_io(&mut self) -> CountingIo<BoxIo> {
+    fn take_io(&mut self) -> Stream {
         let placeholder: BoxIo = Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()));
         std::mem::replace(
             &mut self.io,
-            CountingIo::new(placeholder, self.session.clone()),
+            Stream::Counted(CountingIo::new(placeholder, self.session.clone())),
         )
     }
+}
+
+/// Write `out` and flush: a compressing stream sends a reply only on flush (RFC 4978's sync
+/// flush per response); for TCP and TLS the flush costs nothing more.
+async fn write_and_flush(io: &mut Stream, out: &[u8]) -> std::io::Result<()> {
+    io.write_all(out).await?;
+    io.flush().await
 }
 
 /// Wait for `read` while watching the session's end signal and the idle timeout: every wait

@@ -104,6 +104,14 @@ impl LineReader {
         self.skipping = None;
     }
 
+    /// Take every buffered byte. COMPRESS needs this: bytes that arrived after the command
+    /// are compressed, for the inflater to read first.
+    #[cfg(feature = "compress")]
+    pub fn take_buffered(&mut self) -> Bytes {
+        self.skipping = None;
+        std::mem::take(&mut self.buf).freeze()
+    }
+
     /// Read the next line. Cancel-safe: a cancelled read keeps what arrived, and whether it
     /// was skipping an overlong line, for the next call.
     pub async fn read_line<R: AsyncRead + Unpin + ?Sized>(

@@ -4,11 +4,16 @@
 
 mod channel;
 mod counting;
+#[cfg(feature = "compress")]
+mod deflate;
 mod line;
+mod stream;
 mod text;
 
 pub use channel::{Channel, Interrupted};
 pub use counting::CountingIo;
+#[cfg(feature = "compress")]
+pub use deflate::DeflateIo;
 pub use line::{Line, LineReader};
 pub use text::clean_line;
 pub(crate) use text::goodbye;

@@ -156,6 +156,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Client<T> {
     pub async fn send(&mut self, text: &str) {
         self.io.get_mut().write_all(text.as_bytes()).await.unwrap();
         self.io.get_mut().write_all(b"\r\n").await.unwrap();
+        // A compressing stream sends only on flush; for TCP and TLS it costs nothing.
+        self.io.get_mut().flush().await.unwrap();
     }
 
     /// Send a command and return the first line of the reply.
@@ -211,6 +213,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Client<T> {
     /// in one write.
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         self.io.get_mut().write_all(bytes).await.unwrap();
+        self.io.get_mut().flush().await.unwrap();
     }
 
     /// The next line with its line ending, byte for byte; `None` at EOF or reset.
