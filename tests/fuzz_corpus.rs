@@ -1,0 +1,68 @@
+//! The fuzz targets' inputs as regression tests: every file of the committed seed corpus
+//! (`fuzz/corpus/<target>/`) and every input that once crashed a target
+//! (`fuzz/regressions/<target>/`) runs through the same harness the cargo-fuzz targets use,
+//! without cargo-fuzz. A crash or a hung session fails the test; beyond that, each session
+//! greets and ends the way a client relies on.
+
+#[path = "../fuzz/src/harness.rs"]
+mod harness;
+
+use std::fs;
+use std::path::Path;
+
+/// Every input of `target`, by file name.
+fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let mut all = Vec::new();
+    for kind in ["corpus", "regressions"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz")
+            .join(kind)
+            .join(target);
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            all.push((path.display().to_string(), fs::read(&path).unwrap()));
+        }
+    }
+    assert!(!all.is_empty(), "no inputs for {target}");
+    all
+}
+
+#[test]
+fn imap_sessions_greet_answer_and_end() {
+    for (name, input) in inputs("imap_session") {
+        let output = harness::imap_session(&input);
+        assert!(output.starts_with(b"* OK [CAPABILITY "), "{name}");
+        // Every line the server sent ends in CRLF: no bare LF from an echoed input.
+        for line in output.split_inclusive(|&b| b == b'\n') {
+            assert!(line.ends_with(b"\r\n"), "{name}: {line:?}");
+        }
+    }
+}
+
+#[test]
+fn pop3_sessions_greet_answer_and_end() {
+    for (name, input) in inputs("pop3_session") {
+        let output = harness::pop3_session(&input);
+        assert!(output.starts_with(b"+OK "), "{name}");
+        for line in output.split_inclusive(|&b| b == b'\n') {
+            assert!(line.ends_with(b"\r\n"), "{name}: {line:?}");
+        }
+    }
+}
+
+#[test]
+fn any_message_can_be_fetched_and_searched() {
+    for (name, message) in inputs("imap_message") {
+        let output = String::from_utf8_lossy(&harness::imap_message(&message)).into_owned();
+        // The message went in, and every command after it was answered by its tag.
+        for tag in ["b OK", "c OK", "d OK", "e OK", "f OK", "g OK", "h OK"] {
+            assert!(
+                output.lines().any(|l| l.starts_with(tag)),
+                "{name}: no {tag:?} in\n{output}"
+            );
+        }
+    }
+}
