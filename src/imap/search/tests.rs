@@ -7,7 +7,7 @@ use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::search::SearchKey;
 
 use super::{Bounds, Candidate, charset_supported, matches, needs_content};
-use crate::store::{Flags, MessageMeta};
+use crate::store::{Flags, Keyword, MessageMeta};
 
 /// Criteria as a client sends them, parsed by imap-codec as the session's are.
 fn criteria(text: &str) -> Vec<SearchKey<'static>> {
@@ -39,7 +39,7 @@ fn meta(uid: u32, flags: Flags) -> MessageMeta {
     MessageMeta {
         uid,
         size: 1000,
-        flags,
+        flags: flags.into(),
         internal_date: internal_date(),
     }
 }
@@ -156,12 +156,38 @@ fn recent_new_and_old() {
 }
 
 #[test]
-fn keywords_are_never_kept() {
-    for flags in [Flags::EMPTY, Flags::SEEN] {
-        assert!(!hit_flags("KEYWORD $Junk", flags));
-        assert!(hit_flags("UNKEYWORD $Junk", flags));
-        assert!(hit_flags("ALL", flags));
-    }
+fn keywords_match_case_insensitively() {
+    let mut meta = meta(1, Flags::SEEN);
+    meta.flags.keywords = ["$Junk", "NonJunk"]
+        .into_iter()
+        .map(|name| Keyword::new(name).unwrap())
+        .collect();
+    let search = |text: &str| {
+        let keys = criteria(text);
+        assert!(!needs_content(&keys), "{text} needs no content");
+        let candidate = Candidate {
+            seq: 1,
+            meta: &meta,
+            recent: false,
+            content: None,
+        };
+        let bounds = Bounds {
+            largest_seq: 1,
+            largest_uid: 1,
+        };
+        matches(&keys, &candidate, bounds)
+    };
+    assert!(search("KEYWORD $Junk"));
+    assert!(search("KEYWORD nonjunk SEEN"));
+    assert!(!search("KEYWORD $Label1"));
+    assert!(!search("UNKEYWORD $JUNK"));
+    assert!(search("UNKEYWORD $Label1"));
+    assert!(search("OR KEYWORD $Label1 KEYWORD NonJunk"));
+    let long = "k".repeat(crate::store::MAX_KEYWORD_LEN + 1);
+    assert!(!search(&format!("KEYWORD {long}")), "no message has it");
+    // A message without keywords.
+    assert!(!hit_flags("KEYWORD $Junk", Flags::SEEN));
+    assert!(hit_flags("UNKEYWORD $Junk", Flags::EMPTY));
 }
 
 #[test]
