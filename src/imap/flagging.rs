@@ -111,14 +111,7 @@ fn apply(kind: StoreType, current: &MessageFlags, requested: &MessageFlags) -> M
 mod tests {
     use super::*;
 
-    use crate::store::{Flags, Keyword};
-
-    fn flags(system: Flags, keywords: &[&str]) -> MessageFlags {
-        MessageFlags {
-            system,
-            keywords: keywords.iter().map(|k| Keyword::new(k).unwrap()).collect(),
-        }
-    }
+    use crate::store::{Flags, test_flags as flags};
 
     #[test]
     fn add_remove_replace() {

@@ -127,16 +127,11 @@ fn keywords(keywords: &Keywords) -> impl Iterator<Item = Flag<'static>> + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn keyword(name: &str) -> Keyword {
-        Keyword::new(name).unwrap()
-    }
+    use crate::store::{test_flags, test_keywords};
 
     #[test]
     fn flags_and_keywords_round_trip() {
-        let mut flags = MessageFlags::from(Flags::SEEN | Flags::DRAFT);
-        flags.keywords.insert(keyword("NonJunk"));
-        flags.keywords.insert(keyword("$Label1"));
+        let flags = test_flags(Flags::SEEN | Flags::DRAFT, &["NonJunk", "$Label1"]);
         let fetched = to_fetch(&flags, true);
         assert_eq!(fetched.last(), Some(&FlagFetch::Recent));
         let shown: Vec<Flag> = to_fetch(&flags, false)
@@ -171,7 +166,7 @@ mod tests {
 
     #[test]
     fn flag_lists() {
-        let keywords: Keywords = [keyword("$Label1")].into_iter().collect();
+        let keywords = test_keywords(&["$Label1"]);
         let mut out = Vec::new();
         write_lists(&mut out, &keywords, false);
         assert_eq!(

@@ -312,9 +312,9 @@ mod tests {
 
     #[test]
     fn new_keywords_are_told_before_the_messages_that_have_them() {
-        use crate::store::Keyword;
+        use crate::store::{Keyword, test_keywords};
         let mut view = view(&[1, 2]);
-        let junk: Keywords = [Keyword::new("$Junk").unwrap()].into_iter().collect();
+        let junk = test_keywords(&["$Junk"]);
         let mut flagged = meta(2, Flags::SEEN);
         flagged.flags.keywords = junk.clone();
         let mut fresh = snapshot(vec![meta(1, Flags::EMPTY), flagged.clone()]);

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use crate::store::{
     Flags, INBOX, Keyword, Keywords, MAX_KEYWORDS, MailboxInfo, Mailstore, MessageFlags,
-    MessageUpload, StoreError, StoreResult, rfc822_size,
+    MessageUpload, StoreError, StoreResult, rfc822_size, test_flags,
 };
 
 /// Declares one `#[tokio::test]` per behaviour, each on a fresh store from `$make`, which
@@ -61,16 +61,19 @@ fn date(secs: u64) -> SystemTime {
 }
 
 async fn append(store: &impl Mailstore, mailbox: &str, content: &'static [u8]) -> u32 {
-    store
-        .append(
-            USER,
-            mailbox,
-            Bytes::from_static(content),
-            Flags::EMPTY.into(),
-            None,
-        )
+    append_flagged(store, mailbox, content, Flags::EMPTY.into())
         .await
         .unwrap()
+}
+
+async fn append_flagged(
+    store: &impl Mailstore,
+    mailbox: &str,
+    content: &'static [u8],
+    flags: MessageFlags,
+) -> StoreResult<u32> {
+    let content = Bytes::from_static(content);
+    store.append(USER, mailbox, content, flags, None).await
 }
 
 async fn names(store: &impl Mailstore) -> Vec<String> {
@@ -203,20 +206,6 @@ pub(crate) async fn flags_round_trip(store: &impl Mailstore) {
     assert!(matches!(missing, Err(StoreError::NoSuchMessage)));
 }
 
-fn keywords(names: &[&str]) -> Keywords {
-    names
-        .iter()
-        .map(|name| Keyword::new(name).unwrap())
-        .collect()
-}
-
-fn with_keywords(system: Flags, names: &[&str]) -> MessageFlags {
-    MessageFlags {
-        system,
-        keywords: keywords(names),
-    }
-}
-
 /// The names of a set of keywords, as spelled.
 fn spelled(keywords: &Keywords) -> Vec<&str> {
     keywords.iter().map(Keyword::as_str).collect()
@@ -224,15 +213,8 @@ fn spelled(keywords: &Keywords) -> Vec<&str> {
 
 pub(crate) async fn keywords_round_trip(store: &impl Mailstore) {
     store.ensure_user(USER).await.unwrap();
-    let labelled = with_keywords(Flags::SEEN, &["$Label1", "NonJunk"]);
-    let uid = store
-        .append(
-            USER,
-            INBOX,
-            Bytes::from_static(b"k\r\n"),
-            labelled.clone(),
-            None,
-        )
+    let labelled = test_flags(Flags::SEEN, &["$Label1", "NonJunk"]);
+    let uid = append_flagged(store, INBOX, b"k\r\n", labelled.clone())
         .await
         .unwrap();
     let other = append(store, INBOX, b"plain\r\n").await;
@@ -247,7 +229,7 @@ pub(crate) async fn keywords_round_trip(store: &impl Mailstore) {
             USER,
             INBOX,
             other,
-            with_keywords(Flags::EMPTY, &["nonjunk", "Todo"]),
+            test_flags(Flags::EMPTY, &["nonjunk", "Todo"]),
         )
         .await
         .unwrap();
@@ -290,34 +272,19 @@ pub(crate) async fn keyword_limit_changes_nothing(store: &impl Mailstore) {
     store.ensure_user(USER).await.unwrap();
     let names: Vec<String> = (1..=MAX_KEYWORDS).map(|i| format!("$Label{i}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let all = with_keywords(Flags::EMPTY, &names);
-    let uid = store
-        .append(
-            USER,
-            INBOX,
-            Bytes::from_static(b"full\r\n"),
-            all.clone(),
-            None,
-        )
+    let all = test_flags(Flags::EMPTY, &names);
+    let uid = append_flagged(store, INBOX, b"full\r\n", all.clone())
         .await
         .unwrap();
     let before = store.snapshot(USER, INBOX).await.unwrap();
     assert_eq!(before.keywords.len(), MAX_KEYWORDS);
     assert_eq!(before.messages[0].flags, all);
 
-    let one_more = with_keywords(Flags::SEEN, &["$Label1", "OneTooMany"]);
+    let one_more = test_flags(Flags::SEEN, &["$Label1", "OneTooMany"]);
     let too_many = |result: StoreResult<()>| matches!(result, Err(StoreError::TooManyKeywords));
     let set = store.set_flags(USER, INBOX, uid, one_more.clone()).await;
     assert!(too_many(set.map(drop)));
-    let appended = store
-        .append(
-            USER,
-            INBOX,
-            Bytes::from_static(b"x\r\n"),
-            one_more.clone(),
-            None,
-        )
-        .await;
+    let appended = append_flagged(store, INBOX, b"x\r\n", one_more.clone()).await;
     assert!(too_many(appended.map(drop)));
     let streamed = upload(store, INBOX, b"y\r\n", 0).await.unwrap();
     assert!(too_many(streamed.commit(one_more, None).await.map(drop)));
@@ -328,17 +295,11 @@ pub(crate) async fn keyword_limit_changes_nothing(store: &impl Mailstore) {
     );
 
     // Known keywords still work, in any spelling; another mailbox has room of its own.
-    let known = with_keywords(Flags::SEEN, &["$LABEL26"]);
+    let known = test_flags(Flags::SEEN, &["$LABEL26"]);
     let stored = store.set_flags(USER, INBOX, uid, known).await.unwrap();
     assert_eq!(spelled(&stored.keywords), ["$Label26"]);
-    store
-        .append(
-            USER,
-            "Sent",
-            Bytes::from_static(b"z\r\n"),
-            with_keywords(Flags::EMPTY, &["OneTooMany"]),
-            None,
-        )
+    let own_room = test_flags(Flags::EMPTY, &["OneTooMany"]);
+    append_flagged(store, "Sent", b"z\r\n", own_room)
         .await
         .unwrap();
 }

@@ -22,6 +22,15 @@ pub struct MessageFlags {
     pub keywords: Keywords,
 }
 
+/// `system` with the keywords named `names`, for tests.
+#[cfg(test)]
+pub(crate) fn test_flags(system: Flags, names: &[&str]) -> MessageFlags {
+    MessageFlags {
+        system,
+        keywords: super::test_keywords(names),
+    }
+}
+
 impl From<Flags> for MessageFlags {
     fn from(system: Flags) -> MessageFlags {
         MessageFlags {

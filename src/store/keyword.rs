@@ -208,6 +208,15 @@ impl fmt::Debug for Keywords {
     }
 }
 
+/// The keywords named `names`, for tests.
+#[cfg(test)]
+pub(crate) fn test_keywords(names: &[&str]) -> Keywords {
+    names
+        .iter()
+        .map(|name| Keyword::new(name).unwrap())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

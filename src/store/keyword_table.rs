@@ -118,13 +118,7 @@ pub(crate) fn bit(slot: usize) -> SlotMask {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn keywords(names: &[&str]) -> Keywords {
-        names
-            .iter()
-            .map(|name| Keyword::new(name).unwrap())
-            .collect()
-    }
+    use crate::store::test_keywords as keywords;
 
     #[cfg(feature = "maildir")]
     #[test]

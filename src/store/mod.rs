@@ -30,6 +30,8 @@ pub use maildir::{Maildir, MaildirUpload};
 pub use memory::{MemoryStore, MemoryUpload};
 pub(crate) use watch::ChangeNotifier;
 pub use watch::MailboxWatch;
+#[cfg(test)]
+pub(crate) use {flags::test_flags, keyword::test_keywords};
 
 /// The name of every user's inbox.
 pub const INBOX: &str = "INBOX";

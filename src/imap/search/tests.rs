@@ -7,7 +7,7 @@ use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::search::SearchKey;
 
 use super::{Bounds, Candidate, charset_supported, matches, needs_content};
-use crate::store::{Flags, Keyword, MessageMeta};
+use crate::store::{Flags, MessageMeta, test_keywords};
 
 /// Criteria as a client sends them, parsed by imap-codec as the session's are.
 fn criteria(text: &str) -> Vec<SearchKey<'static>> {
@@ -69,12 +69,16 @@ fn hit_flags(search: &str, flags: Flags) -> bool {
 
 /// [`hit_flags`] for a message that is `\Recent` in the session or not.
 fn hit_flags_recent(search: &str, flags: Flags, recent: bool) -> bool {
+    hit_meta(search, &meta(1, flags), recent)
+}
+
+/// Whether the message `meta`, with no content at hand, matches.
+fn hit_meta(search: &str, meta: &MessageMeta, recent: bool) -> bool {
     let keys = criteria(search);
     assert!(!needs_content(&keys), "{search} needs no content");
-    let meta = meta(1, flags);
     let candidate = Candidate {
         seq: 1,
-        meta: &meta,
+        meta,
         recent,
         content: None,
     };
@@ -158,25 +162,8 @@ fn recent_new_and_old() {
 #[test]
 fn keywords_match_case_insensitively() {
     let mut meta = meta(1, Flags::SEEN);
-    meta.flags.keywords = ["$Junk", "NonJunk"]
-        .into_iter()
-        .map(|name| Keyword::new(name).unwrap())
-        .collect();
-    let search = |text: &str| {
-        let keys = criteria(text);
-        assert!(!needs_content(&keys), "{text} needs no content");
-        let candidate = Candidate {
-            seq: 1,
-            meta: &meta,
-            recent: false,
-            content: None,
-        };
-        let bounds = Bounds {
-            largest_seq: 1,
-            largest_uid: 1,
-        };
-        matches(&keys, &candidate, bounds)
-    };
+    meta.flags.keywords = test_keywords(&["$Junk", "NonJunk"]);
+    let search = |text: &str| hit_meta(text, &meta, false);
     assert!(search("KEYWORD $Junk"));
     assert!(search("KEYWORD nonjunk SEEN"));
     assert!(!search("KEYWORD $Label1"));

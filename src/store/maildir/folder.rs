@@ -1,6 +1,5 @@
 //! One Maildir folder (`cur/`, `new/`, `tmp/`, the UID list and the keyword file): the
-//! blocking work behind
-//! `snapshot`, `fetch`, `append`, `set_flags` and `expunge`.
+//! blocking work behind `snapshot`, `fetch`, `append`, `set_flags` and `expunge`.
 //!
 //! The caller holds the folder's lock and passes its [`FolderCache`], so nothing here races
 //! with another operation of this process on the same folder; except [`TmpMessage`], a

@@ -138,14 +138,7 @@ impl KeywordFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Keywords;
-
-    fn keywords(names: &[&str]) -> Keywords {
-        names
-            .iter()
-            .map(|name| Keyword::new(name).unwrap())
-            .collect()
-    }
+    use crate::store::test_keywords as keywords;
 
     #[test]
     fn reads_and_writes_dovecots_format() {

@@ -13,7 +13,7 @@ use super::Maildir;
 use super::upload::BUFFER_SIZE;
 use crate::store::conformance::{conformance_tests, mixed_message};
 use crate::store::{
-    Flags, INBOX, Keyword, Mailstore, MessageFlags, MessageUpload, StoreError, rfc822_size,
+    Flags, INBOX, Mailstore, MessageFlags, MessageUpload, StoreError, rfc822_size, test_flags,
 };
 
 conformance_tests!(store());
@@ -704,17 +704,10 @@ fn keywords_of(flags: &MessageFlags) -> Vec<&str> {
     flags.keywords.iter().map(|k| k.as_str()).collect()
 }
 
-fn with_keywords(system: Flags, names: &[&str]) -> MessageFlags {
-    MessageFlags {
-        system,
-        keywords: names.iter().map(|n| Keyword::new(n).unwrap()).collect(),
-    }
-}
-
 #[tokio::test]
 async fn keywords_are_written_as_dovecot_writes_them() {
     let (store, _dir, user_dir) = user_store().await;
-    let flags = with_keywords(Flags::SEEN | Flags::ANSWERED, &["NonJunk", "$Label1"]);
+    let flags = test_flags(Flags::SEEN | Flags::ANSWERED, &["NonJunk", "$Label1"]);
     let uid = store
         .append(USER, INBOX, Bytes::from_static(b"x\r\n"), flags, None)
         .await
@@ -733,7 +726,7 @@ async fn keywords_are_written_as_dovecot_writes_them() {
             USER,
             INBOX,
             uid,
-            with_keywords(Flags::DRAFT, &["nonjunk", "Todo"]),
+            test_flags(Flags::DRAFT, &["nonjunk", "Todo"]),
         )
         .await
         .unwrap();
@@ -779,7 +772,7 @@ async fn dovecots_keyword_letters_are_read_and_never_renumbered() {
             USER,
             "Archive",
             message.uid,
-            with_keywords(Flags::EMPTY, &["$JUNK", "Todo"]),
+            test_flags(Flags::EMPTY, &["$JUNK", "Todo"]),
         )
         .await
         .unwrap();
@@ -798,7 +791,7 @@ async fn a_keyword_file_changed_by_dovecot_is_read_again() {
     let (store, _dir, user_dir) = user_store().await;
     let uid = append(&store, b"x\r\n").await;
     store
-        .set_flags(USER, INBOX, uid, with_keywords(Flags::EMPTY, &["$Label1"]))
+        .set_flags(USER, INBOX, uid, test_flags(Flags::EMPTY, &["$Label1"]))
         .await
         .unwrap();
     // Dovecot names a new letter and gives it to the message.
