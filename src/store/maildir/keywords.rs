@@ -19,8 +19,8 @@
 //! file does not name gets the name Dovecot gives it, `unknown-<index>`.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io;
+use std::fs::File;
+use std::io::{self, Read};
 use std::path::Path;
 
 use super::durable;
@@ -31,6 +31,10 @@ use crate::store::{Flags, Keyword, MAX_KEYWORDS, MessageFlags};
 /// The keyword file's name, in the folder directory beside `cur/`, `new/` and `tmp/`.
 pub(super) const FILE_NAME: &str = "dovecot-keywords";
 
+/// The most of the file that is read: 26 lines of the longest names are under 7 KiB, so
+/// anything past this is no keyword file (and is not kept when the file is rewritten).
+const MAX_FILE_LEN: u64 = 64 * 1024;
+
 /// A folder's keyword letters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct KeywordFile {
@@ -40,13 +44,19 @@ pub(super) struct KeywordFile {
 }
 
 impl KeywordFile {
-    /// Reads the file at `path`; a missing file names no letter.
+    /// Reads the file at `path`, its first [`MAX_FILE_LEN`] octets at most; a missing file
+    /// names no letter.
     pub(super) fn read(path: &Path) -> io::Result<KeywordFile> {
-        match fs::read(path) {
-            Ok(bytes) => Ok(KeywordFile::parse(&bytes)),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(KeywordFile::default()),
-            Err(err) => Err(err),
-        }
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Ok(KeywordFile::default());
+            }
+            Err(err) => return Err(err),
+        };
+        let mut bytes = Vec::new();
+        file.take(MAX_FILE_LEN).read_to_end(&mut bytes)?;
+        Ok(KeywordFile::parse(&bytes))
     }
 
     /// Writes the file atomically and durably.
@@ -191,6 +201,18 @@ mod tests {
     }
 
     #[test]
+    fn only_the_start_of_an_oversized_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let mut text = b"0 $Junk\n".to_vec();
+        text.resize(MAX_FILE_LEN as usize - 1, b'x');
+        text.extend_from_slice(b"\n1 Beyond\n");
+        std::fs::write(&path, &text).unwrap();
+        let file = KeywordFile::read(&path).unwrap();
+        assert_eq!(file.table.all(), keywords(&["$Junk"]));
+    }
+
+    #[test]
     fn missing_file_is_empty_and_writes_are_atomic() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
@@ -198,7 +220,7 @@ mod tests {
         let mut file = KeywordFile::default();
         file.table.intern(&keywords(&["$Junk"])).unwrap();
         file.write(&path).unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "0 $Junk\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "0 $Junk\n");
         assert_eq!(KeywordFile::read(&path).unwrap(), file);
     }
 }
