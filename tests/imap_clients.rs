@@ -241,12 +241,7 @@ fn start_server(certificate: &Certificate) -> ExampleServer {
 
 /// demo's Maildir on the server side.
 fn server_maildir(server: &ExampleServer) -> PathBuf {
-    server
-        .passwd_file()
-        .parent()
-        .expect("data dir")
-        .join("maildir")
-        .join(USER)
+    server.maildir().join(USER)
 }
 
 // ---- imaplib: setting the scene and reading the server's state ----

@@ -19,11 +19,11 @@ mod support_shared;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
+use support_example::imaplib::imaplib;
 use support_example::{
-    ExampleServer, PASSWORD, SOON, Transcript, USER, as_poplib_sees_it, assert_same_bytes, hex,
-    poll, unhex,
+    ExampleServer, PASSWORD, SOON, USER, as_poplib_sees_it, assert_same_bytes, hex, poll, unhex,
 };
-use support_shared::{crlf, dedent, run_python};
+use support_shared::crlf;
 
 // ---- Test messages ----
 
@@ -603,57 +603,6 @@ fn still_works(imap: &mut Imap, server: &ExampleServer) {
     fresh.ok("LOGOUT");
 }
 
-// ---- imaplib ----
-
-/// Prepended to every imaplib script: `M` is a session logged in as demo on the plain IMAP
-/// port; `ARGS` are the script's own arguments. `out(name, ...)` prints one line for the test
-/// (bytes as UTF-8 text, lists joined with " | "), `out_hex(name, octets)` prints octets as
-/// hex, `literal(data)` is the literal of a one-message FETCH answer.
-const IMAPLIB_PRELUDE: &str = r#"
-import imaplib, re, sys
-PORT, USER, PASSWORD = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-ARGS = sys.argv[4:]
-
-def connect():
-    m = imaplib.IMAP4("127.0.0.1", PORT, timeout=20)
-    typ, data = m.login(USER, PASSWORD)
-    assert typ == "OK", data
-    return m
-
-M = connect()
-
-def show(value):
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8", "backslashreplace")
-    if isinstance(value, (list, tuple)):
-        return " | ".join(show(v) for v in value)
-    return str(value)
-
-def out(name, *values):
-    print(name, *[show(v) for v in values], flush=True)
-
-def out_hex(name, octets):
-    print(name, bytes(octets).hex(), flush=True)
-
-def literal(data):
-    for item in data:
-        if isinstance(item, tuple):
-            return item[1]
-    raise SystemExit("no literal in %r" % (data,))
-"#;
-
-/// Run `script` (indented as it sits in the test; see [`IMAPLIB_PRELUDE`]) with `args`;
-/// fails the test if Python fails. imaplib's socket timeout bounds every wait. What it
-/// printed: `(name, rest of the line)` of each `out` line, in order; the octets of an
-/// `out_hex` line are [`Transcript::octets`].
-#[track_caller]
-fn imaplib(server: &ExampleServer, script: &str, args: &[&str]) -> Transcript {
-    let program = format!("{IMAPLIB_PRELUDE}\n{}\n", dedent(script));
-    let port = server.imap.port().to_string();
-    let stdout = run_python(&program, [port.as_str(), USER, PASSWORD].iter().chain(args));
-    Transcript::parse(&stdout)
-}
-
 // ---- APPEND ----
 
 #[test]
@@ -1036,7 +985,7 @@ fn mail_dropped_into_the_maildir_by_another_program_is_served_with_crlf() {
     let server = ExampleServer::start();
     let mut imap = Imap::select(&server, "INBOX");
     // As procmail would: written in tmp/, moved to new/; bare LF, no size in its name.
-    let maildir = server.passwd_file().parent().unwrap().join("maildir");
+    let maildir = server.maildir();
     let (tmp, new) = (
         maildir.join(USER).join("tmp"),
         maildir.join(USER).join("new"),
@@ -1595,31 +1544,6 @@ fn uid_store_answers_with_the_uid() {
         lines.is_empty(),
         "a UID naming no message is skipped: {lines:?}"
     );
-}
-
-#[test]
-fn store_drops_keywords_silently() {
-    let server = ExampleServer::start();
-    server.deliver(&numbered(1));
-    let mut imap = Imap::login(&server);
-    let lines = imap.ok("SELECT INBOX");
-    let permanent = code_value(&lines, "PERMANENTFLAGS");
-    assert!(
-        !permanent.contains("\\*"),
-        "no new keywords can be made: {permanent}"
-    );
-
-    let lines = imap.ok("STORE 1 +FLAGS ($Junk \\Seen NonJunk)");
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert_eq!(
-        flags_in(&lines[0]),
-        ["\\Seen"],
-        "keywords dropped: {lines:?}"
-    );
-    let lines = imap.ok("STORE 1 FLAGS ($Label1)");
-    assert_eq!(lines, ["* 1 FETCH (FLAGS ())"]);
-    assert!(imap.flags(1).is_empty());
-    assert!(search_hits(&imap.ok("SEARCH KEYWORD $Label1")).is_empty());
 }
 
 #[test]

@@ -220,7 +220,13 @@ async fn python(addr: SocketAddr, body: &str) -> String {
 async fn deliver(store: &MemoryStore, mailbox: &str, flags: Flags) -> u32 {
     store.ensure_user("alice").await.unwrap();
     store
-        .append("alice", mailbox, Bytes::from_static(MESSAGE), flags, None)
+        .append(
+            "alice",
+            mailbox,
+            Bytes::from_static(MESSAGE),
+            flags.into(),
+            None,
+        )
         .await
         .unwrap()
 }
@@ -663,7 +669,7 @@ async fn select_and_examine_report_the_mailbox() {
             "* OK [UNSEEN 2] Message 2 is first unseen",
             &format!("* OK [UIDVALIDITY {validity}] UIDs valid"),
             "* OK [UIDNEXT 3] Predicted next UID",
-            r"* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft)] Flags permitted",
+            r"* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted",
             "s1 OK [READ-WRITE] SELECT completed",
         ]
     );

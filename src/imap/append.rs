@@ -14,13 +14,14 @@ use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, StatusKind};
 
+use super::flags::Refused;
 use super::framing::AppendStart;
 use super::mailboxes::mailbox_name;
 use super::session::{Flow, ImapSession};
 use super::view::Expunges;
 use super::{dates, flags, response};
 use crate::auth::Authenticator;
-use crate::store::{Mailstore, MessageUpload, StoreError, StoreResult};
+use crate::store::{Mailstore, MessageFlags, MessageUpload, StoreError};
 
 /// The most of the message read from the client at once.
 const CHUNK: usize = 64 * 1024;
@@ -37,12 +38,10 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             length,
             mode,
         } = start;
-        let opened = open_upload(&self.service.store, &self.user(), &mailbox, length).await;
+        let opened = open_upload(&self.service.store, &self.user(), &mailbox, &flags, length).await;
         if opened.is_err() && mode == LiteralMode::Sync {
             // The client has sent nothing of the message yet and will not.
-            return self
-                .finish_append(&tag, opened, &flags, date.as_ref())
-                .await;
+            return self.finish_append(&tag, opened, date.as_ref()).await;
         }
         if mode == LiteralMode::Sync {
             response::continuation(self.channel.out(), "Ready for literal data");
@@ -59,10 +58,10 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 Err(interrupted) => return Flow::Close(self.interrupted(interrupted).await),
             };
             remaining -= chunk.len();
-            if let Ok((_, writing)) = &mut upload
-                && let Err(err) = writing.write(&chunk).await
+            if let Ok(opened) = &mut upload
+                && let Err(err) = opened.upload.write(&chunk).await
             {
-                upload = Err(err);
+                upload = Err(Refusal::Store(err));
             }
         }
         // The command ends with the message: MULTIAPPEND is not offered.
@@ -71,8 +70,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             Ok(_) => return self.bad(&tag, "Unexpected data after the message"),
             Err(interrupted) => return Flow::Close(self.interrupted(interrupted).await),
         }
-        self.finish_append(&tag, upload, &flags, date.as_ref())
-            .await
+        self.finish_append(&tag, upload, date.as_ref()).await
     }
 
     /// An APPEND that arrived whole: delivered through the same upload as a streamed one.
@@ -88,15 +86,14 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             LiteralOrLiteral8::Literal(literal) => literal.data(),
             LiteralOrLiteral8::Literal8(literal) => literal.data.as_ref(),
         };
-        let mut upload =
-            open_upload(&self.service.store, &self.user(), &target, content.len()).await;
-        if let Ok((_, writing)) = &mut upload
-            && let Err(err) = writing.write(content).await
+        let store = &self.service.store;
+        let mut upload = open_upload(store, &self.user(), &target, requested, content.len()).await;
+        if let Ok(opened) = &mut upload
+            && let Err(err) = opened.upload.write(content).await
         {
-            upload = Err(err);
+            upload = Err(Refusal::Store(err));
         }
-        self.finish_append(tag, upload, requested, date.as_ref())
-            .await
+        self.finish_append(tag, upload, date.as_ref()).await
     }
 
     /// Deliver the uploaded message and answer; acknowledged only once the store made it
@@ -104,24 +101,29 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     async fn finish_append(
         &mut self,
         tag: &Tag<'static>,
-        upload: StoreResult<(String, M::Upload)>,
-        requested: &[Flag<'_>],
+        upload: Result<Opened<M::Upload>, Refusal>,
         date: Option<&DateTime>,
     ) -> Flow {
         let delivered = match upload {
-            Ok((target, upload)) => upload
-                .commit(flags::from_imap(requested), date.map(dates::from_imap))
+            Ok(Opened {
+                target,
+                upload,
+                flags,
+            }) => upload
+                .commit(flags, date.map(dates::from_imap))
                 .await
-                .map(|uid| (target, uid)),
-            Err(err) => Err(err),
+                .map(|uid| (target, uid))
+                .map_err(Refusal::Store),
+            Err(refusal) => Err(refusal),
         };
         let (target, uid) = match delivered {
             Ok(delivered) => delivered,
+            Err(Refusal::Flags(refused)) => return self.flags_refused(tag, refused),
             // RFC 3501: the client may create the mailbox and try again.
-            Err(StoreError::NoSuchMailbox) => {
+            Err(Refusal::Store(StoreError::NoSuchMailbox)) => {
                 return self.no(tag, "TRYCREATE", "No such mailbox");
             }
-            Err(err) => return self.store_failed(tag, err),
+            Err(Refusal::Store(err)) => return self.store_failed(tag, err),
         };
         let selected_target = self.selected.as_ref().is_some_and(|v| v.name == target);
         let uid_validity = match selected_target {
@@ -153,15 +155,39 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     }
 }
 
-/// The store's upload for a message of `length` octets into `mailbox`, with the mailbox's
-/// name.
+/// An upload ready for the message, with what it is to be delivered as.
+struct Opened<U> {
+    /// The mailbox's name.
+    target: String,
+    upload: U,
+    flags: MessageFlags,
+}
+
+/// Why an APPEND delivers nothing.
+enum Refusal {
+    /// The flag list (before anything was stored).
+    Flags(Refused),
+    Store(StoreError),
+}
+
+/// The store's upload for a message of `length` octets into `mailbox` with `flags`; a flag
+/// list that cannot be stored is refused before the store is asked.
 async fn open_upload<M: Mailstore>(
     store: &M,
     user: &str,
     mailbox: &Mailbox<'_>,
+    flags: &[Flag<'_>],
     length: usize,
-) -> StoreResult<(String, M::Upload)> {
-    let target = mailbox_name(mailbox).ok_or(StoreError::NoSuchMailbox)?;
-    let upload = store.begin_append(user, &target, length as u64).await?;
-    Ok((target, upload))
+) -> Result<Opened<M::Upload>, Refusal> {
+    let flags = flags::from_imap(flags).map_err(Refusal::Flags)?;
+    let target = mailbox_name(mailbox).ok_or(Refusal::Store(StoreError::NoSuchMailbox))?;
+    let upload = store
+        .begin_append(user, &target, length as u64)
+        .await
+        .map_err(Refusal::Store)?;
+    Ok(Opened {
+        target,
+        upload,
+        flags,
+    })
 }

@@ -63,7 +63,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                         &user,
                         &target,
                         content,
-                        meta.flags,
+                        meta.flags.clone(),
                         Some(meta.internal_date),
                     )
                     .await

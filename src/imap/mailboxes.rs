@@ -6,18 +6,16 @@ use std::borrow::Cow;
 use std::num::NonZeroU32;
 
 use imap_codec::imap_types::core::Tag;
-use imap_codec::imap_types::flag::FlagPerm;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
-use super::flags::SYSTEM;
-use super::response;
 use super::session::{Flow, ImapSession};
 use super::view::MailboxView;
+use super::{flags, response};
 use crate::auth::Authenticator;
 use crate::events::SessionEvent;
-use crate::store::{Flags, INBOX, MailboxSnapshot, Mailstore, StoreError};
+use crate::store::{Flags, INBOX, MAX_KEYWORDS, MailboxSnapshot, Mailstore, StoreError};
 
 impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     /// SELECT and EXAMINE. RFC 3501 section 6.3.1: selecting, even unsuccessfully, first
@@ -87,7 +85,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let deleted: Vec<u32> = snapshot
             .messages
             .iter()
-            .filter(|m| m.flags.contains(Flags::DELETED))
+            .filter(|m| m.flags.system.contains(Flags::DELETED))
             .map(|m| m.uid)
             .collect();
         if deleted.is_empty() {
@@ -222,6 +220,11 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             StoreError::InvalidName => self.no(tag, "CANNOT", "Invalid mailbox name"),
             StoreError::NotAllowed => self.no(tag, "CANNOT", "Not allowed on this mailbox"),
             StoreError::NoSuchMessage => self.no(tag, "NONEXISTENT", "No such message"),
+            StoreError::TooManyKeywords => self.no(
+                tag,
+                "LIMIT",
+                &format!("Too many keywords in this mailbox ({MAX_KEYWORDS} at most)"),
+            ),
             err => {
                 tracing::error!(session_id = %self.session.id(), error = %err, "mail store failed");
                 self.no(tag, "UNAVAILABLE", "Mailbox temporarily unavailable")
@@ -232,13 +235,13 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
 
 /// The untagged responses of SELECT and EXAMINE (RFC 3501 section 6.3.1).
 fn write_selected(out: &mut Vec<u8>, view: &MailboxView, uid_next: u32) {
-    response::data(out, Data::Flags(SYSTEM.map(|(_, flag)| flag).to_vec()));
+    flags::write_flags(out, view.keywords());
     response::data(out, Data::Exists(view.exists()));
     response::data(out, Data::Recent(view.recent_count()));
     let first_unseen = view
         .messages()
         .iter()
-        .position(|m| !m.flags.contains(Flags::SEEN));
+        .position(|m| !m.flags.system.contains(Flags::SEEN));
     if let Some(Some(seq)) = first_unseen.map(|i| NonZeroU32::new(u32::try_from(i + 1).ok()?)) {
         let code = Some(Code::Unseen(seq));
         response::untagged(
@@ -252,15 +255,7 @@ fn write_selected(out: &mut Vec<u8>, view: &MailboxView, uid_next: u32) {
     response::untagged(out, StatusKind::Ok, code, "UIDs valid");
     let code = Some(Code::UidNext(non_zero(uid_next)));
     response::untagged(out, StatusKind::Ok, code, "Predicted next UID");
-    let permanent = match view.read_only {
-        true => Vec::new(),
-        false => SYSTEM
-            .into_iter()
-            .map(|(_, flag)| FlagPerm::Flag(flag))
-            .collect(),
-    };
-    let code = Some(Code::PermanentFlags(permanent));
-    response::untagged(out, StatusKind::Ok, code, "Flags permitted");
+    flags::write_permanent(out, view.keywords(), view.read_only);
 }
 
 fn status_item(
@@ -272,7 +267,7 @@ fn status_item(
         let n = snapshot
             .messages
             .iter()
-            .filter(|m| flag.is_none_or(|f| m.flags.contains(f)))
+            .filter(|m| flag.is_none_or(|f| m.flags.system.contains(f)))
             .count();
         u32::try_from(n).unwrap_or(u32::MAX)
     };
@@ -291,7 +286,7 @@ fn status_item(
             snapshot
                 .messages
                 .iter()
-                .filter(|m| m.flags.contains(Flags::DELETED))
+                .filter(|m| m.flags.system.contains(Flags::DELETED))
                 .map(|m| m.size)
                 .sum(),
         ),

@@ -30,8 +30,13 @@
 //!   (RFC 9051 section 7.1; RFC 3501 leaves the code open, and Dovecot answers the same).
 //!   `LOGINDISABLED` is advertised instead of `AUTH=PLAIN` meanwhile.
 //! - ENABLE is refused outside the authenticated state, as RFC 5161 section 3.1 requires.
-//! - Keywords are not kept: PERMANENTFLAGS lists the system flags only, and STORE drops
-//!   keywords (RFC 3501 section 7.1 lets a server refuse to keep them).
+//! - Keywords are kept, compared case-insensitively (as Dovecot does) and spelled as the
+//!   mailbox first saw them; PERMANENTFLAGS ends with `\*`. A mailbox knows at most 26
+//!   ([`MAX_KEYWORDS`](crate::store::MAX_KEYWORDS), Maildir's letters `a` to `z`): one
+//!   more is refused with `NO [LIMIT]` and nothing changes. A keyword new to the mailbox
+//!   is announced with an untagged FLAGS (and PERMANENTFLAGS) before any message shows it.
+//! - `\Recent` and unknown system flags (`\Foo`) in STORE and APPEND answer `BAD`: a client
+//!   cannot set them.
 //! - `\Recent` is claimed per mailbox by the first read-write session told of a message, in
 //!   the service's memory: after a restart, the messages a mailbox already holds when it is
 //!   first opened are not recent.

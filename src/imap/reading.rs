@@ -17,7 +17,7 @@ use super::search::{self, Bounds, Candidate};
 use super::selected::{INVALID_SEQUENCE, index_to_seq};
 use super::session::{Flow, ImapSession};
 use crate::auth::Authenticator;
-use crate::store::{Flags, Mailstore, StoreError};
+use crate::store::{Flags, Mailstore, MessageFlags, StoreError};
 
 /// Reply bytes gathered before they are sent: a FETCH over a large mailbox streams to the
 /// client instead of building its whole answer in memory, and waits while the client reads.
@@ -65,11 +65,11 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 else {
                     break;
                 };
-                let seen_now = marks_seen && !meta.flags.contains(Flags::SEEN);
+                let seen_now = marks_seen && !meta.flags.system.contains(Flags::SEEN);
                 if seen_now {
-                    meta.flags.insert(Flags::SEEN);
-                    match self.set_flags(index, meta.flags).await {
-                        Ok(()) => {}
+                    meta.flags.system.insert(Flags::SEEN);
+                    match self.set_flags(index, meta.flags.clone()).await {
+                        Ok(stored) => meta.flags = stored,
                         Err(StoreError::NoSuchMessage) => continue,
                         Err(err) => return self.store_failed(tag, err),
                     }
@@ -198,19 +198,26 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     }
 
     /// Store new flags for the message at `index` of the selected mailbox, and remember them
-    /// in the view so the next update does not report them back.
-    pub(super) async fn set_flags(&mut self, index: usize, flags: Flags) -> Result<(), StoreError> {
+    /// in the view so the next update does not report them back; returns them as stored.
+    /// Keywords new to the mailbox are told to the client at once (see
+    /// [`MailboxView::set_flags`](super::view::MailboxView::set_flags)).
+    pub(super) async fn set_flags(
+        &mut self,
+        index: usize,
+        flags: MessageFlags,
+    ) -> Result<MessageFlags, StoreError> {
         let Some(view) = self.selected.as_mut() else {
             return Err(StoreError::NoSuchMailbox);
         };
         let uid = view.messages()[index].uid;
         let user = self.session.user().unwrap_or_default();
-        self.service
+        let stored = self
+            .service
             .store
             .set_flags(&user, &view.name, uid, flags)
             .await?;
-        view.set_flags(index, flags);
-        Ok(())
+        view.set_flags(index, stored.clone(), self.channel.out());
+        Ok(stored)
     }
 
     /// Send the reply gathered so far once it is large.

@@ -84,7 +84,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let deleted: Vec<u32> = view
             .messages()
             .iter()
-            .filter(|m| m.flags.contains(Flags::DELETED))
+            .filter(|m| m.flags.system.contains(Flags::DELETED))
             .filter(|m| {
                 only.as_ref()
                     .is_none_or(|set| sequence::contains(set, m.uid, largest))

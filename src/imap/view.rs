@@ -9,7 +9,7 @@ use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::response::Data;
 
 use super::{flags, response};
-use crate::store::{MailboxSnapshot, MailboxWatch, MessageMeta};
+use crate::store::{Keywords, MailboxSnapshot, MailboxWatch, MessageFlags, MessageMeta};
 
 /// Whether removed messages may be reported now.
 ///
@@ -36,6 +36,8 @@ pub(super) struct MailboxView {
     messages: Vec<MessageMeta>,
     /// The UIDs that are `\Recent` in this session, ascending.
     recent: Vec<u32>,
+    /// The mailbox's keywords, as the client was last told (the FLAGS response).
+    keywords: Keywords,
     watch: MailboxWatch,
 }
 
@@ -61,6 +63,7 @@ impl MailboxView {
             uid_validity: snapshot.uid_validity,
             messages: snapshot.messages,
             recent,
+            keywords: snapshot.keywords,
             watch,
         }
     }
@@ -95,10 +98,24 @@ impl MailboxView {
         self.uid_validity
     }
 
-    /// Record flags this session set, so the next update does not report them back.
-    pub(super) fn set_flags(&mut self, index: usize, flags: crate::store::Flags) {
+    /// The mailbox's keywords, as the client was last told.
+    pub(super) fn keywords(&self) -> &Keywords {
+        &self.keywords
+    }
+
+    /// Record flags this session set, so the next update does not report them back. Keywords
+    /// new to the mailbox join its list, and the client is told the new list in `out`
+    /// (RFC 3501 section 7.2.6), before it sees a message with one.
+    pub(super) fn set_flags(&mut self, index: usize, stored: MessageFlags, out: &mut Vec<u8>) {
+        let mut learned = false;
+        for keyword in &stored.keywords {
+            learned |= self.keywords.insert(keyword.clone());
+        }
+        if learned {
+            flags::write_lists(out, &self.keywords, self.read_only);
+        }
         if let Some(message) = self.messages.get_mut(index) {
-            message.flags = flags;
+            message.flags = stored;
         }
     }
 
@@ -114,9 +131,10 @@ impl MailboxView {
     }
 
     /// Bring the view up to `snapshot` (read after [`MailboxWatch::mark_seen`]) and write
-    /// the untagged responses that tell the client: EXPUNGE (highest first, so each number
-    /// is still valid when the client reads it), FETCH FLAGS for messages whose flags another
-    /// session changed, and EXISTS and RECENT when messages arrived. `claim` is told the
+    /// the untagged responses that tell the client: FLAGS when the mailbox's keywords changed,
+    /// EXPUNGE (highest first, so each number is still valid when the client reads it), FETCH
+    /// FLAGS for messages whose flags another session changed, and EXISTS and RECENT when
+    /// messages arrived. `claim` is told the
     /// highest UID that arrived and answers above which UID the new ones are recent here.
     pub(super) fn update(
         &mut self,
@@ -127,6 +145,10 @@ impl MailboxView {
     ) -> Result<(), Lost> {
         if snapshot.uid_validity != self.uid_validity {
             return Err(Lost);
+        }
+        if snapshot.keywords != self.keywords {
+            self.keywords = snapshot.keywords;
+            flags::write_lists(out, &self.keywords, self.read_only);
         }
         let last_known = self.largest_uid();
         let mut fresh = snapshot.messages.into_iter().peekable();
@@ -159,7 +181,7 @@ impl MailboxView {
         for index in changed {
             let recent = self.is_recent(index);
             let items = vec![MessageDataItem::Flags(flags::to_fetch(
-                self.messages[index].flags,
+                &self.messages[index].flags,
                 recent,
             ))];
             response::data(
@@ -208,7 +230,7 @@ mod tests {
         MessageMeta {
             uid,
             size: 10,
-            flags,
+            flags: flags.into(),
             internal_date: UNIX_EPOCH,
         }
     }
@@ -219,6 +241,7 @@ mod tests {
             uid_validity: 7,
             uid_next,
             messages,
+            keywords: Keywords::new(),
         }
     }
 
@@ -285,5 +308,40 @@ mod tests {
             view.update(other, Expunges::Report, &mut Vec::new(), |_| 0)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn new_keywords_are_told_before_the_messages_that_have_them() {
+        use crate::store::{Keyword, test_keywords};
+        let mut view = view(&[1, 2]);
+        let junk = test_keywords(&["$Junk"]);
+        let mut flagged = meta(2, Flags::SEEN);
+        flagged.flags.keywords = junk.clone();
+        let mut fresh = snapshot(vec![meta(1, Flags::EMPTY), flagged.clone()]);
+        fresh.keywords = junk.clone();
+        let mut out = Vec::new();
+        view.update(fresh.clone(), Expunges::Report, &mut out, |_| 3)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk)\r\n\
+             * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk \\*)] \
+             Flags permitted\r\n\
+             * 2 FETCH (FLAGS (\\Seen $Junk))\r\n"
+        );
+        let mut out = Vec::new();
+        view.update(fresh, Expunges::Report, &mut out, |_| 3)
+            .unwrap();
+        assert!(out.is_empty(), "nothing new");
+
+        // This session's own change: told once, when the keyword is new.
+        let mut out = Vec::new();
+        view.set_flags(0, flagged.flags.clone(), &mut out);
+        assert!(out.is_empty(), "$Junk is known");
+        let mut todo = flagged.flags;
+        todo.keywords.insert(Keyword::new("Todo").unwrap());
+        view.set_flags(0, todo, &mut out);
+        assert!(String::from_utf8(out).unwrap().starts_with("* FLAGS ("));
+        assert_eq!(view.keywords().len(), 2);
     }
 }

@@ -139,10 +139,11 @@ mod tests {
                 .map(|(i, &size)| MessageMeta {
                     uid: 10 + i as u32,
                     size,
-                    flags: Flags::EMPTY,
+                    flags: Flags::EMPTY.into(),
                     internal_date: std::time::SystemTime::UNIX_EPOCH,
                 })
                 .collect(),
+            keywords: Default::default(),
         })
     }
 

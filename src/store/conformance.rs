@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::store::{
-    Flags, INBOX, MailboxInfo, Mailstore, MessageUpload, StoreError, StoreResult, rfc822_size,
+    Flags, INBOX, Keyword, Keywords, MAX_KEYWORDS, MailboxInfo, Mailstore, MessageFlags,
+    MessageUpload, StoreError, StoreResult, rfc822_size, test_flags,
 };
 
 /// Declares one `#[tokio::test]` per behaviour, each on a fresh store from `$make`, which
@@ -17,6 +18,8 @@ macro_rules! conformance_tests {
             append_snapshot_fetch,
             uids_never_reused,
             flags_round_trip,
+            keywords_round_trip,
+            keyword_limit_changes_nothing,
             invalid_names_rejected,
             inbox_is_case_insensitive,
             ensure_user_creates_special_use,
@@ -58,16 +61,19 @@ fn date(secs: u64) -> SystemTime {
 }
 
 async fn append(store: &impl Mailstore, mailbox: &str, content: &'static [u8]) -> u32 {
-    store
-        .append(
-            USER,
-            mailbox,
-            Bytes::from_static(content),
-            Flags::EMPTY,
-            None,
-        )
+    append_flagged(store, mailbox, content, Flags::EMPTY.into())
         .await
         .unwrap()
+}
+
+async fn append_flagged(
+    store: &impl Mailstore,
+    mailbox: &str,
+    content: &'static [u8],
+    flags: MessageFlags,
+) -> StoreResult<u32> {
+    let content = Bytes::from_static(content);
+    store.append(USER, mailbox, content, flags, None).await
 }
 
 async fn names(store: &impl Mailstore) -> Vec<String> {
@@ -89,11 +95,17 @@ pub(crate) async fn append_snapshot_fetch(store: &impl Mailstore) {
     let before = SystemTime::now() - Duration::from_secs(60);
 
     let one = store
-        .append(USER, INBOX, crlf.clone(), Flags::SEEN, Some(delivered))
+        .append(
+            USER,
+            INBOX,
+            crlf.clone(),
+            Flags::SEEN.into(),
+            Some(delivered),
+        )
         .await
         .unwrap();
     let two = store
-        .append(USER, INBOX, bare_lf.clone(), Flags::EMPTY, None)
+        .append(USER, INBOX, bare_lf.clone(), Flags::EMPTY.into(), None)
         .await
         .unwrap();
     let three = store
@@ -101,7 +113,7 @@ pub(crate) async fn append_snapshot_fetch(store: &impl Mailstore) {
             USER,
             INBOX,
             binary.clone(),
-            Flags::DRAFT | Flags::FLAGGED,
+            (Flags::DRAFT | Flags::FLAGGED).into(),
             None,
         )
         .await
@@ -121,7 +133,7 @@ pub(crate) async fn append_snapshot_fetch(store: &impl Mailstore) {
             binary.len() as u64
         ]
     );
-    let flags: Vec<Flags> = snapshot.messages.iter().map(|m| m.flags).collect();
+    let flags: Vec<Flags> = snapshot.messages.iter().map(|m| m.flags.system).collect();
     assert_eq!(
         flags,
         [Flags::SEEN, Flags::EMPTY, Flags::DRAFT | Flags::FLAGGED]
@@ -179,16 +191,117 @@ pub(crate) async fn flags_round_trip(store: &impl Mailstore) {
         Flags::ANSWERED,
         Flags::EMPTY,
     ] {
-        store.set_flags(USER, INBOX, uid, flags).await.unwrap();
+        let stored = store.set_flags(USER, INBOX, uid, flags.into()).await;
+        assert_eq!(stored.unwrap(), MessageFlags::from(flags));
         let snapshot = store.snapshot(USER, INBOX).await.unwrap();
-        assert_eq!(snapshot.messages[0].flags, flags);
+        assert_eq!(snapshot.messages[0].flags, MessageFlags::from(flags));
         assert_eq!(
             store.fetch(USER, INBOX, uid).await.unwrap(),
             &b"Subject: f\r\n\r\n"[..]
         );
     }
-    let missing = store.set_flags(USER, INBOX, uid + 1, Flags::SEEN).await;
+    let missing = store
+        .set_flags(USER, INBOX, uid + 1, Flags::SEEN.into())
+        .await;
     assert!(matches!(missing, Err(StoreError::NoSuchMessage)));
+}
+
+/// The names of a set of keywords, as spelled.
+fn spelled(keywords: &Keywords) -> Vec<&str> {
+    keywords.iter().map(Keyword::as_str).collect()
+}
+
+pub(crate) async fn keywords_round_trip(store: &impl Mailstore) {
+    store.ensure_user(USER).await.unwrap();
+    let labelled = test_flags(Flags::SEEN, &["$Label1", "NonJunk"]);
+    let uid = append_flagged(store, INBOX, b"k\r\n", labelled.clone())
+        .await
+        .unwrap();
+    let other = append(store, INBOX, b"plain\r\n").await;
+    let snapshot = store.snapshot(USER, INBOX).await.unwrap();
+    assert_eq!(snapshot.messages[0].flags, labelled);
+    assert_eq!(snapshot.messages[1].flags, MessageFlags::default());
+    assert_eq!(spelled(&snapshot.keywords), ["$Label1", "NonJunk"]);
+
+    // Case-insensitive: the mailbox's first spelling is kept.
+    let stored = store
+        .set_flags(
+            USER,
+            INBOX,
+            other,
+            test_flags(Flags::EMPTY, &["nonjunk", "Todo"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(spelled(&stored.keywords), ["NonJunk", "Todo"]);
+    let snapshot = store.snapshot(USER, INBOX).await.unwrap();
+    assert_eq!(snapshot.messages[1].flags, stored);
+    assert_eq!(
+        spelled(&snapshot.messages[1].flags.keywords),
+        ["NonJunk", "Todo"]
+    );
+
+    // Replacing clears keywords too; the mailbox still knows them.
+    for uid in [uid, other] {
+        store
+            .set_flags(USER, INBOX, uid, Flags::DELETED.into())
+            .await
+            .unwrap();
+    }
+    let snapshot = store.snapshot(USER, INBOX).await.unwrap();
+    assert!(
+        snapshot
+            .messages
+            .iter()
+            .all(|m| m.flags == Flags::DELETED.into())
+    );
+    assert_eq!(spelled(&snapshot.keywords), ["$Label1", "NonJunk", "Todo"]);
+
+    // Each mailbox knows its own.
+    assert!(
+        store
+            .snapshot(USER, "Sent")
+            .await
+            .unwrap()
+            .keywords
+            .is_empty()
+    );
+}
+
+pub(crate) async fn keyword_limit_changes_nothing(store: &impl Mailstore) {
+    store.ensure_user(USER).await.unwrap();
+    let names: Vec<String> = (1..=MAX_KEYWORDS).map(|i| format!("$Label{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let all = test_flags(Flags::EMPTY, &names);
+    let uid = append_flagged(store, INBOX, b"full\r\n", all.clone())
+        .await
+        .unwrap();
+    let before = store.snapshot(USER, INBOX).await.unwrap();
+    assert_eq!(before.keywords.len(), MAX_KEYWORDS);
+    assert_eq!(before.messages[0].flags, all);
+
+    let one_more = test_flags(Flags::SEEN, &["$Label1", "OneTooMany"]);
+    let too_many = |result: StoreResult<()>| matches!(result, Err(StoreError::TooManyKeywords));
+    let set = store.set_flags(USER, INBOX, uid, one_more.clone()).await;
+    assert!(too_many(set.map(drop)));
+    let appended = append_flagged(store, INBOX, b"x\r\n", one_more.clone()).await;
+    assert!(too_many(appended.map(drop)));
+    let streamed = upload(store, INBOX, b"y\r\n", 0).await.unwrap();
+    assert!(too_many(streamed.commit(one_more, None).await.map(drop)));
+    assert_eq!(
+        store.snapshot(USER, INBOX).await.unwrap(),
+        before,
+        "nothing changed"
+    );
+
+    // Known keywords still work, in any spelling; another mailbox has room of its own.
+    let known = test_flags(Flags::SEEN, &["$LABEL26"]);
+    let stored = store.set_flags(USER, INBOX, uid, known).await.unwrap();
+    assert_eq!(spelled(&stored.keywords), ["$Label26"]);
+    let own_room = test_flags(Flags::EMPTY, &["OneTooMany"]);
+    append_flagged(store, "Sent", b"z\r\n", own_room)
+        .await
+        .unwrap();
 }
 
 pub(crate) async fn invalid_names_rejected(store: &impl Mailstore) {
@@ -216,7 +329,13 @@ pub(crate) async fn invalid_names_rejected(store: &impl Mailstore) {
             "{bad:?}"
         );
         let appended = store
-            .append(USER, bad, Bytes::from_static(b"x"), Flags::EMPTY, None)
+            .append(
+                USER,
+                bad,
+                Bytes::from_static(b"x"),
+                Flags::EMPTY.into(),
+                None,
+            )
             .await;
         assert!(invalid(appended.map(drop)), "{bad:?}");
     }
@@ -326,7 +445,7 @@ pub(crate) async fn unknown_user_or_mailbox(store: &impl Mailstore) {
             "nobody",
             INBOX,
             Bytes::from_static(b"x"),
-            Flags::EMPTY,
+            Flags::EMPTY.into(),
             None,
         )
         .await;
@@ -338,10 +457,19 @@ pub(crate) async fn unknown_user_or_mailbox(store: &impl Mailstore) {
     assert!(no_mailbox(store.uid_validity(USER, "Nope").await.map(drop)));
     assert!(no_mailbox(store.expunge(USER, "Nope", &[1]).await));
     assert!(no_mailbox(
-        store.set_flags(USER, "Nope", 1, Flags::SEEN).await
+        store
+            .set_flags(USER, "Nope", 1, Flags::SEEN.into())
+            .await
+            .map(drop)
     ));
     let appended = store
-        .append(USER, "Nope", Bytes::from_static(b"x"), Flags::EMPTY, None)
+        .append(
+            USER,
+            "Nope",
+            Bytes::from_static(b"x"),
+            Flags::EMPTY.into(),
+            None,
+        )
         .await;
     assert!(no_mailbox(appended.map(drop)));
 }
@@ -529,7 +657,7 @@ pub(crate) async fn concurrent_appends<S: Mailstore + Clone>(store: S) {
             tokio::spawn(async move {
                 let content = Bytes::from(format!("Subject: {i}\r\n\r\n{i}\r\n"));
                 let uid = store
-                    .append(USER, INBOX, content.clone(), Flags::EMPTY, None)
+                    .append(USER, INBOX, content.clone(), Flags::EMPTY.into(), None)
                     .await
                     .unwrap();
                 (uid, content)
@@ -611,7 +739,7 @@ pub(crate) async fn streamed_append_in_odd_chunks(store: &impl Mailstore) {
         let uid = upload(store, INBOX, content, first)
             .await
             .unwrap()
-            .commit(Flags::SEEN, Some(delivered))
+            .commit(Flags::SEEN.into(), Some(delivered))
             .await
             .unwrap();
         assert_eq!(store.fetch(USER, INBOX, uid).await.unwrap(), &content[..]);
@@ -642,7 +770,7 @@ pub(crate) async fn streamed_append_in_odd_chunks(store: &impl Mailstore) {
         upload.write(chunk).await.unwrap();
         upload.write(b"").await.unwrap();
     }
-    let uid = upload.commit(Flags::EMPTY, None).await.unwrap();
+    let uid = upload.commit(Flags::EMPTY.into(), None).await.unwrap();
     assert_eq!(store.fetch(USER, INBOX, uid).await.unwrap(), whole);
     let snapshot = store.snapshot(USER, INBOX).await.unwrap();
     let meta = snapshot.messages.last().unwrap();
@@ -657,7 +785,7 @@ pub(crate) async fn streamed_append_in_odd_chunks(store: &impl Mailstore) {
                 USER,
                 "Sent",
                 Bytes::from(content.clone()),
-                Flags::EMPTY,
+                Flags::EMPTY.into(),
                 None,
             )
             .await
@@ -682,8 +810,11 @@ pub(crate) async fn streamed_append_gets_its_uid_at_commit(store: &impl Mailstor
     let second = append(store, INBOX, b"second\r\n").await;
     assert_eq!(second, first + 1);
 
-    let flags = Flags::FLAGGED | Flags::ANSWERED;
-    let uid = pending.commit(flags, Some(delivered)).await.unwrap();
+    let flags = MessageFlags::from(Flags::FLAGGED | Flags::ANSWERED);
+    let uid = pending
+        .commit(flags.clone(), Some(delivered))
+        .await
+        .unwrap();
     assert_eq!(uid, second + 1);
     let snapshot = store.snapshot(USER, INBOX).await.unwrap();
     assert_eq!(snapshot.uid_next, uid + 1);
@@ -701,12 +832,12 @@ pub(crate) async fn streamed_append_gets_its_uid_at_commit(store: &impl Mailstor
     let uid = upload(store, "Drafts", b"draft\r\n", 0)
         .await
         .unwrap()
-        .commit(Flags::DRAFT, None)
+        .commit(Flags::DRAFT.into(), None)
         .await
         .unwrap();
     let snapshot = store.snapshot(USER, "Drafts").await.unwrap();
     assert_eq!(snapshot.messages[0].uid, uid);
-    assert_eq!(snapshot.messages[0].flags, Flags::DRAFT);
+    assert_eq!(snapshot.messages[0].flags, Flags::DRAFT.into());
     assert!(snapshot.messages[0].internal_date > before);
 }
 
@@ -742,7 +873,7 @@ pub(crate) async fn upload_length_is_kept(store: &impl Mailstore) {
     let mut short = store.begin_append(USER, INBOX, 10).await.unwrap();
     short.write(b"12345").await.unwrap();
     assert!(matches!(
-        short.commit(Flags::EMPTY, None).await,
+        short.commit(Flags::EMPTY.into(), None).await,
         Err(StoreError::Io(_))
     ));
 
@@ -752,7 +883,7 @@ pub(crate) async fn upload_length_is_kept(store: &impl Mailstore) {
     assert!(matches!(long.write(b"45").await, Err(StoreError::Io(_))));
     assert!(matches!(long.write(b"4").await, Err(StoreError::Io(_))));
     assert!(matches!(
-        long.commit(Flags::EMPTY, None).await,
+        long.commit(Flags::EMPTY.into(), None).await,
         Err(StoreError::Io(_))
     ));
     assert_eq!(store.snapshot(USER, INBOX).await.unwrap(), before);
@@ -784,14 +915,14 @@ pub(crate) async fn begin_append_fails_fast(store: &impl Mailstore) {
     upload.write(b"abc").await.unwrap();
     store.delete_mailbox(USER, "Gone").await.unwrap();
     assert!(no_mailbox(
-        upload.commit(Flags::EMPTY, None).await.map(drop)
+        upload.commit(Flags::EMPTY.into(), None).await.map(drop)
     ));
     store.create_mailbox(USER, "Moved").await.unwrap();
     let mut upload = store.begin_append(USER, "Moved", 3).await.unwrap();
     upload.write(b"abc").await.unwrap();
     store.rename_mailbox(USER, "Moved", "Away").await.unwrap();
     assert!(no_mailbox(
-        upload.commit(Flags::EMPTY, None).await.map(drop)
+        upload.commit(Flags::EMPTY.into(), None).await.map(drop)
     ));
     assert!(
         store
@@ -814,7 +945,7 @@ async fn upload_commit(store: &impl Mailstore, mailbox: &str, content: &[u8]) ->
     upload(store, mailbox, content, 0)
         .await
         .unwrap()
-        .commit(Flags::EMPTY, None)
+        .commit(Flags::EMPTY.into(), None)
         .await
         .unwrap()
 }
@@ -830,7 +961,7 @@ pub(crate) async fn watch_sees_streamed_append(store: &impl Mailstore) {
         tokio::time::timeout(quiet, watch.changed()).await.is_err(),
         "nothing to see before the commit"
     );
-    let uid = upload.commit(Flags::EMPTY, None).await.unwrap();
+    let uid = upload.commit(Flags::EMPTY.into(), None).await.unwrap();
     tokio::time::timeout(Duration::from_secs(5), watch.changed())
         .await
         .expect("the commit wakes the watch");

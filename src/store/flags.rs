@@ -1,6 +1,44 @@
-//! Message flags.
+//! Message flags: the system flags and the keywords.
 
 use std::fmt;
+
+use super::Keywords;
+
+/// Everything flagged on a message: its system flags and its keywords.
+///
+/// ```
+/// use tower_mail::store::{Flags, Keyword, MessageFlags};
+/// let mut flags = MessageFlags::from(Flags::SEEN);
+/// flags.keywords.insert(Keyword::new("$Label1")?);
+/// assert!(flags.system.contains(Flags::SEEN));
+/// assert!(flags.keywords.contains(&Keyword::new("$label1")?));
+/// # Ok::<_, tower_mail::store::InvalidKeyword>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct MessageFlags {
+    /// `\Seen`, `\Answered`, `\Flagged`, `\Deleted`, `\Draft`.
+    pub system: Flags,
+    /// The keywords (user-defined flags).
+    pub keywords: Keywords,
+}
+
+/// `system` with the keywords named `names`, for tests.
+#[cfg(test)]
+pub(crate) fn test_flags(system: Flags, names: &[&str]) -> MessageFlags {
+    MessageFlags {
+        system,
+        keywords: super::test_keywords(names),
+    }
+}
+
+impl From<Flags> for MessageFlags {
+    fn from(system: Flags) -> MessageFlags {
+        MessageFlags {
+            system,
+            keywords: Keywords::new(),
+        }
+    }
+}
 
 /// The system flags of a message (RFC 3501 section 2.3.2), as a small bit set.
 ///
@@ -73,7 +111,7 @@ impl Flags {
             .collect()
     }
 
-    /// Flags from Maildir info letters; unknown letters (keywords `a`-`z`, `P`) are ignored.
+    /// Flags from Maildir info letters; the other letters (keywords `a`-`z`, `P`) are ignored.
     pub fn from_maildir_letters(letters: &str) -> Flags {
         letters.chars().fold(Flags::EMPTY, |acc, c| {
             Flags::LETTERS

@@ -7,14 +7,16 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 
+use super::keyword_table::KeywordTable;
 use super::rules;
 use super::{
-    ChangeNotifier, Flags, INBOX, MailboxInfo, MailboxSnapshot, MailboxWatch, Mailstore,
+    ChangeNotifier, INBOX, MailboxInfo, MailboxSnapshot, MailboxWatch, Mailstore, MessageFlags,
     MessageMeta, MessageUpload, StoreError, StoreResult, UploadLength, broken_upload, rfc822_size,
 };
 
 /// Mail kept in memory, with the same rules as [`Maildir`](super::Maildir): the same valid
-/// names, INBOX plus Sent, Drafts, Trash and Junk for a new user, UIDs never reused.
+/// names, INBOX plus Sent, Drafts, Trash and Junk for a new user, UIDs never reused, the same
+/// [`MAX_KEYWORDS`](super::MAX_KEYWORDS) keywords per mailbox.
 ///
 /// For tests, and as a starting point for other storage. Clones share the same mail; nothing
 /// survives the process.
@@ -32,7 +34,7 @@ use super::{
 /// runtime.block_on(async {
 ///     store.ensure_user("alice").await?;
 ///     let uid = store
-///         .append("alice", "inbox", Bytes::from_static(b"Subject: hi\n\nHello\n"), Flags::EMPTY, None)
+///         .append("alice", "inbox", Bytes::from_static(b"Subject: hi\n\nHello\n"), Flags::EMPTY.into(), None)
 ///         .await?;
 ///     let snapshot = store.snapshot("alice", "INBOX").await?;
 ///     assert_eq!(snapshot.messages[0].uid, uid);
@@ -59,6 +61,7 @@ struct Mailbox {
     uid_validity: u32,
     uid_next: u32,
     messages: BTreeMap<u32, Message>,
+    keywords: KeywordTable,
 }
 
 impl Mailbox {
@@ -67,6 +70,7 @@ impl Mailbox {
             uid_validity: rules::new_uid_validity(0),
             uid_next: 1,
             messages: BTreeMap::new(),
+            keywords: KeywordTable::default(),
         }
     }
 }
@@ -74,7 +78,7 @@ impl Mailbox {
 struct Message {
     content: Bytes,
     size: u64,
-    flags: Flags,
+    flags: MessageFlags,
     internal_date: SystemTime,
 }
 
@@ -140,10 +144,11 @@ impl MemoryStore {
         user: &str,
         mailbox: &str,
         content: Bytes,
-        flags: Flags,
+        mut flags: MessageFlags,
         internal_date: Option<SystemTime>,
     ) -> StoreResult<u32> {
         self.changing_mailbox(user, mailbox, |mailbox| {
+            flags.keywords = mailbox.keywords.canonical(&flags.keywords)?;
             let uid = rules::assign_uid(
                 &mut mailbox.uid_validity,
                 &mut mailbox.uid_next,
@@ -188,7 +193,11 @@ impl MessageUpload for MemoryUpload {
         Ok(())
     }
 
-    async fn commit(self, flags: Flags, internal_date: Option<SystemTime>) -> StoreResult<u32> {
+    async fn commit(
+        self,
+        flags: MessageFlags,
+        internal_date: Option<SystemTime>,
+    ) -> StoreResult<u32> {
         let content = self.content.ok_or_else(broken_upload)?;
         self.length.check_complete()?;
         self.store.deliver(
@@ -265,10 +274,11 @@ impl Mailstore for MemoryStore {
                     .map(|(&uid, message)| MessageMeta {
                         uid,
                         size: message.size,
-                        flags: message.flags,
+                        flags: message.flags.clone(),
                         internal_date: message.internal_date,
                     })
                     .collect(),
+                keywords: mailbox.keywords.all(),
             })
         })
     }
@@ -288,7 +298,7 @@ impl Mailstore for MemoryStore {
         user: &str,
         mailbox: &str,
         content: Bytes,
-        flags: Flags,
+        flags: MessageFlags,
         internal_date: Option<SystemTime>,
     ) -> StoreResult<u32> {
         // Without copying the message into an upload.
@@ -325,15 +335,16 @@ impl Mailstore for MemoryStore {
         user: &str,
         mailbox: &str,
         uid: u32,
-        flags: Flags,
-    ) -> StoreResult<()> {
+        mut flags: MessageFlags,
+    ) -> StoreResult<MessageFlags> {
         self.changing_mailbox(user, mailbox, |mailbox| {
             let message = mailbox
                 .messages
                 .get_mut(&uid)
                 .ok_or(StoreError::NoSuchMessage)?;
-            message.flags = flags;
-            Ok(())
+            flags.keywords = mailbox.keywords.canonical(&flags.keywords)?;
+            message.flags = flags.clone();
+            Ok(flags)
         })
     }
 

@@ -9,6 +9,8 @@
 #[cfg(test)]
 mod conformance;
 mod flags;
+mod keyword;
+mod keyword_table;
 #[cfg(feature = "maildir")]
 mod maildir;
 mod memory;
@@ -21,15 +23,27 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-pub use flags::Flags;
+pub use flags::{Flags, MessageFlags};
+pub use keyword::{InvalidKeyword, Keyword, Keywords, MAX_KEYWORD_LEN};
 #[cfg(feature = "maildir")]
 pub use maildir::{Maildir, MaildirUpload};
 pub use memory::{MemoryStore, MemoryUpload};
 pub(crate) use watch::ChangeNotifier;
 pub use watch::MailboxWatch;
+#[cfg(test)]
+pub(crate) use {flags::test_flags, keyword::test_keywords};
 
 /// The name of every user's inbox.
 pub const INBOX: &str = "INBOX";
+
+/// The most keywords a mailbox can know: Maildir names a message's keywords with the
+/// letters `a` to `z` (as Dovecot does), and the [`MemoryStore`] keeps the same limit. A
+/// keyword stays known to its mailbox once used, even when no message has it any more.
+///
+/// ```
+/// assert_eq!(tower_mail::store::MAX_KEYWORDS, 26);
+/// ```
+pub const MAX_KEYWORDS: usize = 26;
 
 /// One message as listed in a mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +53,8 @@ pub struct MessageMeta {
     /// The RFC 822 size: octets with every line ending as CRLF (what IMAP's RFC822.SIZE and
     /// POP3's LIST report).
     pub size: u64,
-    /// The message's flags.
-    pub flags: Flags,
+    /// The message's flags and keywords.
+    pub flags: MessageFlags,
     /// When the message was delivered (IMAP INTERNALDATE).
     pub internal_date: SystemTime,
 }
@@ -54,6 +68,9 @@ pub struct MailboxSnapshot {
     pub uid_next: u32,
     /// The messages, sorted by UID ascending.
     pub messages: Vec<MessageMeta>,
+    /// Every keyword the mailbox knows (IMAP's FLAGS response lists them), whether or not a
+    /// message has it now.
+    pub keywords: Keywords,
 }
 
 /// A mailbox as listed for a user.
@@ -81,6 +98,8 @@ pub enum StoreError {
     InvalidName,
     /// The operation is not allowed on this mailbox (deleting or renaming INBOX).
     NotAllowed,
+    /// The mailbox would know more than [`MAX_KEYWORDS`] keywords; nothing was changed.
+    TooManyKeywords,
     /// The storage failed.
     Io(io::Error),
 }
@@ -93,6 +112,9 @@ impl std::fmt::Display for StoreError {
             StoreError::AlreadyExists => f.write_str("mailbox already exists"),
             StoreError::InvalidName => f.write_str("invalid mailbox name"),
             StoreError::NotAllowed => f.write_str("operation not allowed on this mailbox"),
+            StoreError::TooManyKeywords => {
+                write!(f, "more than {MAX_KEYWORDS} keywords in one mailbox")
+            }
             StoreError::Io(err) => write!(f, "storage error: {err}"),
         }
     }
@@ -183,6 +205,9 @@ pub trait Mailstore: Send + Sync + 'static {
 
     /// Deliver a message; returns its UID. Durable on `Ok`.
     ///
+    /// Keywords new to the mailbox become known to it; past [`MAX_KEYWORDS`] the delivery
+    /// fails with [`StoreError::TooManyKeywords`] and delivers nothing.
+    ///
     /// `internal_date` is the IMAP INTERNALDATE; `None` means now. The default is
     /// [`begin_append`](Self::begin_append), one [`write`](MessageUpload::write) and
     /// [`commit`](MessageUpload::commit); stores override it only to save work for a message
@@ -192,7 +217,7 @@ pub trait Mailstore: Send + Sync + 'static {
         user: &str,
         mailbox: &str,
         content: Bytes,
-        flags: Flags,
+        flags: MessageFlags,
         internal_date: Option<SystemTime>,
     ) -> impl Future<Output = StoreResult<u32>> + Send {
         async move {
@@ -230,7 +255,7 @@ pub trait Mailstore: Send + Sync + 'static {
     /// for chunk in [&b"Subject: hi\r"[..], b"\n\r\n", b"Hello\r\n"] {
     ///     upload.write(chunk).await?;
     /// }
-    /// let uid = upload.commit(Flags::SEEN, None).await?;
+    /// let uid = upload.commit(Flags::SEEN.into(), None).await?;
     /// assert_eq!(store.fetch("alice", "INBOX", uid).await?, &b"Subject: hi\r\n\r\nHello\r\n"[..]);
     /// # Ok::<_, tower_mail::store::StoreError>(())
     /// # }).unwrap();
@@ -251,14 +276,38 @@ pub trait Mailstore: Send + Sync + 'static {
         uids: &[u32],
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
-    /// Replace the flags of the message with `uid`. Durable on `Ok`.
+    /// Replace the flags and keywords of the message with `uid`; returns them as stored
+    /// (each keyword spelled as the mailbox first knew it). Durable on `Ok`.
+    ///
+    /// Fails with [`StoreError::TooManyKeywords`], changing nothing, if the mailbox would know
+    /// more than [`MAX_KEYWORDS`] keywords.
+    ///
+    /// ```
+    /// use tower_mail::store::{Flags, Keyword, Mailstore, MemoryStore, MessageFlags};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// store.ensure_user("alice").await?;
+    /// let mut flags = MessageFlags::from(Flags::SEEN);
+    /// flags.keywords.insert(Keyword::new("NonJunk").unwrap());
+    /// let uid = store.append("alice", "INBOX", "Subject: hi\r\n\r\n".into(), flags, None).await?;
+    ///
+    /// let mut flags = MessageFlags::default();
+    /// flags.keywords.insert(Keyword::new("nonjunk").unwrap());
+    /// let stored = store.set_flags("alice", "INBOX", uid, flags).await?;
+    /// assert_eq!(stored.keywords.iter().next().unwrap().as_str(), "NonJunk");
+    /// let snapshot = store.snapshot("alice", "INBOX").await?;
+    /// assert_eq!(snapshot.messages[0].flags, stored);
+    /// # Ok::<_, tower_mail::store::StoreError>(())
+    /// # }).unwrap();
+    /// ```
     fn set_flags(
         &self,
         user: &str,
         mailbox: &str,
         uid: u32,
-        flags: Flags,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+        flags: MessageFlags,
+    ) -> impl Future<Output = StoreResult<MessageFlags>> + Send;
 
     /// The user's mailboxes, INBOX first, then by name.
     fn list_mailboxes(
@@ -323,10 +372,11 @@ pub trait MessageUpload: Send + 'static {
     fn write(&mut self, chunk: &[u8]) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Deliver the message with `flags` and `internal_date` (`None`: now); returns its UID,
-    /// the mailbox's next. Durable on `Ok`; fails if fewer octets were written than announced.
+    /// the mailbox's next. Durable on `Ok`; fails if fewer octets were written than announced,
+    /// or with [`StoreError::TooManyKeywords`] as [`Mailstore::append`] does.
     fn commit(
         self,
-        flags: Flags,
+        flags: MessageFlags,
         internal_date: Option<SystemTime>,
     ) -> impl Future<Output = StoreResult<u32>> + Send;
 }

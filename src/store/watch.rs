@@ -20,7 +20,7 @@ use tokio::sync::watch;
 /// let store = MemoryStore::new();
 /// store.ensure_user("alice").await?;
 /// let mut watch = store.watch("alice", "INBOX");
-/// store.append("alice", "INBOX", "Subject: hi\r\n\r\n".into(), Flags::EMPTY, None).await?;
+/// store.append("alice", "INBOX", "Subject: hi\r\n\r\n".into(), Flags::EMPTY.into(), None).await?;
 /// watch.changed().await; // returns at once: the append happened after `watch`
 /// # Ok::<_, tower_mail::store::StoreError>(())
 /// # }).unwrap();

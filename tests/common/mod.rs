@@ -276,7 +276,7 @@ pub async fn deliver(store: &MemoryStore, user: &str, message: &[u8]) -> u32 {
             user,
             "INBOX",
             bytes::Bytes::copy_from_slice(message),
-            Flags::EMPTY,
+            Flags::EMPTY.into(),
             None,
         )
         .await

@@ -21,6 +21,8 @@ use tower_mail::store::{Flags, INBOX, Maildir, Mailstore};
 
 use crate::support_shared::run_python;
 
+pub mod imaplib;
+
 /// Bound for things that must happen "soon": a liveness bound, not a timing claim.
 pub const SOON: Duration = Duration::from_secs(10);
 
@@ -318,10 +320,15 @@ impl ExampleServer {
         }
     }
 
+    /// The root of the server's Maildir tree: each user's mail is in `<root>/<user>/`.
+    pub fn maildir(&self) -> PathBuf {
+        self.dir.path().join("maildir")
+    }
+
     /// Run `op` on the server's Maildir tree through the library's store (the tests are
     /// synchronous; the store is async).
     fn with_store<T, F: Future<Output = T>>(&self, op: impl FnOnce(Maildir) -> F) -> T {
-        let store = Maildir::new(self.dir.path().join("maildir"));
+        let store = Maildir::new(self.maildir());
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -340,7 +347,7 @@ impl ExampleServer {
         self.with_store(|store| async move {
             store.ensure_user(user).await.expect("ensure_user");
             store
-                .append(user, INBOX, content, Flags::EMPTY, None)
+                .append(user, INBOX, content, Flags::EMPTY.into(), None)
                 .await
                 .expect("deliver")
         })
@@ -356,7 +363,7 @@ impl ExampleServer {
 
     /// The octets of each file in `user`'s Maildir `tmp/`: messages still being written.
     pub fn maildir_tmp_files(&self, user: &str) -> Vec<u64> {
-        let tmp = self.dir.path().join("maildir").join(user).join("tmp");
+        let tmp = self.maildir().join(user).join("tmp");
         let Ok(entries) = std::fs::read_dir(tmp) else {
             return Vec::new();
         };

@@ -120,7 +120,7 @@ impl FetchPlan {
         recent: bool,
     ) -> Vec1<MessageDataItem<'static>> {
         let message = Content::new(content.unwrap_or_default());
-        let flags = || MessageDataItem::Flags(super::flags::to_fetch(meta.flags, recent));
+        let flags = || MessageDataItem::Flags(super::flags::to_fetch(&meta.flags, recent));
         let mut out = Vec::with_capacity(self.items.len() + 1);
         for item in &self.items {
             out.extend(match item {

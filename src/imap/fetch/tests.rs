@@ -37,7 +37,7 @@ fn meta(message: &[u8], flags: Flags) -> MessageMeta {
     MessageMeta {
         uid: 7,
         size: rfc822_size(message),
-        flags,
+        flags: flags.into(),
         internal_date: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
     }
 }

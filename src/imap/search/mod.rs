@@ -9,12 +9,12 @@ mod content;
 mod tests;
 
 use chrono::NaiveDate;
-use imap_codec::imap_types::core::AString;
+use imap_codec::imap_types::core::{AString, Atom};
 use imap_codec::imap_types::search::SearchKey;
 
 use super::dates::utc_date;
 use super::sequence;
-use crate::store::{Flags, MessageMeta};
+use crate::store::{Flags, Keyword, MessageMeta};
 use content::{Content, fold};
 
 /// One message as SEARCH sees it.
@@ -117,7 +117,7 @@ struct Search<'c, 'a> {
 impl Search<'_, '_> {
     fn matches(&self, key: &SearchKey<'_>) -> bool {
         let meta = self.candidate.meta;
-        let flag = |flag: Flags| meta.flags.contains(flag);
+        let flag = |flag: Flags| meta.flags.system.contains(flag);
         let internal = || utc_date(meta.internal_date);
         match key {
             SearchKey::And(keys) => keys.as_ref().iter().all(|key| self.matches(key)),
@@ -143,9 +143,8 @@ impl Search<'_, '_> {
             SearchKey::Recent => self.candidate.recent,
             SearchKey::New => self.candidate.recent && !flag(Flags::SEEN),
             SearchKey::Old => !self.candidate.recent,
-            // No keywords are stored, so no message has one.
-            SearchKey::Keyword(_) => false,
-            SearchKey::Unkeyword(_) => true,
+            SearchKey::Keyword(name) => self.has_keyword(name),
+            SearchKey::Unkeyword(name) => !self.has_keyword(name),
 
             SearchKey::Before(date) => internal() < *date.as_ref(),
             SearchKey::On(date) => internal() == *date.as_ref(),
@@ -169,6 +168,13 @@ impl Search<'_, '_> {
                 self.content.headers_contain(&needle) || self.content.body_contains(&needle)
             }
         }
+    }
+
+    /// Whether the message has the keyword `name` (compared case-insensitively); a name no
+    /// keyword can have (too long) is on no message.
+    fn has_keyword(&self, name: &Atom<'_>) -> bool {
+        Keyword::new(name.as_ref())
+            .is_ok_and(|keyword| self.candidate.meta.flags.keywords.contains(&keyword))
     }
 
     /// A sent-date test; a message without a usable Date header passes none.

@@ -7,7 +7,7 @@ use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::search::SearchKey;
 
 use super::{Bounds, Candidate, charset_supported, matches, needs_content};
-use crate::store::{Flags, MessageMeta};
+use crate::store::{Flags, MessageMeta, test_keywords};
 
 /// Criteria as a client sends them, parsed by imap-codec as the session's are.
 fn criteria(text: &str) -> Vec<SearchKey<'static>> {
@@ -39,7 +39,7 @@ fn meta(uid: u32, flags: Flags) -> MessageMeta {
     MessageMeta {
         uid,
         size: 1000,
-        flags,
+        flags: flags.into(),
         internal_date: internal_date(),
     }
 }
@@ -69,12 +69,16 @@ fn hit_flags(search: &str, flags: Flags) -> bool {
 
 /// [`hit_flags`] for a message that is `\Recent` in the session or not.
 fn hit_flags_recent(search: &str, flags: Flags, recent: bool) -> bool {
+    hit_meta(search, &meta(1, flags), recent)
+}
+
+/// Whether the message `meta`, with no content at hand, matches.
+fn hit_meta(search: &str, meta: &MessageMeta, recent: bool) -> bool {
     let keys = criteria(search);
     assert!(!needs_content(&keys), "{search} needs no content");
-    let meta = meta(1, flags);
     let candidate = Candidate {
         seq: 1,
-        meta: &meta,
+        meta,
         recent,
         content: None,
     };
@@ -156,12 +160,21 @@ fn recent_new_and_old() {
 }
 
 #[test]
-fn keywords_are_never_kept() {
-    for flags in [Flags::EMPTY, Flags::SEEN] {
-        assert!(!hit_flags("KEYWORD $Junk", flags));
-        assert!(hit_flags("UNKEYWORD $Junk", flags));
-        assert!(hit_flags("ALL", flags));
-    }
+fn keywords_match_case_insensitively() {
+    let mut meta = meta(1, Flags::SEEN);
+    meta.flags.keywords = test_keywords(&["$Junk", "NonJunk"]);
+    let search = |text: &str| hit_meta(text, &meta, false);
+    assert!(search("KEYWORD $Junk"));
+    assert!(search("KEYWORD nonjunk SEEN"));
+    assert!(!search("KEYWORD $Label1"));
+    assert!(!search("UNKEYWORD $JUNK"));
+    assert!(search("UNKEYWORD $Label1"));
+    assert!(search("OR KEYWORD $Label1 KEYWORD NonJunk"));
+    let long = "k".repeat(crate::store::MAX_KEYWORD_LEN + 1);
+    assert!(!search(&format!("KEYWORD {long}")), "no message has it");
+    // A message without keywords.
+    assert!(!hit_flags("KEYWORD $Junk", Flags::SEEN));
+    assert!(hit_flags("UNKEYWORD $Junk", Flags::EMPTY));
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::store::Flags;
+use crate::store::keyword_table::{SlotMask, bit};
 
 /// Separates the base from the info in a file name in `cur/`.
 const INFO_SEPARATOR: &str = ":2,";
@@ -55,17 +56,35 @@ pub(super) fn full_name(base: &str, letters: &str) -> String {
     format!("{base}{INFO_SEPARATOR}{letters}")
 }
 
-/// The info letters for `flags`, keeping the letters of `old` that have no IMAP flag: the
-/// keywords `a`-`z` other programs set, and `P` (passed). Sorted, as Maildir requires.
-pub(super) fn info_letters(old: Option<&str>, flags: Flags) -> String {
-    let mut letters: Vec<char> = old
-        .unwrap_or("")
-        .chars()
-        .filter(|c| c.is_ascii_lowercase() || *c == 'P')
-        .chain(flags.maildir_letters().chars())
-        .collect();
+/// The keyword letters (`a` to `z`) of info letters, as slots: bit 0 is `a`.
+pub(super) fn keyword_mask(info: &str) -> SlotMask {
+    info.bytes()
+        .filter(u8::is_ascii_lowercase)
+        .fold(0, |mask, letter| mask | bit(usize::from(letter - b'a')))
+}
+
+/// The info letters for the system flags `system` and the keyword letters `keywords`,
+/// keeping from `old` the letters that no flag stands for: `P` (passed) and the keyword
+/// letters in `kept`. Sorted, as Maildir requires and Dovecot writes them: the uppercase
+/// letters in ASCII order, then the lowercase ones.
+pub(super) fn info_letters(
+    old: Option<&str>,
+    system: Flags,
+    keywords: SlotMask,
+    kept: SlotMask,
+) -> String {
+    let old = old.unwrap_or("");
+    let keywords = keywords | (keyword_mask(old) & kept);
+    let mut letters: Vec<char> = system.maildir_letters().chars().collect();
+    if old.contains('P') {
+        letters.push('P');
+    }
     letters.sort_unstable();
-    letters.dedup();
+    letters.extend(
+        (b'a'..=b'z')
+            .filter(|&letter| keywords & bit(usize::from(letter - b'a')) != 0)
+            .map(char::from),
+    );
     letters.into_iter().collect()
 }
 
@@ -149,11 +168,20 @@ mod tests {
     }
 
     #[test]
-    fn letters_sorted_and_keywords_kept() {
+    fn letters_sorted_system_first() {
         let flags = Flags::SEEN | Flags::FLAGGED;
-        assert_eq!(info_letters(None, flags), "FS");
-        assert_eq!(info_letters(Some("aRTPc"), flags), "FPSac");
-        assert_eq!(info_letters(Some("S"), Flags::EMPTY), "");
+        assert_eq!(info_letters(None, flags, 0, 0), "FS");
+        assert_eq!(info_letters(None, flags, bit(1) | bit(0), 0), "FSab");
+        assert_eq!(info_letters(Some("S"), Flags::EMPTY, 0, 0), "");
+        assert_eq!(keyword_mask("RSabz"), bit(0) | bit(1) | bit(25));
+    }
+
+    #[test]
+    fn old_keyword_letters_go_unless_kept_and_passed_stays() {
+        let flags = Flags::SEEN | Flags::FLAGGED;
+        // `a` and `c` are replaced by `b`; `c` stays if its name is foreign.
+        assert_eq!(info_letters(Some("aRTPc"), flags, bit(1), 0), "FPSb");
+        assert_eq!(info_letters(Some("aRTPc"), flags, bit(1), bit(2)), "FPSbc");
     }
 
     #[test]

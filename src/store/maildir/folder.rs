@@ -1,5 +1,5 @@
-//! One Maildir folder (`cur/`, `new/`, `tmp/` and the UID list): the blocking work behind
-//! `snapshot`, `fetch`, `append`, `set_flags` and `expunge`.
+//! One Maildir folder (`cur/`, `new/`, `tmp/`, the UID list and the keyword file): the
+//! blocking work behind `snapshot`, `fetch`, `append`, `set_flags` and `expunge`.
 //!
 //! The caller holds the folder's lock and passes its [`FolderCache`], so nothing here races
 //! with another operation of this process on the same folder; except [`TmpMessage`], a
@@ -14,10 +14,12 @@ use std::time::SystemTime;
 
 use super::durable;
 use super::filename;
+use super::keywords::{self, KeywordFile};
 use super::listing::{DirTimes, Listing};
 use super::uidlist::{self, Loaded, UidList};
+use crate::store::keyword_table::SlotMask;
 use crate::store::{
-    Flags, MailboxSnapshot, MessageMeta, Rfc822Size, StoreError, StoreResult, rfc822_size,
+    MailboxSnapshot, MessageFlags, MessageMeta, Rfc822Size, StoreError, StoreResult, rfc822_size,
 };
 
 /// The paths of one folder.
@@ -40,6 +42,9 @@ impl Folder {
     }
     fn uidlist(&self) -> PathBuf {
         self.dir.join(uidlist::FILE_NAME)
+    }
+    fn keywords(&self) -> PathBuf {
+        self.dir.join(keywords::FILE_NAME)
     }
 
     /// Creates the folder's directories and UID list; `Ok(false)` if it already existed.
@@ -98,6 +103,9 @@ struct State {
     sizes: HashMap<String, u64>,
     /// The last snapshot, reused while the directories are unchanged.
     listing: Listing,
+    /// The keyword letters, and the stamp of the file they were read from (`None`: no file).
+    keywords: KeywordFile,
+    keywords_stamp: Option<Stamp>,
 }
 
 impl State {
@@ -110,12 +118,14 @@ impl State {
             dates: HashMap::new(),
             sizes: HashMap::new(),
             listing: Listing::default(),
+            keywords: KeywordFile::default(),
+            keywords_stamp: None,
         }
     }
 }
 
-/// Length, modification time and inode of the UID list: since it is always replaced by a
-/// rename, a new write means a new inode, even within one timestamp tick.
+/// Length, modification time and inode of the UID list (or the keyword file): since it is
+/// always replaced by a rename, a new write means a new inode, even within one timestamp tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Stamp {
     len: u64,
@@ -124,6 +134,15 @@ struct Stamp {
 }
 
 impl Stamp {
+    /// The stamp of the file at `path`; `None` if there is none.
+    fn of_path(path: &Path) -> io::Result<Option<Stamp>> {
+        match fs::metadata(path) {
+            Ok(meta) => Ok(Some(Stamp::of(&meta))),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
     fn of(meta: &fs::Metadata) -> Stamp {
         #[cfg(unix)]
         let inode = std::os::unix::fs::MetadataExt::ino(meta);
@@ -165,12 +184,7 @@ fn with_state<T>(
 /// The folder's state: the cached one if the UID list did not change, else read from disk,
 /// rebuilt from the files (with a new UIDVALIDITY) if the list is missing or corrupt.
 fn state<'c>(folder: &Folder, cache: &'c mut FolderCache) -> StoreResult<&'c mut State> {
-    let path = folder.uidlist();
-    let stamp = match fs::metadata(&path) {
-        Ok(meta) => Some(Stamp::of(&meta)),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => None,
-        Err(err) => return Err(err.into()),
-    };
+    let stamp = Stamp::of_path(&folder.uidlist())?;
     let state = match cache.0.take() {
         Some(state) if Some(state.stamp) == stamp => state,
         old => {
@@ -178,7 +192,39 @@ fn state<'c>(folder: &Folder, cache: &'c mut FolderCache) -> StoreResult<&'c mut
             load(folder, previous)?
         }
     };
-    Ok(cache.0.insert(state))
+    let state = cache.0.insert(state);
+    refresh_keywords(folder, state)?;
+    Ok(state)
+}
+
+/// Re-reads the keyword file if another program (Dovecot) changed it since it was read.
+fn refresh_keywords(folder: &Folder, state: &mut State) -> io::Result<()> {
+    let path = folder.keywords();
+    let stamp = Stamp::of_path(&path)?;
+    if stamp != state.keywords_stamp {
+        state.keywords = KeywordFile::read(&path)?;
+        state.keywords_stamp = stamp;
+        // The listing's keywords were named by the old file.
+        state.listing.forget();
+    }
+    Ok(())
+}
+
+/// The slots of `flags`' keywords, adding the new ones to the keyword file first, so that no
+/// message file ever carries a letter the file does not name. Fails with `TooManyKeywords`,
+/// changing nothing, when they do not fit.
+fn keyword_slots(
+    folder: &Folder,
+    state: &mut State,
+    flags: &MessageFlags,
+) -> StoreResult<SlotMask> {
+    let (mask, added) = state.keywords.table.intern(&flags.keywords)?;
+    if added {
+        let path = folder.keywords();
+        state.keywords.write(&path)?;
+        state.keywords_stamp = Stamp::of_path(&path)?;
+    }
+    Ok(mask)
 }
 
 fn load(folder: &Folder, previous: u32) -> StoreResult<State> {
@@ -205,6 +251,7 @@ fn load(folder: &Folder, previous: u32) -> StoreResult<State> {
         }
     };
     let mut state = State::new(Stamp::default(), UidList::fresh(previous));
+    refresh_keywords(folder, &mut state)?;
     sync(folder, &mut state, true)?;
     Ok(state)
 }
@@ -296,7 +343,7 @@ fn sync(folder: &Folder, state: &mut State, mut dirty: bool) -> StoreResult<Vec<
         messages.push(MessageMeta {
             uid,
             size,
-            flags: Flags::from_maildir_letters(info.unwrap_or("")),
+            flags: state.keywords.flags_of(info.unwrap_or("")),
             internal_date: file.modified,
         });
         state.names.insert(uid, file.name.clone());
@@ -460,6 +507,7 @@ pub(super) fn snapshot(folder: &Folder, cache: &mut FolderCache) -> StoreResult<
             uid_validity: state.list.uid_validity,
             uid_next: state.list.uid_next,
             messages,
+            keywords: state.keywords.table.all(),
         })
     })
 }
@@ -605,12 +653,14 @@ pub(super) fn deliver(
     folder: &Folder,
     cache: &mut FolderCache,
     mut written: Written,
-    flags: Flags,
+    flags: MessageFlags,
 ) -> StoreResult<u32> {
     with_state(folder, cache, |state| {
         state.listing.forget();
+        let keywords = keyword_slots(folder, state, &flags)?;
+        let letters = filename::info_letters(None, flags.system, keywords, 0);
         let base = filename::base_with_sizes(&written.token, written.size, written.rfc822);
-        let name = filename::full_name(&base, &filename::info_letters(None, flags));
+        let name = filename::full_name(&base, &letters);
         let cur_path = folder.cur().join(&name);
         if let Err(err) = fs::rename(&written.tmp.path, &cur_path) {
             if err.kind() == io::ErrorKind::NotFound {
@@ -642,20 +692,27 @@ pub(super) fn deliver(
     })
 }
 
-/// Renames the message's file to carry `flags`, keeping the letters that have no IMAP flag.
+/// Renames the message's file to carry `flags`, keeping the letters that IMAP cannot name;
+/// returns the flags as stored.
 pub(super) fn set_flags(
     folder: &Folder,
     cache: &mut FolderCache,
     uid: u32,
-    flags: Flags,
-) -> StoreResult<()> {
+    flags: MessageFlags,
+) -> StoreResult<MessageFlags> {
     with_state(folder, cache, |state| {
+        if !state.list.entries.contains_key(&uid) {
+            return Err(StoreError::NoSuchMessage);
+        }
         // Its own change moves the directory's time too; forgetting is the plainer guarantee.
         state.listing.forget();
+        let keywords = keyword_slots(folder, state, &flags)?;
+        let kept = state.keywords.table.reserved();
         let cur = folder.cur();
         let (name, renamed) = on_file(folder, state, uid, |path, name| {
             let (base, info) = filename::split(name);
-            let target = filename::full_name(base, &filename::info_letters(info, flags));
+            let letters = filename::info_letters(info, flags.system, keywords, kept);
+            let target = filename::full_name(base, &letters);
             if target == name {
                 return Ok((target, false));
             }
@@ -666,7 +723,10 @@ pub(super) fn set_flags(
             durable::sync_dir(&cur)?;
         }
         state.names.insert(uid, name);
-        Ok(())
+        Ok(MessageFlags {
+            system: flags.system,
+            keywords: state.keywords.table.keywords(keywords),
+        })
     })
 }
 

@@ -3,6 +3,7 @@
 mod durable;
 mod filename;
 mod folder;
+mod keywords;
 mod listing;
 mod tree;
 mod uidlist;
@@ -24,7 +25,7 @@ use tokio::sync::Mutex as AsyncMutex;
 use self::folder::{Folder, FolderCache, TmpMessage, Written};
 pub use self::upload::MaildirUpload;
 use super::{
-    ChangeNotifier, Flags, INBOX, MailboxInfo, MailboxSnapshot, MailboxWatch, Mailstore,
+    ChangeNotifier, INBOX, MailboxInfo, MailboxSnapshot, MailboxWatch, Mailstore, MessageFlags,
     StoreError, StoreResult, rules,
 };
 
@@ -44,6 +45,15 @@ use super::{
 /// `<secs>.M<micros>P<pid>Q<n>.<host>,S=<size>,W=<rfc822 size>:2,<flags>`, whose modification
 /// time is the INTERNALDATE. Messages an MDA drops into `new/` get a UID at the next
 /// [`snapshot`](Mailstore::snapshot).
+///
+/// # Keywords
+///
+/// Keywords are stored as Dovecot stores them: each folder's `dovecot-keywords` file names
+/// the letters `a` to `z` (`0 $Label1` names `a`), and a message's file name carries its
+/// keyword letters after its system flags (`:2,Sab`). The file is read as Dovecot left it
+/// and only ever grows: a letter keeps its name, a new keyword takes the first free letter,
+/// so this store and Dovecot show the same keywords on the same tree. Hence at most 26
+/// keywords per folder ([`MAX_KEYWORDS`](super::MAX_KEYWORDS)).
 ///
 /// # Durability and concurrency
 ///
@@ -79,7 +89,7 @@ use super::{
 /// runtime.block_on(async {
 ///     store.ensure_user("alice").await?;
 ///     let message = Bytes::from_static(b"Subject: hi\r\n\r\nHello\r\n");
-///     let uid = store.append("alice", "INBOX", message.clone(), Flags::SEEN, None).await?;
+///     let uid = store.append("alice", "INBOX", message.clone(), Flags::SEEN.into(), None).await?;
 ///     let snapshot = store.snapshot("alice", "INBOX").await?;
 ///     assert_eq!(snapshot.messages[0].uid, uid);
 ///     assert_eq!(store.fetch("alice", "INBOX", uid).await?, message);
@@ -176,7 +186,7 @@ impl Maildir {
         user: &str,
         mailbox: &str,
         written: Written,
-        flags: Flags,
+        flags: MessageFlags,
     ) -> StoreResult<u32> {
         self.on_folder_changing(user, mailbox, move |folder, cache| {
             folder::deliver(folder, cache, written, flags)
@@ -301,7 +311,7 @@ impl Mailstore for Maildir {
         user: &str,
         mailbox: &str,
         content: Bytes,
-        flags: Flags,
+        flags: MessageFlags,
         internal_date: Option<SystemTime>,
     ) -> StoreResult<u32> {
         // As an upload would, in one trip to the blocking pool instead of a buffer's worth.
@@ -346,8 +356,8 @@ impl Mailstore for Maildir {
         user: &str,
         mailbox: &str,
         uid: u32,
-        flags: Flags,
-    ) -> StoreResult<()> {
+        flags: MessageFlags,
+    ) -> StoreResult<MessageFlags> {
         self.on_folder_changing(user, mailbox, move |folder, cache| {
             folder::set_flags(folder, cache, uid, flags)
         })

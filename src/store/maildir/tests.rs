@@ -12,7 +12,9 @@ use tempfile::TempDir;
 use super::Maildir;
 use super::upload::BUFFER_SIZE;
 use crate::store::conformance::{conformance_tests, mixed_message};
-use crate::store::{Flags, INBOX, Mailstore, MessageUpload, StoreError, rfc822_size};
+use crate::store::{
+    Flags, INBOX, Mailstore, MessageFlags, MessageUpload, StoreError, rfc822_size, test_flags,
+};
 
 conformance_tests!(store());
 
@@ -32,7 +34,13 @@ async fn user_store() -> (Maildir, TempDir, PathBuf) {
 
 async fn append(store: &Maildir, content: &'static [u8]) -> u32 {
     store
-        .append(USER, INBOX, Bytes::from_static(content), Flags::EMPTY, None)
+        .append(
+            USER,
+            INBOX,
+            Bytes::from_static(content),
+            MessageFlags::from(Flags::EMPTY),
+            None,
+        )
         .await
         .unwrap()
 }
@@ -89,7 +97,7 @@ async fn delivery_file_name_and_uidlist() {
             USER,
             INBOX,
             Bytes::from_static(content),
-            Flags::SEEN | Flags::ANSWERED,
+            MessageFlags::from(Flags::SEEN | Flags::ANSWERED),
             Some(when),
         )
         .await
@@ -123,7 +131,7 @@ async fn uids_survive_a_restart() {
     let two = append(&store, b"two\r\n").await;
     let three = append(&store, b"three\r\n").await;
     store
-        .set_flags(USER, INBOX, two, Flags::FLAGGED)
+        .set_flags(USER, INBOX, two, MessageFlags::from(Flags::FLAGGED))
         .await
         .unwrap();
     store.expunge(USER, INBOX, &[three]).await.unwrap();
@@ -160,8 +168,8 @@ async fn picks_up_mda_deliveries_in_new() {
     assert_eq!(snapshot.messages[0].uid, first);
     assert!(dropped.uid > first);
     assert_eq!(dropped.size, rfc822_size(content));
-    assert_eq!(dropped.flags, Flags::EMPTY);
-    assert_eq!(snapshot.messages[2].flags, Flags::SEEN);
+    assert_eq!(dropped.flags, MessageFlags::from(Flags::EMPTY));
+    assert_eq!(snapshot.messages[2].flags, MessageFlags::from(Flags::SEEN));
     assert_eq!(files(&user_dir.join("new")), [".hidden"]);
     let cur = files(&user_dir.join("cur"));
     let expected = format!(
@@ -231,14 +239,14 @@ async fn sizes_of_files_without_w_are_read() {
     fs::write(user_dir.join("cur/1.M1.other:2,S"), b"a\nb\n").unwrap();
     let snapshot = store.snapshot(USER, INBOX).await.unwrap();
     assert_eq!(snapshot.messages[0].size, 6);
-    assert_eq!(snapshot.messages[0].flags, Flags::SEEN);
+    assert_eq!(snapshot.messages[0].flags, MessageFlags::from(Flags::SEEN));
     // The name is left alone (another tool may track it).
     assert_eq!(files(&user_dir.join("cur")), ["1.M1.other:2,S"]);
     assert_eq!(store.snapshot(USER, INBOX).await.unwrap(), snapshot);
 }
 
 #[tokio::test]
-async fn set_flags_renames_and_keeps_keywords() {
+async fn set_flags_renames_keeping_passed() {
     let (store, _dir, user_dir) = user_store().await;
     let uid = append(&store, b"x\r\n").await;
     let cur = user_dir.join("cur");
@@ -247,23 +255,38 @@ async fn set_flags_renames_and_keeps_keywords() {
             USER,
             INBOX,
             uid,
-            Flags::SEEN | Flags::FLAGGED | Flags::DRAFT,
+            MessageFlags::from(Flags::SEEN | Flags::FLAGGED | Flags::DRAFT),
         )
         .await
         .unwrap();
     let name = files(&cur).remove(0);
     assert!(name.ends_with(":2,DFS"), "{name}");
 
-    // Another client adds a keyword letter and "passed" behind our back.
+    // Another client adds a keyword letter the folder has no name for, and "passed".
     let base = name.strip_suffix(":2,DFS").unwrap().to_owned();
     fs::rename(cur.join(&name), cur.join(format!("{base}:2,DFPSa"))).unwrap();
+    let snapshot = store.snapshot(USER, INBOX).await.unwrap();
+    let keywords: Vec<&str> = snapshot.messages[0]
+        .flags
+        .keywords
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(keywords, ["unknown-0"], "named as Dovecot names it");
     store
-        .set_flags(USER, INBOX, uid, Flags::ANSWERED)
+        .set_flags(USER, INBOX, uid, MessageFlags::from(Flags::ANSWERED))
         .await
         .unwrap();
-    assert_eq!(files(&cur), [format!("{base}:2,PRa")]);
+    assert_eq!(
+        files(&cur),
+        [format!("{base}:2,PR")],
+        "the keyword is replaced too"
+    );
     let snapshot = store.snapshot(USER, INBOX).await.unwrap();
-    assert_eq!(snapshot.messages[0].flags, Flags::ANSWERED);
+    assert_eq!(
+        snapshot.messages[0].flags,
+        MessageFlags::from(Flags::ANSWERED)
+    );
     assert_eq!(store.fetch(USER, INBOX, uid).await.unwrap(), &b"x\r\n"[..]);
 }
 
@@ -279,7 +302,10 @@ async fn follows_files_renamed_by_other_programs() {
     // Without a snapshot in between: the remembered name is stale.
     assert_eq!(store.fetch(USER, INBOX, uid).await.unwrap(), &b"x\r\n"[..]);
     let snapshot = store.snapshot(USER, INBOX).await.unwrap();
-    assert_eq!(snapshot.messages[0].flags, Flags::ANSWERED | Flags::SEEN);
+    assert_eq!(
+        snapshot.messages[0].flags,
+        MessageFlags::from(Flags::ANSWERED | Flags::SEEN)
+    );
 
     // Deleted behind our back: forgotten.
     fs::remove_file(cur.join(format!("{base}:2,RS"))).unwrap();
@@ -337,7 +363,7 @@ async fn damaged_uidlist_is_rebuilt_with_new_uid_validity() {
             USER,
             INBOX,
             Bytes::from_static(b"three\r\n"),
-            Flags::EMPTY,
+            MessageFlags::from(Flags::EMPTY),
             None,
         )
         .await
@@ -392,7 +418,7 @@ async fn folders_not_made_by_us_are_not_listed() {
             USER,
             "Made/By/Mutt",
             Bytes::from_static(b"m\r\n"),
-            Flags::EMPTY,
+            MessageFlags::from(Flags::EMPTY),
             None,
         )
         .await
@@ -497,12 +523,12 @@ async fn unchanged_settled_folders_are_not_listed_again() {
     let snapshot = store.snapshot(USER, INBOX).await.unwrap();
     let uid = snapshot.messages[0].uid;
     store
-        .set_flags(USER, INBOX, uid, Flags::SEEN)
+        .set_flags(USER, INBOX, uid, MessageFlags::from(Flags::SEEN))
         .await
         .unwrap();
     set_dir_time(&cur, hour_ago);
     let after = store.snapshot(USER, INBOX).await.unwrap();
-    assert_eq!(after.messages[0].flags, Flags::SEEN);
+    assert_eq!(after.messages[0].flags, MessageFlags::from(Flags::SEEN));
     store.expunge(USER, INBOX, &[uid]).await.unwrap();
     set_dir_time(&cur, hour_ago);
     assert_eq!(store.snapshot(USER, INBOX).await.unwrap().messages.len(), 2);
@@ -538,7 +564,7 @@ async fn upload_streams_to_tmp_and_is_delivered_like_append() {
 
     let when = UNIX_EPOCH + Duration::from_secs(1_500_000_000);
     let uid = upload
-        .commit(Flags::SEEN | Flags::DRAFT, Some(when))
+        .commit(MessageFlags::from(Flags::SEEN | Flags::DRAFT), Some(when))
         .await
         .unwrap();
     assert!(files(&user_dir.join("tmp")).is_empty());
@@ -597,7 +623,12 @@ async fn abandoned_uploads_leave_no_file_in_tmp() {
     // A commit refused for a short message removes it too.
     let mut upload = store.begin_append(USER, INBOX, 5).await.unwrap();
     upload.write(b"1234").await.unwrap();
-    assert!(upload.commit(Flags::EMPTY, None).await.is_err());
+    assert!(
+        upload
+            .commit(MessageFlags::from(Flags::EMPTY), None)
+            .await
+            .is_err()
+    );
     assert!(files(&user_dir.join("tmp")).is_empty());
 
     // A delivery into a deleted mailbox.
@@ -607,7 +638,7 @@ async fn abandoned_uploads_leave_no_file_in_tmp() {
     upload.write(b"abc").await.unwrap();
     store.delete_mailbox(USER, "Gone").await.unwrap();
     assert!(matches!(
-        upload.commit(Flags::EMPTY, None).await,
+        upload.commit(MessageFlags::from(Flags::EMPTY), None).await,
         Err(StoreError::NoSuchMailbox)
     ));
     assert!(!gone.exists());
@@ -634,7 +665,12 @@ async fn a_cancelled_write_breaks_the_upload_and_its_file_goes() {
         return;
     }
     assert!(matches!(upload.write(b"").await, Err(StoreError::Io(_))));
-    assert!(upload.commit(Flags::EMPTY, None).await.is_err());
+    assert!(
+        upload
+            .commit(MessageFlags::from(Flags::EMPTY), None)
+            .await
+            .is_err()
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !files(&user_dir.join("tmp")).is_empty() {
         assert!(Instant::now() < deadline, "the file was not removed");
@@ -656,7 +692,118 @@ async fn upload_into_a_folder_without_tmp() {
     fs::create_dir_all(user_dir.join(".Mutt/cur")).unwrap();
     let mut upload = store.begin_append(USER, "Mutt", 3).await.unwrap();
     upload.write(b"m\r\n").await.unwrap();
-    let uid = upload.commit(Flags::EMPTY, None).await.unwrap();
+    let uid = upload
+        .commit(MessageFlags::from(Flags::EMPTY), None)
+        .await
+        .unwrap();
     assert_eq!(store.fetch(USER, "Mutt", uid).await.unwrap(), &b"m\r\n"[..]);
     assert!(files(&user_dir.join(".Mutt/tmp")).is_empty());
+}
+
+fn keywords_of(flags: &MessageFlags) -> Vec<&str> {
+    flags.keywords.iter().map(|k| k.as_str()).collect()
+}
+
+#[tokio::test]
+async fn keywords_are_written_as_dovecot_writes_them() {
+    let (store, _dir, user_dir) = user_store().await;
+    let flags = test_flags(Flags::SEEN | Flags::ANSWERED, &["NonJunk", "$Label1"]);
+    let uid = store
+        .append(USER, INBOX, Bytes::from_static(b"x\r\n"), flags, None)
+        .await
+        .unwrap();
+    let keywords_file = user_dir.join("dovecot-keywords");
+    // Letters in the order the keywords were first seen: sorted, `$Label1` before `NonJunk`.
+    assert_eq!(
+        fs::read_to_string(&keywords_file).unwrap(),
+        "0 $Label1\n1 NonJunk\n"
+    );
+    let name = files(&user_dir.join("cur")).remove(0);
+    assert!(name.ends_with(":2,RSab"), "{name}");
+
+    store
+        .set_flags(
+            USER,
+            INBOX,
+            uid,
+            test_flags(Flags::DRAFT, &["nonjunk", "Todo"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        fs::read_to_string(&keywords_file).unwrap(),
+        "0 $Label1\n1 NonJunk\n2 Todo\n",
+        "only appended"
+    );
+    let name = files(&user_dir.join("cur")).remove(0);
+    assert!(name.ends_with(":2,Dbc"), "{name}");
+
+    // A fresh process reads the same.
+    let restarted = Maildir::new(store.root());
+    let snapshot = restarted.snapshot(USER, INBOX).await.unwrap();
+    assert_eq!(
+        keywords_of(&snapshot.messages[0].flags),
+        ["NonJunk", "Todo"]
+    );
+    assert_eq!(snapshot.keywords.len(), 3);
+}
+
+#[tokio::test]
+async fn dovecots_keyword_letters_are_read_and_never_renumbered() {
+    let (store, _dir, user_dir) = user_store().await;
+    let folder = user_dir.join(".Archive");
+    store.create_mailbox(USER, "Archive").await.unwrap();
+    // As Dovecot leaves a folder: a gap at `b`, and a name it cannot have come from IMAP.
+    fs::write(
+        folder.join("dovecot-keywords"),
+        "0 $Junk\n2 $Forwarded\n3 not an atom\n",
+    )
+    .unwrap();
+    fs::write(folder.join("cur/1.M1.dovecot,S=3:2,Sacd"), b"x\r\n").unwrap();
+    let snapshot = store.snapshot(USER, "Archive").await.unwrap();
+    let message = &snapshot.messages[0];
+    assert_eq!(message.flags.system, Flags::SEEN);
+    assert_eq!(keywords_of(&message.flags), ["$Forwarded", "$Junk"]);
+    let known: Vec<&str> = snapshot.keywords.iter().map(|k| k.as_str()).collect();
+    assert_eq!(known, ["$Forwarded", "$Junk"]);
+
+    let stored = store
+        .set_flags(
+            USER,
+            "Archive",
+            message.uid,
+            test_flags(Flags::EMPTY, &["$JUNK", "Todo"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(keywords_of(&stored), ["$Junk", "Todo"]);
+    assert_eq!(
+        fs::read_to_string(folder.join("dovecot-keywords")).unwrap(),
+        "0 $Junk\n1 Todo\n2 $Forwarded\n3 not an atom\n",
+        "the gap is filled, the rest kept as it was"
+    );
+    // `d` is not IMAP's to clear.
+    assert_eq!(files(&folder.join("cur")), ["1.M1.dovecot,S=3:2,abd"]);
+}
+
+#[tokio::test]
+async fn a_keyword_file_changed_by_dovecot_is_read_again() {
+    let (store, _dir, user_dir) = user_store().await;
+    let uid = append(&store, b"x\r\n").await;
+    store
+        .set_flags(USER, INBOX, uid, test_flags(Flags::EMPTY, &["$Label1"]))
+        .await
+        .unwrap();
+    // Dovecot names a new letter and gives it to the message.
+    fs::write(user_dir.join("dovecot-keywords"), "0 $Label1\n1 $Label2\n").unwrap();
+    let cur = user_dir.join("cur");
+    let name = files(&cur).remove(0);
+    let renamed = name.replace(":2,a", ":2,ab");
+    fs::rename(cur.join(&name), cur.join(&renamed)).unwrap();
+    let snapshot = store.snapshot(USER, INBOX).await.unwrap();
+    assert_eq!(
+        keywords_of(&snapshot.messages[0].flags),
+        ["$Label1", "$Label2"]
+    );
+    assert_eq!(snapshot.keywords.len(), 2);
 }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use super::folder::TmpMessage;
 use super::{Maildir, blocking};
-use crate::store::{Flags, MessageUpload, StoreResult, UploadLength, broken_upload};
+use crate::store::{MessageFlags, MessageUpload, StoreResult, UploadLength, broken_upload};
 
 /// How much of an upload is held in memory before it is written to its file: the bound on an
 /// upload's memory, and 800 trips to the blocking pool for a 50 MiB message.
@@ -94,7 +94,11 @@ impl MessageUpload for MaildirUpload {
         Ok(())
     }
 
-    async fn commit(mut self, flags: Flags, internal_date: Option<SystemTime>) -> StoreResult<u32> {
+    async fn commit(
+        mut self,
+        flags: MessageFlags,
+        internal_date: Option<SystemTime>,
+    ) -> StoreResult<u32> {
         let mut message = self.message.take().ok_or_else(broken_upload)?;
         self.length.check_complete()?;
         let pending = mem::take(&mut self.pending);
