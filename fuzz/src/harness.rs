@@ -41,8 +41,11 @@ pub fn pop3_session(input: &[u8]) -> Vec<u8> {
     imap_config.allow_plaintext_login = true;
     let imap = ImapService::new(PasswdFile::parse(USERS), store.clone(), imap_config);
     let message = b"From: a@example.com\r\nSubject: hi\r\n\r\n.line\r\nbody\r\n";
-    let mut setup = format!("a LOGIN alice secret\r\nb APPEND INBOX {{{}+}}\r\n", message.len())
-        .into_bytes();
+    let mut setup = format!(
+        "a LOGIN alice secret\r\nb APPEND INBOX {{{}+}}\r\n",
+        message.len()
+    )
+    .into_bytes();
     setup.extend_from_slice(message);
     setup.extend_from_slice(b"\r\nc LOGOUT\r\n");
     drive(Protocol::Imap, &setup, move |conn| imap.oneshot(conn));
