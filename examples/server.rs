@@ -12,7 +12,8 @@
 //! With no file it serves on loopback, keeps mail under `./data/maildir`, creates the user
 //! `demo` with password `demo` if the user file is absent, and logs one line per connection
 //! event. Ctrl-C and SIGTERM shut it down gracefully; SIGHUP reloads the user file and the
-//! `[layers.*]` policies without dropping sessions.
+//! `[layers.*]` policies without dropping sessions. The user file is also read again when it
+//! changes (`[auth] passwd_check_ms`).
 
 #[path = "server/admin.rs"]
 mod admin;
@@ -132,7 +133,9 @@ async fn run() -> Result<(), String> {
             passwd.display()
         );
     }
-    let users = PasswdFile::open(passwd).map_err(|e| format!("{}: {e}", passwd.display()))?;
+    let users = PasswdFile::open(passwd)
+        .map_err(|e| format!("{}: {e}", passwd.display()))?
+        .check_interval(Some(Duration::from_millis(config.auth.passwd_check_ms)));
     // Wrapped once: IMAP and POP3 get clones of one stack, so that its counts cover both.
     let auth = auth::build(users.clone(), &config.auth, &policies)?;
     let store = Maildir::new(&config.store.maildir);

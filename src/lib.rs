@@ -25,7 +25,8 @@
 //!   services compile unchanged, and every listener is plaintext ([`server::TlsMode::None`]).
 //! - `self-signed`: `tls::self_signed`, a certificate made at start-up (brings rcgen;
 //!   implies `tls`).
-//! - `passwd-file`: `auth::PasswdFile`, users in a passwd-file (brings argon2).
+//! - `passwd-file`: `auth::PasswdFile`, users in a Dovecot passwd-file with Dovecot's password
+//!   schemes (brings argon2, sha-crypt, bcrypt, pbkdf2 and RustCrypto's digests).
 //! - `test-util`: helpers for tests, not for production code: `Connection::for_test`, and with
 //!   `tls`, `tls::connector_trusting`.
 #![forbid(unsafe_code)]

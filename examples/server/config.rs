@@ -67,8 +67,13 @@ impl Default for Store {
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Auth {
-    /// Dovecot passwd-file lines: `user:{SCHEME}secret`. SIGHUP re-reads it.
+    /// Dovecot passwd-file lines: `user:{SCHEME}hash`, with the schemes Dovecot installations
+    /// hold (ARGON2ID, BLF-CRYPT, SHA512-CRYPT, SSHA512, PBKDF2, …; `PasswdFile` lists them).
+    /// Read again when it changes (see `passwd_check_ms`) and on SIGHUP; sessions stay.
     pub passwd_file: PathBuf,
+    /// A login looks at `passwd_file` (one `stat`) if the last look is this many milliseconds
+    /// old, and reads the file again if it changed. 0: at every login.
+    pub passwd_check_ms: u64,
     /// LOGIN, USER/PASS and AUTH PLAIN before STARTTLS/STLS: `true`, `false`, or `"loopback"`
     /// (the default, Dovecot's `disable_plaintext_auth = yes`): only clients on a loopback
     /// address (after PROXY) may send a password in the clear. Refused: IMAP
@@ -108,6 +113,7 @@ impl Default for Auth {
     fn default() -> Self {
         Auth {
             passwd_file: PathBuf::from("./data/users.passwd"),
+            passwd_check_ms: 2000,
             plaintext_without_tls: Plaintext::Loopback,
             failure_delay_ms: 2000,
             failure_delay_max_ms: 15_000,

@@ -1,26 +1,33 @@
 //! Dovecot passwd-file authentication: [`PasswdFile`]. The module is private, so the format is
 //! documented on the type.
 
-use std::collections::HashMap;
-use std::collections::HashSet;
+mod argon2_phc;
+mod crypt;
+mod digests;
+mod md5_crypt;
+mod pbkdf2_sha1;
+mod secret;
+mod table;
+mod watch;
+
 use std::fmt;
 use std::fs;
 use std::future::Future;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::{
-    Algorithm, Argon2, CustomizedPasswordHasher, Params, PasswordHasher, PasswordVerifier, Version,
-};
-use subtle::ConstantTimeEq;
+use argon2::{Argon2, PasswordHasher};
 use tower_service::Service;
 
+use self::secret::{MAX_PASSWORD_BYTES, Secret};
+use self::table::Table;
+use self::watch::Source;
 use super::{AuthError, Credentials, User};
 
 /// Users from a Dovecot passwd-file, as a tower
@@ -34,35 +41,85 @@ use super::{AuthError, Credentials, User};
 /// and ignored so that an existing Dovecot file can be used as it is. If a user has several
 /// lines, the first one counts, as in Dovecot.
 ///
-/// The password field is `{SCHEME}data`. Supported schemes (case-insensitive, as in Dovecot):
+/// The password field is `{SCHEME}data`, or `data` alone, which a passwd-file reads as
+/// `{CRYPT}` (Dovecot's default for it). Scheme names are case-insensitive, as in Dovecot.
+/// Supported, the strongest first:
 ///
-/// - `{PLAIN}` and its alias `{CLEARTEXT}`: the password itself.
-/// - `{ARGON2ID}` and `{ARGON2I}`: a PHC string, `$argon2id$v=19$m=…,t=…,p=…$salt$hash`, as
-///   written by `doveadm pw -s ARGON2ID` or [`PasswdFile::hash_password`].
+/// | scheme | data |
+/// |---|---|
+/// | `ARGON2ID`, `ARGON2I` | a PHC string, `$argon2id$v=19$m=…,t=…,p=…$salt$hash` |
+/// | `BLF-CRYPT` | bcrypt: `$2y$NN$…`, `$2b$`, `$2a$` |
+/// | `SHA512-CRYPT`, `SHA256-CRYPT` | `$6$[rounds=N$]salt$hash`, `$5$…` |
+/// | `PBKDF2` | Dovecot's `$1$salt$rounds$key` (PBKDF2-HMAC-SHA1, hex key) |
+/// | `MD5-CRYPT` (`MD5` with `$1$` data) | `$1$salt$hash` |
+/// | `CRYPT` | any of the crypt(3) strings above: `$2y$`/`$2b$`/`$2a$`, `$6$`, `$5$`, `$1$` |
+/// | `SSHA512`, `SSHA256`, `SSHA`, `SMD5` | base64 of digest(password + salt) followed by the salt |
+/// | `SHA512`, `SHA256`, `SHA`/`SHA1`, `LDAP-MD5`, `PLAIN-MD5` (`MD5` with other data) | the digest, in base64 (`PLAIN-MD5`: hex); hex of the right length is read as hex |
+/// | `PLAIN`, `CLEAR`, `CLEARTEXT` | the password |
 ///
-/// A line whose password cannot be used (no `{SCHEME}` prefix, which Dovecot reads as CRYPT;
-/// an unsupported scheme; a malformed hash; an empty password) is skipped with a
-/// `tracing` warning that names the file and line number but never the password: that user
-/// cannot log in.
+/// The digest and plain schemes take Dovecot's encoding suffixes: `{SHA256.HEX}`,
+/// `{SSHA512.B64}`, `{PLAIN.BASE64}`. This is what `doveadm pw -s SCHEME` writes for each
+/// of them, and what `crypt(3)`, `mkpasswd` and the LDAP tools write for theirs. Not supported:
+/// DES-CRYPT, yescrypt (`$y$`), bcrypt's `$2x$`, and the schemes kept for challenge-response
+/// mechanisms (CRAM-MD5, DIGEST-MD5, SCRAM-*, NTLM, LANMAN, OTP, RPA, PLAIN-TRUNC).
+///
+/// A line whose password cannot be used (an unsupported scheme, a malformed hash, a cost
+/// above the limits below, an empty password) is skipped with a `tracing` warning that names
+/// the file, the line number and the reason but never the password: that user cannot log in.
+///
+/// # Cost limits
+///
+/// Every login attempt, a guess included, pays a hash's cost, so a hash that costs seconds
+/// lets anyone with the port spend seconds of CPU per attempt. Hashes over these limits are
+/// refused at load time; each limit costs about a second of one core on a slow machine:
+///
+/// | scheme | limit | Dovecot's default |
+/// |---|---|---|
+/// | `BLF-CRYPT` | cost ≤ 13 | 5 |
+/// | `SHA512-CRYPT`, `SHA256-CRYPT` | rounds ≤ 200,000 | 5,000 |
+/// | `PBKDF2` | rounds ≤ 2,000,000 | 5,000 |
+/// | `ARGON2ID`, `ARGON2I` | memory ≤ 256 MiB and memory × passes ≤ 512 MiB | 64 MiB × 3 |
+///
+/// A password presented at login longer than 256 bytes fails as a wrong one, before any
+/// hashing (SHA-crypt's cost grows with the length).
 ///
 /// # Behaviour
 ///
 /// User names match exactly (Dovecot is case-sensitive by default). A wrong password and an
-/// unknown user both fail with [`AuthError::InvalidCredentials`], and take about the same
-/// time: for an unknown user the service still verifies the password against a decoy hash
-/// made with the cost parameters of the file's first Argon2 entry (or, for a file without
-/// Argon2 entries, against a decoy plain password). Argon2 verification runs on tokio's
-/// blocking thread pool, so `call` must be polled inside a tokio runtime.
+/// unknown user both fail with [`AuthError::InvalidCredentials`], and take the same time: an
+/// unknown user's password is checked, the result ignored, against the first entry with the
+/// scheme and cost most users in the file have. The slow schemes (all but the digests and
+/// `PLAIN`) are checked on tokio's blocking thread pool, so `call` must be polled inside a
+/// tokio runtime.
 ///
-/// Mixing schemes in one file makes `{PLAIN}` users answer faster than Argon2 and unknown
-/// users, which tells an observer which names are `{PLAIN}` users: use one scheme.
+/// Users whose scheme or cost differs from the most common one answer in another time than an
+/// unknown user does, which tells an observer that those names exist: use one scheme and cost
+/// for everyone (a migration from one scheme to another has this window).
 ///
-/// Each Argon2 verification holds its memory cost (19 MiB with default parameters) on a
-/// blocking thread for tens of milliseconds; bound concurrent logins with a layer such as
-/// `tower::limit::ConcurrencyLimitLayer` in front of this service.
+/// An Argon2 check holds its memory cost (19 MiB with [`hash_password`]'s parameters, 64 MiB
+/// with Dovecot's) on a blocking thread; bound concurrent logins with a layer such as
+/// `tower_mail_layers::auth::VerifyLimitLayer` in front of this service.
 ///
-/// Cloning is cheap and clones share the table: [`reload`](PasswdFile::reload) on one is seen
-/// by all.
+/// # Reloading
+///
+/// A `PasswdFile` [`open`](PasswdFile::open)ed from a file notices when the file changes: a
+/// login looks at it (one `stat`) if the last look is [`DEFAULT_CHECK_INTERVAL`] old or more
+/// ([`check_interval`](PasswdFile::check_interval) changes that), and reads it again if its
+/// inode, size or times changed, or if it was modified in the last 2 seconds and its content
+/// differs. [`reload`](PasswdFile::reload) (on SIGHUP, say) and
+/// [`reload_if_changed`](PasswdFile::reload_if_changed) do the same on demand.
+///
+/// The new table is swapped in whole: logins in progress finish against the table they
+/// started with, and sessions already logged in are not touched. A file that cannot be read
+/// or is not UTF-8 leaves the table in use in place, with a warning (once, until the file is
+/// readable again); its broken lines are skipped as at start. A file caught half-written is
+/// read again at the next check, as its stamp or content will have changed by then; writing a
+/// new file and renaming it over the old one leaves no such window.
+///
+/// Cloning is cheap and clones share the table: a reload through one is seen by all.
+///
+/// [`hash_password`]: PasswdFile::hash_password
+/// [`DEFAULT_CHECK_INTERVAL`]: PasswdFile::DEFAULT_CHECK_INTERVAL
 ///
 /// # Example
 ///
@@ -72,10 +129,16 @@ use super::{AuthError, Credentials, User};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let users = PasswdFile::parse("# mail users\nalice:{PLAIN}wonderland\n");
+/// let users = PasswdFile::parse(
+///     "# mail users\n\
+///      alice:{PLAIN}wonderland\n\
+///      bob:{SHA256-CRYPT}$5$mVuQ5HiUz/6fs9i/$3zbHr7uOD/g6P6fCK2Ho86NDp7./pIDORAT1GZM.gD1\n",
+/// );
 ///
 /// let user = users.clone().oneshot(Credentials::new("alice", "wonderland")).await.unwrap();
 /// assert_eq!(user.name, "alice");
+/// let user = users.clone().oneshot(Credentials::new("bob", "builder")).await.unwrap();
+/// assert_eq!(user.name, "bob");
 ///
 /// let refused = users.oneshot(Credentials::new("alice", "guess")).await;
 /// assert_eq!(refused, Err(AuthError::InvalidCredentials));
@@ -87,44 +150,29 @@ pub struct PasswdFile {
 }
 
 struct Inner {
-    /// `None` when built with [`PasswdFile::parse`]: there is nothing to reload.
-    path: Option<PathBuf>,
     /// Swapped whole on reload: a login never waits for a reload, and one in flight keeps the
     /// table it started with.
     table: ArcSwap<Table>,
+    /// `None` when built with [`PasswdFile::parse`]: there is nothing to reload.
+    source: Option<Source>,
 }
-
-/// One parsed file.
-struct Table {
-    users: HashMap<String, Secret>,
-    /// What an unknown user's password is checked against, so that answering "no such user"
-    /// costs what answering "wrong password" costs: this Argon2 decoy if the file has Argon2
-    /// entries, else [`DECOY_PASSWORD`] as a plain password.
-    decoy: Option<Decoy>,
-}
-
-/// A stored password. Deliberately not `Debug`, so that it cannot end up in a log by accident.
-enum Secret {
-    /// Never empty: the parser refuses empty passwords.
-    Plain(Box<[u8]>),
-    /// Shared so that a login hands it to the blocking pool without copying it.
-    Argon2(Arc<PasswordHash>),
-}
-
-/// An Argon2 hash of [`DECOY_PASSWORD`] with the algorithm and cost of the file's first Argon2
-/// entry.
-struct Decoy {
-    template: Arc<PasswordHash>,
-    /// Computed on the first unknown-user login rather than at load time, so that loading a
-    /// file (and every reload) stays cheap.
-    hash: OnceLock<Option<PasswordHash>>,
-}
-
-/// What unknown users' passwords are checked against; whether one matches is ignored.
-const DECOY_PASSWORD: &[u8] = b"tower-mail decoy password";
 
 impl PasswdFile {
-    /// Loads the users from the passwd-file at `path`.
+    /// How often, by default, a login looks at the file for changes: 2 seconds.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_mail::auth::PasswdFile;
+    ///
+    /// assert_eq!(PasswdFile::DEFAULT_CHECK_INTERVAL, Duration::from_secs(2));
+    /// ```
+    pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+    /// Loads the users from the passwd-file at `path`, and looks at the file for changes every
+    /// [`DEFAULT_CHECK_INTERVAL`](PasswdFile::DEFAULT_CHECK_INTERVAL) (see
+    /// [Reloading](PasswdFile#reloading)).
     ///
     /// Unusable lines are skipped with a warning (see [`PasswdFile`]); only I/O errors
     /// and a file that is not UTF-8 fail. This reads the file with blocking I/O.
@@ -139,9 +187,9 @@ impl PasswdFile {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn open(path: impl AsRef<Path>) -> io::Result<PasswdFile> {
-        let path = path.as_ref().to_path_buf();
-        let table = read_table(&path)?;
-        Ok(PasswdFile::with_table(Some(path), table))
+        let (source, table) = Source::open(path.as_ref().to_path_buf())?;
+        source.set_interval(Some(PasswdFile::DEFAULT_CHECK_INTERVAL));
+        Ok(PasswdFile::with_table(Some(source), table))
     }
 
     /// Builds a user table from passwd-file text, without a file behind it (for tests and for
@@ -152,27 +200,50 @@ impl PasswdFile {
     /// ```
     /// use tower_mail::auth::PasswdFile;
     ///
-    /// let users = PasswdFile::parse("alice:{PLAIN}wonderland\n# a comment\n\nbob:nocheme\n");
-    /// assert_eq!(users.len(), 1); // bob's line has no {SCHEME}, so it is skipped
+    /// let users = PasswdFile::parse("alice:{PLAIN}wonderland\n# a comment\n\nbob:nocrypt\n");
+    /// assert_eq!(users.len(), 1); // bob's password is read as {CRYPT}, and is no crypt(3) string
     /// ```
     pub fn parse(text: &str) -> PasswdFile {
-        PasswdFile::with_table(None, parse_table(text, "<text>"))
+        PasswdFile::with_table(None, Table::parse(text, "<text>"))
     }
 
-    fn with_table(path: Option<PathBuf>, table: Table) -> PasswdFile {
+    fn with_table(source: Option<Source>, table: Table) -> PasswdFile {
         PasswdFile {
             inner: Arc::new(Inner {
-                path,
                 table: ArcSwap::from_pointee(table),
+                source,
             }),
         }
     }
 
-    /// Re-reads the file this was opened from and swaps the new table in atomically.
+    /// How often a login looks at the file for changes: at most once per `interval`
+    /// (`Duration::ZERO`: at every login), or never (`None`: only [`reload`](PasswdFile::reload)
+    /// and [`reload_if_changed`](PasswdFile::reload_if_changed) read it again). Clones share
+    /// the setting. No effect on a `PasswdFile` made by [`parse`](PasswdFile::parse).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use tower_mail::auth::PasswdFile;
+    ///
+    /// let users = PasswdFile::open("/etc/tower-mail/passwd")?.check_interval(Some(Duration::from_secs(10)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn check_interval(self, interval: Option<Duration>) -> PasswdFile {
+        if let Some(source) = &self.inner.source {
+            source.set_interval(interval);
+        }
+        self
+    }
+
+    /// Re-reads the file this was opened from and swaps the new table in atomically, whether
+    /// the file changed or not.
     ///
     /// Logins already in progress finish against the table they started with. On error the
     /// current table stays in use. Fails with [`io::ErrorKind::InvalidInput`] if this was built
-    /// with [`parse`](PasswdFile::parse). This reads the file with blocking I/O.
+    /// with [`parse`](PasswdFile::parse), with [`io::ErrorKind::InvalidData`] for a file that is
+    /// not UTF-8. This reads the file with blocking I/O.
     ///
     /// # Example
     ///
@@ -185,15 +256,41 @@ impl PasswdFile {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn reload(&self) -> io::Result<()> {
-        let Some(path) = &self.inner.path else {
-            return Err(io::Error::new(
+        self.source()?.reload(&self.inner.table, true).map(drop)
+    }
+
+    /// Re-reads the file if it changed since it was last read (see
+    /// [Reloading](PasswdFile#reloading)), and says whether it did: what logins do every
+    /// [`check_interval`](PasswdFile::check_interval), on demand. Errors as
+    /// [`reload`](PasswdFile::reload); an unchanged file costs one `stat`. Blocking I/O.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_mail::auth::PasswdFile;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("passwd");
+    /// std::fs::write(&path, "alice:{PLAIN}wonderland\n")?;
+    /// let users = PasswdFile::open(&path)?;
+    /// assert!(!users.reload_if_changed()?);
+    ///
+    /// std::fs::write(&path, "alice:{PLAIN}wonderland\nbob:{PLAIN}builder\n")?;
+    /// assert!(users.reload_if_changed()?);
+    /// assert_eq!(users.len(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn reload_if_changed(&self) -> io::Result<bool> {
+        self.source()?.reload(&self.inner.table, false)
+    }
+
+    fn source(&self) -> io::Result<&Source> {
+        self.inner.source.as_ref().ok_or_else(|| {
+            io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "this PasswdFile was not opened from a file",
-            ));
-        };
-        let table = Arc::new(read_table(path)?);
-        self.inner.table.store(table);
-        Ok(())
+            )
+        })
     }
 
     /// The number of users who can log in (lines that were skipped are not counted).
@@ -257,7 +354,8 @@ impl PasswdFile {
     /// [`hash_password`](PasswdFile::hash_password), and returns `true`. If something exists
     /// there, leaves it untouched and returns `false`: this seeds a first user, it does not
     /// manage users. Fails with [`io::ErrorKind::InvalidInput`] for a user name that cannot be
-    /// written to a passwd-file (empty, starting with `#`, or containing `:` or a line break).
+    /// written to a passwd-file (empty, starting with `#`, or containing `:` or a line break),
+    /// and for a password longer than the 256 bytes a login may present.
     ///
     /// This does blocking I/O and hashing (see [`hash_password`](PasswdFile::hash_password)).
     ///
@@ -282,6 +380,12 @@ impl PasswdFile {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "user name cannot be written to a passwd-file",
+            ));
+        }
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "password longer than a login may present (256 bytes)",
             ));
         }
         // Checked first only to skip the hashing when there is nothing to do; `create_new`
@@ -323,13 +427,31 @@ impl PasswdFile {
     fn table(&self) -> Arc<Table> {
         self.inner.table.load_full()
     }
+
+    /// Looks at the file for changes if a check is due; the login then goes on with whichever
+    /// table is in use (the check logs what it found).
+    async fn check_if_due(&self) {
+        let Some(source) = &self.inner.source else {
+            return;
+        };
+        if !source.claim_check() {
+            return;
+        }
+        let inner = Arc::clone(&self.inner);
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(source) = &inner.source {
+                source.check(&inner.table);
+            }
+        })
+        .await;
+    }
 }
 
 impl fmt::Debug for PasswdFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Counts only: user names are not secret, but a debug dump is no place for a user list.
         f.debug_struct("PasswdFile")
-            .field("path", &self.inner.path)
+            .field("path", &self.inner.source.as_ref().map(|s| &s.path))
             .field("users", &self.len())
             .finish()
     }
@@ -337,9 +459,8 @@ impl fmt::Debug for PasswdFile {
 
 /// Verifies [`Credentials`] against the file and answers with the file's user name.
 ///
-/// The future is boxed: one allocation per login is nothing next to an Argon2 verification
-/// (tens of milliseconds, megabytes of memory), and it keeps the type nameable for the layers
-/// stacked on top.
+/// The future is boxed: one allocation per login is nothing next to a password hash, and it
+/// keeps the type nameable for the layers stacked on top.
 impl Service<Credentials> for PasswdFile {
     type Response = User;
     type Error = AuthError;
@@ -350,207 +471,45 @@ impl Service<Credentials> for PasswdFile {
     }
 
     fn call(&mut self, creds: Credentials) -> Self::Future {
-        let table = self.table();
+        let users = self.clone();
         Box::pin(async move {
+            users.check_if_due().await;
+            let table = users.table();
             let Credentials { user, password, .. } = creds;
-            let Some((name, secret)) = table.users.get_key_value(&user) else {
-                reject_unknown(table, password).await;
-                return Err(AuthError::InvalidCredentials);
+            // An unknown user's password goes through the same check, against the decoy, so
+            // that the answer takes the same time; only the name decides below.
+            let (name, secret) = match table.users.get_key_value(&user) {
+                Some((name, secret)) => (Some(name.clone()), Some(Arc::clone(secret))),
+                None => (None, table.decoy.clone()),
             };
-            let user = User::new(name.clone());
-            let ok = match secret {
-                Secret::Plain(stored) => plain_eq(password.as_bytes(), stored),
-                Secret::Argon2(hash) => {
-                    let hash = Arc::clone(hash);
-                    tokio::task::spawn_blocking(move || argon2_verify(&hash, password.as_bytes()))
-                        .await
-                        .map_err(|_| AuthError::Unavailable)?
-                }
+            let matched = match secret {
+                Some(secret) => verify(secret, password).await?,
+                // A file without users has nothing to spend time on.
+                None => false,
             };
-            if ok {
-                Ok(user)
-            } else {
-                Err(AuthError::InvalidCredentials)
+            match name {
+                Some(name) if matched => Ok(User::new(name)),
+                _ => Err(AuthError::InvalidCredentials),
             }
         })
     }
 }
 
-/// Spends on an unknown user what a known one would cost.
-async fn reject_unknown(table: Arc<Table>, password: String) {
-    match &table.decoy {
-        None => {
-            std::hint::black_box(plain_eq(password.as_bytes(), DECOY_PASSWORD));
-        }
-        Some(_) => {
-            // The outcome is InvalidCredentials whatever happens here, a join error included.
-            let _ = tokio::task::spawn_blocking(move || {
-                if let Some(hash) = table.decoy_hash() {
-                    std::hint::black_box(argon2_verify(hash, password.as_bytes()));
-                }
-            })
-            .await;
-        }
+/// Checks `password` against `secret`, the slow schemes on the blocking pool. A panic there
+/// fails the login as [`AuthError::Unavailable`].
+async fn verify(secret: Arc<Secret>, password: String) -> Result<bool, AuthError> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Ok(false);
     }
+    if !secret.is_costly() {
+        return Ok(secret.verify(password.as_bytes()));
+    }
+    tokio::task::spawn_blocking(move || secret.verify(password.as_bytes()))
+        .await
+        .map_err(|_| AuthError::Unavailable)
 }
 
-impl Table {
-    /// The Argon2 decoy, computed on first use. `None` only if hashing with parameters that
-    /// already passed validation failed, which leaves unknown users merely answered faster.
-    fn decoy_hash(&self) -> Option<&PasswordHash> {
-        let Decoy { template, hash } = self.decoy.as_ref()?;
-        hash.get_or_init(|| {
-            let params = Params::try_from(&**template).ok()?;
-            let salt = template.salt.as_ref()?;
-            Argon2::default()
-                .hash_password_customized(
-                    DECOY_PASSWORD,
-                    salt.as_ref(),
-                    Some(template.algorithm.as_str()),
-                    template.version,
-                    params,
-                )
-                .ok()
-        })
-        .as_ref()
-    }
-}
-
-/// Compares without letting the content, or the stored length, decide how long it takes.
-fn plain_eq(presented: &[u8], stored: &[u8]) -> bool {
-    if stored.is_empty() {
-        // Unreachable for parsed entries; guards the modulo below.
-        return false;
-    }
-    // The loop runs over the presented bytes, whose length the client knows anyway, and wraps
-    // around the stored bytes instead of stopping at their end.
-    let mut same = presented.len().ct_eq(&stored.len());
-    for (i, byte) in presented.iter().enumerate() {
-        same &= byte.ct_eq(&stored[i % stored.len()]);
-    }
-    same.into()
-}
-
-/// Verifies with the algorithm, version and cost recorded in the hash itself. The final
-/// comparison is constant-time (the phc crate's `Output` equality).
-fn argon2_verify(hash: &PasswordHash, password: &[u8]) -> bool {
-    Argon2::default().verify_password(password, hash).is_ok()
-}
-
-fn read_table(path: &Path) -> io::Result<Table> {
-    let text = fs::read_to_string(path)?;
-    let table = parse_table(&text, &path.display().to_string());
-    tracing::debug!(path = %path.display(), users = table.users.len(), "passwd-file loaded");
-    Ok(table)
-}
-
-/// Parses the text of a passwd-file; `source` names it in warnings.
-fn parse_table(text: &str, source: &str) -> Table {
-    let mut users = HashMap::new();
-    // Names seen on any line, usable or not: like Dovecot, the first line for a user wins, so
-    // a broken first line must not let a later duplicate in.
-    let mut seen = HashSet::new();
-    let mut template = None;
-    for (index, line) in text.lines().enumerate() {
-        let line_number = index + 1;
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let mut fields = line.split(':');
-        let user = fields.next().unwrap_or_default();
-        if user.is_empty() {
-            tracing::warn!(
-                file = source,
-                line = line_number,
-                "passwd-file line without a user name skipped"
-            );
-            continue;
-        }
-        if !seen.insert(user) {
-            tracing::warn!(
-                file = source,
-                line = line_number,
-                user,
-                "user already defined on an earlier passwd-file line, line skipped"
-            );
-            continue;
-        }
-        let Some(password) = fields.next() else {
-            // No user named: without a `:` the "user" is the whole line, which may be anything.
-            tracing::warn!(
-                file = source,
-                line = line_number,
-                "passwd-file line without a password field skipped"
-            );
-            continue;
-        };
-        match parse_secret(password) {
-            Ok(secret) => {
-                if let (None, Secret::Argon2(hash)) = (&template, &secret) {
-                    template = Some(Arc::clone(hash));
-                }
-                users.insert(user.to_owned(), secret);
-            }
-            Err(reason) => {
-                tracing::warn!(
-                    file = source,
-                    line = line_number,
-                    user,
-                    reason,
-                    "passwd-file line skipped: the user cannot log in"
-                );
-            }
-        }
-    }
-    let decoy = template.map(|template| Decoy {
-        template,
-        hash: OnceLock::new(),
-    });
-    Table { users, decoy }
-}
-
-/// Parses a `{SCHEME}data` password field. The error is a reason fit for a log: it never
-/// quotes the field.
-fn parse_secret(field: &str) -> Result<Secret, &'static str> {
-    let Some(rest) = field.strip_prefix('{') else {
-        return Err("no {SCHEME} prefix (Dovecot would read CRYPT, which is not supported)");
-    };
-    let Some((scheme, data)) = rest.split_once('}') else {
-        return Err("unterminated {SCHEME} prefix");
-    };
-    match scheme.to_ascii_uppercase().as_str() {
-        "PLAIN" | "CLEARTEXT" => {
-            if data.is_empty() {
-                // Letting an empty password in is never what a line like `user:{PLAIN}` means.
-                Err("empty password")
-            } else {
-                Ok(Secret::Plain(data.as_bytes().into()))
-            }
-        }
-        "ARGON2ID" => parse_argon2(data, Algorithm::Argon2id),
-        "ARGON2I" => parse_argon2(data, Algorithm::Argon2i),
-        _ => Err("unsupported password scheme (supported: PLAIN, CLEARTEXT, ARGON2ID, ARGON2I)"),
-    }
-}
-
-/// Validates everything verification will need, so that a bad hash is reported at load time
-/// rather than looking like a wrong password at every login.
-fn parse_argon2(data: &str, algorithm: Algorithm) -> Result<Secret, &'static str> {
-    let hash = PasswordHash::new(data).map_err(|_| "malformed PHC string")?;
-    // Verification follows the algorithm inside the PHC string, so a mismatch would silently
-    // verify with a different algorithm than the scheme says.
-    if hash.algorithm != algorithm.ident() {
-        return Err("PHC algorithm does not match the {SCHEME}");
-    }
-    if hash.salt.is_none() || hash.hash.is_none() {
-        return Err("PHC string without salt or hash");
-    }
-    if let Some(version) = hash.version {
-        Version::try_from(version).map_err(|_| "unsupported argon2 version")?;
-    }
-    Params::try_from(&hash).map_err(|_| "invalid argon2 parameters")?;
-    Ok(Secret::Argon2(Arc::new(hash)))
-}
-
+#[cfg(test)]
+mod scheme_tests;
 #[cfg(test)]
 mod tests;

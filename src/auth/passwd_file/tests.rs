@@ -2,6 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use argon2::{Algorithm, Params, Version};
 use tower::ServiceExt;
 
 use super::*;
@@ -80,23 +81,47 @@ async fn unknown_user() {
     assert_eq!(login(&users, "", "").await, INVALID);
 }
 
-#[tokio::test]
-async fn unknown_user_pays_for_an_argon2_decoy() {
-    let users = PasswdFile::parse(&format!(
-        "carol:{{PLAIN}}x\nalice:{}\n",
-        cheap_hash("wonderland", Algorithm::Argon2id)
-    ));
+/// The decoy of the table in use: which user's entry it is.
+fn decoy_user(users: &PasswdFile) -> Option<String> {
     let table = users.table();
-    let Some(Decoy { template, hash }) = &table.decoy else {
-        panic!("an Argon2 decoy for a file with Argon2 users");
-    };
-    assert_eq!(template.params.to_string(), "m=8,t=1,p=1");
-    assert!(hash.get().is_none(), "decoy is lazy");
+    let decoy = table.decoy.as_ref()?;
+    table
+        .users
+        .iter()
+        .find(|(_, secret)| Arc::ptr_eq(secret, decoy))
+        .map(|(name, _)| name.clone())
+}
 
-    assert_eq!(login(&users, "bob", "wonderland").await, INVALID);
-    let decoy = hash.get().unwrap().as_ref().expect("decoy computed");
-    assert_eq!(decoy.params, template.params);
-    assert_eq!(decoy.algorithm, template.algorithm);
+#[tokio::test]
+async fn unknown_users_are_checked_against_the_most_common_cost() {
+    let cheap = |password| cheap_hash(password, Algorithm::Argon2id);
+    let users = PasswdFile::parse(&format!(
+        "carol:{{PLAIN}}x\n\
+         alice:{}\n\
+         dave:{{PLAIN}}y\n\
+         bob:{}\n\
+         erin:{}\n",
+        cheap("wonderland"),
+        cheap("builder"),
+        // Another cost: a class of its own.
+        cheap_hash("x", Algorithm::Argon2i),
+    ));
+    assert_eq!(
+        decoy_user(&users).as_deref(),
+        Some("alice"),
+        "first of the two Argon2id"
+    );
+
+    // The decoy is a real entry: its password must not let an unknown name in.
+    assert_eq!(login(&users, "nobody", "wonderland").await, INVALID);
+    assert_eq!(login(&users, "alice", "wonderland").await, ok("alice"));
+
+    // Equally common: the first seen.
+    let users =
+        PasswdFile::parse("a:{PLAIN}x\nb:{SHA256}K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=\n");
+    assert_eq!(decoy_user(&users).as_deref(), Some("a"));
+    assert_eq!(decoy_user(&PasswdFile::parse("")), None);
+    assert_eq!(login(&PasswdFile::parse(""), "a", "x").await, INVALID);
 }
 
 #[tokio::test]
@@ -106,7 +131,7 @@ async fn format_details() {
                 u:{PLAIN}pw:1000:1000::/home/u::\n\
                 crlf:{PLAIN}pw\r\n\
                 nocrypt:$6$salt$hash\n\
-                unknown:{SHA512-CRYPT}$6$salt$hash\n\
+                unknown:{SCRAM-SHA-256}4096,c2FsdA==,a2V5,a2V5\n\
                 unterminated:{PLAIN\n\
                 empty:{PLAIN}\n\
                 nopassword\n\
@@ -125,7 +150,10 @@ async fn format_details() {
     assert_eq!(login(&users, "twice", "second").await, INVALID);
     assert_eq!(login(&users, "broken", "later").await, INVALID);
     assert_eq!(login(&users, "nocrypt", "$6$salt$hash").await, INVALID);
-    assert_eq!(login(&users, "unknown", "$6$salt$hash").await, INVALID);
+    assert_eq!(
+        login(&users, "unknown", "4096,c2FsdA==,a2V5,a2V5").await,
+        INVALID
+    );
     assert_eq!(login(&users, "empty", "").await, INVALID);
     assert_eq!(login(&users, "", "noname").await, INVALID);
 }
@@ -136,20 +164,6 @@ fn argon2_scheme_must_match_phc_algorithm() {
     let mislabelled = argon2i.replacen("{ARGON2I}", "{ARGON2ID}", 1);
     assert_eq!(PasswdFile::parse(&format!("a:{argon2i}\n")).len(), 1);
     assert_eq!(PasswdFile::parse(&format!("a:{mislabelled}\n")).len(), 0);
-}
-
-#[test]
-fn plain_eq_compares_whole_values() {
-    assert!(plain_eq(b"secret", b"secret"));
-    assert!(!plain_eq(b"secreT", b"secret"));
-    assert!(!plain_eq(b"secret", b"secrets"));
-    assert!(!plain_eq(b"secrets", b"secret"));
-    assert!(
-        !plain_eq(b"secretsecret", b"secret"),
-        "wrap-around is no match"
-    );
-    assert!(!plain_eq(b"", b"secret"));
-    assert!(!plain_eq(b"", b""));
 }
 
 #[tokio::test]
@@ -185,6 +199,12 @@ fn ensure_user_refuses_unwritable_names() {
         let err = PasswdFile::ensure_user(&path, user, "pw").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
+    let err = PasswdFile::ensure_user(&path, "demo", &"x".repeat(257)).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        io::ErrorKind::InvalidInput,
+        "no login could present it"
+    );
     assert!(!path.exists());
 }
 
@@ -214,6 +234,125 @@ async fn reload_swaps_table() {
         parsed.reload().unwrap_err().kind(),
         io::ErrorKind::InvalidInput
     );
+}
+
+/// Replaces the file at `path` the way installers and editors do: a new file renamed over it.
+fn replace(path: &Path, text: &str) {
+    let new = path.with_extension("new");
+    fs::write(&new, text).unwrap();
+    fs::rename(&new, path).unwrap();
+}
+
+#[tokio::test]
+async fn reload_if_changed_sees_renames_and_rewrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("passwd");
+    fs::write(&path, "alice:{PLAIN}old1\n").unwrap();
+    let users = PasswdFile::open(&path).unwrap().check_interval(None);
+    assert!(!users.reload_if_changed().unwrap(), "unchanged");
+
+    replace(&path, "alice:{PLAIN}new1\n");
+    assert!(users.reload_if_changed().unwrap(), "renamed over");
+    assert_eq!(login(&users, "alice", "new1").await, ok("alice"));
+    assert_eq!(login(&users, "alice", "old1").await, INVALID);
+    assert!(!users.reload_if_changed().unwrap());
+
+    // The same size, in place: the times tell, or, this soon after the last write, the content.
+    fs::write(&path, "alice:{PLAIN}new2\n").unwrap();
+    assert!(users.reload_if_changed().unwrap(), "rewritten in place");
+    assert_eq!(login(&users, "alice", "new2").await, ok("alice"));
+
+    // Rewritten within one tick of the filesystem's clock: only the content tells.
+    fs::write(&path, "alice:{PLAIN}new3\n").unwrap();
+    users.source().unwrap().pretend_same_tick_rewrite().unwrap();
+    assert!(
+        users.reload_if_changed().unwrap(),
+        "same stamp, other content"
+    );
+    assert_eq!(login(&users, "alice", "new3").await, ok("alice"));
+
+    let parsed = PasswdFile::parse("");
+    let err = parsed.reload_if_changed().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
+async fn a_broken_file_keeps_the_users_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("passwd");
+    fs::write(&path, "alice:{PLAIN}old\n").unwrap();
+    let users = PasswdFile::open(&path).unwrap().check_interval(None);
+
+    fs::write(&path, b"alice:{PLAIN}new\n\xff\n").unwrap();
+    let err = users.reload_if_changed().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "not UTF-8");
+    assert_eq!(login(&users, "alice", "old").await, ok("alice"));
+    let err = users.reload_if_changed().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "still broken");
+    assert_eq!(
+        users.reload().unwrap_err().kind(),
+        io::ErrorKind::InvalidData
+    );
+
+    replace(&path, "alice:{PLAIN}new\n");
+    assert!(users.reload_if_changed().unwrap());
+    assert_eq!(login(&users, "alice", "new").await, ok("alice"));
+
+    fs::remove_file(&path).unwrap();
+    let err = users.reload_if_changed().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    assert_eq!(login(&users, "alice", "new").await, ok("alice"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn logins_look_at_the_file_once_per_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("passwd");
+    fs::write(&path, "alice:{PLAIN}one\n").unwrap();
+    let users = PasswdFile::open(&path)
+        .unwrap()
+        .check_interval(Some(Duration::from_secs(10)));
+
+    replace(&path, "alice:{PLAIN}two\n");
+    assert_eq!(login(&users, "alice", "two").await, INVALID, "not due yet");
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(login(&users, "alice", "two").await, ok("alice"), "due");
+
+    replace(&path, "alice:{PLAIN}three\n");
+    tokio::time::advance(Duration::from_secs(9)).await;
+    assert_eq!(login(&users, "alice", "three").await, INVALID);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(login(&users, "bob", "x").await, INVALID, "any login looks");
+    assert_eq!(login(&users, "alice", "three").await, ok("alice"));
+
+    let users = users.check_interval(Some(Duration::ZERO));
+    replace(&path, "alice:{PLAIN}four\n");
+    assert_eq!(
+        login(&users, "alice", "four").await,
+        ok("alice"),
+        "every login"
+    );
+
+    let users = users.check_interval(None);
+    replace(&path, "alice:{PLAIN}five\n");
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    assert_eq!(login(&users, "alice", "five").await, INVALID, "never");
+    assert_eq!(login(&users, "alice", "four").await, ok("alice"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn open_looks_every_two_seconds_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("passwd");
+    fs::write(&path, "alice:{PLAIN}one\n").unwrap();
+    let users = PasswdFile::open(&path).unwrap();
+
+    replace(&path, "alice:{PLAIN}two\n");
+    let almost = PasswdFile::DEFAULT_CHECK_INTERVAL - Duration::from_millis(1);
+    tokio::time::advance(almost).await;
+    assert_eq!(login(&users, "alice", "two").await, INVALID);
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_eq!(login(&users, "alice", "two").await, ok("alice"));
 }
 
 #[test]
