@@ -11,6 +11,7 @@ use imap_codec::imap_types::response::{Capability, Code, StatusKind};
 use super::capabilities::{self, Situation};
 use super::config::ImapServiceState;
 use super::framing::{self, Input, Limits, Problem};
+use super::id::MAX_ID_COMMAND_LEN;
 use super::response;
 use super::view::{Expunges, MailboxView};
 use crate::auth::{Authenticator, User};
@@ -84,13 +85,15 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             .settings
             .idle_timeout
             .unwrap_or(service.config.unauthenticated_idle_timeout);
+        let mut channel = Channel::new(
+            parts.transport,
+            parts.session.clone(),
+            service.config.max_line_len,
+            idle,
+        );
+        channel.allow_longer_lines(MAX_ID_COMMAND_LEN, framing::is_id_command);
         ImapSession {
-            channel: Channel::new(
-                parts.transport,
-                parts.session.clone(),
-                service.config.max_line_len,
-                idle,
-            ),
+            channel,
             session: parts.session,
             settings: parts.settings,
             observers: parts.observers,
