@@ -786,6 +786,33 @@ fn fetch_envelope_shows_encoded_words_as_sent_groups_and_nil_fields() {
     );
 }
 
+/// Comments inside an address (one folded across lines), and two groups in Cc: one empty,
+/// one holding only a comment (RFC 5322 section 3.4: neither holds an address).
+const COMMENTED_ADDRESSES: &[u8] = b"From: <user-from (comment)@ (comment)\r\n domain.org>\r\n\
+To: \"Team: A; B\" <team@example.org> (the team)\r\n\
+Cc: group:;, group2: (foo) ;\r\n\
+Subject: comments and empty groups\r\n\
+Message-ID: <groups@example.org>\r\n\
+\r\n\
+Nobody in the groups.\r\n";
+
+#[test]
+fn fetch_envelope_of_empty_groups_and_comments_holds_no_made_up_address() {
+    let server = ExampleServer::start();
+    let mut imap = Imap::select(&server, "INBOX");
+    imap.append("INBOX", "", "", COMMENTED_ADDRESSES);
+    let from = r#"((NIL NIL "user-from" "domain.org"))"#;
+    assert_eq!(
+        text(&imap.fetch_one("1 (ENVELOPE)")),
+        format!(
+            "* 1 FETCH (ENVELOPE (NIL \"comments and empty groups\" {from} {from} {from} \
+             ((\"Team: A; B\" NIL \"team\" \"example.org\")) \
+             ((NIL NIL \"group\" NIL)(NIL NIL NIL NIL)(NIL NIL \"group2\" NIL)(NIL NIL NIL NIL)) \
+             NIL NIL \"<groups@example.org>\"))"
+        )
+    );
+}
+
 #[test]
 fn fetch_bodystructure_of_a_multipart_with_a_nested_message() {
     let (_server, mut imap) = with_mime_message();
@@ -1298,6 +1325,31 @@ fn search_body_and_text_decode_transfer_encodings_and_fold_non_ascii_case() {
             ("BODY meeting", &[]),
             ("TEXT meeting", &[3, 4]),
             ("TEXT \"see you there\"", &[4]),
+        ],
+    );
+}
+
+#[test]
+fn search_address_keys_match_the_address_without_its_comments() {
+    let server = ExampleServer::start();
+    let mut imap = Imap::select(&server, "INBOX");
+    imap.append("INBOX", "", "", &numbered(1));
+    imap.append("INBOX", "", "", COMMENTED_ADDRESSES);
+    imap.ok("LOGOUT");
+    assert_searches(
+        &server,
+        &[
+            ("FROM user-from@domain.org", &[2]),
+            ("FROM USER-FROM@DOMAIN.ORG", &[2]),
+            // Comments are no part of an address; HEADER matches the field's text.
+            ("FROM comment", &[]),
+            ("HEADER From comment", &[2]),
+            ("TO \"team: a; b <team@example.org>\"", &[2]),
+            ("TO \"the team\"", &[]),
+            ("CC group2", &[2]),
+            ("CC foo", &[]),
+            ("CC \"\"", &[2]),
+            ("FROM sender1@example.com", &[1]),
         ],
     );
 }

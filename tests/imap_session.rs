@@ -649,6 +649,94 @@ async fn an_observer_refuses_a_client_by_its_user_agent() {
     assert_eq!(bad.user_agent.as_deref(), Some("BadClient/2.1"));
 }
 
+/// RFC 2971's largest ID (30 pairs, fields of 30 octets, values of 1024) is over the 8 KiB
+/// line cap, and was answered `* BYE Command line too long` before login.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_id_of_rfc_2971s_largest_size_is_taken_before_and_after_login() {
+    let harness = Harness::start(&MemoryStore::new(), config()).await;
+    let out = python(
+        harness.addr,
+        r#"
+        imaplib.Commands['ID'] = ('NONAUTH', 'AUTH', 'SELECTED')
+        def quoted(s):
+            return '"' + s.replace('\\', '\\\\').replace('"', '\\"') + '"'
+        def id_args(name, pairs, value):
+            fields = [('field%d' % i).ljust(30, '-') for i in range(1, pairs)]
+            return '("name" %s %s)' % (quoted(name), ' '.join(quoted(f) + ' ' + quoted(value) for f in fields))
+        M = imaplib.IMAP4(HOST, PORT)
+        typ, _ = M.xatom('ID', id_args('Before', 30, 'v' * 1024))
+        print('before', typ, M.response('ID')[1][0].decode())
+        M.login('alice', 'secret')
+        # Every octet a quote or a backslash: the longest way to write the largest ID.
+        typ, _ = M.xatom('ID', id_args('After', 30, '"\\' * 512))
+        print('after', typ)
+        for what, args in [('31 pairs', id_args('x', 31, 'v')), ('a long value', id_args('y', 2, 'v' * 1025))]:
+            try:
+                M.xatom('ID', args)
+            except imaplib.IMAP4.error as e:
+                print(what, e)
+        print('noop', M.noop()[0])
+        M.logout()
+        "#,
+    )
+    .await;
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            r#"before OK ("name" "tower-mail")"#,
+            "after OK",
+            "31 pairs ID command error: BAD [b'ID takes at most 30 field-value pairs (RFC 2971)']",
+            "a long value ID command error: BAD [b'ID values are at most 1024 octets (RFC 2971)']",
+            "noop OK",
+        ]
+    );
+    let closed = harness.finish(&[CloseReason::Logout]).await;
+    assert_eq!(
+        closed[0].user_agent.as_deref(),
+        Some("After"),
+        "the refused IDs replaced nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn id_values_may_be_literals_before_login_and_an_id_has_a_cap_of_its_own() {
+    let harness = Harness::start(&MemoryStore::new(), config()).await;
+    let mut client = harness.connect().await;
+    // 30 values of 1024 octets, each a synchronizing literal: 30 KiB, far over the 4 KiB
+    // literal cap before login, which LOGIN still has.
+    let value = [b'v'; 1024];
+    for i in 0..30 {
+        let field = match i {
+            0 => "a1 ID (\"name\"".to_owned(),
+            i => format!(" \"field{i}\""),
+        };
+        client.send(&format!("{field} {{1024}}")).await;
+        assert_eq!(
+            client.line().await.unwrap(),
+            "+ Ready for literal data",
+            "{i}"
+        );
+        client.send_raw(&value).await;
+    }
+    client.send(")").await;
+    assert_eq!(
+        until_tagged(&mut client, "a1").await,
+        [r#"* ID ("name" "tower-mail")"#, "a1 OK ID completed"]
+    );
+    assert_eq!(
+        client.cmd("a2 LOGIN alice {5000}").await,
+        "a2 BAD Literal too large"
+    );
+
+    // An ID line past its own cap (64,444 bytes) is answered at once, as any overlong line
+    // before login: `* BYE`, without waiting for its end.
+    client
+        .send_raw(format!("b1 ID (\"name\" \"{}", "x".repeat(70_000)).as_bytes())
+        .await;
+    assert_eq!(client.rest().await, "* BYE Command line too long\r\n");
+    harness.finish(&[CloseReason::ProtocolErrors]).await;
+}
+
 // ---- Mailboxes ----
 
 #[tokio::test(flavor = "multi_thread")]

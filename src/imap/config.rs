@@ -28,14 +28,18 @@ pub struct ImapConfig {
     /// connection costs a slot and gives nothing back. A per-connection
     /// [`SessionSettings::idle_timeout`](crate::SessionSettings::idle_timeout) replaces it.
     pub unauthenticated_idle_timeout: Duration,
-    /// Longest command line, and the most non-literal text one command may span.
+    /// Longest command line, and the most non-literal text one command may span. ID is the
+    /// exception, in every state: RFC 2971 lets a client send 30 pairs of up to 1024 octets,
+    /// so an ID command may hold up to 64,444 bytes, lines and literals together.
     pub max_line_len: usize,
     /// The most literal bytes one command other than APPEND may carry (a SEARCH string, a
     /// password).
     pub max_literal_len: usize,
     /// The most literal bytes one command may carry before login (a LOGIN password): small,
     /// because an unauthenticated client should cost the server a few KiB at most. Commands
-    /// other than LOGIN and ID may not announce a synchronizing literal before login at all.
+    /// other than LOGIN and ID may not announce a synchronizing literal before login at all;
+    /// ID has its own cap instead (see [`max_line_len`](Self::max_line_len)), the one
+    /// command a client that has not logged in may make cost up to 64 KiB while it is read.
     pub max_unauthenticated_literal_len: usize,
     /// The largest message APPEND takes. A larger one is refused before the client sends it
     /// (or, sent as a non-synchronizing literal, ends the session).

@@ -17,6 +17,7 @@ use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox;
 
+use super::id::{MAX_ID_COMMAND_LEN, MAX_ID_LITERALS};
 use super::response;
 use crate::wire::{Channel, Interrupted};
 
@@ -28,7 +29,8 @@ const MAX_LITERALS: usize = 32;
 /// How much one command may hold.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Limits {
-    /// The command's lines together, without literals and line endings.
+    /// The command's lines together, without literals and line endings. An ID command has
+    /// its own cap instead, for lines and literals together ([`MAX_ID_COMMAND_LEN`]).
     pub(super) max_line_len: usize,
     /// The command's literals together.
     pub(super) max_literal_len: usize,
@@ -96,10 +98,20 @@ impl Problem {
 
 /// Read the next command. A synchronizing literal over the limit is refused before the client
 /// sends it (RFC 3501 section 7.5: `BAD` instead of `+`), so the session can go on.
+///
+/// An ID command is held to its own cap instead ([`MAX_ID_COMMAND_LEN`], lines and literals
+/// together), in every state: RFC 2971 allows an ID longer than any other command needs.
 pub(super) async fn read_command(
     channel: &mut Channel,
     limits: Limits,
 ) -> Result<Input, Interrupted> {
+    let input = read(channel, limits).await;
+    // An ID's continuation lines are read under what is left of its cap.
+    channel.set_max_line_len(limits.max_line_len);
+    input
+}
+
+async fn read(channel: &mut Channel, limits: Limits) -> Result<Input, Interrupted> {
     let codec = CommandCodec::default();
     let mut buf: Vec<u8> = Vec::new();
     let mut line_bytes = 0usize;
@@ -114,8 +126,13 @@ pub(super) async fn read_command(
                 false => invalid(&buf, Problem::LineTooLong),
             });
         };
+        let id = is_id_command(if buf.is_empty() { &line } else { &buf });
         line_bytes += line.len();
-        if line_bytes > limits.max_line_len {
+        let too_long = match id {
+            true => line_bytes.saturating_add(literal_bytes) > MAX_ID_COMMAND_LEN,
+            false => line_bytes > limits.max_line_len,
+        };
+        if too_long {
             let problem = Problem::LineTooLong;
             return Ok(match buf.is_empty() {
                 true => invalid(&line, problem),
@@ -138,14 +155,25 @@ pub(super) async fn read_command(
         literal_bytes = literal_bytes.saturating_add(length);
         literals += 1;
         let word = command_word(&buf);
-        let max_literal_len = match word.eq_ignore_ascii_case(b"APPEND") && limits.authenticated {
-            true => limits.max_append_len,
-            false => limits.max_literal_len,
+        let append = word.eq_ignore_ascii_case(b"APPEND") && limits.authenticated;
+        let (too_large, too_many) = match id {
+            true => (
+                line_bytes.saturating_add(literal_bytes) > MAX_ID_COMMAND_LEN,
+                literals > MAX_ID_LITERALS,
+            ),
+            false => (
+                literal_bytes
+                    > match append {
+                        true => limits.max_append_len,
+                        false => limits.max_literal_len,
+                    },
+                literals > MAX_LITERALS,
+            ),
         };
         let allowed = limits.authenticated || takes_literals_before_login(word);
         let problem = match () {
-            _ if literal_bytes > max_literal_len => Some(Problem::LiteralTooLarge),
-            _ if literals > MAX_LITERALS => Some(Problem::TooManyLiterals),
+            _ if too_large => Some(Problem::LiteralTooLarge),
+            _ if too_many => Some(Problem::TooManyLiterals),
             // A non-synchronizing literal within the cap is read: the state machine then
             // answers the command `BAD` as for any other in the wrong state.
             _ if !allowed && mode == LiteralMode::Sync => Some(Problem::LoginFirst),
@@ -160,9 +188,7 @@ pub(super) async fn read_command(
                 LiteralMode::NonSync => Input::LiteralOverflow(problem),
             });
         }
-        if limits.authenticated
-            && let Some(start) = append_start(&codec, &buf, &tag, length, mode)
-        {
+        if append && let Some(start) = append_start(&codec, &buf, &tag, length, mode) {
             return Ok(Input::Append(Box::new(start)));
         }
         if mode == LiteralMode::Sync {
@@ -171,6 +197,9 @@ pub(super) async fn read_command(
         }
         let literal = channel.read_literal(length).await?;
         buf.extend_from_slice(&literal);
+        if id {
+            channel.set_max_line_len(MAX_ID_COMMAND_LEN - line_bytes - literal_bytes);
+        }
     }
 }
 
@@ -218,6 +247,12 @@ fn append_start(
 /// `imap-codec` can decode the command.
 fn command_word(command: &[u8]) -> &[u8] {
     command.split(|&b| b == b' ').nth(1).unwrap_or_default()
+}
+
+/// Whether `line` starts an ID command (RFC 2971), which has a cap of its own: judged by its
+/// first words, so that a line can be let past the usual cap while it is still arriving.
+pub(super) fn is_id_command(line: &[u8]) -> bool {
+    command_word(line).eq_ignore_ascii_case(b"ID")
 }
 
 /// The commands allowed before login whose arguments may be literals (RFC 3501 section 6.2,
@@ -271,12 +306,14 @@ mod tests {
             "192.0.2.1:4000".parse().unwrap(),
             "127.0.0.1:143".parse().unwrap(),
         ));
-        let channel = Channel::new(
+        let mut channel = Channel::new(
             Transport::new(server),
             session,
             LIMITS.max_line_len,
             Duration::from_secs(5),
         );
+        // As the session sets it up.
+        channel.allow_longer_lines(MAX_ID_COMMAND_LEN, is_id_command);
         (channel, client)
     }
 
@@ -485,5 +522,119 @@ mod tests {
         client.write_all(b"alice x\r\n").await.unwrap();
         let (input, _channel) = reading.await.unwrap();
         assert!(matches!(input, Input::Command(_)), "{input:?}");
+    }
+
+    const BEFORE_LOGIN: Limits = Limits {
+        authenticated: false,
+        ..LIMITS
+    };
+
+    /// Send `bytes` while the command is read (the pipe holds less than a long ID).
+    async fn read_while_sending(
+        channel: &mut Channel,
+        client: &mut DuplexStream,
+        bytes: Vec<u8>,
+    ) -> Input {
+        let (input, sent) = tokio::join!(
+            read_command(channel, BEFORE_LOGIN),
+            client.write_all(&bytes)
+        );
+        sent.unwrap();
+        input.unwrap()
+    }
+
+    fn id_pairs(input: &Input) -> usize {
+        match input {
+            Input::Command(Command {
+                body:
+                    CommandBody::Id {
+                        parameters: Some(pairs),
+                    },
+                ..
+            }) => pairs.len(),
+            other => panic!("not an ID: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_largest_id_is_read_whole_before_login_however_it_is_written() {
+        let (mut channel, mut client) = channel();
+        // Every octet a `"`, so every octet escaped: the longest way to write RFC 2971's
+        // largest ID (30 pairs, fields of 30 octets, values of 1024), with a 64-byte tag.
+        let field = format!("\"{}\"", "\\\"".repeat(30));
+        let value = format!("\"{}\"", "\\\"".repeat(1024));
+        let pairs = vec![format!("{field} {value}"); 30].join(" ");
+        let escaped = format!("{} ID ({pairs})\r\n", "t".repeat(64));
+        assert!(escaped.len() > 60_000);
+        let input = read_while_sending(&mut channel, &mut client, escaped.into_bytes()).await;
+        assert_eq!(id_pairs(&input), 30);
+
+        // Every value a literal (LITERAL+), and a long quoted rest after the last one: the
+        // lines after a literal are held to what is left of the ID's cap, not the line cap.
+        let mut literals = b"a2 ID (".to_vec();
+        for i in 0..29 {
+            literals.extend(format!("\"field{i}\" {{1024+}}\r\n").bytes());
+            literals.extend([b'v'; 1024]);
+            literals.push(b' ');
+        }
+        literals.extend(format!("\"last\" \"{}\")\r\n", "w".repeat(1024)).bytes());
+        let input = read_while_sending(&mut channel, &mut client, literals).await;
+        assert_eq!(id_pairs(&input), 30);
+
+        // The line cap is the usual one again for the next command.
+        let long_noop = format!("a3 NOOP {}\r\n", "x".repeat(200)).into_bytes();
+        let input = read_while_sending(&mut channel, &mut client, long_noop).await;
+        assert!(
+            matches!(
+                input,
+                Input::Invalid {
+                    problem: Problem::LineTooLong,
+                    ..
+                }
+            ),
+            "{input:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_id_past_its_cap_is_refused_by_its_tag() {
+        let (mut channel, mut client) = channel();
+        let mut line = b"a1 ID (\"name\" \"".to_vec();
+        line.resize(MAX_ID_COMMAND_LEN + 1, b'x');
+        line.extend_from_slice(b"\")\r\n");
+        let input = read_while_sending(&mut channel, &mut client, line).await;
+        let Input::Invalid { tag, problem } = input else {
+            panic!("{input:?}")
+        };
+        assert_eq!(
+            (tag.unwrap().inner(), problem),
+            ("a1", Problem::LineTooLong)
+        );
+
+        // Literals count against the same cap: this one would pass it, and is refused
+        // before its `+`.
+        let mut command = b"a2 ID (\"name\" \"".to_vec();
+        command.resize(MAX_ID_COMMAND_LEN - 100, b'x');
+        command.extend_from_slice(b"\" \"os\" {200}\r\n");
+        let input = read_while_sending(&mut channel, &mut client, command).await;
+        let Input::Invalid { tag, problem } = input else {
+            panic!("{input:?}")
+        };
+        assert_eq!(
+            (tag.unwrap().inner(), problem),
+            ("a2", Problem::LiteralTooLarge)
+        );
+
+        // So does their number: one for each string of 30 pairs, no more.
+        let mut command = b"a3 ID (".to_vec();
+        for _ in 0..=MAX_ID_LITERALS {
+            command.extend_from_slice(b"{1+}\r\nx ");
+        }
+        command.extend_from_slice(b")\r\n");
+        let input = read_while_sending(&mut channel, &mut client, command).await;
+        assert!(
+            matches!(input, Input::LiteralOverflow(Problem::TooManyLiterals)),
+            "{input:?}"
+        );
     }
 }

@@ -44,6 +44,13 @@
 //!   skipped. While answering FETCH, STORE, SEARCH, COPY and MOVE (not their UID forms),
 //!   messages expunged by another session are reported only at the next command that allows
 //!   it (RFC 3501 section 7.4.1); FETCH leaves such a message out (RFC 2180 section 4.1.2).
+//! - ID (RFC 2971) is taken whole up to the largest that RFC allows (30 pairs, fields of 30
+//!   octets, values of 1024), before login too: it has a cap of its own, 64,444 bytes of lines
+//!   and literals, instead of the line and literal caps. More pairs, or longer strings, answer
+//!   `BAD` with the bound they break (section 3.1: "arguments invalid").
+//! - SEARCH FROM, TO, CC and BCC look in the field's addresses as ENVELOPE has them (display
+//!   names decoded, `mailbox@domain`), not in its text: comments and folding inside an
+//!   address are ignored, as Dovecot does. HEADER looks in the text.
 //! - Commands in the wrong state answer `BAD` and count as protocol errors, as do syntax errors,
 //!   oversized lines and literals, and failed logins; commands merely not implemented yet answer
 //!   `BAD` without counting, so a client that probes them is not disconnected.
@@ -84,6 +91,7 @@
 //! # }).unwrap();
 //! ```
 
+mod address;
 mod append;
 mod basic;
 mod capabilities;
@@ -96,6 +104,7 @@ mod fetch;
 mod flagging;
 mod flags;
 mod framing;
+mod id;
 mod idle;
 mod list;
 mod login;

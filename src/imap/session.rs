@@ -11,6 +11,7 @@ use imap_codec::imap_types::response::{Capability, Code, StatusKind};
 use super::capabilities::{self, Situation};
 use super::config::ImapServiceState;
 use super::framing::{self, Input, Limits, Problem};
+use super::id::MAX_ID_COMMAND_LEN;
 use super::response;
 use super::view::{Expunges, MailboxView};
 use crate::auth::{Authenticator, User};
@@ -80,10 +81,13 @@ pub(super) struct ImapSession<A, M> {
 
 impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     pub(super) fn new(service: Arc<ImapServiceState<A, M>>, parts: ConnectionParts) -> Self {
-        let opened = parts.open(
+        let mut opened = parts.open(
             service.config.max_line_len,
             service.config.unauthenticated_idle_timeout,
         );
+        opened
+            .channel
+            .allow_longer_lines(MAX_ID_COMMAND_LEN, framing::is_id_command);
         ImapSession {
             channel: opened.channel,
             session: opened.session,

@@ -107,6 +107,12 @@ impl Channel {
         self.reader.set_max_len(max_len);
     }
 
+    /// Let the lines whose start passes `starts` be up to `max_len` bytes (IMAP's ID command);
+    /// see [`LineReader::allow_longer_lines`].
+    pub fn allow_longer_lines(&mut self, max_len: usize, starts: fn(&[u8]) -> bool) {
+        self.reader.allow_longer_lines(max_len, starts);
+    }
+
     /// The next line; `Ok(None)` if it was longer than the cap (it was skipped).
     pub async fn next_line(&mut self) -> Result<Option<Bytes>, Interrupted> {
         let read = self.reader.read_line(&mut self.io);

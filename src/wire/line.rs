@@ -63,6 +63,19 @@ pub struct LineReader {
     /// local, so that a read cancelled mid-skip (an IDLE wake-up) resumes skipping instead of
     /// reading the rest of the long line as a new command.
     skipping: Option<usize>,
+    /// A larger cap for the lines whose start passes a test, if any.
+    longer: Option<LongerLines>,
+    /// Whether the buffer's allocation grew past [`KEEP_CAPACITY`]. Kept apart from the
+    /// buffer's capacity: once a line is split off, the rest reports only the room after it,
+    /// yet holds the whole allocation.
+    large: bool,
+}
+
+/// The lines that may pass the usual cap: those whose start passes `starts`, up to `max_len`.
+#[derive(Debug, Clone, Copy)]
+struct LongerLines {
+    max_len: usize,
+    starts: fn(&[u8]) -> bool,
 }
 
 impl LineReader {
@@ -73,6 +86,38 @@ impl LineReader {
             max_len,
             head: Bytes::new(),
             skipping: None,
+            longer: None,
+            large: false,
+        }
+    }
+
+    /// Let the lines whose start passes `starts` be up to `max_len` bytes, every other line
+    /// staying under the usual cap. The test is asked only once a line has passed the usual
+    /// cap, with the bytes of the line received so far: it decides by the line's first words
+    /// (IMAP's ID command may be longer than any other, RFC 2971).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use tower_mail::wire::{Line, LineReader};
+    /// let mut input: &[u8] = b"LONG xxxxxxxx\r\nNOOP xxxxxxxx\r\n";
+    /// let mut reader = LineReader::new(8);
+    /// reader.allow_longer_lines(16, |line| line.starts_with(b"LONG "));
+    /// assert_eq!(reader.read_line(&mut input).await.unwrap(), Line::Complete("LONG xxxxxxxx".into()));
+    /// assert_eq!(reader.read_line(&mut input).await.unwrap(), Line::TooLong);
+    /// # });
+    /// ```
+    pub fn allow_longer_lines(&mut self, max_len: usize, starts: fn(&[u8]) -> bool) {
+        self.longer = Some(LongerLines { max_len, starts });
+    }
+
+    /// The cap for the line that starts with `start`: the larger one only for a line already
+    /// past the usual cap, so the test runs once a line is long, not on every short line.
+    fn cap_for(&self, start: &[u8]) -> usize {
+        match self.longer {
+            Some(longer) if start.len() > self.max_len && (longer.starts)(start) => {
+                longer.max_len.max(self.max_len)
+            }
+            _ => self.max_len,
         }
     }
 
@@ -101,6 +146,7 @@ impl LineReader {
     /// command must never be read as if they came over TLS (RFC 9051 section 6.2.1, RFC 2595).
     pub fn discard_buffered(&mut self) {
         self.buf = BytesMut::new();
+        self.large = false;
         self.skipping = None;
     }
 
@@ -132,6 +178,7 @@ impl LineReader {
                         if skipped > MAX_DISCARD {
                             self.skipping = None;
                             self.buf = BytesMut::new();
+                            self.large = false;
                             return Ok(Line::Unending);
                         }
                         self.skipping = Some(skipped);
@@ -145,12 +192,14 @@ impl LineReader {
                     line.truncate(end - 1);
                 }
                 self.release_if_large();
-                if line.len() > self.max_len {
+                if line.len() > self.cap_for(&line) {
                     self.head = Bytes::copy_from_slice(&line[..HEAD_LEN.min(line.len())]);
                     return Ok(Line::TooLong);
                 }
                 return Ok(Line::Complete(line.freeze()));
-            } else if self.buf.len() > self.max_len + 1 {
+            }
+            let cap = self.cap_for(&self.buf);
+            if self.buf.len() > cap + 1 {
                 // +1 leaves room for the CR of CRLF. Answer now; drop what we have and skip
                 // the rest, keeping memory bounded whatever the client sends.
                 self.head = Bytes::copy_from_slice(&self.buf[..HEAD_LEN.min(self.buf.len())]);
@@ -158,10 +207,9 @@ impl LineReader {
                 self.buf.clear();
                 return Ok(Line::TooLong);
             }
-            let filled = self.buf.len().min(self.max_len + 1);
-            let room_left = self.max_len + 2 - filled;
-            self.buf
-                .reserve(self.buf.len().max(FIRST_CHUNK).min(room_left.max(1)));
+            let filled = self.buf.len().min(cap + 1);
+            let room_left = cap + 2 - filled;
+            self.reserve(self.buf.len().max(FIRST_CHUNK).min(room_left.max(1)));
             if io.read_buf(&mut self.buf).await? == 0 {
                 return Ok(Line::Eof);
             }
@@ -175,7 +223,7 @@ impl LineReader {
         len: usize,
     ) -> std::io::Result<Bytes> {
         while self.buf.len() < len {
-            self.buf.reserve((len - self.buf.len()).min(STREAM_CHUNK));
+            self.reserve((len - self.buf.len()).min(STREAM_CHUNK));
             if io.read_buf(&mut self.buf).await? == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
@@ -193,7 +241,7 @@ impl LineReader {
         max: usize,
     ) -> std::io::Result<Bytes> {
         if self.buf.is_empty() {
-            self.buf.reserve(max.min(STREAM_CHUNK));
+            self.reserve(max.min(STREAM_CHUNK));
             if io.read_buf(&mut self.buf).await? == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
@@ -203,9 +251,15 @@ impl LineReader {
         Ok(out)
     }
 
+    fn reserve(&mut self, additional: usize) {
+        self.buf.reserve(additional);
+        self.large |= self.buf.capacity() > KEEP_CAPACITY;
+    }
+
     fn release_if_large(&mut self) {
-        if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
+        if self.buf.is_empty() && self.large {
             self.buf = BytesMut::new();
+            self.large = false;
         }
     }
 }
@@ -317,16 +371,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn only_lines_that_start_so_pass_the_usual_cap_and_only_up_to_theirs() {
+        let long = |start: &str, len: usize| {
+            let mut line = start.as_bytes().to_vec();
+            line.resize(len, b'x');
+            line
+        };
+        let mut input = Vec::new();
+        for line in [
+            long("a ID ", 20_000),
+            long("a NOOP ", 20_000),
+            long("a ID ", 30_001),
+        ] {
+            input.extend_from_slice(&line);
+            input.extend_from_slice(b"\r\n");
+        }
+        input.extend_from_slice(b"b NOOP\r\n");
+        let mut reader = LineReader::new(100);
+        reader.allow_longer_lines(30_000, |line| line.starts_with(b"a ID "));
+        // Read in small pieces, so the long line is judged while it is still arriving.
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        let writing = tokio::spawn(async move { client.write_all(&input).await });
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            got.push(match reader.read_line(&mut server).await.unwrap() {
+                Line::Complete(line) => format!("{} bytes", line.len()),
+                other => format!("{other:?}"),
+            });
+        }
+        writing.await.unwrap().unwrap();
+        assert_eq!(got, ["20000 bytes", "TooLong", "TooLong", "6 bytes"]);
+        assert_eq!(&reader.take_overlong_head()[..5], b"a ID ");
+    }
+
+    #[tokio::test]
     async fn idle_reader_releases_a_large_buffer() {
-        let mut input = vec![b'x'; 20_000];
-        input.extend_from_slice(b"\r\n");
-        let mut reader = LineReader::new(100_000);
-        let mut io = &input[..];
-        assert!(matches!(
-            reader.read_line(&mut io).await.unwrap(),
-            Line::Complete(_)
-        ));
-        assert_eq!(reader.buf.capacity(), 0);
+        // Whatever room the line leaves in the buffer: the buffer left after splitting a
+        // line off may look small while it still holds the whole allocation.
+        for len in [5_000, 20_000, 31_900, 64_000] {
+            let mut input = vec![b'x'; len];
+            input.extend_from_slice(b"\r\n");
+            let mut reader = LineReader::new(100_000);
+            let mut io = &input[..];
+            assert!(matches!(
+                reader.read_line(&mut io).await.unwrap(),
+                Line::Complete(_)
+            ));
+            assert_eq!(reader.buf.capacity(), 0, "{len}");
+        }
     }
 
     #[tokio::test]

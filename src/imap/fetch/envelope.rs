@@ -6,9 +6,9 @@
 use imap_codec::imap_types::core::NString;
 use imap_codec::imap_types::envelope::{Address, Envelope};
 
-use super::address::{self, Item};
 use super::header;
 use super::strings::{istring, nstring};
+use crate::imap::address::{self, Item};
 
 /// The envelope of the message whose header block is `block`.
 pub(super) fn envelope(block: &[u8]) -> Envelope<'static> {
@@ -49,8 +49,8 @@ fn to_imap(item: Item) -> Address<'static> {
         } => Address {
             name: nstring(name),
             adl: nstring(route),
-            mailbox: nstring(Some(mailbox)),
-            host: nstring(Some(host)),
+            mailbox: nstring(Some(or_missing(mailbox, "MISSING_MAILBOX"))),
+            host: nstring(Some(or_missing(host, "MISSING_DOMAIN"))),
         },
         Item::GroupStart(name) => Address {
             name: NString::NIL,
@@ -64,5 +64,14 @@ fn to_imap(item: Item) -> Address<'static> {
             mailbox: NString::NIL,
             host: NString::NIL,
         },
+    }
+}
+
+/// A part the address lacks, named as Dovecot names it: a NIL host would read as group
+/// syntax, and a NIL mailbox with it as the end of a group.
+fn or_missing(part: Vec<u8>, missing: &str) -> Vec<u8> {
+    match part.is_empty() {
+        true => missing.as_bytes().to_vec(),
+        false => part,
     }
 }

@@ -5,7 +5,6 @@
 //! normalises its octets to CRLF and parses its MIME tree at most once, and only if an item
 //! needs them.
 
-mod address;
 mod crlf;
 mod envelope;
 mod header;

@@ -96,6 +96,55 @@ fn envelope_keeps_encoded_words_and_renders_groups() {
 }
 
 #[test]
+fn envelope_groups_of_nothing_or_only_comments_hold_no_address() {
+    let message = b"From: <user-from (comment)@ (comment) domain.org>\r\n\
+To: \"Team: A; B\" <a@b.example>, \"list:\": (x (y)) c@d.example (Carl) , e@f.example\r\n\
+Cc: group:;, group2: (foo) ;\r\n\
+Bcc: open: (never closed\r\n\
+\r\n";
+    let from = "((NIL NIL \"user-from\" \"domain.org\"))";
+    assert_eq!(
+        fetch(message, "ENVELOPE"),
+        format!(
+            "* 1 FETCH (ENVELOPE (NIL NIL {from} {from} {from} \
+             ((\"Team: A; B\" NIL \"a\" \"b.example\")(NIL NIL \"list:\" NIL)\
+             (\"Carl\" NIL \"c\" \"d.example\")(NIL NIL \"e\" \"f.example\")(NIL NIL NIL NIL)) \
+             ((NIL NIL \"group\" NIL)(NIL NIL NIL NIL)(NIL NIL \"group2\" NIL)(NIL NIL NIL NIL)) \
+             ((NIL NIL \"open\" NIL)(NIL NIL NIL NIL)) \
+             NIL NIL))\r\n"
+        )
+    );
+}
+
+#[test]
+fn envelope_parts_an_address_lacks_are_named_missing() {
+    let message = b"To: undisclosed, <@example.org>\r\n\r\n";
+    assert!(
+        fetch(message, "ENVELOPE").contains(
+            "((NIL NIL \"undisclosed\" \"MISSING_DOMAIN\")(NIL NIL \"MISSING_MAILBOX\" \"example.org\"))"
+        ),
+        "{}",
+        fetch(message, "ENVELOPE")
+    );
+}
+
+#[test]
+fn envelope_of_deeply_nested_comments_is_served() {
+    // 100,000 levels, in every address field and the subject: no recursion anywhere on
+    // the way (mail-parser parses the same header for BODYSTRUCTURE), and no address.
+    let deep = "(".repeat(100_000);
+    let message = format!(
+        "From: {deep}\r\nTo: g: {deep}\r\nSubject: {deep}\r\nContent-Type: text/plain; x={deep}\r\n\r\nbody\r\n"
+    );
+    let response = fetch(message.as_bytes(), "(ENVELOPE BODYSTRUCTURE)");
+    assert!(
+        response.contains(" NIL NIL NIL ((NIL NIL \"g\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL NIL)"),
+        "{}",
+        &response[response.len() - 300..]
+    );
+}
+
+#[test]
 fn envelope_strings_with_8bit_or_quotes_stay_valid() {
     let message =
         "Subject: Grüße \"quoted\" \\ back\r\nFrom: \"A \\\"B\\\"\" <a@b>\r\nSender: \r\n\r\n";

@@ -1,5 +1,6 @@
-//! A message's content as the text keys of SEARCH see it: decoded header values, decoded
-//! text of the body parts, and the Date header's calendar date.
+//! A message's content as the text keys of SEARCH see it: decoded header values, the
+//! addresses of the address fields, decoded text of the body parts, and the Date header's
+//! calendar date.
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
@@ -8,6 +9,8 @@ use chrono::NaiveDate;
 use mail_parser::decoders::html::html_to_text;
 use mail_parser::parsers::MessageStream;
 use mail_parser::{Header, HeaderName, HeaderValue, Message, MessageParser, PartType};
+
+use super::addresses::address_text;
 
 /// Case folding for substring matching: Unicode lowercase rather than ASCII, so that a
 /// client's `GRÜN` finds `grün`.
@@ -28,8 +31,20 @@ pub(super) struct Content<'a> {
     raw: Option<&'a [u8]>,
     message: OnceCell<Option<Message<'a>>>,
     headers: OnceCell<Vec<HeaderLine>>,
+    addresses: OnceCell<Vec<AddressField>>,
     body: OnceCell<Vec<String>>,
 }
+
+/// One top-level address field as the address keys see it.
+struct AddressField {
+    /// `From`, `To`, `Cc` or `Bcc`, as named in [`ADDRESS_FIELDS`].
+    name: &'static str,
+    /// The folded text of its addresses (see [`address_text`]).
+    text: String,
+}
+
+/// The fields the address keys of SEARCH look in.
+const ADDRESS_FIELDS: [&str; 4] = ["From", "To", "Cc", "Bcc"];
 
 /// One top-level header, decoded and folded.
 struct HeaderLine {
@@ -47,6 +62,7 @@ impl<'a> Content<'a> {
             raw,
             message: OnceCell::new(),
             headers: OnceCell::new(),
+            addresses: OnceCell::new(),
             body: OnceCell::new(),
         }
     }
@@ -66,6 +82,30 @@ impl<'a> Content<'a> {
             header.name.eq_ignore_ascii_case(name)
                 && header.line[header.value_start..].contains(needle)
         })
+    }
+
+    /// Whether an address field named `name` (`From`, `To`, `Cc` or `Bcc`; any of them, if
+    /// repeated) contains the folded `needle` in the text of its addresses; an empty needle
+    /// matches any message with the field.
+    pub(super) fn address_contains(&self, name: &str, needle: &str) -> bool {
+        let fields = self.addresses.get_or_init(|| {
+            let Some(message) = self.message() else {
+                return Vec::new();
+            };
+            root_headers(message)
+                .iter()
+                .filter_map(|header| {
+                    let name = ADDRESS_FIELDS
+                        .into_iter()
+                        .find(|field| header.name.as_str().eq_ignore_ascii_case(field))?;
+                    let text = address_text(raw_value(&message.raw_message, header));
+                    Some(AddressField { name, text })
+                })
+                .collect()
+        });
+        fields
+            .iter()
+            .any(|field| field.name.eq_ignore_ascii_case(name) && field.text.contains(needle))
     }
 
     /// Whether any header line (name and decoded value) contains the folded `needle`.
@@ -144,10 +184,17 @@ fn header_lines<'m>(message: &'m Message<'_>) -> impl Iterator<Item = HeaderLine
 
 /// A header's value as text: unfolded, with encoded words decoded.
 fn decoded_value(raw: &[u8], header: &Header<'_>) -> String {
+    decode_words(raw_value(raw, header))
+}
+
+/// A header's value as stored, folding included; empty if the offsets are out of range.
+fn raw_value<'r>(raw: &'r [u8], header: &Header<'_>) -> &'r [u8] {
     let range = header.offset_start as usize..header.offset_end as usize;
-    let Some(bytes) = raw.get(range) else {
-        return String::new();
-    };
+    raw.get(range).unwrap_or_default()
+}
+
+/// Header text as UTF-8, unfolded, with its encoded words (RFC 2047) decoded.
+pub(super) fn decode_words(bytes: &[u8]) -> String {
     // The decoder returns nothing for a value that is not ended by a line break, as the
     // last header of a message without a body may be.
     let bytes: Cow<'_, [u8]> = if bytes.ends_with(b"\n") {

@@ -4,6 +4,7 @@
 //! are parsed only when a key looks into them, at most once per message however many keys
 //! do (see [`content::Content`]).
 
+mod addresses;
 mod content;
 #[cfg(test)]
 mod tests;
@@ -157,11 +158,11 @@ impl Search<'_, '_> {
             SearchKey::Smaller(size) => meta.size < u64::from(*size),
 
             SearchKey::Header(name, value) => self.header(&lossy(name), value),
-            SearchKey::Bcc(value) => self.header("Bcc", value),
-            SearchKey::Cc(value) => self.header("Cc", value),
-            SearchKey::From(value) => self.header("From", value),
+            SearchKey::Bcc(value) => self.in_addresses("Bcc", value),
+            SearchKey::Cc(value) => self.in_addresses("Cc", value),
+            SearchKey::From(value) => self.in_addresses("From", value),
             SearchKey::Subject(value) => self.header("Subject", value),
-            SearchKey::To(value) => self.header("To", value),
+            SearchKey::To(value) => self.in_addresses("To", value),
             SearchKey::Body(value) => self.content.body_contains(&fold(&lossy(value))),
             SearchKey::Text(value) => {
                 let needle = fold(&lossy(value));
@@ -184,6 +185,12 @@ impl Search<'_, '_> {
 
     fn header(&self, name: &str, value: &AString<'_>) -> bool {
         self.content.header_contains(name, &fold(&lossy(value)))
+    }
+
+    /// FROM, TO, CC and BCC: in the addresses of the field, not its text (see the
+    /// `addresses` module).
+    fn in_addresses(&self, name: &str, value: &AString<'_>) -> bool {
+        self.content.address_contains(name, &fold(&lossy(value)))
     }
 }
 

@@ -6,6 +6,7 @@ use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::search::SearchKey;
 
+use super::addresses::address_text;
 use super::{Bounds, Candidate, charset_supported, matches, needs_content};
 use crate::store::{Flags, MessageMeta, test_keywords};
 
@@ -323,6 +324,76 @@ fn address_headers_include_names_and_addresses() {
 }
 
 #[test]
+fn address_keys_match_addresses_without_comments_or_folding() {
+    let message = b"From: <user-from (comment)@ (comment)\r\n domain.org>\r\n\
+To: =?UTF-8?Q?J=C3=BCrgen?= <J@X.org>, \"Doe, Jane\" <jane@y.example> (not a name)\r\n\
+Cc: group:;, group2: (foo) ;\r\n\
+Bcc: team: a@b (Al), <@r:c@d>;\r\n\
+\r\n";
+    assert!(hit("FROM user-from@domain.org", message));
+    assert!(
+        !hit("FROM comment", message),
+        "a comment is no part of an address"
+    );
+    assert!(
+        hit("HEADER From comment", message),
+        "HEADER matches the field's text"
+    );
+    assert!(hit(&format!("TO {}", literal("jürgen <j@x.org>")), message));
+    assert!(hit("TO \"doe, jane <jane@y.example>\"", message));
+    assert!(!hit("TO \"not a name\"", message));
+    assert!(
+        hit("CC group2", message),
+        "a group's name is in the envelope"
+    );
+    assert!(!hit("CC foo", message));
+    assert!(
+        hit("CC \"\"", message),
+        "an empty string: the field is there"
+    );
+    assert!(!hit("CC MISSING", message), "no placeholder is matched");
+    assert!(hit("BCC \"al <a@b>\"", message));
+    assert!(hit("BCC c@d", message));
+}
+
+#[test]
+fn address_text_is_names_and_mailboxes() {
+    assert_eq!(
+        address_text(b" <user-from (comment)@ (comment)\r\n domain.org>"),
+        "user-from@domain.org"
+    );
+    assert_eq!(
+        address_text(b"=?UTF-8?Q?J=C3=BCrgen?= <J@X.org>, \"Doe, Jane\" <jane@y> (x)"),
+        "jürgen <j@x.org>, doe, jane <jane@y>"
+    );
+    assert_eq!(
+        address_text(b"team: a@b (Al), c@d;, e@f, group2: (foo) ;, <@r:g@h>, lost"),
+        "team: al <a@b>, c@d;, e@f, group2: ;, @r:g@h, lost"
+    );
+}
+
+#[test]
+fn hostile_address_fields_are_bounded_and_match_nothing_they_do_not_hold() {
+    let deep = "(".repeat(100_000);
+    let closed = format!("{deep}{}", ")".repeat(100_000));
+    let from = |value: &str| format!("From: {value}\r\n\r\nbody\r\n").into_bytes();
+    // Comments alone, however deep or unbalanced, are no address.
+    for value in [
+        &deep,
+        &format!("g: {closed} ;"),
+        ")))(((",
+        &"<(".repeat(50_000),
+    ] {
+        assert!(!hit("FROM \"(\"", &from(value)), "{}", &value[..10]);
+        assert!(hit("FROM \"\"", &from(value)), "the field is there");
+    }
+    // A comment after a bare address is its name, nesting kept, as ENVELOPE has it.
+    let named = from(&format!("a@b {closed}"));
+    assert!(hit("FROM a@b", &named));
+    assert!(hit("FROM \"))))) <a@b>\"", &named));
+}
+
+#[test]
 fn body_and_text() {
     assert!(hit("BODY MEADOWS", PLAIN));
     assert!(hit("BODY \"\"", PLAIN));
@@ -487,7 +558,7 @@ fn garbage_matches_no_text_key_and_never_panics() {
         state
     };
     let seeds: [&[u8]; 2] = [PLAIN, b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nU3ViamVjdDogaGkNCg0KYm9keQ==\r\n--b--\r\n"];
-    let keys = criteria("OR TEXT u (OR SENTON 1-Jan-2024 HEADER X-Tag a)");
+    let keys = criteria("OR FROM j (OR TEXT u (OR SENTON 1-Jan-2024 HEADER X-Tag a))");
     let meta = meta(1, Flags::EMPTY);
     let bounds = Bounds {
         largest_seq: 1,

@@ -1,14 +1,18 @@
-//! RFC 5322 address lists as ENVELOPE's address structures (RFC 3501 section 7.4.2).
+//! RFC 5322 address lists (section 3.4) as IMAP sees them: ENVELOPE's address structures
+//! (RFC 3501 section 7.4.2) and what the address keys of SEARCH match.
 //!
 //! mail-parser decodes display names (RFC 2047); ENVELOPE must carry them as sent, so the
 //! raw field value is parsed here. The parser is forgiving like Dovecot's: whatever the input,
-//! it yields well-formed structures, filling a missing mailbox or host with `MISSING_MAILBOX`
-//! or `MISSING_DOMAIN` (a NIL host would read as group syntax) and closing open groups.
+//! it yields well-formed items, leaving a missing local part or domain empty and closing open
+//! groups. Comments and folding whitespace are no part of an address: a group that holds
+//! only a comment is an empty group. The work is linear in the input and nothing recurses,
+//! however deeply comments nest.
 
 /// One element of an ENVELOPE address list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Item {
-    /// A mailbox: display name, source route (`@a,@b`), local part, domain.
+    /// A mailbox: display name, source route (`@a,@b`), local part, domain. The local part
+    /// or the domain is empty when the field has none (`undisclosed`, `<@x>`).
     Mailbox {
         name: Option<Vec<u8>>,
         route: Option<Vec<u8>>,
@@ -21,7 +25,7 @@ pub(super) enum Item {
     GroupEnd,
 }
 
-/// The addresses in an address field's (unfolded) value.
+/// The addresses in an address field's value, folded or not.
 pub(super) fn parse(value: &[u8]) -> Vec<Item> {
     let tokens = tokenize(value);
     let mut items = Vec::new();
@@ -78,13 +82,16 @@ pub(super) fn parse(value: &[u8]) -> Vec<Item> {
                     .map_or(tokens.len(), |i| close + i);
             }
             _ => {
-                // A bare addr-spec; a comment in it is the only name it has (`a@b (Al)`).
+                // A bare addr-spec; a comment in it is the only name it has (`a@b (Al)`). A
+                // comment alone is no address (`group: (nobody) ;`).
                 let spec = &tokens[start..stop];
-                let name = spec.iter().rev().find_map(|token| match &token.kind {
-                    Kind::Comment => Some(token.text.clone()),
-                    _ => None,
-                });
-                push_mailbox(&mut items, name.filter(|name| !name.is_empty()), None, spec);
+                if spec.iter().any(|token| token.kind != Kind::Comment) {
+                    let name = spec.iter().rev().find_map(|token| match &token.kind {
+                        Kind::Comment => Some(token.text.clone()),
+                        _ => None,
+                    });
+                    push_mailbox(&mut items, name.filter(|name| !name.is_empty()), None, spec);
+                }
                 // A stray `:` inside a group cannot start another one: skip it.
                 at = if tokens
                     .get(stop)
@@ -119,18 +126,11 @@ fn push_mailbox(
     if local.is_empty() && domain.is_empty() && name.is_none() {
         return;
     }
-    let or = |value: Vec<u8>, missing: &str| {
-        if value.is_empty() {
-            missing.as_bytes().to_vec()
-        } else {
-            value
-        }
-    };
     items.push(Item::Mailbox {
         name,
         route,
-        mailbox: or(local, "MISSING_MAILBOX"),
-        host: or(domain, "MISSING_DOMAIN"),
+        mailbox: local,
+        host: domain,
     });
 }
 
@@ -172,7 +172,7 @@ enum Kind {
     Word,
     /// A comment's text.
     Comment,
-    /// One of `< > @ , ; : .` (and stray closers).
+    /// One of `< > @ , ; : .` (and a stray `]`).
     Special(u8),
 }
 
@@ -208,7 +208,13 @@ fn tokenize(value: &[u8]) -> Vec<Token> {
                 text.push(b']');
                 (Kind::Word, text, next)
             }
-            b'<' | b'>' | b'@' | b',' | b';' | b':' | b'.' | b')' | b']' => {
+            // A `)` that closes no comment belongs to nothing: dropped, so that it cannot
+            // make an address of its own.
+            b')' => {
+                at += 1;
+                continue;
+            }
+            b'<' | b'>' | b'@' | b',' | b';' | b':' | b'.' | b']' => {
                 (Kind::Special(b), Vec::new(), at + 1)
             }
             _ => {
@@ -250,14 +256,17 @@ fn tokenize(value: &[u8]) -> Vec<Token> {
 }
 
 /// The text from `start` up to the `close` that ends it (backslash escapes undone, nested
-/// `open`/`close` pairs kept), and the offset after it; unterminated text ends at the end.
+/// `open`/`close` pairs kept, line breaks of folding removed), and the offset after it;
+/// unterminated text ends at the end.
 fn delimited(value: &[u8], start: usize, close: u8, open: Option<u8>) -> (Vec<u8>, usize) {
     let mut text = Vec::new();
     let mut depth = 0usize;
     let mut at = start;
     while let Some(&b) = value.get(at) {
         at += 1;
-        if b == b'\\' {
+        if b == b'\r' || b == b'\n' {
+            continue;
+        } else if b == b'\\' {
             if let Some(&escaped) = value.get(at) {
                 text.push(escaped);
                 at += 1;
@@ -320,7 +329,7 @@ mod tests {
                 },
                 Item::GroupEnd,
                 mailbox(None, "e.f", "g.h"),
-                mailbox(None, "undisclosed", "MISSING_DOMAIN"),
+                mailbox(None, "undisclosed", ""),
             ]
         );
         assert_eq!(
@@ -349,6 +358,97 @@ mod tests {
             b"@",
         ] {
             let _ = parse(garbage);
+        }
+    }
+
+    fn group(name: &str) -> Item {
+        Item::GroupStart(name.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_group_of_nothing_but_comments_holds_no_address() {
+        assert_eq!(
+            parse(b"group:;, group2: (foo) ;"),
+            [
+                group("group"),
+                Item::GroupEnd,
+                group("group2"),
+                Item::GroupEnd
+            ]
+        );
+        // Nested comments, a comment before the `;`, folding whitespace, a comment alone.
+        assert_eq!(
+            parse(b"g: (a (b) c)\r\n (d) ;, (nobody)"),
+            [group("g"), Item::GroupEnd]
+        );
+        assert_eq!(
+            parse(b"g (the team): a@b (Al (the (first))) ;"),
+            [
+                group("g"),
+                mailbox(Some("Al (the (first))"), "a", "b"),
+                Item::GroupEnd
+            ]
+        );
+    }
+
+    #[test]
+    fn colons_and_semicolons_in_quotes_and_comments_are_text() {
+        assert_eq!(
+            parse(br#""Team: A; B" <a@b>, "x:y;": c@d (e; f: g), h@i;"#),
+            [
+                mailbox(Some("Team: A; B"), "a", "b"),
+                group("x:y;"),
+                mailbox(Some("e; f: g"), "c", "d"),
+                mailbox(None, "h", "i"),
+                Item::GroupEnd,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_group_left_open_is_closed_at_the_end() {
+        assert_eq!(
+            parse(b"g: a@b, (c)"),
+            [group("g"), mailbox(None, "a", "b"), Item::GroupEnd]
+        );
+        // An unterminated comment runs to the end and takes the `;` with it.
+        assert_eq!(parse(b"g: (foo ;"), [group("g"), Item::GroupEnd]);
+    }
+
+    #[test]
+    fn unbalanced_parentheses_make_no_address() {
+        assert_eq!(parse(b"g: (foo)) ;"), [group("g"), Item::GroupEnd]);
+        assert_eq!(parse(b")))"), []);
+        assert_eq!(parse(b"a)@b)"), [mailbox(None, "a", "b")]);
+    }
+
+    #[test]
+    fn deep_nesting_is_linear_and_needs_no_stack() {
+        let depth = 100_000;
+        let mut deep = b"a@b ".to_vec();
+        deep.extend(std::iter::repeat_n(b'(', depth));
+        deep.extend(std::iter::repeat_n(b')', depth));
+        deep.extend_from_slice(b", c@d");
+        let items = parse(&deep);
+        let [
+            Item::Mailbox {
+                name: Some(name), ..
+            },
+            second,
+        ] = &items[..]
+        else {
+            panic!("two addresses: {:?}", items.len())
+        };
+        assert_eq!(
+            name.len(),
+            2 * (depth - 1),
+            "the comment's text, nesting kept"
+        );
+        assert_eq!(*second, mailbox(None, "c", "d"));
+        // Never closed: one comment to the end, no address.
+        assert_eq!(parse(&vec![b'('; depth]), []);
+        for hostile in [b'<', b':', b'"', b'@', b')', b';'] {
+            let _ = parse(&vec![hostile; depth]);
         }
     }
 }
