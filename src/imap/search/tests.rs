@@ -374,8 +374,9 @@ fn address_text_is_names_and_mailboxes() {
 
 #[test]
 fn hostile_address_fields_are_bounded_and_match_nothing_they_do_not_hold() {
-    let deep = "(".repeat(100_000);
-    let closed = format!("{deep}{}", ")".repeat(100_000));
+    // Deep, yet within the 64 KiB of a field that is parsed, so that what follows counts.
+    let deep = "(".repeat(30_000);
+    let closed = format!("{deep}{}", ")".repeat(30_000));
     let from = |value: &str| format!("From: {value}\r\n\r\nbody\r\n").into_bytes();
     // Comments alone, however deep or unbalanced, are no address.
     for value in [
