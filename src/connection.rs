@@ -274,7 +274,7 @@ impl Connection {
 
 /// What a protocol session service hands each of its sessions: the authentication service,
 /// the store, the protocol's configuration `C`, and `X`, what the service's sessions share
-/// among themselves (IMAP's `\Recent` claims, POP3's maildrop locks).
+/// among themselves (POP3's maildrop locks; IMAP's sessions share nothing more).
 #[cfg(any(feature = "imap", feature = "pop3"))]
 pub(crate) struct ServiceState<A, M, C, X> {
     pub(crate) auth: A,

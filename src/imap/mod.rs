@@ -31,9 +31,10 @@
 //! - ENABLE is refused outside the authenticated state, as RFC 5161 section 3.1 requires.
 //! - Keywords are not kept: PERMANENTFLAGS lists the system flags only, and STORE drops
 //!   keywords (RFC 3501 section 7.1 lets a server refuse to keep them).
-//! - `\Recent` is claimed per mailbox by the first read-write session told of a message, in
-//!   the service's memory: after a restart, the messages a mailbox already holds when it is
-//!   first opened are not recent.
+//! - `\Recent` is claimed per mailbox by the first read-write session told of a message, and
+//!   kept by the store ([`Mailstore::claim_recent`](crate::store::Mailstore::claim_recent)):
+//!   with [`Maildir`](crate::store::Maildir), messages delivered while no session had the
+//!   mailbox open are recent for the next one, also after a restart.
 //! - A sequence number beyond the mailbox answers `BAD`; UIDs that name no message are
 //!   skipped. While answering FETCH, STORE, SEARCH, COPY and MOVE (not their UID forms),
 //!   messages expunged by another session are reported only at the next command that allows

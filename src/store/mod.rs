@@ -303,6 +303,54 @@ pub trait Mailstore: Send + Sync + 'static {
         mailbox: &str,
         subscribed: bool,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Where `\Recent` starts in `mailbox` (RFC 3501 section 2.3.2): the first UID that no
+    /// read-write IMAP session has been told about, so the messages from it on are recent.
+    /// What EXAMINE and STATUS RECENT read; [`claim_recent`](Self::claim_recent) moves it.
+    ///
+    /// The default says no message is ever recent (as IMAP4rev2 servers do); [`Maildir`] keeps
+    /// the value in the folder, so it survives restarts, and [`MemoryStore`] in memory.
+    fn first_recent_uid(
+        &self,
+        user: &str,
+        mailbox: &str,
+    ) -> impl Future<Output = StoreResult<u32>> + Send {
+        let _ = (user, mailbox);
+        async { Ok(u32::MAX) }
+    }
+
+    /// A read-write IMAP session (SELECT) has been told of every message of `mailbox` up to
+    /// UID `highest`: returns [`first_recent_uid`](Self::first_recent_uid) as it was, so that
+    /// the messages from it up to `highest` are recent in that session, and moves it past
+    /// `highest` (never back), atomically, so that no other session sees them as recent.
+    ///
+    /// ```
+    /// use tower_mail::store::{Flags, Mailstore, MemoryStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// store.ensure_user("alice").await?;
+    /// let uid = store.append("alice", "INBOX", "Subject: hi\r\n\r\n".into(), Flags::EMPTY, None).await?;
+    /// // Delivered before any session looked: recent for the first one that selects.
+    /// assert_eq!(store.claim_recent("alice", "INBOX", uid).await?, uid);
+    /// // Claimed: the next session is told of no recent message.
+    /// assert_eq!(store.claim_recent("alice", "INBOX", uid).await?, uid + 1);
+    /// assert_eq!(store.first_recent_uid("alice", "INBOX").await?, uid + 1);
+    /// # Ok::<_, tower_mail::store::StoreError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// The default claims nothing and says no message is recent, like the default
+    /// [`first_recent_uid`](Self::first_recent_uid).
+    fn claim_recent(
+        &self,
+        user: &str,
+        mailbox: &str,
+        highest: u32,
+    ) -> impl Future<Output = StoreResult<u32>> + Send {
+        let _ = highest;
+        self.first_recent_uid(user, mailbox)
+    }
 }
 
 /// A message being delivered piece by piece, from [`Mailstore::begin_append`].

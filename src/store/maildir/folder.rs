@@ -12,6 +12,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::dotlock::{DotLock, LockTimes};
 use super::durable;
 use super::filename;
 use super::listing::{DirTimes, Listing};
@@ -42,6 +43,17 @@ impl Folder {
         self.dir.join(uidlist::FILE_NAME)
     }
 
+    /// Takes Dovecot's lock on the UID list, which every writer of it holds; fails with
+    /// `NoSuchMailbox` if the folder is gone.
+    fn lock(&self) -> StoreResult<DotLock> {
+        DotLock::acquire(&self.uidlist(), LockTimes::UIDLIST).map_err(|err| {
+            match err.kind() {
+                io::ErrorKind::NotFound => self.check_exists().err().unwrap_or(err.into()),
+                _ => err.into(),
+            }
+        })
+    }
+
     /// Creates the folder's directories and UID list; `Ok(false)` if it already existed.
     ///
     /// `cur/` comes last: a folder exists once `cur/` does, so a crash halfway leaves no
@@ -52,9 +64,11 @@ impl Folder {
         }
         durable::create_dir(&self.tmp())?;
         durable::create_dir(&self.new_dir())?;
-        if !self.uidlist().exists() {
-            UidList::fresh(0).write(&self.uidlist())?;
+        let lock = DotLock::acquire(&self.uidlist(), LockTimes::UIDLIST)?;
+        if !self.uidlist().exists() && !self.dir.join(uidlist::LEGACY_FILE_NAME).exists() {
+            UidList::fresh(0).write(&self.dir, &lock)?;
         }
+        drop(lock);
         let created = durable::create_dir(&self.cur())?;
         durable::sync_dir(&self.dir)?;
         Ok(created)
@@ -155,7 +169,25 @@ fn with_state<T>(
     cache: &mut FolderCache,
     op: impl FnOnce(&mut State) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    let result = state(folder, cache).and_then(op);
+    let result = state(folder, cache, None).and_then(op);
+    if let Err(StoreError::Io(_)) = result {
+        cache.clear();
+    }
+    result
+}
+
+/// [`with_state`] for an operation that may write the UID list: under Dovecot's lock on it,
+/// taken before the state is checked against the file, so that what is written starts from
+/// what another server (or another store on this tree) wrote last.
+fn with_state_locked<T>(
+    folder: &Folder,
+    cache: &mut FolderCache,
+    op: impl FnOnce(&mut State, &DotLock) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let result = folder.lock().and_then(|lock| {
+        let state = state(folder, cache, Some(&lock))?;
+        op(state, &lock)
+    });
     if let Err(StoreError::Io(_)) = result {
         cache.clear();
     }
@@ -163,8 +195,13 @@ fn with_state<T>(
 }
 
 /// The folder's state: the cached one if the UID list did not change, else read from disk,
-/// rebuilt from the files (with a new UIDVALIDITY) if the list is missing or corrupt.
-fn state<'c>(folder: &Folder, cache: &'c mut FolderCache) -> StoreResult<&'c mut State> {
+/// rebuilt from the files (with a new UIDVALIDITY) if the list is missing or corrupt. `lock`
+/// is Dovecot's lock on the list if the caller holds it; loading takes it if it must write.
+fn state<'c>(
+    folder: &Folder,
+    cache: &'c mut FolderCache,
+    lock: Option<&DotLock>,
+) -> StoreResult<&'c mut State> {
     let path = folder.uidlist();
     let stamp = match fs::metadata(&path) {
         Ok(meta) => Some(Stamp::of(&meta)),
@@ -175,44 +212,62 @@ fn state<'c>(folder: &Folder, cache: &'c mut FolderCache) -> StoreResult<&'c mut
         Some(state) if Some(state.stamp) == stamp => state,
         old => {
             let previous = old.map_or(0, |state| state.list.uid_validity);
-            load(folder, previous)?
+            load(folder, previous, lock)?
         }
     };
     Ok(cache.0.insert(state))
 }
 
-fn load(folder: &Folder, previous: u32) -> StoreResult<State> {
-    let path = folder.uidlist();
-    let previous = match UidList::read(&path)? {
-        Loaded::Ok(list) => {
-            let stamp = Stamp::of(&fs::metadata(&path)?);
-            return Ok(State::new(stamp, list));
-        }
+fn load(folder: &Folder, previous: u32, lock: Option<&DotLock>) -> StoreResult<State> {
+    // The stamp before the read: a change during the read then shows as a change at the
+    // next look, never the other way round.
+    let stamp = match fs::metadata(folder.uidlist()) {
+        Ok(meta) => Stamp::of(&meta),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Stamp::default(),
+        Err(err) => return Err(err.into()),
+    };
+    let loaded = match UidList::read(&folder.dir)? {
+        Loaded::Ok(list) if !list.is_legacy() => return Ok(State::new(stamp, list)),
+        other => other,
+    };
+    let Some(lock) = lock else {
+        // Rebuilding or converting writes the list: under the lock, from a fresh read.
+        let lock = folder.lock()?;
+        return load(folder, previous, Some(&lock));
+    };
+    let list = match loaded {
+        // Written earlier by tower-mail: kept, and replaced with a `dovecot-uidlist` now.
+        Loaded::Ok(list) => list,
         Loaded::Missing => {
             folder.check_exists()?;
             // Normal for a folder another tool made.
             tracing::info!(folder = %folder.dir.display(), "UID list missing: assigning UIDs");
-            previous
+            UidList::fresh(previous)
         }
-        Loaded::Corrupt(validity) => {
+        Loaded::Corrupt(validity, path) => {
             folder.check_exists()?;
-            tracing::warn!(folder = %folder.dir.display(), "UID list corrupt: assigning new UIDs");
+            tracing::warn!(file = %path.display(), "UID list corrupt: assigning new UIDs");
             // Keep the evidence; the rebuilt list replaces it.
             let mut kept = path.as_os_str().to_owned();
             kept.push(".corrupt");
             fs::rename(&path, kept)?;
-            previous.max(validity.unwrap_or(0))
+            UidList::fresh(previous.max(validity.unwrap_or(0)))
         }
     };
-    let mut state = State::new(Stamp::default(), UidList::fresh(previous));
-    sync(folder, &mut state, true)?;
+    let mut state = State::new(Stamp::default(), list);
+    sync(folder, &mut state, true, lock)?;
     Ok(state)
 }
 
 /// Brings the UID list up to date with the files: moves deliveries from `new/` to `cur/`,
 /// gives UIDs to files that have none (oldest first), forgets UIDs whose file is gone, and
 /// persists the list if anything changed (or if `dirty`). Returns the messages by UID.
-fn sync(folder: &Folder, state: &mut State, mut dirty: bool) -> StoreResult<Vec<MessageMeta>> {
+fn sync(
+    folder: &Folder,
+    state: &mut State,
+    mut dirty: bool,
+    lock: &DotLock,
+) -> StoreResult<Vec<MessageMeta>> {
     let cur = folder.cur();
     let mut files = Vec::new();
     let mut bases = HashSet::new();
@@ -242,7 +297,7 @@ fn sync(folder: &Folder, state: &mut State, mut dirty: bool) -> StoreResult<Vec<
         bases.insert(base.to_owned());
         files.push(CurFile { name, modified });
     }
-    deliver_new(folder, &mut files, &mut bases)?;
+    deliver_new(folder, &state.list, &mut files, &mut bases)?;
 
     // Reconcile.
     let before = state.list.entries.len();
@@ -263,7 +318,7 @@ fn sync(folder: &Folder, state: &mut State, mut dirty: bool) -> StoreResult<Vec<
         state.list.assign(file.base().to_owned());
     }
     if dirty {
-        persist(folder, state)?;
+        persist(folder, state, lock)?;
     }
 
     // List.
@@ -307,12 +362,15 @@ fn sync(folder: &Folder, state: &mut State, mut dirty: bool) -> StoreResult<Vec<
 
 /// Moves what an MDA delivered into `new/` to `cur/` (adding `:2,`), appending the files to
 /// `files`. Adds `,S=` and `,W=` to names that lack them, reading such a file once, so later
-/// snapshots get the sizes from the name.
+/// snapshots get the sizes from the name; except where the UID list already has the name
+/// (Dovecot gives UIDs to what is in `new/`): renaming it would cost the message its UID.
 fn deliver_new(
     folder: &Folder,
+    list: &UidList,
     files: &mut Vec<CurFile>,
     bases: &mut HashSet<String>,
 ) -> StoreResult<()> {
+    let listed: HashSet<&str> = list.entries.values().map(String::as_str).collect();
     let new = folder.new_dir();
     let cur = folder.cur();
     let mut moved = false;
@@ -340,6 +398,21 @@ fn deliver_new(
             .to_str()
             .filter(|name| filename::is_message_name(name))
             .map_or(("", None), filename::split);
+        if !base.is_empty() && listed.contains(base) && !bases.contains(base) {
+            let target = filename::full_name(base, info.unwrap_or(""));
+            match fs::rename(entry.path(), cur.join(&target)) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err.into()),
+            }
+            moved = true;
+            bases.insert(base.to_owned());
+            files.push(CurFile {
+                name: target,
+                modified: meta.modified()?,
+            });
+            continue;
+        }
         let rfc822 = match filename::size_field(base, 'W') {
             Some(size) => size,
             None => match fs::read(entry.path()) {
@@ -386,10 +459,9 @@ fn message_name(name: std::ffi::OsString) -> Option<String> {
     }
 }
 
-fn persist(folder: &Folder, state: &mut State) -> io::Result<()> {
-    let path = folder.uidlist();
-    state.list.write(&path)?;
-    state.stamp = Stamp::of(&fs::metadata(&path)?);
+fn persist(folder: &Folder, state: &mut State, lock: &DotLock) -> io::Result<()> {
+    state.list.write(&folder.dir, lock)?;
+    state.stamp = Stamp::of(&fs::metadata(folder.uidlist())?);
     Ok(())
 }
 
@@ -446,26 +518,62 @@ fn on_file<T>(
 }
 
 pub(super) fn snapshot(folder: &Folder, cache: &mut FolderCache) -> StoreResult<MailboxSnapshot> {
-    with_state(folder, cache, |state| {
+    let snapshot_of = |state: &State, messages| MailboxSnapshot {
+        uid_validity: state.list.uid_validity,
+        uid_next: state.list.uid_next,
+        messages,
+    };
+    let reused = with_state(folder, cache, |state| {
         let times = DirTimes::read(&folder.cur(), &folder.new_dir())?;
-        let messages = match state.listing.reuse(times) {
-            Some(messages) => messages,
-            None => {
-                let messages = sync(folder, state, false)?;
-                state.listing.keep(times, SystemTime::now(), &messages);
-                messages
-            }
-        };
-        Ok(MailboxSnapshot {
-            uid_validity: state.list.uid_validity,
-            uid_next: state.list.uid_next,
-            messages,
-        })
+        Ok(state
+            .listing
+            .reuse(times)
+            .map(|messages| snapshot_of(state, messages)))
+    })?;
+    if let Some(snapshot) = reused {
+        return Ok(snapshot);
+    }
+    // Listing may give UIDs to new files: under the lock, as Dovecot lists too.
+    with_state_locked(folder, cache, |state, lock| {
+        let times = DirTimes::read(&folder.cur(), &folder.new_dir())?;
+        let messages = sync(folder, state, false, lock)?;
+        state.listing.keep(times, SystemTime::now(), &messages);
+        Ok(snapshot_of(state, messages))
     })
 }
 
 pub(super) fn uid_validity(folder: &Folder, cache: &mut FolderCache) -> StoreResult<u32> {
     with_state(folder, cache, |state| Ok(state.list.uid_validity))
+}
+
+/// The first UID no read-write session has been told about: `\Recent` from there on.
+pub(super) fn first_recent_uid(folder: &Folder, cache: &mut FolderCache) -> StoreResult<u32> {
+    with_state(folder, cache, |state| Ok(state.list.first_recent_uid))
+}
+
+/// A read-write session has been told of every message up to UID `highest`: returns the
+/// first recent UID before (the messages from it up to `highest` are recent for that
+/// session), and raises it past `highest`, durably, so that no later session, in this process
+/// or after a restart, sees them as recent.
+pub(super) fn claim_recent(
+    folder: &Folder,
+    cache: &mut FolderCache,
+    highest: u32,
+) -> StoreResult<u32> {
+    let before = first_recent_uid(folder, cache)?;
+    if highest < before {
+        return Ok(before);
+    }
+    with_state_locked(folder, cache, |state, lock| {
+        let before = state.list.first_recent_uid;
+        // A UID from an older numbering may be past UIDNEXT: never claim beyond it.
+        let claimed = highest.saturating_add(1).min(state.list.uid_next);
+        if claimed > before {
+            state.list.first_recent_uid = claimed;
+            persist(folder, state, lock)?;
+        }
+        Ok(before)
+    })
 }
 
 pub(super) fn fetch(folder: &Folder, cache: &mut FolderCache, uid: u32) -> StoreResult<Vec<u8>> {
@@ -607,7 +715,7 @@ pub(super) fn deliver(
     mut written: Written,
     flags: Flags,
 ) -> StoreResult<u32> {
-    with_state(folder, cache, |state| {
+    with_state_locked(folder, cache, |state, lock| {
         state.listing.forget();
         let base = filename::base_with_sizes(&written.token, written.size, written.rfc822);
         let name = filename::full_name(&base, &filename::info_letters(None, flags));
@@ -626,7 +734,7 @@ pub(super) fn deliver(
         }
         let validity = state.list.uid_validity;
         let uid = state.list.assign(base);
-        if let Err(err) = persist(folder, state) {
+        if let Err(err) = persist(folder, state, lock) {
             // Without a durable UID the append failed: take the message back so a retry by
             // the client does not leave a duplicate.
             let _ = fs::remove_file(&cur_path);
@@ -672,7 +780,7 @@ pub(super) fn set_flags(
 
 /// Deletes the messages' files, then their UIDs (UIDNEXT stays: UIDs are never reused).
 pub(super) fn expunge(folder: &Folder, cache: &mut FolderCache, uids: &[u32]) -> StoreResult<()> {
-    with_state(folder, cache, |state| {
+    with_state_locked(folder, cache, |state, lock| {
         state.listing.forget();
         let mut removed = false;
         for &uid in uids {
@@ -685,7 +793,7 @@ pub(super) fn expunge(folder: &Folder, cache: &mut FolderCache, uids: &[u32]) ->
         }
         if removed {
             durable::sync_dir(&folder.cur())?;
-            persist(folder, state)?;
+            persist(folder, state, lock)?;
         }
         Ok(())
     })

@@ -1,13 +1,17 @@
 //! Maildir++ storage: [`Maildir`].
 
+mod dotlock;
 mod durable;
 mod filename;
 mod folder;
 mod listing;
+mod subscriptions;
 mod tree;
 mod uidlist;
 mod upload;
 
+#[cfg(test)]
+mod dovecot_tests;
 #[cfg(test)]
 mod tests;
 
@@ -430,6 +434,18 @@ impl Mailstore for Maildir {
         let mailbox = rules::canonical_mailbox(mailbox)?;
         self.on_tree(user, move |user_dir| {
             tree::set_subscribed(user_dir, &mailbox, subscribed)
+        })
+        .await
+    }
+
+    async fn first_recent_uid(&self, user: &str, mailbox: &str) -> StoreResult<u32> {
+        self.on_folder(user, mailbox, folder::first_recent_uid)
+            .await
+    }
+
+    async fn claim_recent(&self, user: &str, mailbox: &str, highest: u32) -> StoreResult<u32> {
+        self.on_folder(user, mailbox, move |folder, cache| {
+            folder::claim_recent(folder, cache, highest)
         })
         .await
     }
