@@ -59,7 +59,10 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         name: &str,
         read_only: bool,
     ) -> u32 {
-        let arrived = self.selected.as_ref().and_then(|view| view.arrivals(snapshot));
+        let arrived = self
+            .selected
+            .as_ref()
+            .and_then(|view| view.arrivals(snapshot));
         let Some(highest) = arrived else {
             return u32::MAX;
         };

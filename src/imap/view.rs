@@ -243,8 +243,7 @@ mod tests {
     fn update(view: &mut MailboxView, fresh: Vec<MessageMeta>, expunges: Expunges) -> String {
         let mut out = Vec::new();
         // Another session claimed up to UID 3: later arrivals are recent here.
-        view.update(snapshot(fresh), expunges, &mut out, 4)
-            .unwrap();
+        view.update(snapshot(fresh), expunges, &mut out, 4).unwrap();
         String::from_utf8(out).unwrap()
     }
 

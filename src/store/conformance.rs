@@ -537,8 +537,14 @@ pub(crate) async fn recent_is_claimed_once(store: &impl Mailstore) {
     let three = append(store, INBOX, b"three\r\n").await;
     assert_eq!(store.claim_recent(USER, INBOX, three).await.unwrap(), three);
     // Never past UIDNEXT, whatever the caller says.
-    assert_eq!(store.claim_recent(USER, INBOX, u32::MAX - 1).await.unwrap(), three + 1);
-    assert_eq!(store.first_recent_uid(USER, INBOX).await.unwrap(), three + 1);
+    assert_eq!(
+        store.claim_recent(USER, INBOX, u32::MAX - 1).await.unwrap(),
+        three + 1
+    );
+    assert_eq!(
+        store.first_recent_uid(USER, INBOX).await.unwrap(),
+        three + 1
+    );
     // Per mailbox; it moves with a rename, a new mailbox starts afresh.
     let sent = append(store, "Sent", b"sent\r\n").await;
     assert_eq!(store.first_recent_uid(USER, "Sent").await.unwrap(), sent);

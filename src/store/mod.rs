@@ -15,6 +15,7 @@ mod memory;
 mod rules;
 mod watch;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::time::SystemTime;
@@ -350,6 +351,20 @@ pub trait Mailstore: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<u32>> + Send {
         let _ = highest;
         self.first_recent_uid(user, mailbox)
+    }
+
+    /// POP3 unique-ids that messages of `mailbox` keep from the server they came from, by
+    /// UID: the POP3 service answers UIDL with these instead of its own, so a migrated
+    /// client does not download those messages again. [`Maildir`] has the ones Dovecot keeps
+    /// in its UID list (put there by migration scripts, from Courier for instance); the
+    /// default has none.
+    fn pop3_uidls(
+        &self,
+        user: &str,
+        mailbox: &str,
+    ) -> impl Future<Output = StoreResult<HashMap<u32, String>>> + Send {
+        let _ = (user, mailbox);
+        async { Ok(HashMap::new()) }
     }
 }
 

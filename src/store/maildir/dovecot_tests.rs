@@ -19,7 +19,13 @@ const GUID: &str = "3085f01b7f11094c501100008c4a11c1";
 fn dovecot_tree() -> (Maildir, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let user_dir = dir.path().join(USER);
-    for sub in ["cur", "new", "tmp", ".Archive.2024/cur", ".Archive.2024/new"] {
+    for sub in [
+        "cur",
+        "new",
+        "tmp",
+        ".Archive.2024/cur",
+        ".Archive.2024/new",
+    ] {
         fs::create_dir_all(user_dir.join(sub)).unwrap();
     }
     let files = [
@@ -40,7 +46,11 @@ fn dovecot_tree() -> (Maildir, TempDir) {
         ),
     )
     .unwrap();
-    fs::write(user_dir.join("subscriptions"), "V\t2\n\nINBOX\nArchive\t2024\n").unwrap();
+    fs::write(
+        user_dir.join("subscriptions"),
+        "V\t2\n\nINBOX\nArchive\t2024\n",
+    )
+    .unwrap();
     (Maildir::new(dir.path()), dir)
 }
 
@@ -62,7 +72,11 @@ async fn a_tree_dovecot_wrote_keeps_its_uids() {
     // The message still in new/ keeps its UID: moved to cur/ under the same base.
     assert_eq!(uids(&snapshot), [7, 12, 40]);
     assert_eq!(snapshot.messages[1].flags, Flags::FLAGGED | Flags::SEEN);
-    assert!(user_dir.join("cur/1700000002.M3P1.mx,S=14,W=17:2,").exists());
+    assert!(
+        user_dir
+            .join("cur/1700000002.M3P1.mx,S=14,W=17:2,")
+            .exists()
+    );
     // A message an MDA delivered after Dovecot's time gets the next UID.
     fs::write(user_dir.join("new/1700000009.M9P9.mx"), "Subject: d\n\nw\n").unwrap();
     let snapshot = store.snapshot(USER, INBOX).await.unwrap();
@@ -156,7 +170,13 @@ async fn recent_survives_a_restart() {
     assert_eq!(store.first_recent_uid(USER, INBOX).await.unwrap(), 1);
     assert_eq!(store.claim_recent(USER, INBOX, 40).await.unwrap(), 1);
     let uid = store
-        .append(USER, INBOX, Bytes::from_static(b"new\r\n"), Flags::EMPTY, None)
+        .append(
+            USER,
+            INBOX,
+            Bytes::from_static(b"new\r\n"),
+            Flags::EMPTY,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(uid, 43);
@@ -184,7 +204,13 @@ async fn a_stale_lock_does_not_stop_delivery() {
         .set_modified(long_ago)
         .unwrap();
     let uid = store
-        .append(USER, INBOX, Bytes::from_static(b"x\r\n"), Flags::EMPTY, None)
+        .append(
+            USER,
+            INBOX,
+            Bytes::from_static(b"x\r\n"),
+            Flags::EMPTY,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(uid, 43);

@@ -46,11 +46,9 @@ impl Folder {
     /// Takes Dovecot's lock on the UID list, which every writer of it holds; fails with
     /// `NoSuchMailbox` if the folder is gone.
     fn lock(&self) -> StoreResult<DotLock> {
-        DotLock::acquire(&self.uidlist(), LockTimes::UIDLIST).map_err(|err| {
-            match err.kind() {
-                io::ErrorKind::NotFound => self.check_exists().err().unwrap_or(err.into()),
-                _ => err.into(),
-            }
+        DotLock::acquire(&self.uidlist(), LockTimes::UIDLIST).map_err(|err| match err.kind() {
+            io::ErrorKind::NotFound => self.check_exists().err().unwrap_or(err.into()),
+            _ => err.into(),
         })
     }
 
@@ -544,6 +542,14 @@ pub(super) fn snapshot(folder: &Folder, cache: &mut FolderCache) -> StoreResult<
 
 pub(super) fn uid_validity(folder: &Folder, cache: &mut FolderCache) -> StoreResult<u32> {
     with_state(folder, cache, |state| Ok(state.list.uid_validity))
+}
+
+/// The POP3 UIDLs the UID list keeps for some messages (Dovecot's `P` field), by UID.
+pub(super) fn pop3_uidls(
+    folder: &Folder,
+    cache: &mut FolderCache,
+) -> StoreResult<HashMap<u32, String>> {
+    with_state(folder, cache, |state| Ok(state.list.pop3_uidls()))
 }
 
 /// The first UID no read-write session has been told about: `\Recent` from there on.

@@ -7,10 +7,10 @@
 //! `\x01n` for a line feed, `\x01r`, `\x011`, `\x010`):
 //!
 //! ```text
-//! V	2
+//! V<TAB>2
 //!
 //! INBOX
-//! Archive	2024
+//! Archive<TAB>2024
 //! ```
 //!
 //! Older files have one name per line and no header. Which separator they use, the file does
@@ -139,7 +139,9 @@ fn plain_levels(line: &[u8], plain: PlainNames) -> Vec<Vec<u8>> {
         PlainNames::Dovecot => b'.',
         PlainNames::TowerMail => b'/',
     };
-    line.split(|&b| b == separator).map(<[u8]>::to_vec).collect()
+    line.split(|&b| b == separator)
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 /// The canonical name of a mailbox with these levels, if tower-mail can have it.

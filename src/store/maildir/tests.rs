@@ -82,7 +82,11 @@ async fn layout_on_disk() {
         }
         let header = uidlist_header(&user_dir.join(folder));
         assert_eq!(header[&'N'], "1", "{folder}");
-        assert_eq!(header[&'G'].len(), 32, "{folder}: a mailbox GUID as Dovecot writes it");
+        assert_eq!(
+            header[&'G'].len(),
+            32,
+            "{folder}: a mailbox GUID as Dovecot writes it"
+        );
     }
     let subscriptions = fs::read_to_string(user_dir.join("subscriptions")).unwrap();
     // Dovecot's version 2 format; created mailboxes are not subscribed by CREATE.

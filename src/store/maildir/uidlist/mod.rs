@@ -116,6 +116,21 @@ impl UidList {
         uid
     }
 
+    /// The POP3 UIDLs of messages whose line has Dovecot's `P` field (set by migration
+    /// scripts to keep another server's UIDLs), by UID.
+    pub(super) fn pop3_uidls(&self) -> HashMap<u32, String> {
+        self.entries
+            .iter()
+            .filter_map(|(&uid, base)| {
+                let fields = self.extensions.get(base)?;
+                let uidl = fields
+                    .split(' ')
+                    .find_map(|field| field.strip_prefix('P'))?;
+                Some((uid, uidl.to_owned()))
+            })
+            .collect()
+    }
+
     /// Whether this was read from the legacy file (and so must be written out as a
     /// `dovecot-uidlist`).
     pub(super) fn is_legacy(&self) -> bool {

@@ -188,7 +188,11 @@ fn leading_uid(line: &[u8]) -> Option<u32> {
     let digits = line.iter().take_while(|b| b.is_ascii_digit()).count();
     let followed_by_space = line.get(digits) == Some(&b' ');
     followed_by_space
-        .then(|| std::str::from_utf8(&line[..digits]).ok().and_then(parse_uid))
+        .then(|| {
+            std::str::from_utf8(&line[..digits])
+                .ok()
+                .and_then(parse_uid)
+        })
         .flatten()
 }
 

@@ -70,7 +70,10 @@ fn reads_dovecot_version_3_with_gaps_and_fields() {
 #[test]
 fn keeps_header_fields_it_does_not_know() {
     let list = parsed(&format!("3 N9 Pformat%u G{GUID} V5 r4 Xother\n"));
-    assert_eq!((list.uid_validity, list.uid_next, list.first_recent_uid), (5, 9, 4));
+    assert_eq!(
+        (list.uid_validity, list.uid_next, list.first_recent_uid),
+        (5, 9, 4)
+    );
     assert_eq!(
         list.render(),
         format!("3 V5 N9 G{GUID} Pformat%u Xother r4\n")
@@ -196,7 +199,10 @@ fn renumbering_starts_recent_over_and_keeps_fields_with_their_file() {
 #[test]
 fn files_missing_legacy_and_corrupt() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(matches!(UidList::read(dir.path()).unwrap(), Loaded::Missing));
+    assert!(matches!(
+        UidList::read(dir.path()).unwrap(),
+        Loaded::Missing
+    ));
 
     // An earlier tower-mail's list is read, and replaced at the first write.
     let legacy = dir.path().join(LEGACY_FILE_NAME);
@@ -226,4 +232,13 @@ fn files_missing_legacy_and_corrupt() {
         panic!("corrupt list not reported");
     };
     assert_eq!(path, dir.path().join(FILE_NAME));
+}
+
+#[test]
+fn pop3_uidls_kept_by_a_migration() {
+    let list = parsed(&format!(
+        "3 V5 N9 G{GUID}\n1 W3 Pcourier.1 :a\n2 :b\n3 P :c\n4 W9 :d\n"
+    ));
+    let expected = HashMap::from([(1, "courier.1".to_owned()), (3, String::new())]);
+    assert_eq!(list.pop3_uidls(), expected);
 }
