@@ -280,6 +280,10 @@ pub(crate) struct ServiceState<A, M, C, X> {
     pub(crate) auth: A,
     pub(crate) store: M,
     pub(crate) config: C,
+    #[cfg_attr(
+        not(feature = "pop3"),
+        expect(dead_code, reason = "only POP3's sessions share something")
+    )]
     pub(crate) among_sessions: X,
 }
 

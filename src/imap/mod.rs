@@ -33,7 +33,7 @@
 //!   keywords (RFC 3501 section 7.1 lets a server refuse to keep them).
 //! - `\Recent` is claimed per mailbox by the first read-write session told of a message, and
 //!   kept by the store ([`Mailstore::claim_recent`](crate::store::Mailstore::claim_recent)):
-//!   with [`Maildir`](crate::store::Maildir), messages delivered while no session had the
+//!   with the `Maildir` store, messages delivered while no session had the
 //!   mailbox open are recent for the next one, also after a restart.
 //! - A sequence number beyond the mailbox answers `BAD`; UIDs that name no message are
 //!   skipped. While answering FETCH, STORE, SEARCH, COPY and MOVE (not their UID forms),

@@ -4,7 +4,7 @@
 //!
 //! The store keeps where `\Recent` starts in each mailbox
 //! ([`Mailstore::first_recent_uid`]): UIDs only grow, so every message from that UID on is
-//! one no read-write session has been told about. [`Maildir`](crate::store::Maildir) keeps it
+//! one no read-write session has been told about. The `Maildir` store keeps it
 //! in the folder, so messages delivered while no session had the mailbox open are recent for
 //! the next one, also across restarts, and the first session ever to open a mailbox sees
 //! what was delivered to it as recent.

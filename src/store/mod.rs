@@ -311,6 +311,18 @@ pub trait Mailstore: Send + Sync + 'static {
     ///
     /// The default says no message is ever recent (as IMAP4rev2 servers do); [`Maildir`] keeps
     /// the value in the folder, so it survives restarts, and [`MemoryStore`] in memory.
+    ///
+    /// ```
+    /// use tower_mail::store::{Mailstore, MemoryStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// store.ensure_user("alice").await?;
+    /// // No session was told of anything yet: whatever arrives from UID 1 on is recent.
+    /// assert_eq!(store.first_recent_uid("alice", "INBOX").await?, 1);
+    /// # Ok::<_, tower_mail::store::StoreError>(())
+    /// # }).unwrap();
+    /// ```
     fn first_recent_uid(
         &self,
         user: &str,
@@ -358,6 +370,18 @@ pub trait Mailstore: Send + Sync + 'static {
     /// client does not download those messages again. [`Maildir`] has the ones Dovecot keeps
     /// in its UID list (put there by migration scripts, from Courier for instance); the
     /// default has none.
+    ///
+    /// ```
+    /// use tower_mail::store::{Mailstore, MemoryStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// store.ensure_user("alice").await?;
+    /// // Mail that never lived on another server keeps no UIDL of its own.
+    /// assert!(store.pop3_uidls("alice", "INBOX").await?.is_empty());
+    /// # Ok::<_, tower_mail::store::StoreError>(())
+    /// # }).unwrap();
+    /// ```
     fn pop3_uidls(
         &self,
         user: &str,
