@@ -403,10 +403,12 @@ async fn recent_is_told_once_and_survives_a_restart() {
 /// Dovecot's `doveadm` on the tree under `root` (alice's is the Maildir), with a minimal
 /// configuration: Maildir++ with `/` as the hierarchy separator, as tower-mail shows it.
 struct Doveadm {
+    /// The test's directory, holding the configuration and the tree.
+    dir: PathBuf,
     config: PathBuf,
     user_dir: PathBuf,
     /// Running as root, Dovecot refuses to touch mail as root: it works as `nobody`, and the
-    /// tree is handed to `nobody` before each run.
+    /// directory is handed to `nobody` before each run.
     as_nobody: bool,
 }
 
@@ -428,6 +430,7 @@ impl Doveadm {
         let path = dir.join("dovecot.conf");
         fs::write(&path, config).unwrap();
         Doveadm {
+            dir: dir.to_path_buf(),
             config: path,
             user_dir,
             as_nobody,
@@ -438,10 +441,8 @@ impl Doveadm {
     /// complains: a warning about the tree (a UID list it finds broken) is a failure here.
     fn run(&self, args: &[&str], stdin: &[u8]) -> String {
         if self.as_nobody {
-            command_output(
-                "chown",
-                &["-R", "65534:65534", self.user_dir.to_str().unwrap()],
-            );
+            // The whole directory: `nobody` must be able to reach the tree, whatever the umask.
+            command_output("chown", &["-R", "65534:65534", self.dir.to_str().unwrap()]);
         }
         let mut child = std::process::Command::new("doveadm")
             .arg("-c")
