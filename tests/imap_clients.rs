@@ -339,7 +339,8 @@ impl ServerView {
                         i += 1
                     text = text.decode()
                     uid = re.search(r'UID (\d+)', text).group(1)
-                    flags = re.search(r'FLAGS \(([^)]*)\)', text).group(1).split()
+                    # \Recent is this session's, not stored with the message: left out.
+                    flags = [f for f in re.search(r'FLAGS \(([^)]*)\)', text).group(1).split() if f != '\\Recent']
                     print('MSG\t%s\t%s\t%s\t%s' % (name, uid, ' '.join(flags), binascii.hexlify(item[1]).decode()))
             "#,
             &[],

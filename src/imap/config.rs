@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use super::recent::RecentClaims;
 use crate::protocol::ServiceState;
 
 /// Settings of the IMAP service. Layers may override some per connection through
@@ -77,13 +76,6 @@ impl Default for ImapConfig {
     }
 }
 
-/// What an [`ImapService`](super::ImapService) hands each of its sessions; what they share
-/// among themselves are its `\Recent` claims.
-pub(super) type ImapServiceState<A, M> = ServiceState<A, M, ImapConfig, RecentClaims>;
-
-impl<A, M> ImapServiceState<A, M> {
-    /// Which session claimed each message's `\Recent` flag.
-    pub(super) fn recent(&self) -> &RecentClaims {
-        &self.among_sessions
-    }
-}
+/// What an [`ImapService`](super::ImapService) hands each of its sessions; they share
+/// nothing else among themselves (`\Recent` is the store's, see `recent.rs`).
+pub(super) type ImapServiceState<A, M> = ServiceState<A, M, ImapConfig, ()>;

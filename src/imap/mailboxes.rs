@@ -40,12 +40,12 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             Err(err) => return self.store_failed(tag, err),
         };
         let highest = snapshot.messages.last().map_or(0, |m| m.uid);
-        let recent_after = self
-            .service
-            .recent()
-            .claim(&user, &name, highest, read_only);
+        let first_recent = match self.recent_from(&name, highest, read_only).await {
+            Ok(uid) => uid,
+            Err(err) => return self.store_failed(tag, err),
+        };
         let uid_next = snapshot.uid_next;
-        let view = MailboxView::open(name.clone(), read_only, snapshot, watch, recent_after);
+        let view = MailboxView::open(name.clone(), read_only, snapshot, watch, first_recent);
         write_selected(self.channel.out(), &view, uid_next);
         self.set_selected(Some(Box::new(view)));
         if let Err(reason) = self
@@ -119,10 +119,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             return self.no(tag, "INUSE", "Close the mailbox before deleting it");
         }
         match self.service.store.delete_mailbox(&self.user(), &name).await {
-            Ok(()) => {
-                self.service.recent().forget(&self.user(), &name);
-                self.ok(tag, None, "DELETE completed")
-            }
+            Ok(()) => self.ok(tag, None, "DELETE completed"),
             Err(err) => self.store_failed(tag, err),
         }
     }
@@ -147,8 +144,6 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         {
             return self.store_failed(tag, err);
         }
-        self.service.recent().forget(&self.user(), &from);
-        self.service.recent().forget(&self.user(), to);
         // The selected mailbox stays selected under its new name.
         if let Some(selected) = self.selected.as_mut()
             && selected.name == from
@@ -181,7 +176,8 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         }
     }
 
-    /// STATUS (RFC 3501 section 6.3.10). RECENT counts the messages no session was told of.
+    /// STATUS (RFC 3501 section 6.3.10). RECENT counts the messages no read-write session was
+    /// told of.
     pub(super) async fn status(
         &mut self,
         tag: &Tag<'static>,
@@ -196,8 +192,16 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             Ok(snapshot) => snapshot,
             Err(err) => return self.store_failed(tag, err),
         };
-        let uids = snapshot.messages.iter().map(|m| m.uid);
-        let recent = self.service.recent().unclaimed(&user, &name, uids);
+        let recent = if items.contains(&StatusDataItemName::Recent) {
+            let first_recent = match self.service.store.first_recent_uid(&user, &name).await {
+                Ok(uid) => uid,
+                Err(err) => return self.store_failed(tag, err),
+            };
+            let count = snapshot.messages.iter().filter(|m| m.uid >= first_recent);
+            u32::try_from(count.count()).unwrap_or(u32::MAX)
+        } else {
+            0
+        };
         let items: Vec<StatusDataItem> = items
             .iter()
             .map(|item| status_item(item.clone(), &snapshot, recent))

@@ -37,9 +37,10 @@
 //!   is announced with an untagged FLAGS (and PERMANENTFLAGS) before any message shows it.
 //! - `\Recent` and unknown system flags (`\Foo`) in STORE and APPEND answer `BAD`: a client
 //!   cannot set them.
-//! - `\Recent` is claimed per mailbox by the first read-write session told of a message, in
-//!   the service's memory: after a restart, the messages a mailbox already holds when it is
-//!   first opened are not recent.
+//! - `\Recent` is claimed per mailbox by the first read-write session told of a message, and
+//!   kept by the store ([`Mailstore::claim_recent`](crate::store::Mailstore::claim_recent)):
+//!   with the `Maildir` store, messages delivered while no session had the
+//!   mailbox open are recent for the next one, also after a restart.
 //! - A sequence number beyond the mailbox answers `BAD`; UIDs that name no message are
 //!   skipped. While answering FETCH, STORE, SEARCH, COPY and MOVE (not their UID forms),
 //!   messages expunged by another session are reported only at the next command that allows

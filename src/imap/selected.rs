@@ -9,7 +9,7 @@ use super::session::{Flow, ImapSession};
 use super::view::Expunges;
 use crate::auth::Authenticator;
 use crate::close_reason::CloseReason;
-use crate::store::{Flags, Mailstore, StoreError};
+use crate::store::{Flags, MailboxSnapshot, Mailstore, StoreError};
 use crate::wire::bye;
 
 /// Why a sequence set names no messages: answered `BAD`, as Dovecot and Cyrus do.
@@ -26,12 +26,15 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let user = self.session.user().unwrap_or_default();
         view.watch().mark_seen();
         let (name, read_only) = (view.name.clone(), view.read_only);
-        let recent = self.service.recent();
-        let claim = |highest| recent.claim(&user, &name, highest, read_only);
         let lost = match self.service.store.snapshot(&user, &name).await {
-            Ok(snapshot) => view
-                .update(snapshot, expunges, self.channel.out(), claim)
-                .is_err(),
+            Ok(snapshot) => {
+                let first_recent = self.recent_for_arrivals(&snapshot, &name, read_only).await;
+                let Some(view) = self.selected.as_mut() else {
+                    return Ok(());
+                };
+                view.update(snapshot, expunges, self.channel.out(), first_recent)
+                    .is_err()
+            }
             Err(StoreError::NoSuchMailbox) => true,
             Err(err) => {
                 tracing::warn!(session_id = %self.session.id(), error = %err, "mailbox update failed");
@@ -45,6 +48,31 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         bye(self.channel.out(), text);
         let _ = self.channel.flush().await;
         Err(CloseReason::Kicked(text.to_owned()))
+    }
+
+    /// Where `\Recent` starts for the messages `snapshot` has beyond the view: claimed (or,
+    /// read-only, looked up) only if there are any. A store failure makes none of them
+    /// recent, rather than failing the command.
+    async fn recent_for_arrivals(
+        &mut self,
+        snapshot: &MailboxSnapshot,
+        name: &str,
+        read_only: bool,
+    ) -> u32 {
+        let arrived = self
+            .selected
+            .as_ref()
+            .and_then(|view| view.arrivals(snapshot));
+        let Some(highest) = arrived else {
+            return u32::MAX;
+        };
+        match self.recent_from(name, highest, read_only).await {
+            Ok(uid) => uid,
+            Err(err) => {
+                tracing::warn!(session_id = %self.session.id(), error = %err, "\\Recent not claimed");
+                u32::MAX
+            }
+        }
     }
 
     /// The indices (in the view) of the messages `set` names, in mailbox order.

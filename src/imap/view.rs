@@ -43,19 +43,19 @@ pub(super) struct MailboxView {
 
 impl MailboxView {
     /// The view of a mailbox just opened; `watch` is taken before `snapshot` was read, so no
-    /// change falls between them. The messages above UID `recent_after` are recent here.
+    /// change falls between them. The messages from UID `first_recent` on are recent here.
     pub(super) fn open(
         name: String,
         read_only: bool,
         snapshot: MailboxSnapshot,
         watch: MailboxWatch,
-        recent_after: u32,
+        first_recent: u32,
     ) -> MailboxView {
         let recent = snapshot
             .messages
             .iter()
             .map(|m| m.uid)
-            .filter(|&uid| uid > recent_after)
+            .filter(|&uid| uid >= first_recent)
             .collect();
         MailboxView {
             name,
@@ -130,18 +130,25 @@ impl MailboxView {
         &mut self.watch
     }
 
+    /// The highest UID of `snapshot` if it has messages this view does not (and the same
+    /// UIDVALIDITY): what [`update`](Self::update) will tell the client of.
+    pub(super) fn arrivals(&self, snapshot: &MailboxSnapshot) -> Option<u32> {
+        let highest = snapshot.messages.last()?.uid;
+        (snapshot.uid_validity == self.uid_validity && highest > self.largest_uid())
+            .then_some(highest)
+    }
+
     /// Bring the view up to `snapshot` (read after [`MailboxWatch::mark_seen`]) and write
     /// the untagged responses that tell the client: FLAGS when the mailbox's keywords changed,
     /// EXPUNGE (highest first, so each number is still valid when the client reads it), FETCH
     /// FLAGS for messages whose flags another session changed, and EXISTS and RECENT when
-    /// messages arrived. `claim` is told the
-    /// highest UID that arrived and answers above which UID the new ones are recent here.
+    /// messages arrived; of these, the ones from UID `first_recent` on are recent here.
     pub(super) fn update(
         &mut self,
         snapshot: MailboxSnapshot,
         expunges: Expunges,
         out: &mut Vec<u8>,
-        claim: impl FnOnce(u32) -> u32,
+        first_recent: u32,
     ) -> Result<(), Lost> {
         if snapshot.uid_validity != self.uid_validity {
             return Err(Lost);
@@ -196,13 +203,12 @@ impl MailboxView {
         self.messages.extend(fresh.filter(|m| m.uid > last_known));
         // Each EXPUNGE already lowered the count the client keeps.
         if self.messages.len() > remaining {
-            let recent_after = claim(self.largest_uid());
             let arrived = &self.messages[remaining..];
             self.recent.extend(
                 arrived
                     .iter()
                     .map(|m| m.uid)
-                    .filter(|&uid| uid > recent_after),
+                    .filter(|&uid| uid >= first_recent),
             );
             response::data(out, Data::Exists(self.exists()));
             response::data(out, Data::Recent(self.recent_count()));
@@ -252,15 +258,14 @@ mod tests {
             false,
             snapshot(messages),
             MailboxWatch::never(),
-            uids.last().copied().unwrap_or(0),
+            uids.last().map_or(1, |uid| uid + 1),
         )
     }
 
     fn update(view: &mut MailboxView, fresh: Vec<MessageMeta>, expunges: Expunges) -> String {
         let mut out = Vec::new();
         // Another session claimed up to UID 3: later arrivals are recent here.
-        view.update(snapshot(fresh), expunges, &mut out, |_| 3)
-            .unwrap();
+        view.update(snapshot(fresh), expunges, &mut out, 4).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -305,7 +310,7 @@ mod tests {
         let mut other = snapshot(vec![]);
         other.uid_validity = 8;
         assert!(
-            view.update(other, Expunges::Report, &mut Vec::new(), |_| 0)
+            view.update(other, Expunges::Report, &mut Vec::new(), 1)
                 .is_err()
         );
     }
@@ -320,7 +325,7 @@ mod tests {
         let mut fresh = snapshot(vec![meta(1, Flags::EMPTY), flagged.clone()]);
         fresh.keywords = junk.clone();
         let mut out = Vec::new();
-        view.update(fresh.clone(), Expunges::Report, &mut out, |_| 3)
+        view.update(fresh.clone(), Expunges::Report, &mut out, 3)
             .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
@@ -330,8 +335,7 @@ mod tests {
              * 2 FETCH (FLAGS (\\Seen $Junk))\r\n"
         );
         let mut out = Vec::new();
-        view.update(fresh, Expunges::Report, &mut out, |_| 3)
-            .unwrap();
+        view.update(fresh, Expunges::Report, &mut out, 3).unwrap();
         assert!(out.is_empty(), "nothing new");
 
         // This session's own change: told once, when the keyword is new.

@@ -1,10 +1,10 @@
 //! A POP3 maildrop: the messages of a session's snapshot with their deletion marks, and the
 //! exclusive lock RFC 1939 asks for.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use crate::store::MailboxSnapshot;
+use crate::store::{INBOX, MailboxSnapshot, Mailstore, StoreResult};
 
 /// One message as POP3 sees it.
 #[derive(Debug, Clone)]
@@ -20,11 +20,26 @@ pub(crate) struct Message {
 pub(crate) struct Maildrop {
     uid_validity: u32,
     messages: Vec<Message>,
+    /// Unique-ids kept from an earlier server, by UID (see [`Mailstore::pop3_uidls`]).
+    kept_uidls: HashMap<u32, String>,
 }
 
 impl Maildrop {
-    pub(crate) fn new(snapshot: MailboxSnapshot) -> Maildrop {
+    /// `user`'s INBOX as it is now.
+    pub(crate) async fn open(store: &impl Mailstore, user: &str) -> StoreResult<Maildrop> {
+        let snapshot = store.snapshot(user, INBOX).await?;
+        let kept_uidls = store.pop3_uidls(user, INBOX).await?;
+        Ok(Maildrop::new(snapshot, kept_uidls))
+    }
+
+    /// The messages of `snapshot`; `kept_uidls` are used where RFC 1939 allows them (1 to 70
+    /// characters from 0x21 to 0x7E), so a damaged one cannot break the listing.
+    pub(crate) fn new(snapshot: MailboxSnapshot, mut kept_uidls: HashMap<u32, String>) -> Maildrop {
+        kept_uidls.retain(|_, uidl| {
+            (1..=70).contains(&uidl.len()) && uidl.bytes().all(|b| (0x21..=0x7e).contains(&b))
+        });
         Maildrop {
+            kept_uidls,
             uid_validity: snapshot.uid_validity,
             messages: snapshot
                 .messages
@@ -89,9 +104,13 @@ impl Maildrop {
 
     /// The unique-id listing of a message: stable across sessions because UIDs and
     /// UIDVALIDITY persist. Dovecot's default format (`%08Xu%08Xv`), so clients migrating
-    /// between the two do not download everything again.
+    /// between the two do not download everything again; or, as in Dovecot, the one the
+    /// store kept from an earlier server.
     pub(crate) fn unique_id(&self, message: &Message) -> String {
-        format!("{:08X}{:08X}", message.uid, self.uid_validity)
+        match self.kept_uidls.get(&message.uid) {
+            Some(kept) => kept.clone(),
+            None => format!("{:08X}{:08X}", message.uid, self.uid_validity),
+        }
     }
 }
 
@@ -130,21 +149,28 @@ mod tests {
     use crate::store::{Flags, MessageMeta};
 
     fn drop_of(sizes: &[u64]) -> Maildrop {
-        Maildrop::new(MailboxSnapshot {
-            uid_validity: 7,
-            uid_next: 100,
-            messages: sizes
-                .iter()
-                .enumerate()
-                .map(|(i, &size)| MessageMeta {
-                    uid: 10 + i as u32,
-                    size,
-                    flags: Flags::EMPTY.into(),
-                    internal_date: std::time::SystemTime::UNIX_EPOCH,
-                })
-                .collect(),
-            keywords: Default::default(),
-        })
+        drop_with_kept_uidls(sizes, HashMap::new())
+    }
+
+    fn drop_with_kept_uidls(sizes: &[u64], kept: HashMap<u32, String>) -> Maildrop {
+        Maildrop::new(
+            MailboxSnapshot {
+                uid_validity: 7,
+                uid_next: 100,
+                messages: sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &size)| MessageMeta {
+                        uid: 10 + i as u32,
+                        size,
+                        flags: Flags::EMPTY.into(),
+                        internal_date: std::time::SystemTime::UNIX_EPOCH,
+                    })
+                    .collect(),
+                keywords: Default::default(),
+            },
+            kept,
+        )
     }
 
     #[test]
@@ -165,6 +191,32 @@ mod tests {
     fn unique_ids_follow_uid_and_uidvalidity() {
         let drop = drop_of(&[1]);
         assert_eq!(drop.unique_id(drop.get(1).unwrap()), "0000000A00000007");
+    }
+
+    #[test]
+    fn kept_unique_ids_are_used_where_rfc_1939_allows_them() {
+        let kept = [
+            (10, "courier-uidl.1"),
+            (11, ""),
+            (12, "has space"),
+            (13, &"x".repeat(71)),
+        ];
+        let kept = kept
+            .iter()
+            .map(|(uid, uidl)| (*uid, uidl.to_string()))
+            .collect();
+        let drop = drop_with_kept_uidls(&[1, 1, 1, 1, 1], kept);
+        let ids: Vec<String> = drop.live().map(|(_, m)| drop.unique_id(m)).collect();
+        assert_eq!(
+            ids,
+            [
+                "courier-uidl.1",
+                "0000000B00000007",
+                "0000000C00000007",
+                "0000000D00000007",
+                "0000000E00000007",
+            ]
+        );
     }
 
     #[test]

@@ -416,12 +416,12 @@ where
             return Flow::Continue;
         };
         let store = &self.service.store;
-        let snapshot = match store.ensure_user(&user.name).await {
-            Ok(()) => store.snapshot(&user.name, INBOX).await,
+        let maildrop = match store.ensure_user(&user.name).await {
+            Ok(()) => Maildrop::open(store, &user.name).await,
             Err(err) => Err(err),
         };
-        let snapshot = match snapshot {
-            Ok(snapshot) => snapshot,
+        let maildrop = match maildrop {
+            Ok(maildrop) => maildrop,
             Err(err) => {
                 tracing::error!(session_id = %self.session.id(), error = %err, "opening maildrop failed");
                 response::err_code(
@@ -440,7 +440,7 @@ where
             .unwrap_or(self.service.config.idle_timeout);
         self.channel.set_idle_timeout(idle);
         self.enter(StateData::Transaction {
-            maildrop: Maildrop::new(snapshot),
+            maildrop,
             _lock: lock,
             _user: Box::new(user),
         });

@@ -29,6 +29,7 @@ macro_rules! conformance_tests {
             delete_keeps_children,
             recreated_mailbox_gets_new_uid_validity,
             subscriptions,
+            recent_is_claimed_once,
             streamed_append_in_odd_chunks,
             streamed_append_gets_its_uid_at_commit,
             abandoned_upload_leaves_nothing,
@@ -647,6 +648,47 @@ pub(crate) async fn subscriptions(store: &impl Mailstore) {
     assert!(info(store, "Trash").await.unwrap().subscribed);
     store.set_subscribed(USER, "inbox", false).await.unwrap();
     assert!(!info(store, INBOX).await.unwrap().subscribed);
+}
+
+pub(crate) async fn recent_is_claimed_once(store: &impl Mailstore) {
+    store.ensure_user(USER).await.unwrap();
+    // Nothing claimed yet: what is delivered before any session looks is recent.
+    let one = append(store, INBOX, b"one\r\n").await;
+    let two = append(store, INBOX, b"two\r\n").await;
+    assert_eq!(store.first_recent_uid(USER, INBOX).await.unwrap(), one);
+    assert_eq!(store.claim_recent(USER, "inbox", two).await.unwrap(), one);
+    assert_eq!(store.first_recent_uid(USER, INBOX).await.unwrap(), two + 1);
+    // Claimed once: the next claim of the same messages finds none recent, and a claim
+    // never goes back.
+    assert_eq!(store.claim_recent(USER, INBOX, two).await.unwrap(), two + 1);
+    assert_eq!(store.claim_recent(USER, INBOX, one).await.unwrap(), two + 1);
+    let three = append(store, INBOX, b"three\r\n").await;
+    assert_eq!(store.claim_recent(USER, INBOX, three).await.unwrap(), three);
+    // Never past UIDNEXT, whatever the caller says.
+    assert_eq!(
+        store.claim_recent(USER, INBOX, u32::MAX - 1).await.unwrap(),
+        three + 1
+    );
+    assert_eq!(
+        store.first_recent_uid(USER, INBOX).await.unwrap(),
+        three + 1
+    );
+    // Per mailbox; it moves with a rename, a new mailbox starts afresh.
+    let sent = append(store, "Sent", b"sent\r\n").await;
+    assert_eq!(store.first_recent_uid(USER, "Sent").await.unwrap(), sent);
+    store.claim_recent(USER, "Sent", sent).await.unwrap();
+    store.rename_mailbox(USER, "Sent", "Old").await.unwrap();
+    assert_eq!(store.first_recent_uid(USER, "Old").await.unwrap(), sent + 1);
+    store.create_mailbox(USER, "Sent").await.unwrap();
+    assert_eq!(store.first_recent_uid(USER, "Sent").await.unwrap(), 1);
+    assert!(matches!(
+        store.claim_recent(USER, "Nope", 1).await,
+        Err(StoreError::NoSuchMailbox)
+    ));
+    assert!(matches!(
+        store.first_recent_uid(USER, "Nope").await,
+        Err(StoreError::NoSuchMailbox)
+    ));
 }
 
 pub(crate) async fn concurrent_appends<S: Mailstore + Clone>(store: S) {

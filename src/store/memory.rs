@@ -60,6 +60,8 @@ struct User {
 struct Mailbox {
     uid_validity: u32,
     uid_next: u32,
+    /// The first UID no read-write session has been told about (`\Recent` from there on).
+    first_recent_uid: u32,
     messages: BTreeMap<u32, Message>,
     keywords: KeywordTable,
 }
@@ -69,6 +71,7 @@ impl Mailbox {
         Mailbox {
             uid_validity: rules::new_uid_validity(0),
             uid_next: 1,
+            first_recent_uid: 1,
             messages: BTreeMap::new(),
             keywords: KeywordTable::default(),
         }
@@ -460,6 +463,20 @@ impl Mailstore for MemoryStore {
                 user.subscriptions.remove(&mailbox);
             }
             Ok(())
+        })
+    }
+
+    async fn first_recent_uid(&self, user: &str, mailbox: &str) -> StoreResult<u32> {
+        self.with_mailbox(user, mailbox, |mailbox| Ok(mailbox.first_recent_uid))
+    }
+
+    async fn claim_recent(&self, user: &str, mailbox: &str, highest: u32) -> StoreResult<u32> {
+        self.with_mailbox(user, mailbox, |mailbox| {
+            let before = mailbox.first_recent_uid;
+            // Never past UIDNEXT, like Maildir: `highest` may be of an older numbering.
+            let claimed = highest.saturating_add(1).min(mailbox.uid_next);
+            mailbox.first_recent_uid = before.max(claimed);
+            Ok(before)
         })
     }
 }

@@ -17,6 +17,7 @@ mod memory;
 mod rules;
 mod watch;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::time::SystemTime;
@@ -352,6 +353,92 @@ pub trait Mailstore: Send + Sync + 'static {
         mailbox: &str,
         subscribed: bool,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Where `\Recent` starts in `mailbox` (RFC 3501 section 2.3.2): the first UID that no
+    /// read-write IMAP session has been told about, so the messages from it on are recent.
+    /// What EXAMINE and STATUS RECENT read; [`claim_recent`](Self::claim_recent) moves it.
+    ///
+    /// The default says no message is ever recent (as IMAP4rev2 servers do); [`Maildir`] keeps
+    /// the value in the folder, so it survives restarts, and [`MemoryStore`] in memory.
+    ///
+    /// ```
+    /// use tower_mail::store::{Mailstore, MemoryStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// store.ensure_user("alice").await?;
+    /// // No session was told of anything yet: whatever arrives from UID 1 on is recent.
+    /// assert_eq!(store.first_recent_uid("alice", "INBOX").await?, 1);
+    /// # Ok::<_, tower_mail::store::StoreError>(())
+    /// # }).unwrap();
+    /// ```
+    fn first_recent_uid(
+        &self,
+        user: &str,
+        mailbox: &str,
+    ) -> impl Future<Output = StoreResult<u32>> + Send {
+        let _ = (user, mailbox);
+        async { Ok(u32::MAX) }
+    }
+
+    /// A read-write IMAP session (SELECT) has been told of every message of `mailbox` up to
+    /// UID `highest`: returns [`first_recent_uid`](Self::first_recent_uid) as it was, so that
+    /// the messages from it up to `highest` are recent in that session, and moves it past
+    /// `highest` (never back), atomically, so that no other session sees them as recent.
+    ///
+    /// ```
+    /// use tower_mail::store::{Flags, Mailstore, MemoryStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// store.ensure_user("alice").await?;
+    /// let uid = store.append("alice", "INBOX", "Subject: hi\r\n\r\n".into(), Flags::EMPTY, None).await?;
+    /// // Delivered before any session looked: recent for the first one that selects.
+    /// assert_eq!(store.claim_recent("alice", "INBOX", uid).await?, uid);
+    /// // Claimed: the next session is told of no recent message.
+    /// assert_eq!(store.claim_recent("alice", "INBOX", uid).await?, uid + 1);
+    /// assert_eq!(store.first_recent_uid("alice", "INBOX").await?, uid + 1);
+    /// # Ok::<_, tower_mail::store::StoreError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// The default claims nothing and says no message is recent, like the default
+    /// [`first_recent_uid`](Self::first_recent_uid).
+    fn claim_recent(
+        &self,
+        user: &str,
+        mailbox: &str,
+        highest: u32,
+    ) -> impl Future<Output = StoreResult<u32>> + Send {
+        let _ = highest;
+        self.first_recent_uid(user, mailbox)
+    }
+
+    /// POP3 unique-ids that messages of `mailbox` keep from the server they came from, by
+    /// UID: the POP3 service answers UIDL with these instead of its own, so a migrated
+    /// client does not download those messages again. [`Maildir`] has the ones Dovecot keeps
+    /// in its UID list (put there by migration scripts, from Courier for instance); the
+    /// default has none.
+    ///
+    /// ```
+    /// use tower_mail::store::{Mailstore, MemoryStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// store.ensure_user("alice").await?;
+    /// // Mail that never lived on another server keeps no UIDL of its own.
+    /// assert!(store.pop3_uidls("alice", "INBOX").await?.is_empty());
+    /// # Ok::<_, tower_mail::store::StoreError>(())
+    /// # }).unwrap();
+    /// ```
+    fn pop3_uidls(
+        &self,
+        user: &str,
+        mailbox: &str,
+    ) -> impl Future<Output = StoreResult<HashMap<u32, String>>> + Send {
+        let _ = (user, mailbox);
+        async { Ok(HashMap::new()) }
+    }
 }
 
 /// A message being delivered piece by piece, from [`Mailstore::begin_append`].

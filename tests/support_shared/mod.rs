@@ -85,6 +85,7 @@ where
 pub fn missing(program: &str, err: &std::io::Error) -> String {
     let package = match program {
         "mbsync" => "isync",
+        "doveadm" => "dovecot-core",
         "prlimit" | "kill" => "util-linux procps",
         other => other,
     };

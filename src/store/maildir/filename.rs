@@ -119,9 +119,16 @@ pub(super) fn base_with_sizes(token: &str, size: u64, rfc822_size: u64) -> Strin
 /// start a bogus field).
 fn hostname() -> &'static str {
     static HOSTNAME: OnceLock<String> = OnceLock::new();
-    HOSTNAME.get_or_init(|| {
+    HOSTNAME.get_or_init(|| escape_hostname(raw_hostname()))
+}
+
+/// The host name as the kernel has it (empty if unknown): what Dovecot writes in its lock
+/// files, so that a lock of a process that died on this host can be told stale.
+pub(super) fn raw_hostname() -> &'static str {
+    static RAW: OnceLock<String> = OnceLock::new();
+    RAW.get_or_init(|| {
         let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        escape_hostname(raw.trim())
+        raw.trim().to_owned()
     })
 }
 

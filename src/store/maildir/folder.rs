@@ -12,6 +12,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::dotlock::{DotLock, LockTimes};
 use super::durable;
 use super::filename;
 use super::keywords::{self, KeywordFile};
@@ -47,6 +48,15 @@ impl Folder {
         self.dir.join(keywords::FILE_NAME)
     }
 
+    /// Takes Dovecot's lock on the UID list, which every writer of it holds; fails with
+    /// `NoSuchMailbox` if the folder is gone.
+    fn lock(&self) -> StoreResult<DotLock> {
+        DotLock::acquire(&self.uidlist(), LockTimes::UIDLIST).map_err(|err| match err.kind() {
+            io::ErrorKind::NotFound => self.check_exists().err().unwrap_or(err.into()),
+            _ => err.into(),
+        })
+    }
+
     /// Creates the folder's directories and UID list; `Ok(false)` if it already existed.
     ///
     /// `cur/` comes last: a folder exists once `cur/` does, so a crash halfway leaves no
@@ -57,9 +67,11 @@ impl Folder {
         }
         durable::create_dir(&self.tmp())?;
         durable::create_dir(&self.new_dir())?;
-        if !self.uidlist().exists() {
-            UidList::fresh(0).write(&self.uidlist())?;
+        let lock = DotLock::acquire(&self.uidlist(), LockTimes::UIDLIST)?;
+        if !self.uidlist().exists() && !self.dir.join(uidlist::LEGACY_FILE_NAME).exists() {
+            UidList::fresh(0).write(&self.dir, &lock)?;
         }
+        drop(lock);
         let created = durable::create_dir(&self.cur())?;
         durable::sync_dir(&self.dir)?;
         Ok(created)
@@ -174,7 +186,25 @@ fn with_state<T>(
     cache: &mut FolderCache,
     op: impl FnOnce(&mut State) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    let result = state(folder, cache).and_then(op);
+    let result = state(folder, cache, None).and_then(op);
+    if let Err(StoreError::Io(_)) = result {
+        cache.clear();
+    }
+    result
+}
+
+/// [`with_state`] for an operation that may write the UID list: under Dovecot's lock on it,
+/// taken before the state is checked against the file, so that what is written starts from
+/// what another server (or another store on this tree) wrote last.
+fn with_state_locked<T>(
+    folder: &Folder,
+    cache: &mut FolderCache,
+    op: impl FnOnce(&mut State, &DotLock) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let result = folder.lock().and_then(|lock| {
+        let state = state(folder, cache, Some(&lock))?;
+        op(state, &lock)
+    });
     if let Err(StoreError::Io(_)) = result {
         cache.clear();
     }
@@ -182,14 +212,19 @@ fn with_state<T>(
 }
 
 /// The folder's state: the cached one if the UID list did not change, else read from disk,
-/// rebuilt from the files (with a new UIDVALIDITY) if the list is missing or corrupt.
-fn state<'c>(folder: &Folder, cache: &'c mut FolderCache) -> StoreResult<&'c mut State> {
+/// rebuilt from the files (with a new UIDVALIDITY) if the list is missing or corrupt. `lock`
+/// is Dovecot's lock on the list if the caller holds it; loading takes it if it must write.
+fn state<'c>(
+    folder: &Folder,
+    cache: &'c mut FolderCache,
+    lock: Option<&DotLock>,
+) -> StoreResult<&'c mut State> {
     let stamp = Stamp::of_path(&folder.uidlist())?;
     let state = match cache.0.take() {
         Some(state) if Some(state.stamp) == stamp => state,
         old => {
             let previous = old.map_or(0, |state| state.list.uid_validity);
-            load(folder, previous)?
+            load(folder, previous, lock)?
         }
     };
     let state = cache.0.insert(state);
@@ -212,54 +247,89 @@ fn refresh_keywords(folder: &Folder, state: &mut State) -> io::Result<()> {
 
 /// The slots of `flags`' keywords, adding the new ones to the keyword file first, so that no
 /// message file ever carries a letter the file does not name. Fails with `TooManyKeywords`,
-/// changing nothing, when they do not fit.
+/// changing nothing, when they do not fit. Dovecot writes `dovecot-keywords` only under its
+/// lock on the UID list: `lock` if the caller holds it, else taken here, and the file read
+/// again under it so that a keyword Dovecot just added keeps its letter.
 fn keyword_slots(
     folder: &Folder,
     state: &mut State,
     flags: &MessageFlags,
+    lock: Option<&DotLock>,
 ) -> StoreResult<SlotMask> {
-    let (mask, added) = state.keywords.table.intern(&flags.keywords)?;
-    if added {
-        let path = folder.keywords();
-        state.keywords.write(&path)?;
-        state.keywords_stamp = Stamp::of_path(&path)?;
+    let (mut mask, added) = state.keywords.table.intern(&flags.keywords)?;
+    if !added {
+        return Ok(mask);
     }
+    let _taken = match lock {
+        Some(_) => None,
+        None => {
+            let taken = folder.lock()?;
+            refresh_keywords(folder, state)?;
+            let (again, still_new) = state.keywords.table.intern(&flags.keywords)?;
+            mask = again;
+            if !still_new {
+                return Ok(mask);
+            }
+            Some(taken)
+        }
+    };
+    let path = folder.keywords();
+    state.keywords.write(&path)?;
+    state.keywords_stamp = Stamp::of_path(&path)?;
     Ok(mask)
 }
 
-fn load(folder: &Folder, previous: u32) -> StoreResult<State> {
-    let path = folder.uidlist();
-    let previous = match UidList::read(&path)? {
-        Loaded::Ok(list) => {
-            let stamp = Stamp::of(&fs::metadata(&path)?);
-            return Ok(State::new(stamp, list));
-        }
+fn load(folder: &Folder, previous: u32, lock: Option<&DotLock>) -> StoreResult<State> {
+    // The stamp before the read: a change during the read then shows as a change at the
+    // next look, never the other way round.
+    let stamp = match fs::metadata(folder.uidlist()) {
+        Ok(meta) => Stamp::of(&meta),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Stamp::default(),
+        Err(err) => return Err(err.into()),
+    };
+    let loaded = match UidList::read(&folder.dir)? {
+        Loaded::Ok(list) if !list.is_legacy() => return Ok(State::new(stamp, list)),
+        other => other,
+    };
+    let Some(lock) = lock else {
+        // Rebuilding or converting writes the list: under the lock, from a fresh read.
+        let lock = folder.lock()?;
+        return load(folder, previous, Some(&lock));
+    };
+    let list = match loaded {
+        // Written earlier by tower-mail: kept, and replaced with a `dovecot-uidlist` now.
+        Loaded::Ok(list) => list,
         Loaded::Missing => {
             folder.check_exists()?;
             // Normal for a folder another tool made.
             tracing::info!(folder = %folder.dir.display(), "UID list missing: assigning UIDs");
-            previous
+            UidList::fresh(previous)
         }
-        Loaded::Corrupt(validity) => {
+        Loaded::Corrupt(validity, path) => {
             folder.check_exists()?;
-            tracing::warn!(folder = %folder.dir.display(), "UID list corrupt: assigning new UIDs");
+            tracing::warn!(file = %path.display(), "UID list corrupt: assigning new UIDs");
             // Keep the evidence; the rebuilt list replaces it.
             let mut kept = path.as_os_str().to_owned();
             kept.push(".corrupt");
             fs::rename(&path, kept)?;
-            previous.max(validity.unwrap_or(0))
+            UidList::fresh(previous.max(validity.unwrap_or(0)))
         }
     };
-    let mut state = State::new(Stamp::default(), UidList::fresh(previous));
+    let mut state = State::new(Stamp::default(), list);
     refresh_keywords(folder, &mut state)?;
-    sync(folder, &mut state, true)?;
+    sync(folder, &mut state, true, lock)?;
     Ok(state)
 }
 
 /// Brings the UID list up to date with the files: moves deliveries from `new/` to `cur/`,
 /// gives UIDs to files that have none (oldest first), forgets UIDs whose file is gone, and
 /// persists the list if anything changed (or if `dirty`). Returns the messages by UID.
-fn sync(folder: &Folder, state: &mut State, mut dirty: bool) -> StoreResult<Vec<MessageMeta>> {
+fn sync(
+    folder: &Folder,
+    state: &mut State,
+    mut dirty: bool,
+    lock: &DotLock,
+) -> StoreResult<Vec<MessageMeta>> {
     let cur = folder.cur();
     let mut files = Vec::new();
     let mut bases = HashSet::new();
@@ -289,7 +359,7 @@ fn sync(folder: &Folder, state: &mut State, mut dirty: bool) -> StoreResult<Vec<
         bases.insert(base.to_owned());
         files.push(CurFile { name, modified });
     }
-    deliver_new(folder, &mut files, &mut bases)?;
+    deliver_new(folder, &state.list, &mut files, &mut bases)?;
 
     // Reconcile.
     let before = state.list.entries.len();
@@ -310,7 +380,7 @@ fn sync(folder: &Folder, state: &mut State, mut dirty: bool) -> StoreResult<Vec<
         state.list.assign(file.base().to_owned());
     }
     if dirty {
-        persist(folder, state)?;
+        persist(folder, state, lock)?;
     }
 
     // List.
@@ -354,12 +424,15 @@ fn sync(folder: &Folder, state: &mut State, mut dirty: bool) -> StoreResult<Vec<
 
 /// Moves what an MDA delivered into `new/` to `cur/` (adding `:2,`), appending the files to
 /// `files`. Adds `,S=` and `,W=` to names that lack them, reading such a file once, so later
-/// snapshots get the sizes from the name.
+/// snapshots get the sizes from the name; except where the UID list already has the name
+/// (Dovecot gives UIDs to what is in `new/`): renaming it would cost the message its UID.
 fn deliver_new(
     folder: &Folder,
+    list: &UidList,
     files: &mut Vec<CurFile>,
     bases: &mut HashSet<String>,
 ) -> StoreResult<()> {
+    let listed: HashSet<&str> = list.entries.values().map(String::as_str).collect();
     let new = folder.new_dir();
     let cur = folder.cur();
     let mut moved = false;
@@ -387,6 +460,21 @@ fn deliver_new(
             .to_str()
             .filter(|name| filename::is_message_name(name))
             .map_or(("", None), filename::split);
+        if !base.is_empty() && listed.contains(base) && !bases.contains(base) {
+            let target = filename::full_name(base, info.unwrap_or(""));
+            match fs::rename(entry.path(), cur.join(&target)) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err.into()),
+            }
+            moved = true;
+            bases.insert(base.to_owned());
+            files.push(CurFile {
+                name: target,
+                modified: meta.modified()?,
+            });
+            continue;
+        }
         let rfc822 = match filename::size_field(base, 'W') {
             Some(size) => size,
             None => match fs::read(entry.path()) {
@@ -433,10 +521,9 @@ fn message_name(name: std::ffi::OsString) -> Option<String> {
     }
 }
 
-fn persist(folder: &Folder, state: &mut State) -> io::Result<()> {
-    let path = folder.uidlist();
-    state.list.write(&path)?;
-    state.stamp = Stamp::of(&fs::metadata(&path)?);
+fn persist(folder: &Folder, state: &mut State, lock: &DotLock) -> io::Result<()> {
+    state.list.write(&folder.dir, lock)?;
+    state.stamp = Stamp::of(&fs::metadata(folder.uidlist())?);
     Ok(())
 }
 
@@ -493,27 +580,71 @@ fn on_file<T>(
 }
 
 pub(super) fn snapshot(folder: &Folder, cache: &mut FolderCache) -> StoreResult<MailboxSnapshot> {
-    with_state(folder, cache, |state| {
+    let snapshot_of = |state: &State, messages| MailboxSnapshot {
+        uid_validity: state.list.uid_validity,
+        uid_next: state.list.uid_next,
+        messages,
+        keywords: state.keywords.table.all(),
+    };
+    let reused = with_state(folder, cache, |state| {
         let times = DirTimes::read(&folder.cur(), &folder.new_dir())?;
-        let messages = match state.listing.reuse(times) {
-            Some(messages) => messages,
-            None => {
-                let messages = sync(folder, state, false)?;
-                state.listing.keep(times, SystemTime::now(), &messages);
-                messages
-            }
-        };
-        Ok(MailboxSnapshot {
-            uid_validity: state.list.uid_validity,
-            uid_next: state.list.uid_next,
-            messages,
-            keywords: state.keywords.table.all(),
-        })
+        Ok(state
+            .listing
+            .reuse(times)
+            .map(|messages| snapshot_of(state, messages)))
+    })?;
+    if let Some(snapshot) = reused {
+        return Ok(snapshot);
+    }
+    // Listing may give UIDs to new files: under the lock, as Dovecot lists too.
+    with_state_locked(folder, cache, |state, lock| {
+        let times = DirTimes::read(&folder.cur(), &folder.new_dir())?;
+        let messages = sync(folder, state, false, lock)?;
+        state.listing.keep(times, SystemTime::now(), &messages);
+        Ok(snapshot_of(state, messages))
     })
 }
 
 pub(super) fn uid_validity(folder: &Folder, cache: &mut FolderCache) -> StoreResult<u32> {
     with_state(folder, cache, |state| Ok(state.list.uid_validity))
+}
+
+/// The POP3 UIDLs the UID list keeps for some messages (Dovecot's `P` field), by UID.
+pub(super) fn pop3_uidls(
+    folder: &Folder,
+    cache: &mut FolderCache,
+) -> StoreResult<HashMap<u32, String>> {
+    with_state(folder, cache, |state| Ok(state.list.pop3_uidls()))
+}
+
+/// The first UID no read-write session has been told about: `\Recent` from there on.
+pub(super) fn first_recent_uid(folder: &Folder, cache: &mut FolderCache) -> StoreResult<u32> {
+    with_state(folder, cache, |state| Ok(state.list.first_recent_uid))
+}
+
+/// A read-write session has been told of every message up to UID `highest`: returns the
+/// first recent UID before (the messages from it up to `highest` are recent for that
+/// session), and raises it past `highest`, durably, so that no later session, in this process
+/// or after a restart, sees them as recent.
+pub(super) fn claim_recent(
+    folder: &Folder,
+    cache: &mut FolderCache,
+    highest: u32,
+) -> StoreResult<u32> {
+    let before = first_recent_uid(folder, cache)?;
+    if highest < before {
+        return Ok(before);
+    }
+    with_state_locked(folder, cache, |state, lock| {
+        let before = state.list.first_recent_uid;
+        // A UID from an older numbering may be past UIDNEXT: never claim beyond it.
+        let claimed = highest.saturating_add(1).min(state.list.uid_next);
+        if claimed > before {
+            state.list.first_recent_uid = claimed;
+            persist(folder, state, lock)?;
+        }
+        Ok(before)
+    })
 }
 
 pub(super) fn fetch(folder: &Folder, cache: &mut FolderCache, uid: u32) -> StoreResult<Vec<u8>> {
@@ -655,9 +786,9 @@ pub(super) fn deliver(
     mut written: Written,
     flags: MessageFlags,
 ) -> StoreResult<u32> {
-    with_state(folder, cache, |state| {
+    with_state_locked(folder, cache, |state, lock| {
         state.listing.forget();
-        let keywords = keyword_slots(folder, state, &flags)?;
+        let keywords = keyword_slots(folder, state, &flags, Some(lock))?;
         let letters = filename::info_letters(None, flags.system, keywords, 0);
         let base = filename::base_with_sizes(&written.token, written.size, written.rfc822);
         let name = filename::full_name(&base, &letters);
@@ -676,7 +807,7 @@ pub(super) fn deliver(
         }
         let validity = state.list.uid_validity;
         let uid = state.list.assign(base);
-        if let Err(err) = persist(folder, state) {
+        if let Err(err) = persist(folder, state, lock) {
             // Without a durable UID the append failed: take the message back so a retry by
             // the client does not leave a duplicate.
             let _ = fs::remove_file(&cur_path);
@@ -706,7 +837,7 @@ pub(super) fn set_flags(
         }
         // Its own change moves the directory's time too; forgetting is the plainer guarantee.
         state.listing.forget();
-        let keywords = keyword_slots(folder, state, &flags)?;
+        let keywords = keyword_slots(folder, state, &flags, None)?;
         let kept = state.keywords.table.reserved();
         let cur = folder.cur();
         let (name, renamed) = on_file(folder, state, uid, |path, name| {
@@ -732,7 +863,7 @@ pub(super) fn set_flags(
 
 /// Deletes the messages' files, then their UIDs (UIDNEXT stays: UIDs are never reused).
 pub(super) fn expunge(folder: &Folder, cache: &mut FolderCache, uids: &[u32]) -> StoreResult<()> {
-    with_state(folder, cache, |state| {
+    with_state_locked(folder, cache, |state, lock| {
         state.listing.forget();
         let mut removed = false;
         for &uid in uids {
@@ -745,7 +876,7 @@ pub(super) fn expunge(folder: &Folder, cache: &mut FolderCache, uids: &[u32]) ->
         }
         if removed {
             durable::sync_dir(&folder.cur())?;
-            persist(folder, state)?;
+            persist(folder, state, lock)?;
         }
         Ok(())
     })

@@ -1,14 +1,18 @@
 //! Maildir++ storage: [`Maildir`].
 
+mod dotlock;
 mod durable;
 mod filename;
 mod folder;
 mod keywords;
 mod listing;
+mod subscriptions;
 mod tree;
 mod uidlist;
 mod upload;
 
+#[cfg(test)]
+mod dovecot_tests;
 #[cfg(test)]
 mod tests;
 
@@ -37,9 +41,9 @@ use super::{
 /// User `alice` lives in `<root>/alice/`: INBOX is `<root>/alice/{cur,new,tmp}`, and mailbox
 /// `Archive/2024` is `<root>/alice/.Archive.2024/{cur,new,tmp}`. Mailbox names use `/`; on disk
 /// Maildir++ uses `.`, so a `.` inside a name is written `%2E` (`john.doe` →
-/// `.john%2Edoe`), and names containing `%` or `*` are refused. Each folder has a
-/// `tower-mail-uidlist` file holding its UIDVALIDITY, UIDNEXT and the UID of each message; the
-/// user directory has a Dovecot-style `subscriptions` file.
+/// `.john%2Edoe`), and names containing `%` or `*` are refused. Each folder has Dovecot's
+/// `dovecot-uidlist` file holding its UIDVALIDITY, UIDNEXT, the UID of each message and where
+/// `\Recent` starts; the user directory has Dovecot's `subscriptions` file (see *Dovecot*).
 ///
 /// Messages are files named like Dovecot's,
 /// `<secs>.M<micros>P<pid>Q<n>.<host>,S=<size>,W=<rfc822 size>:2,<flags>`, whose modification
@@ -61,9 +65,31 @@ use super::{
 /// share one set of per-folder locks, so the sessions of one process never race on a folder;
 /// the blocking file work runs on tokio's blocking pool. A delivery writes and syncs its file
 /// in `tmp/` before it takes the folder's lock, so a large or slow upload
-/// ([`MaildirUpload`]) holds up nobody else. Several *processes* serving the same
-/// tree at once are not supported (the UID list is not locked across processes), though
-/// external deliveries into `new/` are.
+/// ([`MaildirUpload`]) holds up nobody else. Across processes, the UID list and the
+/// subscriptions are written under Dovecot's dot-locks (`dovecot-uidlist.lock`,
+/// `subscriptions.lock`), starting from what is on disk under the lock, so no other writer's
+/// change is lost; external deliveries into `new/` are fine at any time. Two servers serving
+/// one tree at the same time are still not supported (each keeps its own view of a folder
+/// between looks); in turn they are.
+///
+/// # Dovecot
+///
+/// A tree moves between Dovecot and tower-mail, either way, with its UIDs, UIDVALIDITY,
+/// UIDNEXT, POP3 UIDLs (both use `%08X` of the UID then of the UIDVALIDITY, Dovecot's
+/// default `pop3_uidl_format`, unless the UID list kept a message's UIDL from an earlier
+/// server: see [`pop3_uidls`](Mailstore::pop3_uidls)), flags and subscriptions:
+///
+/// - Read: `dovecot-uidlist` (version 3, and version 1 as Courier wrote it), `subscriptions`
+///   (version 2, and the older one-name-per-line file with Dovecot's `.` separator), and the
+///   `tower-mail-uidlist` of earlier tower-mail versions, replaced by a `dovecot-uidlist` at
+///   first use. A damaged UID list line costs only its message's UID (it gets a new one);
+///   a damaged header renumbers the folder under a new UIDVALIDITY.
+/// - Written: `dovecot-uidlist` in version 3, keeping Dovecot's fields (the mailbox GUID,
+///   message sizes, POP3 UIDL overrides) and adding `r<UID>` to the header, where `\Recent`
+///   starts, which Dovecot keeps as it is; `subscriptions` in version 2.
+/// - Not read: Dovecot's index files (`dovecot.index*`). Dovecot keeps `\Recent` there, so
+///   after a switch the messages the other server's sessions were told of may be recent
+///   once more.
 ///
 /// Deleting a mailbox deletes that folder only: its children stay. INBOX cannot be deleted or
 /// renamed.
@@ -442,5 +468,21 @@ impl Mailstore for Maildir {
             tree::set_subscribed(user_dir, &mailbox, subscribed)
         })
         .await
+    }
+
+    async fn first_recent_uid(&self, user: &str, mailbox: &str) -> StoreResult<u32> {
+        self.on_folder(user, mailbox, folder::first_recent_uid)
+            .await
+    }
+
+    async fn claim_recent(&self, user: &str, mailbox: &str, highest: u32) -> StoreResult<u32> {
+        self.on_folder(user, mailbox, move |folder, cache| {
+            folder::claim_recent(folder, cache, highest)
+        })
+        .await
+    }
+
+    async fn pop3_uidls(&self, user: &str, mailbox: &str) -> StoreResult<HashMap<u32, String>> {
+        self.on_folder(user, mailbox, folder::pop3_uidls).await
     }
 }

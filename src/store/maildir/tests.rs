@@ -56,7 +56,18 @@ fn files(dir: &Path) -> Vec<String> {
 }
 
 fn uidlist(folder: &Path) -> String {
-    fs::read_to_string(folder.join("tower-mail-uidlist")).unwrap()
+    fs::read_to_string(folder.join("dovecot-uidlist")).unwrap()
+}
+
+/// The UID list's header fields by key (`V`, `N`, `G`, `r`).
+fn uidlist_header(folder: &Path) -> std::collections::HashMap<char, String> {
+    let list = uidlist(folder);
+    let (version, fields) = list.lines().next().unwrap().split_once(' ').unwrap();
+    assert_eq!(version, "3");
+    fields
+        .split(' ')
+        .map(|field| (field.chars().next().unwrap(), field[1..].to_owned()))
+        .collect()
 }
 
 #[tokio::test]
@@ -77,13 +88,17 @@ async fn layout_on_disk() {
         for sub in ["cur", "new", "tmp"] {
             assert!(user_dir.join(folder).join(sub).is_dir(), "{folder}/{sub}");
         }
-        assert!(
-            uidlist(&user_dir.join(folder)).starts_with("1 V"),
-            "{folder}"
+        let header = uidlist_header(&user_dir.join(folder));
+        assert_eq!(header[&'N'], "1", "{folder}");
+        assert_eq!(
+            header[&'G'].len(),
+            32,
+            "{folder}: a mailbox GUID as Dovecot writes it"
         );
     }
     let subscriptions = fs::read_to_string(user_dir.join("subscriptions")).unwrap();
-    assert_eq!(subscriptions, "Drafts\nINBOX\nJunk\nSent\nTrash\n");
+    // Dovecot's version 2 format; created mailboxes are not subscribed by CREATE.
+    assert_eq!(subscriptions, "V\t2\n\nDrafts\nINBOX\nJunk\nSent\nTrash\n");
     assert!(user_dir.join("tower-mail-initialized").exists());
 }
 
@@ -118,9 +133,10 @@ async fn delivery_file_name_and_uidlist() {
 
     let validity = store.snapshot(USER, INBOX).await.unwrap().uid_validity;
     let base = name.strip_suffix(":2,RS").unwrap();
+    let guid = &uidlist_header(&user_dir)[&'G'];
     assert_eq!(
         uidlist(&user_dir),
-        format!("1 V{validity} N{}\n{uid} {base}\n", uid + 1)
+        format!("3 V{validity} N{} G{guid} r1\n{uid} :{base}\n", uid + 1)
     );
 }
 
@@ -329,10 +345,10 @@ async fn expunge_removes_files_and_lines() {
     let list = uidlist(&user_dir);
     let lines: Vec<&str> = list.lines().collect();
     assert_eq!(lines.len(), 2);
-    assert!(lines[0].ends_with(&format!(" N{}", two + 1)));
-    assert!(lines[1].starts_with(&format!("{two} ")));
+    assert!(lines[0].contains(&format!(" N{} ", two + 1)));
+    assert!(lines[1].starts_with(&format!("{two} :")));
     assert_eq!(
-        format!("{}:2,", lines[1].split_once(' ').unwrap().1),
+        format!("{}:2,", lines[1].split_once(" :").unwrap().1),
         cur[0]
     );
 }
@@ -344,19 +360,15 @@ async fn damaged_uidlist_is_rebuilt_with_new_uid_validity() {
     append(&store, b"two\r\n").await;
     let old = store.snapshot(USER, INBOX).await.unwrap();
 
-    fs::write(
-        user_dir.join("tower-mail-uidlist"),
-        b"this is not a uid list",
-    )
-    .unwrap();
+    fs::write(user_dir.join("dovecot-uidlist"), b"this is not a uid list").unwrap();
     let rebuilt = store.snapshot(USER, INBOX).await.unwrap();
     assert_ne!(rebuilt.uid_validity, old.uid_validity);
     assert_eq!(rebuilt.messages.len(), 2);
     assert_eq!(rebuilt.messages[0].uid, 1);
     assert_eq!(store.fetch(USER, INBOX, 2).await.unwrap(), &b"two\r\n"[..]);
-    assert!(user_dir.join("tower-mail-uidlist.corrupt").exists());
+    assert!(user_dir.join("dovecot-uidlist.corrupt").exists());
 
-    fs::remove_file(user_dir.join("tower-mail-uidlist")).unwrap();
+    fs::remove_file(user_dir.join("dovecot-uidlist")).unwrap();
     let restarted = Maildir::new(store.root());
     let again = restarted
         .append(
@@ -411,7 +423,7 @@ async fn folders_not_made_by_us_are_not_listed() {
     // A folder without a UID list gets one on first use.
     let snapshot = store.snapshot(USER, "Made/By/Mutt").await.unwrap();
     assert_eq!(snapshot.uid_next, 1);
-    assert!(user_dir.join(".Made.By.Mutt/tower-mail-uidlist").exists());
+    assert!(user_dir.join(".Made.By.Mutt/dovecot-uidlist").exists());
     // ... and tmp/ when a message is first appended.
     let uid = store
         .append(
@@ -582,9 +594,10 @@ async fn upload_streams_to_tmp_and_is_delivered_like_append() {
     assert_eq!(fs::read(&path).unwrap(), content);
     let validity = store.snapshot(USER, INBOX).await.unwrap().uid_validity;
     let base = name.strip_suffix(":2,DS").unwrap();
+    let guid = &uidlist_header(&user_dir)[&'G'];
     assert_eq!(
         uidlist(&user_dir),
-        format!("1 V{validity} N{}\n{uid} {base}\n", uid + 1)
+        format!("3 V{validity} N{} G{guid} r1\n{uid} :{base}\n", uid + 1)
     );
 
     // A new process reads the same.

@@ -1,9 +1,9 @@
 //! A user's Maildir++ tree: INBOX in the user directory, every other mailbox in a sibling
-//! directory `.<name with / as .>`, plus the `subscriptions` file. The blocking work behind
+//! directory `.<name with / as .>`, plus the `subscriptions` file (in Dovecot's format, see
+//! [`subscriptions`](super::subscriptions)). The blocking work behind
 //! `ensure_user`, `list_mailboxes`, `create_mailbox`, `delete_mailbox`, `rename_mailbox` and
 //! `set_subscribed`; the caller holds the user's tree lock.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -12,10 +12,8 @@ use super::durable;
 use super::filename;
 use super::folder::Folder;
 use super::rules;
+use super::subscriptions::{PlainNames, Subscriptions};
 use crate::store::{INBOX, MailboxInfo, StoreError, StoreResult};
-
-/// The subscriptions file in the user directory: one mailbox name per line, like Dovecot's.
-const SUBSCRIPTIONS: &str = "subscriptions";
 
 /// Written once the user's first-use setup is complete, so the special-use mailboxes are
 /// created only once: a user who deletes Junk does not get it back at the next login.
@@ -59,14 +57,13 @@ pub(super) fn ensure_user(user_dir: &Path) -> StoreResult<()> {
     for (name, _) in rules::SPECIAL_USE {
         Folder::new(folder_dir(user_dir, name)).create()?;
     }
-    let mut subscriptions = read_subscriptions(user_dir)?;
-    subscriptions.insert(INBOX.to_owned());
-    subscriptions.extend(
-        rules::SPECIAL_USE
-            .iter()
-            .map(|(name, _)| (*name).to_owned()),
-    );
-    write_subscriptions(user_dir, &subscriptions)?;
+    // Before the marker: a subscriptions file here now was written by Dovecot (or an MDA's
+    // set-up), so its plain names (if not version 2) are Dovecot's.
+    Subscriptions::update(user_dir, PlainNames::Dovecot, |subscriptions| {
+        let names = std::iter::once(INBOX).chain(rules::SPECIAL_USE.iter().map(|(name, _)| *name));
+        subscriptions.names.extend(names.map(str::to_owned));
+        true
+    })?;
     durable::write_atomic(&marker, b"")?;
     if created_user_dir && let Some(root) = user_dir.parent() {
         durable::sync_dir(root)?;
@@ -95,7 +92,7 @@ fn folder_names(user_dir: &Path) -> io::Result<Vec<String>> {
 
 pub(super) fn list(user_dir: &Path) -> StoreResult<Vec<MailboxInfo>> {
     check_user_exists(user_dir)?;
-    let subscriptions = read_subscriptions(user_dir)?;
+    let subscriptions = Subscriptions::read(user_dir, plain_names(user_dir))?.names;
     let names = std::iter::once(INBOX.to_owned()).chain(folder_names(user_dir)?);
     Ok(names
         .map(|name| MailboxInfo {
@@ -187,19 +184,21 @@ pub(super) fn rename(user_dir: &Path, moves: &[(String, String)]) -> StoreResult
         create_parents(user_dir, to)?;
     }
     durable::sync_dir(user_dir)?;
-    let subscriptions = read_subscriptions(user_dir)?;
-    let renamed: BTreeSet<String> = subscriptions
-        .iter()
-        .map(|name| {
-            moves
-                .iter()
-                .find(|(from, _)| from == name)
-                .map_or_else(|| name.clone(), |(_, to)| to.clone())
-        })
-        .collect();
-    if renamed != subscriptions {
-        write_subscriptions(user_dir, &renamed)?;
-    }
+    Subscriptions::update(user_dir, plain_names(user_dir), |subscriptions| {
+        let renamed = subscriptions
+            .names
+            .iter()
+            .map(|name| {
+                moves
+                    .iter()
+                    .find(|(from, _)| from == name)
+                    .map_or_else(|| name.clone(), |(_, to)| to.clone())
+            })
+            .collect();
+        let changed = renamed != subscriptions.names;
+        subscriptions.names = renamed;
+        changed
+    })?;
     Ok(())
 }
 
@@ -210,35 +209,22 @@ pub(super) fn set_subscribed(user_dir: &Path, mailbox: &str, subscribed: bool) -
     if subscribed && !exists(user_dir, mailbox) {
         return Err(StoreError::NoSuchMailbox);
     }
-    let mut subscriptions = read_subscriptions(user_dir)?;
-    let changed = if subscribed {
-        subscriptions.insert(mailbox.to_owned())
-    } else {
-        subscriptions.remove(mailbox)
-    };
-    if changed {
-        write_subscriptions(user_dir, &subscriptions)?;
-    }
+    Subscriptions::update(user_dir, plain_names(user_dir), |subscriptions| {
+        if subscribed {
+            subscriptions.names.insert(mailbox.to_owned())
+        } else {
+            subscriptions.names.remove(mailbox)
+        }
+    })?;
     Ok(())
 }
 
-/// Reads the subscriptions, skipping lines that are not valid names (such as the version
-/// header of newer Dovecot files).
-fn read_subscriptions(user_dir: &Path) -> io::Result<BTreeSet<String>> {
-    match fs::read_to_string(user_dir.join(SUBSCRIPTIONS)) {
-        Ok(text) => Ok(text
-            .lines()
-            .filter_map(|line| rules::canonical_mailbox(line).ok())
-            .collect()),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(BTreeSet::new()),
-        Err(err) => Err(err),
+/// Who wrote a subscriptions file without Dovecot's version 2 header: an earlier tower-mail
+/// if it set this tree up (and wrote its marker), else Dovecot.
+fn plain_names(user_dir: &Path) -> PlainNames {
+    if user_dir.join(INITIALIZED).exists() {
+        PlainNames::TowerMail
+    } else {
+        PlainNames::Dovecot
     }
-}
-
-fn write_subscriptions(user_dir: &Path, subscriptions: &BTreeSet<String>) -> io::Result<()> {
-    let text: String = subscriptions
-        .iter()
-        .map(|name| format!("{name}\n"))
-        .collect();
-    durable::write_atomic(&user_dir.join(SUBSCRIPTIONS), text.as_bytes())
 }

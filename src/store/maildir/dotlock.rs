@@ -1,0 +1,279 @@
+//! Dovecot's dot-lock: a file `<name>.lock` beside the file it protects, created exclusively
+//! by whoever is about to change that file and removed when done. Dovecot takes
+//! `dovecot-uidlist.lock` before it writes a folder's UID list (or its keyword file) and
+//! `subscriptions.lock` before it writes the subscriptions; taking the same locks before
+//! writing the same files keeps the two servers from overwriting each other's changes.
+//!
+//! Like Dovecot's, the lock file holds `<pid>:<host name>`, so that a lock left behind by a
+//! process that died on this host is taken over at once; any other lock is taken over once
+//! neither it nor the file it protects has changed for the stale time Dovecot uses for that
+//! file.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::filename;
+
+/// How long a lock and the file it protects may go unchanged before the lock is taken over,
+/// and how long to wait for a lock at most.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LockTimes {
+    stale_after: Duration,
+    give_up_after: Duration,
+}
+
+impl LockTimes {
+    /// Dovecot's times for `dovecot-uidlist.lock`: stale after two minutes unchanged.
+    pub(super) const UIDLIST: LockTimes = LockTimes::waiting_past(Duration::from_secs(120));
+
+    /// Dovecot's times for `subscriptions.lock`: stale after 30 seconds unchanged.
+    pub(super) const SUBSCRIPTIONS: LockTimes = LockTimes::waiting_past(Duration::from_secs(30));
+
+    /// Waits a little longer than a lock can stay fresh, as Dovecot does: a lock nobody
+    /// releases is then always taken over before giving up.
+    const fn waiting_past(stale_after: Duration) -> LockTimes {
+        LockTimes {
+            stale_after,
+            give_up_after: Duration::from_secs(stale_after.as_secs() + 2),
+        }
+    }
+}
+
+/// Retry interval while another process holds the lock: short at first (Dovecot holds these
+/// locks for milliseconds), growing so a long wait costs little.
+const FIRST_RETRY: Duration = Duration::from_millis(5);
+const LAST_RETRY: Duration = Duration::from_millis(200);
+
+/// A held dot-lock; dropping it removes the lock file (unless another process took it over).
+#[derive(Debug)]
+pub(super) struct DotLock {
+    path: PathBuf,
+    /// The lock file as created, to tell whether the file at `path` is still ours.
+    identity: Identity,
+}
+
+impl DotLock {
+    /// Takes the lock on `target` (the file `<target>.lock`), waiting while another process
+    /// holds it; fails with `TimedOut` after `times.give_up_after`.
+    ///
+    /// Blocks the thread: call it on the blocking pool, like all file work here.
+    pub(super) fn acquire(target: &Path, times: LockTimes) -> io::Result<DotLock> {
+        let path = lock_path(target);
+        let deadline = Instant::now() + times.give_up_after;
+        let mut retry = FIRST_RETRY;
+        loop {
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut file) => {
+                    // Without the pid a crash leaves a lock that only goes stale with time;
+                    // Dovecot keeps an empty lock too if this write fails.
+                    let _ = file.write_all(owner().as_bytes());
+                    let identity = Identity::of(&file.metadata()?);
+                    return Ok(DotLock { path, identity });
+                }
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(err) => return Err(err),
+            }
+            if is_stale(&path, target, times.stale_after)? {
+                tracing::warn!(lock = %path.display(), "taking over a stale lock");
+                match fs::remove_file(&path) {
+                    Ok(()) => continue,
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                    Err(err) => return Err(err),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{} is held by another process", path.display()),
+                ));
+            }
+            thread::sleep(retry);
+            retry = (retry * 2).min(LAST_RETRY);
+        }
+    }
+}
+
+impl Drop for DotLock {
+    fn drop(&mut self) {
+        // A lock another process took over (ours looked stale to it) is theirs now; its file
+        // may even have our old inode number, but not our pid.
+        let ours = fs::symlink_metadata(&self.path)
+            .is_ok_and(|meta| Identity::of(&meta) == self.identity)
+            && fs::read_to_string(&self.path).is_ok_and(|content| content == owner());
+        if ours && let Err(err) = fs::remove_file(&self.path) {
+            tracing::warn!(lock = %self.path.display(), error = %err, "lock not removed");
+        }
+    }
+}
+
+/// What a lock file of this process holds: `<pid>:<host name>`, as Dovecot writes.
+fn owner() -> String {
+    format!("{}:{}", std::process::id(), filename::raw_hostname())
+}
+
+/// `<target>.lock`.
+fn lock_path(target: &Path) -> PathBuf {
+    let mut path = target.as_os_str().to_owned();
+    path.push(".lock");
+    PathBuf::from(path)
+}
+
+/// Device and inode (on Unix) of a lock file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+}
+
+impl Identity {
+    fn of(meta: &fs::Metadata) -> Identity {
+        #[cfg(unix)]
+        let (dev, ino) = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let (dev, ino) = (0, 0);
+        Identity { dev, ino }
+    }
+}
+
+/// Whether the lock at `path` may be taken over: its owner died on this host, or neither it
+/// nor `target` changed for `stale_after`.
+fn is_stale(path: &Path, target: &Path, stale_after: Duration) -> io::Result<bool> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        // Released meanwhile: not stale, just free.
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(err),
+    };
+    if let Ok(content) = fs::read_to_string(path)
+        && owner_is_dead(&content)
+    {
+        return Ok(true);
+    }
+    let now = SystemTime::now();
+    let unchanged_since = |modified: io::Result<SystemTime>| {
+        modified.is_ok_and(|time| now.duration_since(time).is_ok_and(|age| age > stale_after))
+    };
+    let target_unchanged = match fs::metadata(target) {
+        Ok(target) => unchanged_since(target.modified()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => true,
+        Err(err) => return Err(err),
+    };
+    Ok(unchanged_since(meta.modified()) && target_unchanged)
+}
+
+/// Whether a lock file's `<pid>:<host>` names a process of this host that no longer exists.
+/// Only Linux's `/proc` tells, without a system call this crate would need `unsafe` for;
+/// elsewhere a lock goes stale with time alone.
+fn owner_is_dead(content: &str) -> bool {
+    let Some((pid, host)) = content.trim().split_once(':') else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    let proc_root = Path::new("/proc");
+    host == filename::raw_hostname()
+        && !host.is_empty()
+        && pid != std::process::id()
+        && proc_root.join("self").exists()
+        && !proc_root.join(pid.to_string()).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::File;
+
+    use super::*;
+
+    const QUICK: LockTimes = LockTimes {
+        stale_after: Duration::from_secs(120),
+        give_up_after: Duration::ZERO,
+    };
+
+    fn target() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("dovecot-uidlist");
+        fs::write(&target, "3 V1 N1\n").unwrap();
+        (dir, target)
+    }
+
+    #[test]
+    fn held_while_alive_and_removed_on_drop() {
+        let (_dir, target) = target();
+        let lock = DotLock::acquire(&target, QUICK).unwrap();
+        let content = fs::read_to_string(lock_path(&target)).unwrap();
+        assert_eq!(content, owner());
+        let err = DotLock::acquire(&target, QUICK).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        drop(lock);
+        assert!(!lock_path(&target).exists());
+        DotLock::acquire(&target, QUICK).unwrap();
+    }
+
+    #[test]
+    fn a_lock_of_a_live_process_elsewhere_is_respected() {
+        let (_dir, target) = target();
+        fs::write(lock_path(&target), "1:some-other-host").unwrap();
+        assert!(DotLock::acquire(&target, QUICK).is_err());
+        // Still there: it was not ours to remove.
+        assert!(lock_path(&target).exists());
+    }
+
+    #[test]
+    fn a_lock_of_a_dead_process_on_this_host_is_taken_over() {
+        if !Path::new("/proc/self").exists() || filename::raw_hostname().is_empty() {
+            return; // No way to tell a dead process here; covered by the stale time.
+        }
+        let (_dir, target) = target();
+        // Above Linux's largest pid (2^22): no process has it.
+        let dead = format!("99999999:{}", filename::raw_hostname());
+        fs::write(lock_path(&target), dead).unwrap();
+        let lock = DotLock::acquire(&target, QUICK).unwrap();
+        drop(lock);
+        assert!(!lock_path(&target).exists());
+    }
+
+    #[test]
+    fn a_lock_unchanged_past_the_stale_time_is_taken_over() {
+        let (_dir, target) = target();
+        let long_ago = SystemTime::now() - Duration::from_secs(600);
+        File::options()
+            .write(true)
+            .open(&target)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        let lock = File::create(lock_path(&target)).unwrap();
+        lock.set_modified(long_ago).unwrap();
+        DotLock::acquire(&target, QUICK).unwrap();
+    }
+
+    #[test]
+    fn a_lock_on_a_file_still_changing_is_not_stale() {
+        let (_dir, target) = target();
+        let lock = File::create(lock_path(&target)).unwrap();
+        lock.set_modified(SystemTime::now() - Duration::from_secs(600))
+            .unwrap();
+        // The UID list itself changed just now: its writer is at work.
+        assert!(DotLock::acquire(&target, QUICK).is_err());
+    }
+
+    #[test]
+    fn a_lock_taken_over_by_another_process_is_left_alone() {
+        let (_dir, target) = target();
+        let lock = DotLock::acquire(&target, QUICK).unwrap();
+        fs::remove_file(lock_path(&target)).unwrap();
+        fs::write(lock_path(&target), "1:some-other-host").unwrap();
+        drop(lock);
+        assert_eq!(
+            fs::read_to_string(lock_path(&target)).unwrap(),
+            "1:some-other-host"
+        );
+    }
+}
