@@ -1,7 +1,8 @@
 //! Commands that touch no mailbox and need no login (CAPABILITY, LOGOUT; ID has its own
 //! module), and the small authenticated-state ones (ENABLE, NAMESPACE).
 
-use imap_codec::imap_types::core::{IString, QuotedChar, Tag};
+use imap_codec::imap_types::core::{IString, QuotedChar, Tag, Vec1};
+use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::imap_types::extensions::namespace::Namespace;
 use imap_codec::imap_types::response::{Data, StatusKind};
 
@@ -34,16 +35,25 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         Flow::Close(CloseReason::Logout)
     }
 
-    /// RFC 5161: nothing can be enabled yet, so the answer is an empty `* ENABLED`. Valid only
-    /// before a mailbox is selected (section 3.1).
-    pub(super) fn enable(&mut self, tag: &Tag<'static>) -> Flow {
+    /// RFC 5161: `* ENABLED` lists what this command switched on (CONDSTORE and QRESYNC,
+    /// RFC 7162); others are ignored. Valid only before a mailbox is selected (section 3.1).
+    pub(super) fn enable(
+        &mut self,
+        tag: &Tag<'static>,
+        capabilities: Vec1<CapabilityEnable<'static>>,
+    ) -> Flow {
         if self.selected.is_some() {
             return self.bad(tag, "ENABLE is only valid before a mailbox is selected");
         }
+        let before = self.resync;
+        let enabled: Vec<CapabilityEnable<'static>> = capabilities
+            .into_iter()
+            .filter(|capability| self.enable_resync(capability, before))
+            .collect();
         response::data(
             self.channel.out(),
             Data::Enabled {
-                capabilities: Vec::new(),
+                capabilities: enabled,
             },
         );
         self.ok(tag, None, "ENABLE completed")

@@ -52,6 +52,8 @@ pub(super) fn for_session(
         "MOVE",
         "CHILDREN",
         "SPECIAL-USE",
+        "CONDSTORE",
+        "QRESYNC",
     ]);
     // RFC 4978: after login (the command is `command-auth`), until it is on.
     if cfg!(feature = "compress") && !situation.unauthenticated && !situation.compressing {

@@ -5,11 +5,13 @@
 use std::borrow::Cow;
 use std::num::NonZeroU32;
 
+use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
+use super::condstore;
 use super::session::{Flow, ImapSession};
 use super::view::MailboxView;
 use super::{flags, response};
@@ -18,16 +20,23 @@ use crate::events::SessionEvent;
 use crate::store::{Flags, INBOX, MAX_KEYWORDS, MailboxSnapshot, Mailstore, StoreError};
 
 impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
-    /// SELECT and EXAMINE. RFC 3501 section 6.3.1: selecting, even unsuccessfully, first
-    /// leaves the mailbox selected before.
+    /// SELECT and EXAMINE, with RFC 7162's CONDSTORE and QRESYNC parameters. RFC 3501
+    /// section 6.3.1: selecting, even unsuccessfully, first leaves the mailbox selected before
+    /// (said with `* OK [CLOSED]`, RFC 7162 section 3.2.11).
     pub(super) async fn select(
         &mut self,
         tag: &Tag<'static>,
         mailbox: Mailbox<'static>,
         read_only: bool,
+        parameters: Vec<SelectParameter>,
     ) -> Flow {
+        let qresync = match self.select_parameters(parameters) {
+            Ok(qresync) => qresync,
+            Err(text) => return self.bad(tag, text),
+        };
         if self.selected.is_some() {
             self.set_selected(None);
+            condstore::write_closed(self.channel.out());
         }
         let Some(name) = mailbox_name(&mailbox) else {
             return self.no(tag, "NONEXISTENT", "No such mailbox");
@@ -48,6 +57,12 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let view = MailboxView::open(name.clone(), read_only, snapshot, watch, first_recent);
         write_selected(self.channel.out(), &view, uid_next);
         self.set_selected(Some(Box::new(view)));
+        if let Some(qresync) = qresync
+            && let Err(err) = self.qresync(qresync).await
+        {
+            self.set_selected(None);
+            return self.store_failed(tag, err);
+        }
         if let Err(reason) = self
             .notify(SessionEvent::MailboxSelected { mailbox: &name })
             .await
@@ -75,8 +90,11 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 tracing::error!(session_id = %self.session.id(), error = %err, "expunge on CLOSE failed");
             }
         }
-        let command = if expunge { "CLOSE" } else { "UNSELECT" };
-        self.ok(tag, None, &format!("{command} completed"))
+        let (command, code) = match expunge {
+            true => ("CLOSE", self.closing_modseq_code(&selected)),
+            false => ("UNSELECT", None),
+        };
+        self.ok(tag, code, &format!("{command} completed"))
     }
 
     async fn expunge_deleted(&mut self, mailbox: &str) -> Result<(), StoreError> {
@@ -187,6 +205,11 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let Some(name) = mailbox_name(&mailbox) else {
             return self.no(tag, "NONEXISTENT", "No such mailbox");
         };
+        if items.contains(&StatusDataItemName::HighestModSeq)
+            && let Err(text) = self.condstore_command()
+        {
+            return self.bad(tag, text);
+        }
         let user = self.user();
         let snapshot = match self.service.store.snapshot(&user, &name).await {
             Ok(snapshot) => snapshot,
@@ -260,6 +283,7 @@ fn write_selected(out: &mut Vec<u8>, view: &MailboxView, uid_next: u32) {
     let code = Some(Code::UidNext(non_zero(uid_next)));
     response::untagged(out, StatusKind::Ok, code, "Predicted next UID");
     flags::write_permanent(out, view.keywords(), view.read_only);
+    condstore::write_modseq_status(out, view);
 }
 
 fn status_item(
@@ -286,6 +310,8 @@ fn status_item(
             StatusDataItem::Unseen(count(None) - count(Some(Flags::SEEN)))
         }
         StatusDataItemName::Deleted => StatusDataItem::Deleted(count(Some(Flags::DELETED))),
+        // 0 says the mailbox keeps no mod-sequences (RFC 7162 section 3.1.7).
+        StatusDataItemName::HighestModSeq => StatusDataItem::HighestModSeq(snapshot.highest_modseq),
         StatusDataItemName::DeletedStorage => StatusDataItem::DeletedStorage(
             snapshot
                 .messages

@@ -98,6 +98,7 @@ mod basic;
 mod capabilities;
 #[cfg(feature = "compress")]
 mod compress;
+mod condstore;
 mod config;
 mod copying;
 mod dates;

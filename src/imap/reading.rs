@@ -2,9 +2,10 @@
 //! messages. The items and criteria themselves are in the `fetch` and `search` modules; this
 //! is the loop over the messages, with `\Seen` and the reply's back-pressure.
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use bytes::Bytes;
+use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::{Charset, Tag};
 use imap_codec::imap_types::fetch::MacroOrMessageDataItemNames;
 use imap_codec::imap_types::response::{Code, Data, StatusKind};
@@ -17,7 +18,7 @@ use super::search::{self, Bounds, Candidate};
 use super::selected::{INVALID_SEQUENCE, index_to_seq};
 use super::session::{Flow, ImapSession};
 use crate::auth::Authenticator;
-use crate::store::{Flags, Mailstore, MessageFlags, StoreError};
+use crate::store::{Flags, FlagsUpdate, Mailstore, MessageFlags, StoreError};
 
 /// Reply bytes gathered before they are sent: a FETCH over a large mailbox streams to the
 /// client instead of building its whole answer in memory, and waits while the client reads.
@@ -37,20 +38,35 @@ enum Content {
 }
 
 impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
-    /// FETCH and UID FETCH.
+    /// FETCH and UID FETCH, with RFC 7162's CHANGEDSINCE and VANISHED modifiers.
     pub(super) async fn fetch(
         &mut self,
         tag: &Tag<'static>,
         set: &SequenceSet,
         names: &MacroOrMessageDataItemNames<'_>,
         uid: bool,
+        modifiers: &[FetchModifier],
     ) -> Flow {
-        let Ok(indices) = self.resolve(set, uid) else {
+        let Ok(mut indices) = self.resolve(set, uid) else {
             return self.bad(tag, INVALID_SEQUENCE);
         };
-        let Ok(plan) = FetchPlan::new(names, uid) else {
+        let Ok(mut plan) = FetchPlan::new(names, uid) else {
             return self.bad(tag, "Unknown FETCH item");
         };
+        let changed = match self.fetch_modifiers(modifiers, &mut plan, uid) {
+            Ok(changed) => changed,
+            Err(text) => return self.bad(tag, text),
+        };
+        if let Some(changed) = changed {
+            if changed.vanished
+                && let Err(err) = self.vanished_in(set, changed.modseq).await
+            {
+                return self.store_failed(tag, err);
+            }
+            if let Some(view) = self.selected.as_ref() {
+                indices.retain(|&index| view.messages()[index].modseq > changed.modseq);
+            }
+        }
         let marks_seen = plan.marks_seen() && self.selected.as_ref().is_some_and(|v| !v.read_only);
         for batch in self.batches(&indices) {
             let contents = match self.contents(batch, plan.needs_content()).await {
@@ -68,9 +84,13 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 let seen_now = marks_seen && !meta.flags.system.contains(Flags::SEEN);
                 if seen_now {
                     meta.flags.system.insert(Flags::SEEN);
-                    match self.set_flags(index, meta.flags.clone()).await {
-                        Ok(stored) => meta.flags = stored,
-                        Err(StoreError::NoSuchMessage) => continue,
+                    match self.set_flags(index, meta.flags.clone(), None).await {
+                        Ok(FlagsUpdate::Stored { flags, modseq }) => {
+                            (meta.flags, meta.modseq) = (flags, modseq);
+                        }
+                        Ok(FlagsUpdate::Modified { .. }) | Err(StoreError::NoSuchMessage) => {
+                            continue;
+                        }
                         Err(err) => return self.store_failed(tag, err),
                     }
                 }
@@ -111,6 +131,11 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             );
             return Flow::Continue;
         }
+        if search::uses_modseq(criteria)
+            && let Err(text) = self.search_modseq()
+        {
+            return self.bad(tag, text);
+        }
         let Some(view) = self.selected.as_ref() else {
             return self.bad(tag, "No mailbox selected");
         };
@@ -121,6 +146,8 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let all: Vec<usize> = (0..view.messages().len()).collect();
         let needs_content = search::needs_content(criteria);
         let mut found = Vec::new();
+        // RFC 7162 section 3.1.6: with MODSEQ searched for, the highest of the messages found.
+        let mut highest = None;
         for batch in self.batches(&all) {
             let contents = match self.contents(batch, needs_content).await {
                 Ok(contents) => contents,
@@ -143,10 +170,12 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 if search::matches(criteria, &candidate, bounds) {
                     let number = if uid { meta.uid } else { candidate.seq };
                     found.extend(NonZeroU32::new(number));
+                    highest = highest.max(NonZeroU64::new(meta.modseq));
                 }
             }
         }
-        response::data(self.channel.out(), Data::Search(found));
+        let highest = highest.filter(|_| search::uses_modseq(criteria));
+        response::data(self.channel.out(), Data::Search(found, highest));
         self.ok(tag, None, "SEARCH completed")
     }
 
@@ -197,27 +226,30 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             .collect()
     }
 
-    /// Store new flags for the message at `index` of the selected mailbox, and remember them
-    /// in the view so the next update does not report them back; returns them as stored.
-    /// Keywords new to the mailbox are told to the client at once (see
-    /// [`MailboxView::set_flags`](super::view::MailboxView::set_flags)).
+    /// Store new flags for the message at `index` of the selected mailbox (unless it changed
+    /// after `unchanged_since`), and remember them and its new mod-sequence in the view so
+    /// the next update does not report them back. Keywords new to the mailbox are told to the
+    /// client at once (see [`MailboxView::set_flags`](super::view::MailboxView::set_flags)).
     pub(super) async fn set_flags(
         &mut self,
         index: usize,
         flags: MessageFlags,
-    ) -> Result<MessageFlags, StoreError> {
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagsUpdate, StoreError> {
         let Some(view) = self.selected.as_mut() else {
             return Err(StoreError::NoSuchMailbox);
         };
         let uid = view.messages()[index].uid;
         let user = self.session.user().unwrap_or_default();
-        let stored = self
+        let update = self
             .service
             .store
-            .set_flags(&user, &view.name, uid, flags)
+            .update_flags(&user, &view.name, uid, flags, unchanged_since)
             .await?;
-        view.set_flags(index, stored.clone(), self.channel.out());
-        Ok(stored)
+        if let FlagsUpdate::Stored { flags, modseq } = &update {
+            view.set_flags(index, flags.clone(), *modseq, self.channel.out());
+        }
+        Ok(update)
     }
 
     /// Send the reply gathered so far once it is large.

@@ -32,7 +32,8 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 let Some(view) = self.selected.as_mut() else {
                     return Ok(());
                 };
-                view.update(snapshot, expunges, self.channel.out(), first_recent)
+                let out = self.channel.out();
+                view.update(snapshot, expunges, out, first_recent, self.resync)
                     .is_err()
             }
             Err(StoreError::NoSuchMailbox) => true,
@@ -132,7 +133,8 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         if let Err(reason) = self.sync(Expunges::Report).await {
             return Flow::Close(reason);
         }
-        self.ok(tag, None, "EXPUNGE completed")
+        let code = self.expunged_modseq_code();
+        self.ok(tag, code, "EXPUNGE completed")
     }
 }
 

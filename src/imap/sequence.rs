@@ -1,6 +1,10 @@
 //! Sequence sets (RFC 3501 section 9, `sequence-set`) tested for membership rather than
 //! expanded: `1:4294967295` is a valid set, and expanding it would cost billions of steps.
 
+use std::num::NonZeroU32;
+use std::ops::RangeInclusive;
+
+use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
 /// Whether `n` is in `set`, where `*` stands for `largest` (the highest sequence number or
@@ -41,6 +45,118 @@ pub(super) fn highest_value(set: &SequenceSet) -> u32 {
         .unwrap_or(0)
 }
 
+/// The numbers `set` names, as ascending, disjoint ranges (`*` standing for `largest`, as in
+/// [`contains`]): for intersecting a set with others without expanding it.
+pub(super) fn ranges(set: &SequenceSet, largest: u32) -> Vec<RangeInclusive<u32>> {
+    let value = |bound: &SeqOrUid| match bound {
+        SeqOrUid::Value(value) => value.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    let mut ranges: Vec<RangeInclusive<u32>> = set
+        .0
+        .as_ref()
+        .iter()
+        .map(|sequence| match sequence {
+            Sequence::Single(single) => value(single)..=value(single),
+            Sequence::Range(a, b) => {
+                let (a, b) = (value(a), value(b));
+                a.min(b)..=a.max(b)
+            }
+        })
+        .filter(|range| *range.end() > 0)
+        .map(|range| (*range.start()).max(1)..=*range.end())
+        .collect();
+    ranges.sort_unstable_by_key(|range| *range.start());
+    let mut merged: Vec<RangeInclusive<u32>> = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        match merged.last_mut() {
+            Some(last) if range.start().saturating_sub(1) <= *last.end() => {
+                let end = *last.end().max(range.end());
+                *last = *last.start()..=end;
+            }
+            _ => merged.push(range),
+        }
+    }
+    merged
+}
+
+/// The numbers in both `a` and `b` (each ascending and disjoint, as [`ranges`] makes them).
+pub(super) fn intersect(
+    a: &[RangeInclusive<u32>],
+    b: &[RangeInclusive<u32>],
+) -> Vec<RangeInclusive<u32>> {
+    let (mut i, mut j) = (0, 0);
+    let mut both = Vec::new();
+    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
+        let start = *x.start().max(y.start());
+        let end = *x.end().min(y.end());
+        if start <= end {
+            both.push(start..=end);
+        }
+        if x.end() < y.end() {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    both
+}
+
+/// The numbers in `a` but not in `b` (each ascending and disjoint).
+pub(super) fn subtract(
+    a: &[RangeInclusive<u32>],
+    b: &[RangeInclusive<u32>],
+) -> Vec<RangeInclusive<u32>> {
+    let mut left = Vec::with_capacity(a.len());
+    let mut j = 0;
+    for range in a {
+        let mut start = Some(*range.start());
+        while b.get(j).is_some_and(|hole| hole.end() < range.start()) {
+            j += 1;
+        }
+        while let (Some(from), Some(hole)) = (start, b.get(j)) {
+            if hole.start() > range.end() {
+                break;
+            }
+            if *hole.start() > from {
+                left.push(from..=hole.start() - 1);
+            }
+            start = hole.end().checked_add(1);
+            if hole.end() > range.end() {
+                break;
+            }
+            j += 1;
+        }
+        if let Some(from) = start.filter(|from| from <= range.end()) {
+            left.push(from..=*range.end());
+        }
+    }
+    left
+}
+
+/// Whether `n` is in `ranges` (ascending and disjoint).
+pub(super) fn in_ranges(ranges: &[RangeInclusive<u32>], n: u32) -> bool {
+    let after = ranges.partition_point(|range| *range.end() < n);
+    ranges.get(after).is_some_and(|range| range.contains(&n))
+}
+
+/// Ascending ranges (of numbers above 0) as a sequence set; `None` for none, since a set
+/// cannot be empty.
+pub(super) fn from_ranges(ranges: &[RangeInclusive<u32>]) -> Option<SequenceSet> {
+    let sequences: Vec<Sequence> = ranges
+        .iter()
+        .filter_map(|range| {
+            let start = NonZeroU32::new(*range.start())?;
+            let end = NonZeroU32::new(*range.end())?;
+            Some(match start == end {
+                true => Sequence::Single(SeqOrUid::Value(start)),
+                false => Sequence::Range(SeqOrUid::Value(start), SeqOrUid::Value(end)),
+            })
+        })
+        .collect();
+    Vec1::try_from(sequences).ok().map(SequenceSet)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +180,25 @@ mod tests {
         let s = set("559:*");
         assert!(contains(&s, 200, 200));
         assert!(!contains(&s, 199, 200));
+    }
+
+    #[test]
+    fn sets_as_ranges_intersected_and_back() {
+        assert_eq!(ranges(&set("9,1:3,4,*,20:12"), 30), vec![1..=4, 9..=9, 12..=20, 30..=30]);
+        assert_eq!(ranges(&set("5:*"), 2), vec![2..=5], "* below the start");
+        assert_eq!(ranges(&set("*"), 0), vec![], "* of an empty mailbox");
+        let both = intersect(&[1..=10, 20..=30], &[5..=22, 25..=25, 29..=40]);
+        assert_eq!(both, vec![5..=10, 20..=22, 25..=25, 29..=30]);
+        assert!(intersect(&[1..=3], &[]).is_empty());
+        let left = subtract(&[1..=10, 20..=30, 40..=40], &[0..=2, 5..=5, 9..=21, 30..=50]);
+        assert_eq!(left, vec![3..=4, 6..=8, 22..=29]);
+        assert_eq!(subtract(&[1..=u32::MAX], &[7..=u32::MAX]), vec![1..=6]);
+        assert_eq!(subtract(&[1..=3], &[]), vec![1..=3]);
+        assert!(in_ranges(&[1..=3, 7..=9], 8) && !in_ranges(&[1..=3, 7..=9], 5));
+        assert!(!in_ranges(&[], 1));
+        let back = from_ranges(&[1..=3, 7..=7]).unwrap();
+        assert_eq!(ranges(&back, 99), vec![1..=3, 7..=7]);
+        assert!(from_ranges(&[]).is_none());
     }
 
     #[test]

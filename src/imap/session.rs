@@ -9,7 +9,9 @@ use imap_codec::imap_types::core::{Tag, Vec1};
 use imap_codec::imap_types::response::{Capability, Code, StatusKind};
 
 use super::capabilities::{self, Situation};
+use super::condstore::Resync;
 use super::config::ImapServiceState;
+use super::flagging::StoreChange;
 use super::framing::{self, Input, Limits, Problem};
 use super::id::MAX_ID_COMMAND_LEN;
 use super::response;
@@ -75,6 +77,8 @@ pub(super) struct ImapSession<A, M> {
     /// The logged-in user, kept for the leases that auth layers attached (a per-user session
     /// slot): they are released when the session ends. Boxed: most sessions never log in.
     pub(super) account: Option<Box<User>>,
+    /// CONDSTORE or QRESYNC, once the client switched them on.
+    pub(super) resync: Resync,
     observers: Observers,
     errors: u32,
 }
@@ -95,6 +99,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             observers: opened.observers,
             selected: None,
             account: None,
+            resync: Resync::Off,
             errors: 0,
             service,
         }
@@ -227,11 +232,17 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             CommandBody::StartTLS
             | CommandBody::Login { .. }
             | CommandBody::Authenticate { .. } => self.bad(tag, "Already logged in"),
-            CommandBody::Enable { .. } => self.enable(tag),
+            CommandBody::Enable { capabilities } => self.enable(tag, capabilities),
             #[cfg(feature = "compress")]
             CommandBody::Compress { algorithm } => self.compress(tag, algorithm).await,
-            CommandBody::Select { mailbox, .. } => self.select(tag, mailbox, false).await,
-            CommandBody::Examine { mailbox, .. } => self.select(tag, mailbox, true).await,
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => self.select(tag, mailbox, false, parameters).await,
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => self.select(tag, mailbox, true, parameters).await,
             CommandBody::Close => self.close(tag, true).await,
             CommandBody::Unselect => self.close(tag, false).await,
             CommandBody::Create { mailbox } => self.create(tag, mailbox).await,
@@ -269,8 +280,9 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 sequence_set,
                 macro_or_item_names,
                 uid,
+                modifiers,
             } => {
-                self.fetch(tag, &sequence_set, &macro_or_item_names, uid)
+                self.fetch(tag, &sequence_set, &macro_or_item_names, uid, &modifiers)
                     .await
             }
             CommandBody::Search {
@@ -284,8 +296,14 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 response,
                 flags,
                 uid,
+                modifiers,
             } => {
-                self.store(tag, &sequence_set, kind, response, &flags, uid)
+                let change = StoreChange {
+                    kind,
+                    reply: response,
+                    flags: &flags,
+                };
+                self.store(tag, &sequence_set, change, uid, &modifiers)
                     .await
             }
             CommandBody::Copy {

@@ -1,14 +1,16 @@
-//! The selected mailbox as this session's client knows it: sequence numbers, UIDs and flags,
-//! brought up to date with the store at the points where RFC 3501 lets the server tell the
-//! client about changes (section 7: EXISTS, EXPUNGE and FETCH FLAGS responses).
+//! The selected mailbox as this session's client knows it: sequence numbers, UIDs, flags and
+//! mod-sequences, brought up to date with the store at the points where RFC 3501 lets the
+//! server tell the client about changes (section 7: EXISTS, EXPUNGE and FETCH FLAGS
+//! responses; with QRESYNC, VANISHED instead of EXPUNGE).
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::response::Data;
 
-use super::{flags, response};
+use super::condstore::Resync;
+use super::{flags, response, sequence};
 use crate::store::{Keywords, MailboxSnapshot, MailboxWatch, MessageFlags, MessageMeta};
 
 /// Whether removed messages may be reported now.
@@ -38,6 +40,11 @@ pub(super) struct MailboxView {
     recent: Vec<u32>,
     /// The mailbox's keywords, as the client was last told (the FLAGS response).
     keywords: Keywords,
+    /// The highest mod-sequence the client has been told every change up to (0: the mailbox
+    /// has none): a snapshot's value is taken only once every change in it was reported.
+    highest_modseq: u64,
+    /// UIDNEXT at the last update.
+    uid_next: u32,
     watch: MailboxWatch,
 }
 
@@ -64,6 +71,8 @@ impl MailboxView {
             messages: snapshot.messages,
             recent,
             keywords: snapshot.keywords,
+            highest_modseq: snapshot.highest_modseq,
+            uid_next: snapshot.uid_next,
             watch,
         }
     }
@@ -98,15 +107,32 @@ impl MailboxView {
         self.uid_validity
     }
 
+    /// The highest mod-sequence the client has heard every change up to; 0 if the mailbox
+    /// keeps none (`NOMODSEQ`).
+    pub(super) fn highest_modseq(&self) -> u64 {
+        self.highest_modseq
+    }
+
+    /// UIDNEXT as of the last update: every UID the client can know is below it.
+    pub(super) fn uid_next(&self) -> u32 {
+        self.uid_next
+    }
+
     /// The mailbox's keywords, as the client was last told.
     pub(super) fn keywords(&self) -> &Keywords {
         &self.keywords
     }
 
-    /// Record flags this session set, so the next update does not report them back. Keywords
-    /// new to the mailbox join its list, and the client is told the new list in `out`
-    /// (RFC 3501 section 7.2.6), before it sees a message with one.
-    pub(super) fn set_flags(&mut self, index: usize, stored: MessageFlags, out: &mut Vec<u8>) {
+    /// Record flags this session set, and the message's new mod-sequence, so the next update
+    /// does not report them back. Keywords new to the mailbox join its list, and the client is
+    /// told the new list in `out` (RFC 3501 section 7.2.6), before it sees a message with one.
+    pub(super) fn set_flags(
+        &mut self,
+        index: usize,
+        stored: MessageFlags,
+        modseq: u64,
+        out: &mut Vec<u8>,
+    ) {
         let mut learned = false;
         for keyword in &stored.keywords {
             learned |= self.keywords.insert(keyword.clone());
@@ -116,6 +142,7 @@ impl MailboxView {
         }
         if let Some(message) = self.messages.get_mut(index) {
             message.flags = stored;
+            message.modseq = modseq;
         }
     }
 
@@ -143,12 +170,17 @@ impl MailboxView {
     /// EXPUNGE (highest first, so each number is still valid when the client reads it), FETCH
     /// FLAGS for messages whose flags another session changed, and EXISTS and RECENT when
     /// messages arrived; of these, the ones from UID `first_recent` on are recent here.
+    ///
+    /// With CONDSTORE enabled (`resync`), each FETCH also has the message's UID and MODSEQ,
+    /// and a message whose mod-sequence alone changed is reported too; with QRESYNC, one
+    /// VANISHED lists the expunged UIDs instead of the EXPUNGEs (RFC 7162 section 3.2.10).
     pub(super) fn update(
         &mut self,
         snapshot: MailboxSnapshot,
         expunges: Expunges,
         out: &mut Vec<u8>,
         first_recent: u32,
+        resync: Resync,
     ) -> Result<(), Lost> {
         if snapshot.uid_validity != self.uid_validity {
             return Err(Lost);
@@ -161,23 +193,43 @@ impl MailboxView {
         let mut fresh = snapshot.messages.into_iter().peekable();
         let mut kept = Vec::with_capacity(self.messages.len());
         let mut removed = Vec::new();
+        let mut removed_uids = Vec::new();
+        let mut deferred = false;
         let mut changed = Vec::new();
+        let condstore = resync >= Resync::CondStore;
         for (index, mut known) in std::mem::take(&mut self.messages).into_iter().enumerate() {
             while fresh.next_if(|m| m.uid < known.uid).is_some() {}
             match fresh.next_if(|m| m.uid == known.uid) {
                 Some(now) => {
-                    if now.flags != known.flags {
+                    let modseq_moved = condstore && now.modseq != known.modseq;
+                    if now.flags != known.flags || modseq_moved {
                         changed.push(kept.len());
                     }
                     known.flags = now.flags;
+                    known.modseq = now.modseq;
                     kept.push(known);
                 }
-                None if expunges == Expunges::Report => removed.push(index + 1),
-                None => kept.push(known),
+                None if expunges == Expunges::Report => {
+                    removed.push(index + 1);
+                    removed_uids.push(known.uid);
+                }
+                None => {
+                    deferred = true;
+                    kept.push(known);
+                }
             }
         }
-        for seq in removed.iter().rev() {
-            response::data(out, Data::Expunge(non_zero(*seq)));
+        if resync == Resync::QResync {
+            // Ascending UIDs as ranges: one response, however many went.
+            let ranges = crate::store::ranges_of(removed_uids);
+            if let Some(known_uids) = sequence::from_ranges(&ranges) {
+                let earlier = false;
+                response::data(out, Data::Vanished { earlier, known_uids });
+            }
+        } else {
+            for seq in removed.iter().rev() {
+                response::data(out, Data::Expunge(non_zero(*seq)));
+            }
         }
         self.messages = kept;
         if !removed.is_empty() {
@@ -187,10 +239,18 @@ impl MailboxView {
         }
         for index in changed {
             let recent = self.is_recent(index);
-            let items = vec![MessageDataItem::Flags(flags::to_fetch(
-                &self.messages[index].flags,
+            let message = &self.messages[index];
+            let mut items = Vec::with_capacity(3);
+            if condstore {
+                items.extend(NonZeroU32::new(message.uid).map(MessageDataItem::Uid));
+            }
+            items.push(MessageDataItem::Flags(flags::to_fetch(
+                &message.flags,
                 recent,
-            ))];
+            )));
+            if condstore {
+                items.extend(NonZeroU64::new(message.modseq).map(MessageDataItem::ModSeq));
+            }
             response::data(
                 out,
                 Data::Fetch {
@@ -212,6 +272,12 @@ impl MailboxView {
             );
             response::data(out, Data::Exists(self.exists()));
             response::data(out, Data::Recent(self.recent_count()));
+        }
+        self.uid_next = snapshot.uid_next;
+        // With a removal still to report, the client does not know everything up to the
+        // snapshot's value: it would skip that removal if it resynchronised from there.
+        if !deferred {
+            self.highest_modseq = snapshot.highest_modseq;
         }
         Ok(())
     }
@@ -238,16 +304,19 @@ mod tests {
             size: 10,
             flags: flags.into(),
             internal_date: UNIX_EPOCH,
+            modseq: 100 + u64::from(uid),
         }
     }
 
     fn snapshot(messages: Vec<MessageMeta>) -> MailboxSnapshot {
         let uid_next = messages.last().map_or(1, |m| m.uid + 1);
+        let highest_modseq = messages.iter().map(|m| m.modseq).max().unwrap_or(1);
         MailboxSnapshot {
             uid_validity: 7,
             uid_next,
             messages,
             keywords: Keywords::new(),
+            highest_modseq,
         }
     }
 
@@ -263,9 +332,19 @@ mod tests {
     }
 
     fn update(view: &mut MailboxView, fresh: Vec<MessageMeta>, expunges: Expunges) -> String {
+        update_with(view, fresh, expunges, Resync::Off)
+    }
+
+    fn update_with(
+        view: &mut MailboxView,
+        fresh: Vec<MessageMeta>,
+        expunges: Expunges,
+        resync: Resync,
+    ) -> String {
         let mut out = Vec::new();
         // Another session claimed up to UID 3: later arrivals are recent here.
-        view.update(snapshot(fresh), expunges, &mut out, 4).unwrap();
+        view.update(snapshot(fresh), expunges, &mut out, 4, resync)
+            .unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -310,7 +389,7 @@ mod tests {
         let mut other = snapshot(vec![]);
         other.uid_validity = 8;
         assert!(
-            view.update(other, Expunges::Report, &mut Vec::new(), 1)
+            view.update(other, Expunges::Report, &mut Vec::new(), 1, Resync::Off)
                 .is_err()
         );
     }
@@ -325,7 +404,7 @@ mod tests {
         let mut fresh = snapshot(vec![meta(1, Flags::EMPTY), flagged.clone()]);
         fresh.keywords = junk.clone();
         let mut out = Vec::new();
-        view.update(fresh.clone(), Expunges::Report, &mut out, 3)
+        view.update(fresh.clone(), Expunges::Report, &mut out, 3, Resync::Off)
             .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
@@ -335,17 +414,65 @@ mod tests {
              * 2 FETCH (FLAGS (\\Seen $Junk))\r\n"
         );
         let mut out = Vec::new();
-        view.update(fresh, Expunges::Report, &mut out, 3).unwrap();
+        view.update(fresh, Expunges::Report, &mut out, 3, Resync::Off)
+            .unwrap();
         assert!(out.is_empty(), "nothing new");
 
         // This session's own change: told once, when the keyword is new.
         let mut out = Vec::new();
-        view.set_flags(0, flagged.flags.clone(), &mut out);
+        view.set_flags(0, flagged.flags.clone(), 200, &mut out);
         assert!(out.is_empty(), "$Junk is known");
         let mut todo = flagged.flags;
         todo.keywords.insert(Keyword::new("Todo").unwrap());
-        view.set_flags(0, todo, &mut out);
+        view.set_flags(0, todo, 201, &mut out);
         assert!(String::from_utf8(out).unwrap().starts_with("* FLAGS ("));
         assert_eq!(view.keywords().len(), 2);
+    }
+
+    #[test]
+    fn with_condstore_fetches_carry_uid_and_modseq_and_a_new_modseq_alone_is_told() {
+        let mut view = view(&[1, 2, 3]);
+        let mut flagged = meta(2, Flags::FLAGGED);
+        flagged.modseq = 150;
+        let mut touched = meta(3, Flags::EMPTY);
+        touched.modseq = 151;
+        let fresh = vec![meta(1, Flags::EMPTY), flagged, touched];
+        let told = update_with(&mut view, fresh.clone(), Expunges::Report, Resync::CondStore);
+        assert_eq!(
+            told,
+            "* 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ (150))\r\n\
+             * 3 FETCH (UID 3 FLAGS () MODSEQ (151))\r\n"
+        );
+        assert_eq!(view.highest_modseq(), 151);
+        // Without CONDSTORE a new mod-sequence alone says nothing.
+        let mut plain = super::tests::view(&[1, 2, 3]);
+        let told = update_with(&mut plain, fresh, Expunges::Report, Resync::Off);
+        assert_eq!(told, "* 2 FETCH (FLAGS (\\Flagged))\r\n");
+    }
+
+    #[test]
+    fn with_qresync_expunges_are_one_vanished_of_uids() {
+        let mut view = view(&[1, 2, 3, 4, 5, 7]);
+        let fresh = vec![meta(1, Flags::EMPTY), meta(5, Flags::EMPTY)];
+        let told = update_with(&mut view, fresh, Expunges::Report, Resync::QResync);
+        assert_eq!(told, "* VANISHED 2:4,7\r\n");
+        assert_eq!(view.exists(), 2);
+    }
+
+    #[test]
+    fn the_highest_modseq_waits_for_deferred_expunges() {
+        let mut view = view(&[1, 2, 3]);
+        assert_eq!(view.highest_modseq(), 103);
+        let mut fresh = snapshot(vec![meta(1, Flags::EMPTY), meta(3, Flags::EMPTY)]);
+        fresh.highest_modseq = 110;
+        let mut out = Vec::new();
+        view.update(fresh.clone(), Expunges::Defer, &mut out, 4, Resync::QResync)
+            .unwrap();
+        assert!(out.is_empty());
+        assert_eq!(view.highest_modseq(), 103, "message 2 is gone untold");
+        view.update(fresh, Expunges::Report, &mut out, 4, Resync::QResync)
+            .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "* VANISHED 2\r\n");
+        assert_eq!(view.highest_modseq(), 110);
     }
 }

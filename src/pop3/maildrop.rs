@@ -165,9 +165,11 @@ mod tests {
                         size,
                         flags: Flags::EMPTY.into(),
                         internal_date: std::time::SystemTime::UNIX_EPOCH,
+                        modseq: 0,
                     })
                     .collect(),
                 keywords: Default::default(),
+                highest_modseq: 0,
             },
             kept,
         )

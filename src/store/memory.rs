@@ -2,21 +2,25 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 
 use super::keyword_table::KeywordTable;
+use super::modseq::{self, ExpungeHistory};
 use super::rules;
 use super::{
-    ChangeNotifier, INBOX, MailboxInfo, MailboxSnapshot, MailboxWatch, Mailstore, MessageFlags,
-    MessageMeta, MessageUpload, StoreError, StoreResult, UploadLength, broken_upload, rfc822_size,
+    ChangeNotifier, FlagsUpdate, INBOX, MailboxInfo, MailboxSnapshot, MailboxWatch, Mailstore,
+    MessageFlags, MessageMeta, MessageUpload, StoreError, StoreResult, UploadLength,
+    broken_upload, rfc822_size,
 };
 
 /// Mail kept in memory, with the same rules as [`Maildir`](super::Maildir): the same valid
 /// names, INBOX plus Sent, Drafts, Trash and Junk for a new user, UIDs never reused, the same
-/// [`MAX_KEYWORDS`](super::MAX_KEYWORDS) keywords per mailbox.
+/// [`MAX_KEYWORDS`](super::MAX_KEYWORDS) keywords per mailbox, and mod-sequences kept as
+/// [`Maildir`](super::Maildir) keeps them (on disk there).
 ///
 /// For tests, and as a starting point for other storage. Clones share the same mail; nothing
 /// survives the process.
@@ -64,16 +68,21 @@ struct Mailbox {
     first_recent_uid: u32,
     messages: BTreeMap<u32, Message>,
     keywords: KeywordTable,
+    highest_modseq: u64,
+    expunged: ExpungeHistory,
 }
 
 impl Mailbox {
     fn new() -> Mailbox {
+        // Mod-sequences are positive: an empty mailbox starts at 1.
         Mailbox {
             uid_validity: rules::new_uid_validity(0),
             uid_next: 1,
             first_recent_uid: 1,
             messages: BTreeMap::new(),
             keywords: KeywordTable::default(),
+            highest_modseq: 1,
+            expunged: ExpungeHistory::new(1),
         }
     }
 }
@@ -83,6 +92,7 @@ struct Message {
     size: u64,
     flags: MessageFlags,
     internal_date: SystemTime,
+    modseq: u64,
 }
 
 impl MemoryStore {
@@ -162,6 +172,7 @@ impl MemoryStore {
                 content,
                 flags,
                 internal_date: internal_date.unwrap_or_else(SystemTime::now),
+                modseq: modseq::next(&mut mailbox.highest_modseq),
             };
             mailbox.messages.insert(uid, message);
             Ok(uid)
@@ -279,9 +290,11 @@ impl Mailstore for MemoryStore {
                         size: message.size,
                         flags: message.flags.clone(),
                         internal_date: message.internal_date,
+                        modseq: message.modseq,
                     })
                     .collect(),
                 keywords: mailbox.keywords.all(),
+                highest_modseq: mailbox.highest_modseq,
             })
         })
     }
@@ -326,8 +339,14 @@ impl Mailstore for MemoryStore {
 
     async fn expunge(&self, user: &str, mailbox: &str, uids: &[u32]) -> StoreResult<()> {
         self.changing_mailbox(user, mailbox, |mailbox| {
-            for uid in uids {
-                mailbox.messages.remove(uid);
+            let removed: Vec<u32> = uids
+                .iter()
+                .filter(|uid| mailbox.messages.remove(uid).is_some())
+                .copied()
+                .collect();
+            if !removed.is_empty() {
+                let modseq = modseq::next(&mut mailbox.highest_modseq);
+                mailbox.expunged.record(modseq, removed);
             }
             Ok(())
         })
@@ -338,17 +357,51 @@ impl Mailstore for MemoryStore {
         user: &str,
         mailbox: &str,
         uid: u32,
-        mut flags: MessageFlags,
+        flags: MessageFlags,
     ) -> StoreResult<MessageFlags> {
+        match self.update_flags(user, mailbox, uid, flags, None).await? {
+            FlagsUpdate::Stored { flags, .. } => Ok(flags),
+            FlagsUpdate::Modified { .. } => unreachable!("a change without a condition"),
+        }
+    }
+
+    async fn update_flags(
+        &self,
+        user: &str,
+        mailbox: &str,
+        uid: u32,
+        mut flags: MessageFlags,
+        unchanged_since: Option<u64>,
+    ) -> StoreResult<FlagsUpdate> {
         self.changing_mailbox(user, mailbox, |mailbox| {
             let message = mailbox
                 .messages
                 .get_mut(&uid)
                 .ok_or(StoreError::NoSuchMessage)?;
+            if unchanged_since.is_some_and(|since| message.modseq > since) {
+                return Ok(FlagsUpdate::Modified {
+                    modseq: message.modseq,
+                });
+            }
             flags.keywords = mailbox.keywords.canonical(&flags.keywords)?;
-            message.flags = flags.clone();
-            Ok(flags)
+            if message.flags != flags {
+                message.flags = flags.clone();
+                message.modseq = modseq::next(&mut mailbox.highest_modseq);
+            }
+            Ok(FlagsUpdate::Stored {
+                flags,
+                modseq: message.modseq,
+            })
         })
+    }
+
+    async fn expunged_since(
+        &self,
+        user: &str,
+        mailbox: &str,
+        modseq: u64,
+    ) -> StoreResult<Option<Vec<RangeInclusive<u32>>>> {
+        self.with_mailbox(user, mailbox, |mailbox| Ok(mailbox.expunged.since(modseq)))
     }
 
     async fn list_mailboxes(&self, user: &str) -> StoreResult<Vec<MailboxInfo>> {

@@ -14,12 +14,14 @@ mod keyword_table;
 #[cfg(feature = "maildir")]
 mod maildir;
 mod memory;
+mod modseq;
 mod rules;
 mod watch;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::ops::RangeInclusive;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -29,6 +31,8 @@ pub use keyword::{InvalidKeyword, Keyword, Keywords, MAX_KEYWORD_LEN};
 #[cfg(feature = "maildir")]
 pub use maildir::{Maildir, MaildirUpload};
 pub use memory::{MemoryStore, MemoryUpload};
+pub use modseq::{FlagsUpdate, MAX_MODSEQ};
+pub(crate) use modseq::ranges_of;
 pub(crate) use watch::ChangeNotifier;
 pub use watch::MailboxWatch;
 #[cfg(test)]
@@ -58,6 +62,10 @@ pub struct MessageMeta {
     pub flags: MessageFlags,
     /// When the message was delivered (IMAP INTERNALDATE).
     pub internal_date: SystemTime,
+    /// The mod-sequence of the message's last change (RFC 7162): its delivery or its last
+    /// flag change. 0 from a store that keeps no mod-sequences (see
+    /// [`MailboxSnapshot::highest_modseq`]).
+    pub modseq: u64,
 }
 
 /// A mailbox's contents at one moment.
@@ -72,6 +80,11 @@ pub struct MailboxSnapshot {
     /// Every keyword the mailbox knows (IMAP's FLAGS response lists them), whether or not a
     /// message has it now.
     pub keywords: Keywords,
+    /// The mailbox's highest mod-sequence (RFC 7162's HIGHESTMODSEQ): raised by every
+    /// delivery, flag change and expunge, never lowered while the UIDVALIDITY stays, at least
+    /// every message's [`modseq`](MessageMeta::modseq). 0 means the store keeps no
+    /// mod-sequences for this mailbox (IMAP then answers `NOMODSEQ`).
+    pub highest_modseq: u64,
 }
 
 /// A mailbox as listed for a user.
@@ -146,6 +159,16 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// the client only after that, so an acknowledged APPEND or DELE survives a crash.
 ///
 /// Mailbox names use `/` as the hierarchy separator; `INBOX` is case-insensitive.
+///
+/// # Mod-sequences
+///
+/// A store may keep RFC 7162 mod-sequences, which IMAP's CONDSTORE and QRESYNC serve: each
+/// delivery, flag change and expunge raises the mailbox's
+/// [`highest_modseq`](MailboxSnapshot::highest_modseq) and stamps the message it changed
+/// ([`MessageMeta::modseq`]), durably, never lowering them while the UIDVALIDITY stays;
+/// [`update_flags`](Self::update_flags) and [`expunged_since`](Self::expunged_since) answer
+/// with them. Both stores here do. A store that does not leaves them 0 and keeps the
+/// defaults: IMAP then answers `NOMODSEQ` for its mailboxes.
 ///
 /// # Implementing
 ///
@@ -309,6 +332,87 @@ pub trait Mailstore: Send + Sync + 'static {
         uid: u32,
         flags: MessageFlags,
     ) -> impl Future<Output = StoreResult<MessageFlags>> + Send;
+
+    /// [`set_flags`](Self::set_flags) with the message's new mod-sequence, and, with
+    /// `unchanged_since`, only if the message has not changed after that mod-sequence
+    /// (RFC 7162's `UNCHANGEDSINCE`): checked and changed atomically, so of two sessions
+    /// changing a message from the same state, one is told [`FlagsUpdate::Modified`].
+    ///
+    /// Flags that are already so change nothing, and keep the message's mod-sequence. A flag
+    /// change made by another program and not yet seen counts as a change.
+    ///
+    /// The default, for stores without mod-sequences (whose snapshots have
+    /// [`highest_modseq`](MailboxSnapshot::highest_modseq) 0, so that IMAP never passes a
+    /// condition), is [`set_flags`](Self::set_flags) with mod-sequence 0; a store that keeps
+    /// mod-sequences must override it.
+    ///
+    /// ```
+    /// use tower_mail::store::{Flags, FlagsUpdate, Mailstore, MemoryStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// store.ensure_user("alice").await?;
+    /// let uid = store.append("alice", "INBOX", "Subject: hi\r\n\r\n".into(), Flags::EMPTY.into(), None).await?;
+    /// let seen = store.snapshot("alice", "INBOX").await?.messages[0].modseq;
+    ///
+    /// // Another session flags it...
+    /// store.set_flags("alice", "INBOX", uid, Flags::FLAGGED.into()).await?;
+    /// // ...so a change conditional on the state seen before is refused.
+    /// let update = store.update_flags("alice", "INBOX", uid, Flags::SEEN.into(), Some(seen)).await?;
+    /// let FlagsUpdate::Modified { modseq } = update else { panic!("stored") };
+    /// assert!(modseq > seen);
+    /// let update = store.update_flags("alice", "INBOX", uid, Flags::SEEN.into(), Some(modseq)).await?;
+    /// assert!(matches!(update, FlagsUpdate::Stored { modseq: now, .. } if now > modseq));
+    /// # Ok::<_, tower_mail::store::StoreError>(())
+    /// # }).unwrap();
+    /// ```
+    fn update_flags(
+        &self,
+        user: &str,
+        mailbox: &str,
+        uid: u32,
+        flags: MessageFlags,
+        unchanged_since: Option<u64>,
+    ) -> impl Future<Output = StoreResult<FlagsUpdate>> + Send {
+        let _ = unchanged_since;
+        async move {
+            let flags = self.set_flags(user, mailbox, uid, flags).await?;
+            Ok(FlagsUpdate::Stored { flags, modseq: 0 })
+        }
+    }
+
+    /// The UIDs expunged from `mailbox` after mod-sequence `modseq`, as ascending ranges
+    /// (what IMAP's `VANISHED (EARLIER)` reports); `None` if the store does not remember
+    /// expunges that far back (it keeps a bounded history) or keeps no mod-sequences, which
+    /// is the default. Callers then take every UID below UIDNEXT that is not in the mailbox
+    /// as possibly expunged.
+    ///
+    /// ```
+    /// use tower_mail::store::{Flags, Mailstore, MemoryStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// store.ensure_user("alice").await?;
+    /// let mut uids = Vec::new();
+    /// for _ in 0..3 {
+    ///     uids.push(store.append("alice", "INBOX", "Subject: hi\r\n\r\n".into(), Flags::EMPTY.into(), None).await?);
+    /// }
+    /// let before = store.snapshot("alice", "INBOX").await?.highest_modseq;
+    /// store.expunge("alice", "INBOX", &uids[..2]).await?;
+    /// let gone = store.expunged_since("alice", "INBOX", before).await?;
+    /// assert_eq!(gone, Some(vec![uids[0]..=uids[1]]));
+    /// # Ok::<_, tower_mail::store::StoreError>(())
+    /// # }).unwrap();
+    /// ```
+    fn expunged_since(
+        &self,
+        user: &str,
+        mailbox: &str,
+        modseq: u64,
+    ) -> impl Future<Output = StoreResult<Option<Vec<RangeInclusive<u32>>>>> + Send {
+        let _ = (user, mailbox, modseq);
+        async { Ok(None) }
+    }
 
     /// The user's mailboxes, INBOX first, then by name.
     fn list_mailboxes(

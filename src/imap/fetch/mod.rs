@@ -19,7 +19,7 @@ mod tests;
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::core::{NString, Vec1};
@@ -54,6 +54,8 @@ enum Item {
     Rfc822,
     Rfc822Header,
     Rfc822Text,
+    /// RFC 7162's MODSEQ.
+    ModSeq,
     /// BODY[section]<partial> and BODY.PEEK[...]; `section` None is BODY[].
     Section {
         section: Option<Section<'static>>,
@@ -86,14 +88,29 @@ impl FetchPlan {
     }
 
     /// Whether `render` needs the message's bytes (anything beyond FLAGS, UID, INTERNALDATE,
-    /// RFC822.SIZE).
+    /// RFC822.SIZE, MODSEQ).
     pub(super) fn needs_content(&self) -> bool {
         self.items.iter().any(|item| {
             !matches!(
                 item,
-                Item::Flags | Item::InternalDate | Item::Rfc822Size | Item::Uid
+                Item::Flags | Item::InternalDate | Item::Rfc822Size | Item::Uid | Item::ModSeq
             )
         })
+    }
+
+    /// Whether MODSEQ is asked for.
+    pub(super) fn has_modseq(&self) -> bool {
+        self.items.contains(&Item::ModSeq)
+    }
+
+    /// Whether the answer may show FLAGS: asked for, or set by reading (`\Seen`).
+    pub(super) fn shows_flags(&self) -> bool {
+        self.items.contains(&Item::Flags) || self.marks_seen()
+    }
+
+    /// Adds MODSEQ (CHANGEDSINCE implies it; with CONDSTORE on, it goes with FLAGS).
+    pub(super) fn add_modseq(&mut self) {
+        self.add(Item::ModSeq);
     }
 
     /// Whether fetching sets \Seen: BODY[...] without .PEEK, RFC822, RFC822.TEXT.
@@ -173,6 +190,7 @@ impl Item {
             MessageDataItemName::Rfc822 => Item::Rfc822,
             MessageDataItemName::Rfc822Header => Item::Rfc822Header,
             MessageDataItemName::Rfc822Text => Item::Rfc822Text,
+            MessageDataItemName::ModSeq => Item::ModSeq,
             MessageDataItemName::BodyExt {
                 section,
                 partial,
@@ -199,6 +217,8 @@ impl Item {
                 MessageDataItem::Rfc822Size(u32::try_from(meta.size).unwrap_or(u32::MAX))
             }
             Item::Uid => MessageDataItem::Uid(NonZeroU32::new(meta.uid)?),
+            // A store without mod-sequences has 0; the session refuses MODSEQ there.
+            Item::ModSeq => MessageDataItem::ModSeq(NonZeroU64::new(meta.modseq)?),
             Item::Envelope => {
                 let root = message.tree();
                 MessageDataItem::Envelope(envelope::envelope(message.slice(&root.header)))

@@ -39,6 +39,7 @@ fn meta(message: &[u8], flags: Flags) -> MessageMeta {
         size: rfc822_size(message),
         flags: flags.into(),
         internal_date: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        modseq: 12,
     }
 }
 

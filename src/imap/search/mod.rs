@@ -37,6 +37,22 @@ pub(super) struct Bounds {
     pub(super) largest_uid: u32,
 }
 
+/// Whether the criteria have RFC 7162's MODSEQ, anywhere: a CONDSTORE enabling command, and
+/// the SEARCH response then tells the highest mod-sequence found.
+pub(super) fn uses_modseq(criteria: &[SearchKey<'_>]) -> bool {
+    criteria.iter().any(key_uses_modseq)
+}
+
+fn key_uses_modseq(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::ModSequence { .. } => true,
+        SearchKey::And(keys) => uses_modseq(keys.as_ref()),
+        SearchKey::Not(key) => key_uses_modseq(key),
+        SearchKey::Or(left, right) => key_uses_modseq(left) || key_uses_modseq(right),
+        _ => false,
+    }
+}
+
 /// Whether the criteria need the message bytes (header, body, text and sent-date keys), so
 /// that a search on flags, dates or sets never reads a message from the store.
 pub(super) fn needs_content(criteria: &[SearchKey<'_>]) -> bool {
@@ -83,7 +99,8 @@ fn key_needs_content(key: &SearchKey<'_>) -> bool {
         | SearchKey::Undraft
         | SearchKey::Unflagged
         | SearchKey::Unkeyword(_)
-        | SearchKey::Unseen => false,
+        | SearchKey::Unseen
+        | SearchKey::ModSequence { .. } => false,
     }
 }
 
@@ -154,6 +171,9 @@ impl Search<'_, '_> {
             SearchKey::SentOn(date) => self.sent(|sent| sent == *date.as_ref()),
             SearchKey::SentSince(date) => self.sent(|sent| sent >= *date.as_ref()),
 
+            // Per message, whatever flag `entry` names: this server keeps no mod-sequence
+            // per flag, which RFC 7162 section 3.1.5 allows.
+            SearchKey::ModSequence { modseq, .. } => meta.modseq >= *modseq,
             SearchKey::Larger(size) => meta.size > u64::from(*size),
             SearchKey::Smaller(size) => meta.size < u64::from(*size),
 

@@ -42,6 +42,7 @@ fn meta(uid: u32, flags: Flags) -> MessageMeta {
         size: 1000,
         flags: flags.into(),
         internal_date: internal_date(),
+        modseq: 5,
     }
 }
 

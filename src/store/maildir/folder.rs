@@ -1,5 +1,6 @@
-//! One Maildir folder (`cur/`, `new/`, `tmp/`, the UID list and the keyword file): the
-//! blocking work behind `snapshot`, `fetch`, `append`, `set_flags` and `expunge`.
+//! One Maildir folder (`cur/`, `new/`, `tmp/`, the UID list, the keyword file and the
+//! mod-sequence file): the blocking work behind `snapshot`, `fetch`, `append`, `set_flags` and
+//! `expunge`.
 //!
 //! The caller holds the folder's lock and passes its [`FolderCache`], so nothing here races
 //! with another operation of this process on the same folder; except [`TmpMessage`], a
@@ -17,10 +18,12 @@ use super::durable;
 use super::filename;
 use super::keywords::{self, KeywordFile};
 use super::listing::{DirTimes, Listing};
+use super::modseqs::{self, Modseqs};
 use super::uidlist::{self, Loaded, UidList};
 use crate::store::keyword_table::SlotMask;
 use crate::store::{
-    MailboxSnapshot, MessageFlags, MessageMeta, Rfc822Size, StoreError, StoreResult, rfc822_size,
+    FlagsUpdate, MailboxSnapshot, MessageFlags, MessageMeta, Rfc822Size, StoreError, StoreResult,
+    rfc822_size,
 };
 
 /// The paths of one folder.
@@ -46,6 +49,9 @@ impl Folder {
     }
     fn keywords(&self) -> PathBuf {
         self.dir.join(keywords::FILE_NAME)
+    }
+    fn modseqs(&self) -> PathBuf {
+        self.dir.join(modseqs::FILE_NAME)
     }
 
     /// Takes Dovecot's lock on the UID list, which every writer of it holds; fails with
@@ -118,6 +124,15 @@ struct State {
     /// The keyword letters, and the stamp of the file they were read from (`None`: no file).
     keywords: KeywordFile,
     keywords_stamp: Option<Stamp>,
+    /// The mod-sequences, once needed.
+    modseqs: Option<ModseqCache>,
+}
+
+/// The folder's mod-sequences as last read or written, and the stamp of their file then
+/// (`None`: there was none).
+struct ModseqCache {
+    modseqs: Modseqs,
+    stamp: Option<Stamp>,
 }
 
 impl State {
@@ -132,6 +147,7 @@ impl State {
             listing: Listing::default(),
             keywords: KeywordFile::default(),
             keywords_stamp: None,
+            modseqs: None,
         }
     }
 }
@@ -243,6 +259,51 @@ fn refresh_keywords(folder: &Folder, state: &mut State) -> io::Result<()> {
         state.listing.forget();
     }
     Ok(())
+}
+
+/// The folder's mod-sequences (for the UID list's `uid_validity`): read at first use and
+/// again when another process wrote the file, started anew for a new UIDVALIDITY. Returns
+/// whether they were read or started anew, which makes a kept listing stale.
+fn modseqs<'c>(
+    folder: &Folder,
+    uid_validity: u32,
+    cache: &'c mut Option<ModseqCache>,
+) -> io::Result<(&'c mut Modseqs, bool)> {
+    let path = folder.modseqs();
+    let stamp = Stamp::of_path(&path)?;
+    let (modseqs, mut renewed) = match cache.take() {
+        Some(cached) if cached.stamp == stamp => (cached.modseqs, false),
+        old => {
+            let previous = old.map_or(0, |cached| cached.modseqs.highest());
+            let read = Modseqs::read(&path)?;
+            let modseqs = read.unwrap_or_else(|| Modseqs::fresh(uid_validity, previous));
+            (modseqs, true)
+        }
+    };
+    let cached = cache.insert(ModseqCache { modseqs, stamp });
+    renewed |= cached.modseqs.follow_uid_validity(uid_validity);
+    Ok((&mut cached.modseqs, renewed))
+}
+
+/// Makes the folder's mod-sequence changes durable (the caller holds Dovecot's lock on the
+/// UID list) before any of them is reported: one reported and then lost in a crash could be
+/// handed out again for another change, which a client that saw it would then miss.
+fn flush_modseqs(
+    folder: &Folder,
+    cache: &mut Option<ModseqCache>,
+    lock: &DotLock,
+) -> io::Result<()> {
+    if let Some(cached) = cache
+        && cached.modseqs.flush(&folder.dir, lock)?
+    {
+        cached.stamp = Stamp::of_path(&folder.modseqs())?;
+    }
+    Ok(())
+}
+
+/// The info letters of a file name in `cur/` (after `:2,`; none reads as none set).
+fn info_of(name: &str) -> &str {
+    filename::split(name).1.unwrap_or("")
 }
 
 /// The slots of `flags`' keywords, adding the new ones to the keyword file first, so that no
@@ -393,6 +454,11 @@ fn sync(
     state
         .sizes
         .retain(|base, _| by_base.contains_key(base.as_str()));
+    // Messages new to the mod-sequence file (delivered since, by this store too: a delivery
+    // leaves that to here) get a mod-sequence now, as do those whose flags another program
+    // changed; UIDs gone from the list were expunged by another program.
+    let (modseqs, _) = modseqs(folder, state.list.uid_validity, &mut state.modseqs)?;
+    modseqs.forget_missing(&state.list.entries);
     let mut messages = Vec::with_capacity(state.list.entries.len());
     for (&uid, base) in &state.list.entries {
         let Some(file) = by_base.get(base.as_str()) else {
@@ -409,16 +475,18 @@ fn sync(
                 }
             },
         };
-        let (_, info) = filename::split(&file.name);
+        let info = info_of(&file.name);
         messages.push(MessageMeta {
             uid,
             size,
-            flags: state.keywords.flags_of(info.unwrap_or("")),
+            flags: state.keywords.flags_of(info),
             internal_date: file.modified,
+            modseq: modseqs.of(uid, info),
         });
         state.names.insert(uid, file.name.clone());
     }
     state.names_complete = true;
+    flush_modseqs(folder, &mut state.modseqs, lock)?;
     Ok(messages)
 }
 
@@ -585,9 +653,17 @@ pub(super) fn snapshot(folder: &Folder, cache: &mut FolderCache) -> StoreResult<
         uid_next: state.list.uid_next,
         messages,
         keywords: state.keywords.table.all(),
+        highest_modseq: state
+            .modseqs
+            .as_ref()
+            .map_or(1, |cached| cached.modseqs.highest()),
     };
     let reused = with_state(folder, cache, |state| {
         let times = DirTimes::read(&folder.cur(), &folder.new_dir())?;
+        let (_, renewed) = modseqs(folder, state.list.uid_validity, &mut state.modseqs)?;
+        if renewed {
+            state.listing.forget();
+        }
         Ok(state
             .listing
             .reuse(times)
@@ -823,21 +899,33 @@ pub(super) fn deliver(
     })
 }
 
-/// Renames the message's file to carry `flags`, keeping the letters that IMAP cannot name;
-/// returns the flags as stored.
-pub(super) fn set_flags(
+/// Renames the message's file to carry `flags`, keeping the letters that IMAP cannot name,
+/// unless it changed after `unchanged_since`; returns the flags as stored and the message's
+/// mod-sequence. Under the UID list's lock, which the mod-sequence file is written under.
+pub(super) fn update_flags(
     folder: &Folder,
     cache: &mut FolderCache,
     uid: u32,
     flags: MessageFlags,
-) -> StoreResult<MessageFlags> {
-    with_state(folder, cache, |state| {
+    unchanged_since: Option<u64>,
+) -> StoreResult<FlagsUpdate> {
+    with_state_locked(folder, cache, |state, lock| {
         if !state.list.entries.contains_key(&uid) {
             return Err(StoreError::NoSuchMessage);
         }
         // Its own change moves the directory's time too; forgetting is the plainer guarantee.
         state.listing.forget();
-        let keywords = keyword_slots(folder, state, &flags, None)?;
+        // The name now: a flag change by another program since the last look is a change.
+        let current = on_file(folder, state, uid, |path, name| {
+            fs::metadata(path).map(|_| name.to_owned())
+        })?;
+        let (table, _) = modseqs(folder, state.list.uid_validity, &mut state.modseqs)?;
+        let before = table.of(uid, info_of(&current));
+        if unchanged_since.is_some_and(|since| before > since) {
+            flush_modseqs(folder, &mut state.modseqs, lock)?;
+            return Ok(FlagsUpdate::Modified { modseq: before });
+        }
+        let keywords = keyword_slots(folder, state, &flags, Some(lock))?;
         let kept = state.keywords.table.reserved();
         let cur = folder.cur();
         let (name, renamed) = on_file(folder, state, uid, |path, name| {
@@ -853,11 +941,29 @@ pub(super) fn set_flags(
         if renamed {
             durable::sync_dir(&cur)?;
         }
+        let (table, _) = modseqs(folder, state.list.uid_validity, &mut state.modseqs)?;
+        let modseq = table.of(uid, info_of(&name));
+        flush_modseqs(folder, &mut state.modseqs, lock)?;
         state.names.insert(uid, name);
-        Ok(MessageFlags {
-            system: flags.system,
-            keywords: state.keywords.table.keywords(keywords),
+        Ok(FlagsUpdate::Stored {
+            flags: MessageFlags {
+                system: flags.system,
+                keywords: state.keywords.table.keywords(keywords),
+            },
+            modseq,
         })
+    })
+}
+
+/// The UIDs expunged after `modseq`, if the folder's history goes back that far.
+pub(super) fn expunged_since(
+    folder: &Folder,
+    cache: &mut FolderCache,
+    modseq: u64,
+) -> StoreResult<Option<Vec<std::ops::RangeInclusive<u32>>>> {
+    with_state(folder, cache, |state| {
+        let (table, _) = modseqs(folder, state.list.uid_validity, &mut state.modseqs)?;
+        Ok(table.expunged_since(modseq))
     })
 }
 
@@ -865,18 +971,23 @@ pub(super) fn set_flags(
 pub(super) fn expunge(folder: &Folder, cache: &mut FolderCache, uids: &[u32]) -> StoreResult<()> {
     with_state_locked(folder, cache, |state, lock| {
         state.listing.forget();
-        let mut removed = false;
+        let mut removed = Vec::new();
         for &uid in uids {
             match on_file(folder, state, uid, |path, _| fs::remove_file(path)) {
                 Ok(()) | Err(StoreError::NoSuchMessage) => {}
                 Err(err) => return Err(err),
             }
-            removed |= state.list.entries.remove(&uid).is_some();
+            if state.list.entries.remove(&uid).is_some() {
+                removed.push(uid);
+            }
             state.names.remove(&uid);
         }
-        if removed {
+        if !removed.is_empty() {
             durable::sync_dir(&folder.cur())?;
             persist(folder, state, lock)?;
+            let (table, _) = modseqs(folder, state.list.uid_validity, &mut state.modseqs)?;
+            table.expunged(removed);
+            flush_modseqs(folder, &mut state.modseqs, lock)?;
         }
         Ok(())
     })

@@ -101,6 +101,7 @@ mod tests {
             size: 10,
             flags: Default::default(),
             internal_date: SystemTime::UNIX_EPOCH,
+            modseq: 1,
         }
     }
 

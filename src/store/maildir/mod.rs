@@ -6,6 +6,7 @@ mod filename;
 mod folder;
 mod keywords;
 mod listing;
+mod modseqs;
 mod subscriptions;
 mod tree;
 mod uidlist;
@@ -19,6 +20,7 @@ mod tests;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
@@ -29,8 +31,8 @@ use tokio::sync::Mutex as AsyncMutex;
 use self::folder::{Folder, FolderCache, TmpMessage, Written};
 pub use self::upload::MaildirUpload;
 use super::{
-    ChangeNotifier, INBOX, MailboxInfo, MailboxSnapshot, MailboxWatch, Mailstore, MessageFlags,
-    StoreError, StoreResult, rules,
+    ChangeNotifier, FlagsUpdate, INBOX, MailboxInfo, MailboxSnapshot, MailboxWatch, Mailstore,
+    MessageFlags, StoreError, StoreResult, rules,
 };
 
 /// Mail stored in Maildir++ directories, one tree per user, readable by other Maildir tools
@@ -384,8 +386,34 @@ impl Mailstore for Maildir {
         uid: u32,
         flags: MessageFlags,
     ) -> StoreResult<MessageFlags> {
+        match self.update_flags(user, mailbox, uid, flags, None).await? {
+            FlagsUpdate::Stored { flags, .. } => Ok(flags),
+            FlagsUpdate::Modified { .. } => unreachable!("a change without a condition"),
+        }
+    }
+
+    async fn update_flags(
+        &self,
+        user: &str,
+        mailbox: &str,
+        uid: u32,
+        flags: MessageFlags,
+        unchanged_since: Option<u64>,
+    ) -> StoreResult<FlagsUpdate> {
         self.on_folder_changing(user, mailbox, move |folder, cache| {
-            folder::set_flags(folder, cache, uid, flags)
+            folder::update_flags(folder, cache, uid, flags, unchanged_since)
+        })
+        .await
+    }
+
+    async fn expunged_since(
+        &self,
+        user: &str,
+        mailbox: &str,
+        modseq: u64,
+    ) -> StoreResult<Option<Vec<RangeInclusive<u32>>>> {
+        self.on_folder(user, mailbox, move |folder, cache| {
+            folder::expunged_since(folder, cache, modseq)
         })
         .await
     }
