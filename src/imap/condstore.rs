@@ -440,3 +440,60 @@ fn absent_uids(view: &MailboxView, matched: u32) -> Vec<RangeInclusive<u32>> {
     }
     absent
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+    use crate::store::{Flags, Keywords, MailboxSnapshot, MailboxWatch, MessageMeta};
+
+    fn view(uids: &[u32], uid_next: u32) -> MailboxView {
+        let messages = uids
+            .iter()
+            .map(|&uid| MessageMeta {
+                uid,
+                size: 10,
+                flags: Flags::EMPTY.into(),
+                internal_date: UNIX_EPOCH,
+                modseq: 5,
+            })
+            .collect();
+        let snapshot = MailboxSnapshot {
+            uid_validity: 7,
+            uid_next,
+            messages,
+            keywords: Keywords::new(),
+            highest_modseq: 9,
+        };
+        MailboxView::open("INBOX".into(), false, snapshot, MailboxWatch::never(), 1)
+    }
+
+    fn set(text: &str) -> SequenceSet {
+        SequenceSet::try_from(text).unwrap()
+    }
+
+    #[test]
+    fn sequence_match_data_is_counted_and_listed_in_order() {
+        assert_eq!(count(&set("1:3,9,20:11")), Some(14));
+        assert_eq!(count(&set("1,5:*")), None);
+        let listed: Vec<u32> = listed(&set("3,7:5,9")).collect();
+        assert_eq!(listed, [3, 7, 6, 5, 9]);
+    }
+
+    #[test]
+    fn the_highest_matching_pair_bounds_what_may_have_gone() {
+        // The client knew 1..=10 as numbers 1..=10; 3 and 8 went since.
+        let view = view(&[1, 2, 4, 5, 6, 7, 9, 10], 11);
+        assert_eq!(matched_uid(&view, &set("1,2,4"), &set("1,2,4")), 2);
+        assert_eq!(matched_uid(&view, &set("1:2,5"), &set("1:2,5")), 2);
+        assert_eq!(matched_uid(&view, &set("3"), &set("4")), 4, "UID 4 is number 3 now");
+        assert_eq!(matched_uid(&view, &set("9"), &set("9")), 0, "beyond the mailbox");
+        // Conservatively: everything absent above the match, up to UIDNEXT.
+        assert_eq!(absent_uids(&view, 0), vec![3..=3, 8..=8]);
+        assert_eq!(absent_uids(&view, 4), vec![8..=8]);
+        assert_eq!(absent_uids(&view, 10), vec![]);
+        let emptied = super::tests::view(&[2], 6);
+        assert_eq!(absent_uids(&emptied, 0), vec![1..=1, 3..=5]);
+    }
+}

@@ -36,6 +36,10 @@ macro_rules! conformance_tests {
             upload_length_is_kept,
             begin_append_fails_fast,
             watch_sees_streamed_append,
+            every_change_raises_the_modseq,
+            unchanged_since_is_checked_and_set_at_once,
+            expunges_are_remembered_with_their_modseq,
+            modseqs_move_with_a_renamed_mailbox,
         );
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn concurrent_appends_get_distinct_uids() {
@@ -54,6 +58,7 @@ macro_rules! conformance_tests {
     };
 }
 pub(crate) use conformance_tests;
+pub(crate) use super::conformance_modseq::*;
 
 const USER: &str = "alice";
 

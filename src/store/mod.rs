@@ -8,6 +8,8 @@
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod conformance_modseq;
 mod flags;
 mod keyword;
 mod keyword_table;

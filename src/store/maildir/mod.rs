@@ -15,6 +15,8 @@ mod upload;
 #[cfg(test)]
 mod dovecot_tests;
 #[cfg(test)]
+mod modseq_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
