@@ -186,25 +186,51 @@ impl ExampleServer {
             toml_str(&dir.path().join("users.passwd")),
         );
         let config = format!("{config}{extra_config}");
-        let config_path = dir.path().join("server.toml");
-        std::fs::write(&config_path, config).expect("write server.toml");
+        std::fs::write(dir.path().join("server.toml"), config).expect("write server.toml");
+        let mut server = ExampleServer {
+            child: None,
+            dir,
+            pop3: "0.0.0.0:0".parse().unwrap(),
+            pop3s: "0.0.0.0:0".parse().unwrap(),
+            imap: "0.0.0.0:0".parse().unwrap(),
+            imaps: "0.0.0.0:0".parse().unwrap(),
+            metrics,
+            stdout: Arc::new(Mutex::new(Vec::new())),
+            reader: None,
+        };
+        server.launch();
+        server
+    }
 
+    /// Stop the server (SIGTERM, and wait for it to exit) and start it again on the same data
+    /// directory and configuration: what survives is what it keeps on disk. The listeners
+    /// come back on new ephemeral ports; stdout starts afresh.
+    pub fn restart(&mut self) {
+        self.signal("TERM");
+        let status = self.wait_exit(SOON).expect("the server exits on SIGTERM");
+        assert!(status.success(), "server exit on SIGTERM: {status}");
+        self.child = None;
+        self.stdout = Arc::new(Mutex::new(Vec::new()));
+        self.launch();
+    }
+
+    /// Start the server process on the configuration in the data directory and wait for its
+    /// listeners.
+    fn launch(&mut self) {
         let mut child = Command::new(server_binary())
             .arg("--config")
-            .arg(&config_path)
+            .arg(self.config_path())
             // Relative default paths (none are used here) would land in the temp dir.
-            .current_dir(dir.path())
+            .current_dir(self.dir.path())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn the example server");
-
-        let stdout = Arc::new(Mutex::new(Vec::new()));
         let pipe = child.stdout.take().expect("piped stdout");
         let reader = {
-            let stdout = stdout.clone();
+            let stdout = self.stdout.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines() {
                     let Ok(line) = line else { break };
@@ -212,22 +238,12 @@ impl ExampleServer {
                 }
             })
         };
-        let mut server = ExampleServer {
-            child: Some(child),
-            dir,
-            pop3: "0.0.0.0:0".parse().unwrap(),
-            pop3s: "0.0.0.0:0".parse().unwrap(),
-            imap: "0.0.0.0:0".parse().unwrap(),
-            imaps: "0.0.0.0:0".parse().unwrap(),
-            metrics,
-            stdout,
-            reader: Some(reader),
-        };
-        server.pop3 = server.listening_on("POP3 (STLS) listening on ");
-        server.pop3s = server.listening_on("POP3 (TLS) listening on ");
-        server.imap = server.listening_on("IMAP (STARTTLS) listening on ");
-        server.imaps = server.listening_on("IMAP (TLS) listening on ");
-        server
+        self.child = Some(child);
+        self.reader = Some(reader);
+        self.pop3 = self.listening_on("POP3 (STLS) listening on ");
+        self.pop3s = self.listening_on("POP3 (TLS) listening on ");
+        self.imap = self.listening_on("IMAP (STARTTLS) listening on ");
+        self.imaps = self.listening_on("IMAP (TLS) listening on ");
     }
 
     /// Wait for the line `<prefix><address>` on stdout.
