@@ -273,14 +273,16 @@ async fn greeting_and_capability_advertise_only_what_is_served() {
         "LITERAL+",
         "CHILDREN",
         "SPECIAL-USE",
+        "CONDSTORE",
+        "QRESYNC",
     ] {
         assert!(
             caps.contains(&expected.to_owned()),
             "{expected} in {caps:?}"
         );
     }
-    // No TLS on this listener, plaintext allowed; CONDSTORE is not served.
-    for absent in ["STARTTLS", "LOGINDISABLED", "CONDSTORE"] {
+    // No TLS on this listener, plaintext allowed.
+    for absent in ["STARTTLS", "LOGINDISABLED"] {
         assert!(!caps.contains(&absent.to_owned()), "{absent} in {caps:?}");
     }
     assert_eq!(command(&mut client, "a2 LOGOUT").await.len(), 2);
@@ -744,7 +746,8 @@ async fn select_and_examine_report_the_mailbox() {
     let store = MemoryStore::new();
     deliver(&store, "INBOX", Flags::SEEN).await;
     deliver(&store, "INBOX", Flags::EMPTY).await;
-    let validity = store.snapshot("alice", "INBOX").await.unwrap().uid_validity;
+    let snapshot = store.snapshot("alice", "INBOX").await.unwrap();
+    let (validity, highest) = (snapshot.uid_validity, snapshot.highest_modseq);
     let harness = Harness::start(&store, config()).await;
     let mut client = harness.login().await;
     let reply = command(&mut client, "s1 SELECT INBOX").await;
@@ -759,17 +762,24 @@ async fn select_and_examine_report_the_mailbox() {
             &format!("* OK [UIDVALIDITY {validity}] UIDs valid"),
             "* OK [UIDNEXT 3] Predicted next UID",
             r"* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Flags permitted",
+            // RFC 7162: the one addition CONDSTORE makes for a client that never enables it.
+            &format!("* OK [HIGHESTMODSEQ {highest}] Highest"),
             "s1 OK [READ-WRITE] SELECT completed",
         ]
     );
     let reply = command(&mut client, "s2 EXAMINE Sent").await;
     assert!(reply.contains(&"* 0 EXISTS".to_owned()), "{reply:?}");
     assert!(reply.contains(&"* OK [PERMANENTFLAGS ()] Flags permitted".to_owned()));
+    // INBOX was selected: RFC 7162 section 3.2.11 marks where its responses end.
+    assert_eq!(reply[0], "* OK [CLOSED] Previous mailbox closed");
     assert_eq!(reply.last().unwrap(), "s2 OK [READ-ONLY] EXAMINE completed");
     // A failed SELECT leaves no mailbox selected (RFC 3501 section 6.3.1).
     assert_eq!(
         command(&mut client, "s3 SELECT Nowhere").await,
-        ["s3 NO [NONEXISTENT] No such mailbox"]
+        [
+            "* OK [CLOSED] Previous mailbox closed",
+            "s3 NO [NONEXISTENT] No such mailbox"
+        ]
     );
     assert_eq!(
         command(&mut client, "s4 CLOSE").await,
@@ -1025,8 +1035,8 @@ async fn status_counts_messages_and_namespace_and_enable_answer() {
     );
     command(&mut client, "b LOGIN alice secret").await;
     assert_eq!(
-        command(&mut client, "c ENABLE CONDSTORE").await,
-        ["* ENABLED", "c OK ENABLE completed"]
+        command(&mut client, "c ENABLE CONDSTORE X-UNKNOWN").await,
+        ["* ENABLED CONDSTORE", "c OK ENABLE completed"]
     );
     assert_eq!(
         command(&mut client, "d NAMESPACE").await,
