@@ -2,7 +2,8 @@
 //! imaplib and poplib: the UIDs, UIDVALIDITY, UIDNEXT and POP3 UIDLs Dovecot gave stay what
 //! they were, and so do the subscriptions (nested ones too); `\Recent` tells of what was
 //! delivered while no session looked, once, also after a restart. Then the two servers take
-//! turns on one tree, with Dovecot's own `doveadm` as the other server.
+//! turns on one tree, with Dovecot's own `doveadm` as the other server, and a QRESYNC client
+//! hears of what Dovecot changed in its turn.
 //!
 //! Needs `python3` (imaplib and poplib from the standard library) and `doveadm`
 //! (`apt-get install dovecot-core`; `.ci/run` installs it).
@@ -615,5 +616,71 @@ async fn dovecot_and_tower_mail_take_turns_on_one_tree() {
         out["lsub"],
         "INBOX Archive/2024 Drafts Junk Lists/rust Sent Trash"
     );
+    tower.stop().await;
+}
+
+/// CONDSTORE and QRESYNC across Dovecot's turn on the tree: Dovecot leaves tower-mail's
+/// mod-sequence file alone, and what it changed meanwhile (a flag, an expunge, a delivery)
+/// reaches a client that resynchronises with tower-mail from the value it had before.
+#[tokio::test(flavor = "multi_thread")]
+async fn qresync_after_dovecots_turn_reports_what_dovecot_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let dovecot = Doveadm::new(dir.path());
+    let root = dir.path().join("mail");
+    for i in 1..=3 {
+        dovecot.save("INBOX", &format!("Subject: {i}\r\n\r\nbody {i}\r\n"));
+    }
+
+    let tower = Tower::start(&root).await;
+    let before = printed(
+        &tower
+            .imaplib(
+                r#"
+                M._simple_command('ENABLE', 'QRESYNC')
+                M.select('INBOX')
+                show('validity', M.response('UIDVALIDITY')[1][0])
+                show('highest', M.response('HIGHESTMODSEQ')[1][0])
+                "#,
+            )
+            .await,
+    );
+    tower.stop().await;
+
+    dovecot.run(
+        &["flags", "add", "\\Flagged", "mailbox", "INBOX", "uid", "1"],
+        b"",
+    );
+    dovecot.run(&["expunge", "mailbox", "INBOX", "uid", "3"], b"");
+    dovecot.save("INBOX", "Subject: 4\r\n\r\nbody 4\r\n");
+    assert_eq!(dovecot.uids("INBOX"), [1, 2, 4]);
+
+    let tower = Tower::start(&root).await;
+    let out = tower
+        .imaplib(&format!(
+            r#"
+            M._simple_command('ENABLE', 'QRESYNC')
+            M.untagged_responses.clear()
+            typ, data = M._simple_command('SELECT', 'INBOX', '(QRESYNC ({} {}))')
+            show('exists', M.untagged_responses['EXISTS'][0])
+            for line in M.untagged_responses.get('VANISHED', []):
+                show('vanished', line)
+            for line in M.untagged_responses.get('FETCH', []):
+                show('fetch', line)
+            "#,
+            before["validity"], before["highest"]
+        ))
+        .await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "exists 3");
+    assert_eq!(lines[1], "vanished (EARLIER) 3");
+    // The flagged message and the delivery, each with a mod-sequence of its own.
+    let fetched: Vec<&str> = lines[2..]
+        .iter()
+        .filter_map(|line| line.strip_prefix("fetch "))
+        .collect();
+    assert_eq!(fetched.len(), 2, "{out}");
+    assert!(fetched[0].starts_with("1 (UID 1 FLAGS (\\Flagged) MODSEQ ("), "{out}");
+    assert!(fetched[1].starts_with("3 (UID 4 FLAGS ("), "{out}");
+    assert_ne!(fetched[0].split("MODSEQ").nth(1), fetched[1].split("MODSEQ").nth(1));
     tower.stop().await;
 }

@@ -10,13 +10,17 @@
 //!
 //! - Any state: CAPABILITY, NOOP, LOGOUT, ID (RFC 2971).
 //! - Not authenticated: STARTTLS, LOGIN, AUTHENTICATE PLAIN with SASL-IR (RFC 4959).
-//! - Authenticated: ENABLE (RFC 5161, nothing to enable yet), SELECT, EXAMINE, CREATE, DELETE,
+//! - Authenticated: ENABLE (RFC 5161: CONDSTORE, QRESYNC), SELECT, EXAMINE, CREATE, DELETE,
 //!   RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST and LSUB (with CHILDREN and SPECIAL-USE attributes),
 //!   STATUS, APPEND, NAMESPACE (RFC 2342), IDLE (RFC 2177).
 //! - Selected: CHECK, CLOSE, UNSELECT (RFC 3691), EXPUNGE, SEARCH, FETCH, STORE, COPY, MOVE
 //!   (RFC 6851) and their UID forms, UID EXPUNGE; APPEND and COPY answer with APPENDUID and
 //!   COPYUID (UIDPLUS, RFC 4315).
 //! - LITERAL+ (RFC 7888): non-synchronizing literals are read without a continuation request.
+//! - CONDSTORE and QRESYNC (RFC 7162): mod-sequences from the store, FETCH CHANGEDSINCE and
+//!   MODSEQ, STORE UNCHANGEDSINCE with `[MODIFIED]`, SEARCH MODSEQ, STATUS HIGHESTMODSEQ,
+//!   SELECT and EXAMINE with CONDSTORE and QRESYNC (`VANISHED (EARLIER)`), `VANISHED` instead of
+//!   EXPUNGE once QRESYNC is enabled, UID FETCH with VANISHED.
 //! - COMPRESS=DEFLATE (RFC 4978) once logged in, with the `compress` cargo feature.
 //!
 //! Changes made by other sessions (IMAP or POP3) through the same store reach a selected
@@ -30,6 +34,16 @@
 //!   (RFC 9051 section 7.1; RFC 3501 leaves the code open, and Dovecot answers the same).
 //!   `LOGINDISABLED` is advertised instead of `AUTH=PLAIN` meanwhile.
 //! - ENABLE is refused outside the authenticated state, as RFC 5161 section 3.1 requires.
+//! - CONDSTORE and QRESYNC are advertised whatever the store; a store that keeps no
+//!   mod-sequences answers `NOMODSEQ` for every mailbox (RFC 7162 section 3.1.2.2). SELECT
+//!   and EXAMINE always say `HIGHESTMODSEQ`, the one change a client that enables nothing
+//!   sees (besides `[CLOSED]` when a SELECT replaces a selected mailbox). Mod-sequences are
+//!   per message, not per flag: SEARCH MODSEQ ignores the flag it may name. Where the store's
+//!   bounded history of expunges does not reach back to a client's mod-sequence, `VANISHED
+//!   (EARLIER)` names every UID the client may know that is gone (as RFC 7162 allows), fewer
+//!   when its sequence match data shows what it still has. CLOSE's `[HIGHESTMODSEQ]` is the
+//!   value the client heard of everything up to, so its own expunges come back once as
+//!   vanished rather than another session's change going unreported.
 //! - Keywords are kept, compared case-insensitively (as Dovecot does) and spelled as the
 //!   mailbox first saw them; PERMANENTFLAGS ends with `\*`. A mailbox knows at most 26
 //!   ([`MAX_KEYWORDS`](crate::store::MAX_KEYWORDS), Maildir's letters `a` to `z`): one

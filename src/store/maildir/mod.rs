@@ -63,6 +63,19 @@ use super::{
 /// so this store and Dovecot show the same keywords on the same tree. Hence at most 26
 /// keywords per folder ([`MAX_KEYWORDS`](super::MAX_KEYWORDS)).
 ///
+/// # Mod-sequences
+///
+/// Each folder's `tower-mail-modseq` file keeps its RFC 7162 mod-sequences: the highest, each
+/// message's with the flag letters it had then, and the recent expunges (bounded: older ones
+/// are forgotten, and [`expunged_since`](Mailstore::expunged_since) then answers `None`). A
+/// change appends a line and syncs it, under the UID list's dot-lock; the file is rewritten
+/// whole when it has grown long. Dovecot keeps its own mod-sequences in its index files and
+/// leaves this file alone. What other programs did (Dovecot, mutt renaming a file, an MDA)
+/// is found at the next snapshot: a message whose flag letters differ from those recorded,
+/// or that is new to the file, gets a new mod-sequence; a UID gone from the UID list is
+/// recorded as expunged. A folder without the file starts from the clock in microseconds,
+/// above any value handed out before the file was lost.
+///
 /// # Durability and concurrency
 ///
 /// `append`, `set_flags` and `expunge` sync files and directories before resolving. Clones
@@ -93,7 +106,7 @@ use super::{
 ///   starts, which Dovecot keeps as it is; `subscriptions` in version 2.
 /// - Not read: Dovecot's index files (`dovecot.index*`). Dovecot keeps `\Recent` there, so
 ///   after a switch the messages the other server's sessions were told of may be recent
-///   once more.
+///   once more; and its mod-sequences, so each server counts its own (see *Mod-sequences*).
 ///
 /// Deleting a mailbox deletes that folder only: its children stay. INBOX cannot be deleted or
 /// renamed.
