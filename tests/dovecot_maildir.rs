@@ -679,8 +679,14 @@ async fn qresync_after_dovecots_turn_reports_what_dovecot_changed() {
         .filter_map(|line| line.strip_prefix("fetch "))
         .collect();
     assert_eq!(fetched.len(), 2, "{out}");
-    assert!(fetched[0].starts_with("1 (UID 1 FLAGS (\\Flagged) MODSEQ ("), "{out}");
+    assert!(
+        fetched[0].starts_with("1 (UID 1 FLAGS (\\Flagged) MODSEQ ("),
+        "{out}"
+    );
     assert!(fetched[1].starts_with("3 (UID 4 FLAGS ("), "{out}");
-    assert_ne!(fetched[0].split("MODSEQ").nth(1), fetched[1].split("MODSEQ").nth(1));
+    assert_ne!(
+        fetched[0].split("MODSEQ").nth(1),
+        fetched[1].split("MODSEQ").nth(1)
+    );
     tower.stop().await;
 }

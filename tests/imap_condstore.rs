@@ -179,13 +179,19 @@ fn qresync_select_reports_exactly_what_another_session_changed() {
     let [two, four] = &changed[..] else {
         panic!("two FETCH responses expected: {transcript:#?}");
     };
-    assert_eq!((two.seq, two.uid, &two.flags), (2, 2, &flags(&["\\Flagged"])));
+    assert_eq!(
+        (two.seq, two.uid, &two.flags),
+        (2, 2, &flags(&["\\Flagged"]))
+    );
     assert_eq!(
         (four.seq, four.uid, &four.flags),
         (3, 4, &flags(&["\\Seen", "$Label1"]))
     );
     for change in &changed {
-        assert!(change.modseq > highest && change.modseq <= now, "{change:?}");
+        assert!(
+            change.modseq > highest && change.modseq <= now,
+            "{change:?}"
+        );
     }
 
     // UID FETCH 1:* (CHANGEDSINCE ... VANISHED): the same, and the new message.
@@ -268,7 +274,11 @@ fn store_unchangedsince_refuses_a_change_made_meanwhile() {
     );
 
     let now: Vec<Fetched> = transcript.all("flags").iter().map(|f| fetched(f)).collect();
-    assert_eq!(now[0].flags, flags(&["\\Seen"]), "B's changes were not made");
+    assert_eq!(
+        now[0].flags,
+        flags(&["\\Seen"]),
+        "B's changes were not made"
+    );
     assert_eq!(now[1].flags, flags(&["\\Answered"]));
     assert_eq!(
         transcript.one("search"),
@@ -299,7 +309,10 @@ fn modseqs_survive_a_restart() {
     );
     server.restart();
     let status = before.one("status").to_owned();
-    let (validity, expunged_after) = (status_item(&status, "UIDVALIDITY"), status_item(&status, "HIGHESTMODSEQ"));
+    let (validity, expunged_after) = (
+        status_item(&status, "UIDVALIDITY"),
+        status_item(&status, "HIGHESTMODSEQ"),
+    );
     let after = script(
         &server,
         r#"
@@ -382,7 +395,10 @@ fn unsolicited_changes_with_and_without_qresync() {
     assert_eq!(transcript.all("resync_vanished"), ["2"]);
     assert_eq!(transcript.one("resync_expunge"), "");
     let seen = fetched(transcript.one("resync_fetch"));
-    assert_eq!((seen.seq, seen.uid, &seen.flags), (1, 1, &flags(&["\\Seen"])));
+    assert_eq!(
+        (seen.seq, seen.uid, &seen.flags),
+        (1, 1, &flags(&["\\Seen"]))
+    );
 
     let expunged = transcript.one("expunged");
     assert!(
@@ -390,7 +406,10 @@ fn unsolicited_changes_with_and_without_qresync() {
         "{transcript:#?}"
     );
     assert_eq!(transcript.all("expunged_vanished"), ["3"]);
-    let highest = expunged["OK [HIGHESTMODSEQ ".len()..].split(']').next().unwrap();
+    let highest = expunged["OK [HIGHESTMODSEQ ".len()..]
+        .split(']')
+        .next()
+        .unwrap();
     assert!(highest.parse::<u64>().unwrap() > seen.modseq);
     assert_eq!(
         transcript.one("closed"),
@@ -449,6 +468,9 @@ fn misuse_is_refused() {
     // A UIDVALIDITY the mailbox does not have: a plain SELECT, nothing to resynchronise.
     let other = transcript.one("other_validity");
     assert!(other.starts_with("OK "), "{other}");
-    assert!(!other.contains("VANISHED") && !other.contains("FETCH"), "{other}");
+    assert!(
+        !other.contains("VANISHED") && !other.contains("FETCH"),
+        "{other}"
+    );
     assert_eq!(transcript.one("noop"), "OK");
 }

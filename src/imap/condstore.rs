@@ -39,9 +39,9 @@ pub(super) enum Resync {
     #[default]
     Off,
     /// CONDSTORE: mod-sequences in FETCH responses.
-    CondStore,
+    Condstore,
     /// QRESYNC: CONDSTORE, and VANISHED instead of EXPUNGE.
-    QResync,
+    Qresync,
 }
 
 /// UID ranges per `VANISHED` response: a long history is sent in several lines rather than
@@ -78,9 +78,9 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         before: Resync,
     ) -> bool {
         let (wanted, name) = match capability {
-            CapabilityEnable::CondStore => (Resync::CondStore, "CONDSTORE"),
+            CapabilityEnable::CondStore => (Resync::Condstore, "CONDSTORE"),
             other if other.to_string().eq_ignore_ascii_case("QRESYNC") => {
-                (Resync::QResync, "QRESYNC")
+                (Resync::Qresync, "QRESYNC")
             }
             _ => return false,
         };
@@ -99,7 +99,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             return Err("CONDSTORE is not available");
         }
         if self.resync == Resync::Off {
-            self.resync = Resync::CondStore;
+            self.resync = Resync::Condstore;
             if let Some(view) = self.selected.as_deref() {
                 write_modseq_status(self.channel.out(), view);
             }
@@ -135,7 +135,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                     known_uids,
                     seq_match_data,
                 } => {
-                    if self.resync < Resync::QResync {
+                    if self.resync < Resync::Qresync {
                         return Err("QRESYNC is not enabled");
                     }
                     if qresync.is_some() {
@@ -159,7 +159,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             if self.settings.is_hidden("CONDSTORE") {
                 return Err("Unknown SELECT parameter");
             }
-            self.resync = self.resync.max(Resync::CondStore);
+            self.resync = self.resync.max(Resync::Condstore);
         }
         Ok(qresync)
     }
@@ -228,7 +228,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 FetchModifier::Vanished => vanished = true,
             }
         }
-        if vanished && (!uid || since.is_none() || self.resync < Resync::QResync) {
+        if vanished && (!uid || since.is_none() || self.resync < Resync::Qresync) {
             return Err("VANISHED needs UID FETCH, CHANGEDSINCE and QRESYNC enabled");
         }
         if since.is_some() || plan.has_modseq() {
@@ -239,7 +239,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             .selected
             .as_ref()
             .is_some_and(|view| view.highest_modseq() > 0);
-        if self.resync >= Resync::CondStore && has_modseqs && plan.shows_flags() {
+        if self.resync >= Resync::Condstore && has_modseqs && plan.shows_flags() {
             plan.add_modseq();
         }
         Ok(since.map(|modseq| ChangedSince { modseq, vanished }))
@@ -312,7 +312,13 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         for chunk in gone.chunks(VANISHED_RANGES_PER_LINE) {
             if let Some(known_uids) = sequence::from_ranges(chunk) {
                 let earlier = true;
-                response::data(out, Data::Vanished { earlier, known_uids });
+                response::data(
+                    out,
+                    Data::Vanished {
+                        earlier,
+                        known_uids,
+                    },
+                );
             }
         }
         Ok(())
@@ -322,7 +328,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     /// (RFC 7162 section 3.2.7): the mailbox's HIGHESTMODSEQ, as the client now knows it.
     pub(super) fn expunged_modseq_code(&self) -> Option<Code<'static>> {
         let view = self.selected.as_deref()?;
-        (self.resync == Resync::QResync)
+        (self.resync == Resync::Qresync)
             .then(|| NonZeroU64::new(view.highest_modseq()))
             .flatten()
             .map(Code::HighestModSeq)
@@ -334,7 +340,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     /// sessions that CLOSE does not report. CLOSE's own expunges then come again as
     /// `VANISHED (EARLIER)` at the next QRESYNC, for messages the client removed already.
     pub(super) fn closing_modseq_code(&self, closed: &MailboxView) -> Option<Code<'static>> {
-        (self.resync == Resync::QResync)
+        (self.resync == Resync::Qresync)
             .then(|| NonZeroU64::new(closed.highest_modseq()))
             .flatten()
             .map(Code::HighestModSeq)
@@ -395,7 +401,7 @@ fn listed(set: &SequenceSet) -> impl Iterator<Item = u32> + '_ {
             Sequence::Single(single) => (value(single), value(single)),
             Sequence::Range(a, b) => (value(a), value(b)),
         };
-        let up = (a <= b).then(|| a..=b).into_iter().flatten();
+        let up = (a <= b).then_some(a..=b).into_iter().flatten();
         let down = (a > b).then(|| (b..=a).rev()).into_iter().flatten();
         up.chain(down)
     })
@@ -487,8 +493,16 @@ mod tests {
         let view = view(&[1, 2, 4, 5, 6, 7, 9, 10], 11);
         assert_eq!(matched_uid(&view, &set("1,2,4"), &set("1,2,4")), 2);
         assert_eq!(matched_uid(&view, &set("1:2,5"), &set("1:2,5")), 2);
-        assert_eq!(matched_uid(&view, &set("3"), &set("4")), 4, "UID 4 is number 3 now");
-        assert_eq!(matched_uid(&view, &set("9"), &set("9")), 0, "beyond the mailbox");
+        assert_eq!(
+            matched_uid(&view, &set("3"), &set("4")),
+            4,
+            "UID 4 is number 3 now"
+        );
+        assert_eq!(
+            matched_uid(&view, &set("9"), &set("9")),
+            0,
+            "beyond the mailbox"
+        );
         // Conservatively: everything absent above the match, up to UIDNEXT.
         assert_eq!(absent_uids(&view, 0), vec![3..=3, 8..=8]);
         assert_eq!(absent_uids(&view, 4), vec![8..=8]);

@@ -11,9 +11,9 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::condstore::Resync;
 use super::flags::{self, Refused};
-use super::{response, sequence};
 use super::selected::{INVALID_SEQUENCE, index_to_seq};
 use super::session::{Flow, ImapSession};
+use super::{response, sequence};
 use crate::auth::Authenticator;
 use crate::store::{FlagsUpdate, MAX_KEYWORD_LEN, Mailstore, MessageFlags, StoreError, ranges_of};
 
@@ -58,7 +58,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             Ok(unchanged_since) => unchanged_since,
             Err(text) => return self.bad(tag, text),
         };
-        let with_modseq = unchanged_since.is_some() || self.resync >= Resync::CondStore;
+        let with_modseq = unchanged_since.is_some() || self.resync >= Resync::Condstore;
         let mut modified = Vec::new();
         for index in indices {
             let Some(meta) = self.selected.as_ref().map(|v| v.messages()[index].clone()) else {
@@ -70,7 +70,9 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             // is checked there, against the message as it is now.
             if shown != meta.flags || unchanged_since.is_some() {
                 match self.set_flags(index, shown, unchanged_since).await {
-                    Ok(FlagsUpdate::Stored { flags, modseq: now }) => (shown, modseq) = (flags, now),
+                    Ok(FlagsUpdate::Stored { flags, modseq: now }) => {
+                        (shown, modseq) = (flags, now)
+                    }
                     Ok(FlagsUpdate::Modified { .. }) => {
                         modified.push(if uid { meta.uid } else { index_to_seq(index) });
                         continue;

@@ -184,13 +184,19 @@ mod tests {
 
     #[test]
     fn sets_as_ranges_intersected_and_back() {
-        assert_eq!(ranges(&set("9,1:3,4,*,20:12"), 30), vec![1..=4, 9..=9, 12..=20, 30..=30]);
+        assert_eq!(
+            ranges(&set("9,1:3,4,*,20:12"), 30),
+            vec![1..=4, 9..=9, 12..=20, 30..=30]
+        );
         assert_eq!(ranges(&set("5:*"), 2), vec![2..=5], "* below the start");
         assert_eq!(ranges(&set("*"), 0), vec![], "* of an empty mailbox");
         let both = intersect(&[1..=10, 20..=30], &[5..=22, 25..=25, 29..=40]);
         assert_eq!(both, vec![5..=10, 20..=22, 25..=25, 29..=30]);
         assert!(intersect(&[1..=3], &[]).is_empty());
-        let left = subtract(&[1..=10, 20..=30, 40..=40], &[0..=2, 5..=5, 9..=21, 30..=50]);
+        let left = subtract(
+            &[1..=10, 20..=30, 40..=40],
+            &[0..=2, 5..=5, 9..=21, 30..=50],
+        );
         assert_eq!(left, vec![3..=4, 6..=8, 22..=29]);
         assert_eq!(subtract(&[1..=u32::MAX], &[7..=u32::MAX]), vec![1..=6]);
         assert_eq!(subtract(&[1..=3], &[]), vec![1..=3]);

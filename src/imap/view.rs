@@ -196,7 +196,7 @@ impl MailboxView {
         let mut removed_uids = Vec::new();
         let mut deferred = false;
         let mut changed = Vec::new();
-        let condstore = resync >= Resync::CondStore;
+        let condstore = resync >= Resync::Condstore;
         for (index, mut known) in std::mem::take(&mut self.messages).into_iter().enumerate() {
             while fresh.next_if(|m| m.uid < known.uid).is_some() {}
             match fresh.next_if(|m| m.uid == known.uid) {
@@ -219,12 +219,18 @@ impl MailboxView {
                 }
             }
         }
-        if resync == Resync::QResync {
+        if resync == Resync::Qresync {
             // Ascending UIDs as ranges: one response, however many went.
             let ranges = crate::store::ranges_of(removed_uids);
             if let Some(known_uids) = sequence::from_ranges(&ranges) {
                 let earlier = false;
-                response::data(out, Data::Vanished { earlier, known_uids });
+                response::data(
+                    out,
+                    Data::Vanished {
+                        earlier,
+                        known_uids,
+                    },
+                );
             }
         } else {
             for seq in removed.iter().rev() {
@@ -437,7 +443,12 @@ mod tests {
         let mut touched = meta(3, Flags::EMPTY);
         touched.modseq = 151;
         let fresh = vec![meta(1, Flags::EMPTY), flagged, touched];
-        let told = update_with(&mut view, fresh.clone(), Expunges::Report, Resync::CondStore);
+        let told = update_with(
+            &mut view,
+            fresh.clone(),
+            Expunges::Report,
+            Resync::Condstore,
+        );
         assert_eq!(
             told,
             "* 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ (150))\r\n\
@@ -454,7 +465,7 @@ mod tests {
     fn with_qresync_expunges_are_one_vanished_of_uids() {
         let mut view = view(&[1, 2, 3, 4, 5, 7]);
         let fresh = vec![meta(1, Flags::EMPTY), meta(5, Flags::EMPTY)];
-        let told = update_with(&mut view, fresh, Expunges::Report, Resync::QResync);
+        let told = update_with(&mut view, fresh, Expunges::Report, Resync::Qresync);
         assert_eq!(told, "* VANISHED 2:4,7\r\n");
         assert_eq!(view.exists(), 2);
     }
@@ -466,11 +477,11 @@ mod tests {
         let mut fresh = snapshot(vec![meta(1, Flags::EMPTY), meta(3, Flags::EMPTY)]);
         fresh.highest_modseq = 110;
         let mut out = Vec::new();
-        view.update(fresh.clone(), Expunges::Defer, &mut out, 4, Resync::QResync)
+        view.update(fresh.clone(), Expunges::Defer, &mut out, 4, Resync::Qresync)
             .unwrap();
         assert!(out.is_empty());
         assert_eq!(view.highest_modseq(), 103, "message 2 is gone untold");
-        view.update(fresh, Expunges::Report, &mut out, 4, Resync::QResync)
+        view.update(fresh, Expunges::Report, &mut out, 4, Resync::Qresync)
             .unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "* VANISHED 2\r\n");
         assert_eq!(view.highest_modseq(), 110);

@@ -57,8 +57,8 @@ macro_rules! conformance_tests {
         )*
     };
 }
-pub(crate) use conformance_tests;
 pub(crate) use super::conformance_modseq::*;
+pub(crate) use conformance_tests;
 
 const USER: &str = "alice";
 

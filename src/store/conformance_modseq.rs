@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::store::{Flags, FlagsUpdate, INBOX, Mailstore, MailboxSnapshot, MessageFlags};
+use crate::store::{Flags, FlagsUpdate, INBOX, MailboxSnapshot, Mailstore, MessageFlags};
 
 const USER: &str = "alice";
 
@@ -156,10 +156,7 @@ pub(crate) async fn expunges_are_remembered_with_their_modseq(store: &impl Mails
     let since = |modseq| store.expunged_since(USER, INBOX, modseq);
     let all = vec![uids[1]..=uids[2], uids[4]..=uids[5]];
     assert_eq!(since(start).await.unwrap(), Some(all));
-    assert_eq!(
-        since(between).await.unwrap(),
-        Some(vec![uids[5]..=uids[5]])
-    );
+    assert_eq!(since(between).await.unwrap(), Some(vec![uids[5]..=uids[5]]));
     assert_eq!(since(end).await.unwrap(), Some(vec![]));
 
     // Expunging what is gone already is no change.
@@ -180,7 +177,10 @@ pub(crate) async fn modseqs_move_with_a_renamed_mailbox(store: &impl Mailstore) 
     store.expunge(USER, "Lists", &[gone]).await.unwrap();
     let before = snapshot(store, "Lists").await;
 
-    store.rename_mailbox(USER, "Lists", "Archive").await.unwrap();
+    store
+        .rename_mailbox(USER, "Lists", "Archive")
+        .await
+        .unwrap();
     assert_eq!(snapshot(store, "Archive").await, before);
     let history = store.expunged_since(USER, "Archive", before_expunge).await;
     assert_eq!(history.unwrap(), Some(vec![gone..=gone]));

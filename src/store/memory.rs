@@ -13,8 +13,8 @@ use super::modseq::{self, ExpungeHistory};
 use super::rules;
 use super::{
     ChangeNotifier, FlagsUpdate, INBOX, MailboxInfo, MailboxSnapshot, MailboxWatch, Mailstore,
-    MessageFlags, MessageMeta, MessageUpload, StoreError, StoreResult, UploadLength,
-    broken_upload, rfc822_size,
+    MessageFlags, MessageMeta, MessageUpload, StoreError, StoreResult, UploadLength, broken_upload,
+    rfc822_size,
 };
 
 /// Mail kept in memory, with the same rules as [`Maildir`](super::Maildir): the same valid

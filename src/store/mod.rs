@@ -33,8 +33,9 @@ pub use keyword::{InvalidKeyword, Keyword, Keywords, MAX_KEYWORD_LEN};
 #[cfg(feature = "maildir")]
 pub use maildir::{Maildir, MaildirUpload};
 pub use memory::{MemoryStore, MemoryUpload};
-pub use modseq::{FlagsUpdate, MAX_MODSEQ};
+#[cfg(feature = "imap")]
 pub(crate) use modseq::ranges_of;
+pub use modseq::{FlagsUpdate, MAX_MODSEQ};
 pub(crate) use watch::ChangeNotifier;
 pub use watch::MailboxWatch;
 #[cfg(test)]

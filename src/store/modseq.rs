@@ -79,11 +79,13 @@ impl ExpungeHistory {
     }
 
     /// Every expunge after this mod-sequence is known.
+    #[cfg(any(feature = "maildir", test))]
     pub(crate) fn complete_from(&self) -> u64 {
         self.complete_from
     }
 
     /// The expunges kept, oldest first.
+    #[cfg(feature = "maildir")]
     pub(crate) fn entries(&self) -> impl Iterator<Item = &Expunge> {
         self.entries.iter()
     }
@@ -182,7 +184,10 @@ mod tests {
     #[test]
     fn ranges_join_consecutive_uids() {
         assert_eq!(ranges_of([1, 2, 3, 5, 7, 8]), vec![1..=3, 5..=5, 7..=8]);
-        assert_eq!(ranges_of([u32::MAX - 1, u32::MAX]), vec![u32::MAX - 1..=u32::MAX]);
+        assert_eq!(
+            ranges_of([u32::MAX - 1, u32::MAX]),
+            vec![u32::MAX - 1..=u32::MAX]
+        );
         assert!(ranges_of([]).is_empty());
         assert_eq!(merge(vec![1..=3, 2..=6, 7..=7, 9..=9]), vec![1..=7, 9..=9]);
     }

@@ -67,7 +67,11 @@ fn file_of(user_dir: &Path, uid: u32) -> String {
 #[tokio::test]
 async fn modseqs_and_expunges_survive_a_restart() {
     let (store, _dir, user_dir) = user_store().await;
-    let (a, b, c) = (append(&store).await, append(&store).await, append(&store).await);
+    let (a, b, c) = (
+        append(&store).await,
+        append(&store).await,
+        append(&store).await,
+    );
     store
         .set_flags(USER, INBOX, b, Flags::SEEN.into())
         .await
@@ -151,7 +155,9 @@ async fn another_programs_expunges_and_deliveries_are_recorded_when_seen() {
     let delivered = after.messages[1].uid;
     assert!(modseq_of(&after, delivered) > before.highest_modseq);
     assert_eq!(modseq_of(&after, b), modseq_of(&before, b));
-    let history = store.expunged_since(USER, INBOX, before.highest_modseq).await;
+    let history = store
+        .expunged_since(USER, INBOX, before.highest_modseq)
+        .await;
     assert_eq!(history.unwrap(), Some(vec![a..=a]));
 }
 
@@ -166,7 +172,9 @@ async fn a_lost_file_starts_above_every_value_handed_out() {
     let after = snapshot(&restarted).await;
     assert!(modseq_of(&after, a) > before.highest_modseq);
     // Expunges from before the file was lost are unknown: the caller answers broadly.
-    let history = restarted.expunged_since(USER, INBOX, before.highest_modseq).await;
+    let history = restarted
+        .expunged_since(USER, INBOX, before.highest_modseq)
+        .await;
     assert_eq!(history.unwrap(), None);
 }
 
@@ -181,5 +189,8 @@ async fn a_renumbered_folder_starts_its_modseqs_anew() {
     assert_ne!(after.uid_validity, before.uid_validity);
     assert!(after.highest_modseq > before.highest_modseq);
     let text = fs::read_to_string(user_dir.join(FILE_NAME)).unwrap();
-    assert!(text.starts_with(&format!("1 V{} ", after.uid_validity)), "{text}");
+    assert!(
+        text.starts_with(&format!("1 V{} ", after.uid_validity)),
+        "{text}"
+    );
 }

@@ -85,7 +85,9 @@ impl Modseqs {
     pub(super) fn fresh(uid_validity: u32, previous: u64) -> Modseqs {
         let clock = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(1, |since| u64::try_from(since.as_micros()).unwrap_or(MAX_MODSEQ));
+            .map_or(1, |since| {
+                u64::try_from(since.as_micros()).unwrap_or(MAX_MODSEQ)
+            });
         let highest = clock.max(previous.saturating_add(1)).clamp(1, MAX_MODSEQ);
         Modseqs {
             uid_validity,
@@ -249,7 +251,12 @@ impl Modseqs {
             self.expunged.complete_from()
         );
         for expunge in self.expunged.entries() {
-            let _ = writeln!(text, "X {} {}", expunge.modseq, render_ranges(&expunge.uids));
+            let _ = writeln!(
+                text,
+                "X {} {}",
+                expunge.modseq,
+                render_ranges(&expunge.uids)
+            );
         }
         for (uid, stamped) in &self.messages {
             let _ = writeln!(text, "M {uid} {} {}", stamped.modseq, stamped.info);
@@ -360,7 +367,11 @@ impl Modseqs {
                 }
                 self.highest = self.highest.max(modseq);
                 for range in &uids {
-                    let gone: Vec<u32> = self.messages.range(range.clone()).map(|(&u, _)| u).collect();
+                    let gone: Vec<u32> = self
+                        .messages
+                        .range(range.clone())
+                        .map(|(&u, _)| u)
+                        .collect();
                     for uid in gone {
                         self.messages.remove(&uid);
                     }
@@ -427,7 +438,11 @@ mod tests {
         let back = reread(dir.path());
         assert_eq!(kept(&back), kept(&modseqs));
         assert_eq!(back.expunged_since(flagged), Some(vec![1..=1]));
-        assert_eq!(back.expunged_since(start - 1), None, "before the file began");
+        assert_eq!(
+            back.expunged_since(start - 1),
+            None,
+            "before the file began"
+        );
         assert_eq!(back.recorded(2, "Fa"), Some(flagged));
         assert_eq!(back.recorded(2, "F"), None);
     }
@@ -459,7 +474,11 @@ mod tests {
         fs::write(&path, &text).unwrap();
 
         let mut back = reread(dir.path());
-        assert_eq!(back.recorded(1, "S"), Some(one), "the cut line is not applied");
+        assert_eq!(
+            back.recorded(1, "S"),
+            Some(one),
+            "the cut line is not applied"
+        );
         let two = back.of(2, "");
         back.flush(dir.path(), &lock(dir.path())).unwrap();
         let again = reread(dir.path());
