@@ -109,11 +109,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     }
 
     async fn serve(&mut self) -> CloseReason {
-        let greeting = self
-            .settings
-            .greeting
-            .clone()
-            .unwrap_or_else(|| self.service.config.greeting.clone());
+        let greeting = self.settings.greeting_or(&self.service.config.greeting);
         let capabilities = self.capabilities();
         response::greeting(self.channel.out(), capabilities, &greeting);
         if let Err(reason) = self.channel.flush().await {

@@ -392,7 +392,7 @@ pub trait Mailstore: Send + Sync + 'static {
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let store = MemoryStore::new();
     /// store.ensure_user("alice").await?;
-    /// let uid = store.append("alice", "INBOX", "Subject: hi\r\n\r\n".into(), Flags::EMPTY, None).await?;
+    /// let uid = store.append("alice", "INBOX", "Subject: hi\r\n\r\n".into(), Flags::EMPTY.into(), None).await?;
     /// // Delivered before any session looked: recent for the first one that selects.
     /// assert_eq!(store.claim_recent("alice", "INBOX", uid).await?, uid);
     /// // Claimed: the next session is told of no recent message.
