@@ -32,7 +32,9 @@ pub(super) fn for_session(
     situation: Situation,
     settings: &SessionSettings,
 ) -> Vec1<Capability<'static>> {
-    let mut caps = Vec::new();
+    // IMAP4rev2 (RFC 9051) beside IMAP4rev1: a client gets rev2's behaviour only once it
+    // sends ENABLE IMAP4rev2.
+    let mut caps = vec!["IMAP4rev2"];
     if situation.unauthenticated {
         if situation.starttls {
             caps.push("STARTTLS");
@@ -43,11 +45,9 @@ pub(super) fn for_session(
             caps.push("LOGINDISABLED");
         }
     }
-    // IMAP4rev2 (RFC 9051) beside IMAP4rev1: a client gets rev2's behaviour only once it
-    // sends ENABLE IMAP4rev2. The extensions rev2 folds in are listed too, for rev1 clients;
-    // LITERAL- is not: LITERAL+ is the larger promise.
+    // The extensions IMAP4rev2 folds in are listed too, for IMAP4rev1 clients; LITERAL- is
+    // not: LITERAL+ is the larger promise, and IMAP4rev2 implies LITERAL- anyway.
     caps.extend([
-        "IMAP4rev2",
         "LITERAL+",
         "ID",
         "ENABLE",
