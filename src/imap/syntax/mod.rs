@@ -10,6 +10,8 @@ pub(super) mod list;
 pub(super) mod search;
 pub(super) mod tokens;
 
+use std::borrow::Cow;
+
 use imap_codec::imap_types::sequence::SequenceSet;
 
 use self::search::SearchReturn;
@@ -93,19 +95,24 @@ pub(super) fn prepare(buf: &[u8]) -> Result<Option<(Vec<u8>, Extension)>, Refusa
     let Some(Head { name, args, .. }) = head(buf) else {
         return Ok(None);
     };
-    let mut extension = Extension::default();
-    let mut text = buf.to_vec();
-    if name.eq_ignore_ascii_case(b"SEARCH")
-        && let Some((options, clause)) = search::return_clause(buf, args)?
-    {
-        extension.search_return = Some(options);
-        text.drain(clause);
-    }
+    let clause = match name.eq_ignore_ascii_case(b"SEARCH") {
+        true => search::return_clause(buf, args)?,
+        false => None,
+    };
+    // The clause lies after the name: `args` stays where it is once it is cut.
+    let text = match &clause {
+        Some((_, range)) => Cow::Owned([&buf[..range.start], &buf[range.end..]].concat()),
+        None => Cow::Borrowed(buf),
+    };
     let uses = search::saved_result_uses(&text, name, args)?;
-    if extension.search_return.is_none() && uses.is_empty() {
+    if clause.is_none() && uses.is_empty() {
         return Ok(None);
     }
-    extension.saved_result = !uses.is_empty();
+    let extension = Extension {
+        search_return: clause.map(|(options, _)| options),
+        saved_result: !uses.is_empty(),
+    };
+    let mut text = text.into_owned();
     let marker = SAVED_MARKER.to_string();
     // From the last, so the earlier ranges stay where they are.
     for range in uses.into_iter().rev() {
