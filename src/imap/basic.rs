@@ -2,6 +2,7 @@
 //! module), and the small authenticated-state ones (ENABLE, NAMESPACE).
 
 use imap_codec::imap_types::core::{IString, QuotedChar, Tag};
+use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::imap_types::extensions::namespace::Namespace;
 use imap_codec::imap_types::response::{Data, StatusKind};
 
@@ -12,6 +13,9 @@ use crate::close_reason::CloseReason;
 use crate::session::State;
 use crate::store::Mailstore;
 use crate::wire::bye;
+
+/// The capability ENABLE turns on.
+const IMAP4REV2: &str = "IMAP4rev2";
 
 impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     pub(super) fn capability(&mut self, tag: &Tag<'static>) -> Flow {
@@ -34,16 +38,28 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         Flow::Close(CloseReason::Logout)
     }
 
-    /// RFC 5161: nothing can be enabled yet, so the answer is an empty `* ENABLED`. Valid only
-    /// before a mailbox is selected (section 3.1).
-    pub(super) fn enable(&mut self, tag: &Tag<'static>) -> Flow {
+    /// RFC 5161: IMAP4rev2 (RFC 9051) is the one capability that can be enabled; `* ENABLED`
+    /// lists it the first time only, and is empty otherwise. Valid only before a mailbox is
+    /// selected (section 3.1), so a selected mailbox never changes its rules.
+    pub(super) fn enable(&mut self, tag: &Tag<'static>, wanted: &[CapabilityEnable<'_>]) -> Flow {
         if self.selected.is_some() {
             return self.bad(tag, "ENABLE is only valid before a mailbox is selected");
+        }
+        let mut enabled = Vec::new();
+        let rev2_offered = !self.settings.is_hidden(IMAP4REV2);
+        if !self.rev2
+            && rev2_offered
+            && wanted
+                .iter()
+                .any(|c| c.to_string().eq_ignore_ascii_case(IMAP4REV2))
+        {
+            self.rev2 = true;
+            enabled.push(CapabilityEnable::try_from(IMAP4REV2).expect("an atom"));
         }
         response::data(
             self.channel.out(),
             Data::Enabled {
-                capabilities: Vec::new(),
+                capabilities: enabled,
             },
         );
         self.ok(tag, None, "ENABLE completed")

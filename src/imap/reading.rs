@@ -11,11 +11,13 @@ use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
 
+use super::esearch;
 use super::fetch::FetchPlan;
 use super::response;
 use super::search::{self, Bounds, Candidate};
 use super::selected::{INVALID_SEQUENCE, index_to_seq};
 use super::session::{Flow, ImapSession};
+use super::syntax::search::SearchReturn;
 use crate::auth::Authenticator;
 use crate::store::{Flags, Mailstore, MessageFlags, StoreError};
 
@@ -87,14 +89,25 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         self.ok(tag, None, "FETCH completed")
     }
 
-    /// SEARCH and UID SEARCH.
+    /// SEARCH and UID SEARCH, answered `* SEARCH`, or `* ESEARCH` when result options are
+    /// given (RFC 4731) or IMAP4rev2 is on (RFC 9051 section 6.4.4, as `RETURN (ALL)`).
+    /// SAVE keeps the result for `$` (RFC 5182); a `$` in the criteria is the result kept
+    /// before, and a SAVE that fails leaves `$` empty.
     pub(super) async fn search(
         &mut self,
         tag: &Tag<'static>,
         charset: Option<Charset<'_>>,
         criteria: &[SearchKey<'_>],
         uid: bool,
+        options: Option<SearchReturn>,
     ) -> Flow {
+        let options = options.or(self.rev2.then_some(SearchReturn::ALL));
+        let saving = options.is_some_and(|o| o.save);
+        let before = match (self.selected.as_mut(), saving) {
+            (Some(view), true) => std::mem::take(&mut view.saved),
+            (Some(view), false) => view.saved.clone(),
+            (None, _) => Vec::new(),
+        };
         if let Some(charset) = charset
             && !search::charset_supported(charset.as_ref())
         {
@@ -117,10 +130,12 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let bounds = Bounds {
             largest_seq: view.exists(),
             largest_uid: view.largest_uid(),
+            saved: self.extension.saved_result.then_some(&before[..]),
         };
         let all: Vec<usize> = (0..view.messages().len()).collect();
         let needs_content = search::needs_content(criteria);
-        let mut found = Vec::new();
+        // Sequence numbers and UIDs of the matches, ascending.
+        let mut found: Vec<(u32, u32)> = Vec::new();
         for batch in self.batches(&all) {
             let contents = match self.contents(batch, needs_content).await {
                 Ok(contents) => contents,
@@ -141,12 +156,27 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                     content: content.as_deref(),
                 };
                 if search::matches(criteria, &candidate, bounds) {
-                    let number = if uid { meta.uid } else { candidate.seq };
-                    found.extend(NonZeroU32::new(number));
+                    found.push((candidate.seq, meta.uid));
                 }
             }
         }
-        response::data(self.channel.out(), Data::Search(found));
+        let numbers = found.iter().map(|&(seq, id)| if uid { id } else { seq });
+        match options {
+            None => {
+                let found = numbers.filter_map(NonZeroU32::new).collect();
+                response::data(self.channel.out(), Data::Search(found));
+            }
+            Some(options) => {
+                if saving && let Some(view) = self.selected.as_mut() {
+                    let uids: Vec<u32> = found.iter().map(|&(_, id)| id).collect();
+                    view.saved = esearch::to_save(options, &uids);
+                }
+                if esearch::answers(options) {
+                    let numbers: Vec<u32> = numbers.collect();
+                    esearch::write(self.channel.out(), tag, uid, options, &numbers);
+                }
+            }
+        }
         self.ok(tag, None, "SEARCH completed")
     }
 

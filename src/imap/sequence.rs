@@ -3,6 +3,43 @@
 
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
+/// The number a `$` (RFC 5182's saved search result) is written as before `imap-codec`
+/// decodes the command (see `syntax::prepare`): no mailbox holds that many messages, and a
+/// command that names it beside a `$` is refused, so it cannot be mistaken for a real set.
+pub(super) const SAVED_MARKER: u32 = u32::MAX;
+
+/// Whether `set` is exactly the one number `n`.
+pub(super) fn is_single(set: &SequenceSet, n: u32) -> bool {
+    matches!(set.0.as_ref(), [Sequence::Single(SeqOrUid::Value(v))] if v.get() == n)
+}
+
+/// `numbers` (ascending) as a sequence set, with runs as ranges: `1:3,5`. Empty if there
+/// are none.
+pub(super) fn compact(numbers: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        let start = numbers[i];
+        let mut end = start;
+        while numbers
+            .get(i + 1)
+            .is_some_and(|&next| Some(next) == end.checked_add(1))
+        {
+            end += 1;
+            i += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        match start == end {
+            true => out.push_str(&start.to_string()),
+            false => out.push_str(&format!("{start}:{end}")),
+        }
+        i += 1;
+    }
+    out
+}
+
 /// Whether `n` is in `set`, where `*` stands for `largest` (the highest sequence number or
 /// UID in the mailbox).
 ///
@@ -64,6 +101,16 @@ mod tests {
         let s = set("559:*");
         assert!(contains(&s, 200, 200));
         assert!(!contains(&s, 199, 200));
+    }
+
+    #[test]
+    fn compact_sets_and_the_marker() {
+        assert_eq!(compact(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(compact(&[4294967295]), "4294967295");
+        assert_eq!(compact(&[]), "");
+        assert!(is_single(&set("4294967295"), SAVED_MARKER));
+        assert!(!is_single(&set("4294967295,1"), SAVED_MARKER));
+        assert!(!is_single(&set("*"), SAVED_MARKER));
     }
 
     #[test]
