@@ -94,6 +94,19 @@ impl SessionSettings {
         self.hidden_capabilities.push(name.into());
     }
 
+    /// The greeting text: a layer's choice, else the service's `default`.
+    ///
+    /// ```
+    /// use tower_mail::SessionSettings;
+    /// let mut settings = SessionSettings::default();
+    /// assert_eq!(settings.greeting_or("ready"), "ready");
+    /// settings.greeting = Some("Welcome, partner".into());
+    /// assert_eq!(settings.greeting_or("ready"), "Welcome, partner");
+    /// ```
+    pub fn greeting_or(&self, default: &str) -> String {
+        self.greeting.clone().unwrap_or_else(|| default.to_owned())
+    }
+
     /// Whether `capability` (its first word) is withheld.
     pub fn is_hidden(&self, capability: &str) -> bool {
         let word = capability.split([' ', '=']).next().unwrap_or(capability);

@@ -245,6 +245,8 @@ fn store_unchangedsince_refuses_a_change_made_meanwhile() {
         show_all('flags', got, 'FETCH')
         typ, data, got = run(B, 'SEARCH', 'MODSEQ', str(known + 1))
         out('search', got['SEARCH'][0])
+        typ, data, got = run(B, 'SEARCH', 'RETURN', '(MIN COUNT)', 'MODSEQ', str(known + 1))
+        out('esearch', got['ESEARCH'][0])
         "#,
         &[],
     );
@@ -283,6 +285,12 @@ fn store_unchangedsince_refuses_a_change_made_meanwhile() {
     assert_eq!(
         transcript.one("search"),
         format!("1 2 (MODSEQ {})", two.modseq)
+    );
+    // ESEARCH: the highest of the messages returned, all of them for COUNT.
+    let esearch = transcript.one("esearch");
+    assert!(
+        esearch.ends_with(&format!(") MIN 1 COUNT 2 MODSEQ {}", two.modseq)),
+        "{esearch}"
     );
 }
 

@@ -18,7 +18,7 @@ use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tower::util::MapRequestLayer;
-use tower::{Layer, Service, ServiceBuilder};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_mail::auth::{AuthError, Credentials, PasswdFile, User};
 use tower_mail::imap::{ImapConfig, ImapService};
 use tower_mail::server::{Server, ServerConfig, TlsMode};
@@ -1072,29 +1072,39 @@ async fn logout_says_bye_then_ok() {
     assert_eq!(closed[0].user.as_deref(), Some("alice"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
+/// On a paused clock, over an in-memory pipe: the timeouts are the subject, so virtual time
+/// passes exactly as the test says, however slow the machine.
+#[tokio::test(start_paused = true)]
 async fn idle_timeout_is_short_before_login_and_long_after() {
     let mut config = config();
-    config.unauthenticated_idle_timeout = Duration::from_millis(300);
-    let harness = Harness::start(&MemoryStore::new(), config).await;
-    let mut idle = harness.connect().await;
-    let mut logged_in = harness.login().await;
+    config.unauthenticated_idle_timeout = Duration::from_secs(60);
+    let service = imap(&MemoryStore::new(), config);
+    let open = |service: ImapService<PasswdFile, MemoryStore>| {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let session = tokio::spawn(service.oneshot(Connection::for_test(Protocol::Imap, server)));
+        (Client::new(client), session)
+    };
+    let (mut idle, idle_session) = open(service.clone());
+    let (mut logged_in, logged_in_session) = open(service);
+    assert!(idle.line().await.unwrap().starts_with("* OK"));
+    assert!(logged_in.line().await.unwrap().starts_with("* OK"));
+    assert!(command(&mut logged_in, "L LOGIN alice secret").await[0].starts_with("L OK"));
+
+    // Silent for ten times the short timeout.
+    tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(idle.rest().await, "* BYE Idle timeout\r\n");
-    // Twice the short timeout later, the logged-in session still answers.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let report = idle_session.await.unwrap().unwrap();
+    assert_eq!(report.reason, CloseReason::IdleTimeout);
+    // The logged-in session has the long timeout (30 minutes): it still answers.
     assert_eq!(
         command(&mut logged_in, "a NOOP").await,
         ["a OK NOOP completed"]
     );
-    drop(logged_in);
-    let closed = harness
-        .finish(&[CloseReason::IdleTimeout, CloseReason::ClientClosed])
-        .await;
-    let timed_out = closed
-        .iter()
-        .find(|c| c.reason == CloseReason::IdleTimeout)
-        .unwrap();
-    assert_eq!(timed_out.state, State::NotAuthenticated);
+    // And past 30 minutes of silence it ends too.
+    tokio::time::sleep(Duration::from_secs(31 * 60)).await;
+    assert_eq!(logged_in.rest().await, "* BYE Idle timeout\r\n");
+    let report = logged_in_session.await.unwrap().unwrap();
+    assert_eq!(report.reason, CloseReason::IdleTimeout);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -38,7 +38,15 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             length,
             mode,
         } = start;
-        let opened = open_upload(&self.service.store, &self.user(), &mailbox, &flags, length).await;
+        let opened = open_upload(
+            &self.service.store,
+            &self.user(),
+            &mailbox,
+            self.rev2,
+            &flags,
+            length,
+        )
+        .await;
         if opened.is_err() && mode == LiteralMode::Sync {
             // The client has sent nothing of the message yet and will not.
             return self.finish_append(&tag, opened, date.as_ref()).await;
@@ -87,7 +95,15 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             LiteralOrLiteral8::Literal8(literal) => literal.data.as_ref(),
         };
         let store = &self.service.store;
-        let mut upload = open_upload(store, &self.user(), &target, requested, content.len()).await;
+        let mut upload = open_upload(
+            store,
+            &self.user(),
+            &target,
+            self.rev2,
+            requested,
+            content.len(),
+        )
+        .await;
         if let Ok(opened) = &mut upload
             && let Err(err) = opened.upload.write(content).await
         {
@@ -170,17 +186,19 @@ enum Refusal {
     Store(StoreError),
 }
 
-/// The store's upload for a message of `length` octets into `mailbox` with `flags`; a flag
-/// list that cannot be stored is refused before the store is asked.
+/// The store's upload for a message of `length` octets into `mailbox` (named as under
+/// IMAP4rev2 if `rev2`) with `flags`; a flag list that cannot be stored is refused before the
+/// store is asked.
 async fn open_upload<M: Mailstore>(
     store: &M,
     user: &str,
     mailbox: &Mailbox<'_>,
+    rev2: bool,
     flags: &[Flag<'_>],
     length: usize,
 ) -> Result<Opened<M::Upload>, Refusal> {
     let flags = flags::from_imap(flags).map_err(Refusal::Flags)?;
-    let target = mailbox_name(mailbox).ok_or(Refusal::Store(StoreError::NoSuchMailbox))?;
+    let target = mailbox_name(mailbox, rev2).ok_or(Refusal::Store(StoreError::NoSuchMailbox))?;
     let upload = store
         .begin_append(user, &target, length as u64)
         .await

@@ -1,7 +1,7 @@
 //! Commands that touch no mailbox and need no login (CAPABILITY, LOGOUT; ID has its own
 //! module), and the small authenticated-state ones (ENABLE, NAMESPACE).
 
-use imap_codec::imap_types::core::{IString, QuotedChar, Tag, Vec1};
+use imap_codec::imap_types::core::{IString, QuotedChar, Tag};
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::imap_types::extensions::namespace::Namespace;
 use imap_codec::imap_types::response::{Data, StatusKind};
@@ -13,6 +13,9 @@ use crate::close_reason::CloseReason;
 use crate::session::State;
 use crate::store::Mailstore;
 use crate::wire::bye;
+
+/// The capability ENABLE turns on.
+const IMAP4REV2: &str = "IMAP4rev2";
 
 impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     pub(super) fn capability(&mut self, tag: &Tag<'static>) -> Flow {
@@ -35,21 +38,29 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         Flow::Close(CloseReason::Logout)
     }
 
-    /// RFC 5161: `* ENABLED` lists what this command switched on (CONDSTORE and QRESYNC,
-    /// RFC 7162); others are ignored. Valid only before a mailbox is selected (section 3.1).
-    pub(super) fn enable(
-        &mut self,
-        tag: &Tag<'static>,
-        capabilities: Vec1<CapabilityEnable<'static>>,
-    ) -> Flow {
+    /// RFC 5161: IMAP4rev2 (RFC 9051), CONDSTORE and QRESYNC (RFC 7162) can be enabled;
+    /// `* ENABLED` lists what this command switched on, and is empty otherwise. Valid only
+    /// before a mailbox is selected (section 3.1), so a selected mailbox never changes its
+    /// rules.
+    pub(super) fn enable(&mut self, tag: &Tag<'static>, wanted: &[CapabilityEnable<'_>]) -> Flow {
         if self.selected.is_some() {
             return self.bad(tag, "ENABLE is only valid before a mailbox is selected");
         }
+        let mut enabled = Vec::new();
+        let rev2_offered = !self.settings.is_hidden(IMAP4REV2);
+        if !self.rev2
+            && rev2_offered
+            && wanted
+                .iter()
+                .any(|c| c.to_string().eq_ignore_ascii_case(IMAP4REV2))
+        {
+            self.rev2 = true;
+            enabled.push(CapabilityEnable::try_from(IMAP4REV2).expect("an atom"));
+        }
         let before = self.resync;
-        let enabled: Vec<CapabilityEnable<'static>> = capabilities
-            .into_iter()
-            .filter(|capability| self.enable_resync(capability, before))
-            .collect();
+        for capability in wanted {
+            enabled.extend(self.enable_resync(capability, before));
+        }
         response::data(
             self.channel.out(),
             Data::Enabled {

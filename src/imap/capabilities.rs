@@ -5,6 +5,8 @@ use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::response::Capability;
 
+use super::syntax::Extension;
+use super::syntax::list::ListRequest;
 use crate::connection::SessionSettings;
 
 /// Where the session is, as far as the capability list depends on it.
@@ -30,7 +32,9 @@ pub(super) fn for_session(
     situation: Situation,
     settings: &SessionSettings,
 ) -> Vec1<Capability<'static>> {
-    let mut caps = Vec::new();
+    // IMAP4rev2 (RFC 9051) beside IMAP4rev1: a client gets rev2's behaviour only once it
+    // sends ENABLE IMAP4rev2.
+    let mut caps = vec!["IMAP4rev2"];
     if situation.unauthenticated {
         if situation.starttls {
             caps.push("STARTTLS");
@@ -41,6 +45,8 @@ pub(super) fn for_session(
             caps.push("LOGINDISABLED");
         }
     }
+    // The extensions IMAP4rev2 folds in are listed too, for IMAP4rev1 clients; LITERAL- is
+    // not: LITERAL+ is the larger promise, and IMAP4rev2 implies LITERAL- anyway.
     caps.extend([
         "LITERAL+",
         "ID",
@@ -52,6 +58,11 @@ pub(super) fn for_session(
         "MOVE",
         "CHILDREN",
         "SPECIAL-USE",
+        "ESEARCH",
+        "SEARCHRES",
+        "LIST-EXTENDED",
+        "LIST-STATUS",
+        "STATUS=SIZE",
         "CONDSTORE",
         "QRESYNC",
     ]);
@@ -97,6 +108,24 @@ pub(super) fn of_command(body: &CommandBody<'_>) -> &'static [&'static str] {
         CommandBody::ExpungeUid { .. } => &["UIDPLUS"],
         CommandBody::Compress { .. } => &["COMPRESS=DEFLATE"],
         _ => &[],
+    }
+}
+
+/// The capabilities the parts of a command `imap-codec` did not decode depend on.
+pub(super) fn of_extension(extension: Extension) -> &'static [&'static str] {
+    match (extension.search_return.is_some(), extension.saved_result) {
+        (true, true) => &["ESEARCH", "SEARCHRES"],
+        (true, false) => &["ESEARCH"],
+        (false, true) => &["SEARCHRES"],
+        (false, false) => &[],
+    }
+}
+
+/// The capabilities an extended LIST depends on.
+pub(super) fn of_list(request: &ListRequest) -> &'static [&'static str] {
+    match request.return_status {
+        Some(_) => &["LIST-EXTENDED", "LIST-STATUS"],
+        None => &["LIST-EXTENDED"],
     }
 }
 

@@ -70,25 +70,25 @@ pub(super) struct ChangedSince {
 
 impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     /// ENABLE of `capability` (one of those the client listed, `before` being what was on
-    /// before the command): whether it is CONDSTORE or QRESYNC, advertised, and switched on
-    /// by this command, so that `* ENABLED` lists it.
+    /// before the command): CONDSTORE or QRESYNC, if advertised, is switched on, and returned
+    /// for `* ENABLED` if this command switched it on.
     pub(super) fn enable_resync(
         &mut self,
         capability: &CapabilityEnable<'_>,
         before: Resync,
-    ) -> bool {
+    ) -> Option<CapabilityEnable<'static>> {
         let (wanted, name) = match capability {
             CapabilityEnable::CondStore => (Resync::Condstore, "CONDSTORE"),
             other if other.to_string().eq_ignore_ascii_case("QRESYNC") => {
                 (Resync::Qresync, "QRESYNC")
             }
-            _ => return false,
+            _ => return None,
         };
         if self.settings.is_hidden(name) || self.settings.is_hidden("CONDSTORE") {
-            return false;
+            return None;
         }
         self.resync = self.resync.max(wanted);
-        wanted > before
+        (wanted > before).then(|| CapabilityEnable::try_from(name).expect("an atom"))
     }
 
     /// A CONDSTORE enabling command other than ENABLE and SELECT: refused (`Err`, answered
@@ -367,7 +367,8 @@ pub(super) fn write_modseq_status(out: &mut Vec<u8>, view: &MailboxView) {
 }
 
 /// `* OK [CLOSED]`: SELECT or EXAMINE closed the mailbox selected before (RFC 7162 section
-/// 3.2.11); what comes after is about the new one.
+/// 3.2.11, which asks it of every server offering CONDSTORE, and RFC 9051 section 7.1);
+/// what comes after is about the new one.
 pub(super) fn write_closed(out: &mut Vec<u8>) {
     let text = "Previous mailbox closed";
     response::untagged(out, StatusKind::Ok, Some(Code::Closed), text);
@@ -472,7 +473,13 @@ mod tests {
             keywords: Keywords::new(),
             highest_modseq: 9,
         };
-        MailboxView::open("INBOX".into(), false, snapshot, MailboxWatch::never(), 1)
+        MailboxView::open(
+            "INBOX".into(),
+            false,
+            snapshot,
+            MailboxWatch::never(),
+            Some(1),
+        )
     }
 
     fn set(text: &str) -> SequenceSet {

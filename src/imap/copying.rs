@@ -37,7 +37,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let Ok(indices) = self.resolve(set, uid) else {
             return self.bad(tag, INVALID_SEQUENCE);
         };
-        let Some(target) = mailbox_name(&target) else {
+        let Some(target) = mailbox_name(&target, self.rev2) else {
             return self.no(tag, "TRYCREATE", "No such mailbox");
         };
         let user = self.user();

@@ -7,6 +7,9 @@
 //!
 //! An APPEND's message is the exception: it is not held but handed to the session as an
 //! [`AppendStart`] before its `+`, so the session can stream it into the store.
+//!
+//! The IMAP4rev2 syntax `imap-codec` lacks (SEARCH's result options, the saved result `$`,
+//! extended LIST) is handled by the `syntax` module around the decoder.
 
 use imap_codec::CommandCodec;
 use imap_codec::decode::{CommandDecodeError, Decoder};
@@ -19,6 +22,8 @@ use imap_codec::imap_types::mailbox::Mailbox;
 
 use super::id::{MAX_ID_COMMAND_LEN, MAX_ID_LITERALS};
 use super::response;
+use super::syntax::list::{Incomplete, ListRequest};
+use super::syntax::{self, Extension};
 use crate::wire::{Channel, Interrupted};
 
 /// Literals one command may carry. `imap-codec` decodes the whole command again after each
@@ -45,8 +50,13 @@ pub(super) struct Limits {
 /// What the client sent.
 #[derive(Debug)]
 pub(super) enum Input {
-    /// A well-formed command.
-    Command(Command<'static>),
+    /// A well-formed command, and what `imap-codec` could not decode of it.
+    Command(Command<'static>, Extension),
+    /// A LIST in RFC 5258's extended syntax. Boxed: rare, and larger than the other inputs.
+    List {
+        tag: Tag<'static>,
+        request: Box<ListRequest>,
+    },
     /// A command to answer `BAD` (tagged when its tag could be read); the session goes on.
     Invalid {
         tag: Option<Tag<'static>>,
@@ -82,6 +92,7 @@ pub(super) enum Problem {
     TooManyLiterals,
     LoginFirst,
     Syntax,
+    UnknownOption,
 }
 
 impl Problem {
@@ -92,6 +103,7 @@ impl Problem {
             Problem::TooManyLiterals => "Too many literals",
             Problem::LoginFirst => "Log in first",
             Problem::Syntax => "Unknown command or invalid arguments",
+            Problem::UnknownOption => "Unknown or unsupported option",
         }
     }
 }
@@ -141,15 +153,9 @@ async fn read(channel: &mut Channel, limits: Limits) -> Result<Input, Interrupte
         }
         buf.extend_from_slice(&line);
         buf.extend_from_slice(b"\r\n");
-        let (tag, length, mode) = match codec.decode(&buf) {
-            Ok((_, command)) => return Ok(Input::Command(command.into_static())),
-            Err(CommandDecodeError::LiteralFound { tag, length, mode }) => {
-                (tag.into_static(), length, mode)
-            }
-            // The buffer always ends with a whole line, so "incomplete" is as bad as "failed".
-            Err(CommandDecodeError::Incomplete | CommandDecodeError::Failed) => {
-                return Ok(invalid(&buf, Problem::Syntax));
-            }
+        let (tag, length, mode) = match decode(&codec, &buf) {
+            Decoded::Done(input) => return Ok(input),
+            Decoded::Literal { tag, length, mode } => (tag, length, mode),
         };
         let length = usize::try_from(length).unwrap_or(usize::MAX);
         literal_bytes = literal_bytes.saturating_add(length);
@@ -201,6 +207,56 @@ async fn read(channel: &mut Channel, limits: Limits) -> Result<Input, Interrupte
             channel.set_max_line_len(MAX_ID_COMMAND_LEN - line_bytes - literal_bytes);
         }
     }
+}
+
+/// What a command's text so far makes.
+enum Decoded {
+    Done(Input),
+    /// A literal is announced at the end and still on the wire.
+    Literal {
+        tag: Tag<'static>,
+        length: u32,
+        mode: LiteralMode,
+    },
+}
+
+/// Decode `buf`, a command's text up to a line's end: by `imap-codec`, with the IMAP4rev2
+/// syntax it lacks taken care of by [`syntax`].
+fn decode(codec: &CommandCodec, buf: &[u8]) -> Decoded {
+    let (text, extension) = match syntax::prepare(buf) {
+        Ok(Some((text, extension))) => (std::borrow::Cow::Owned(text), extension),
+        Ok(None) => (std::borrow::Cow::Borrowed(buf), Extension::default()),
+        Err(refusal) => return Decoded::Done(invalid(buf, refusal.problem())),
+    };
+    match codec.decode(&text) {
+        Ok((_, command)) => Decoded::Done(Input::Command(command.into_static(), extension)),
+        Err(CommandDecodeError::LiteralFound { tag, length, mode }) => Decoded::Literal {
+            tag: tag.into_static(),
+            length,
+            mode,
+        },
+        // The buffer always ends with a whole line, so "incomplete" is as bad as "failed".
+        Err(CommandDecodeError::Incomplete | CommandDecodeError::Failed) => {
+            extended_list(buf).unwrap_or_else(|| Decoded::Done(invalid(buf, Problem::Syntax)))
+        }
+    }
+}
+
+/// A LIST that `imap-codec` refused, in RFC 5258's syntax; `None` if it is no LIST.
+fn extended_list(buf: &[u8]) -> Option<Decoded> {
+    let head = syntax::head(buf).filter(|head| !head.uid)?;
+    if !head.name.eq_ignore_ascii_case(b"LIST") {
+        return None;
+    }
+    let tag = tag_of(buf)?;
+    Some(match syntax::list::parse(buf, head.args) {
+        Ok(request) => Decoded::Done(Input::List {
+            tag,
+            request: Box::new(request),
+        }),
+        Err(Incomplete::Literal { length, mode }) => Decoded::Literal { tag, length, mode },
+        Err(Incomplete::Refused(refusal)) => Decoded::Done(invalid(buf, refusal.problem())),
+    })
 }
 
 /// If the literal announced at the end of `command` is an APPEND's message, the command's
@@ -335,7 +391,7 @@ mod tests {
         assert_eq!(received(&mut client, 24).await, "+ Ready for literal data");
         client.write_all(b"alice secret\r\n").await.unwrap();
         let (input, _channel) = reading.await.unwrap();
-        let Input::Command(command) = input else {
+        let Input::Command(command, _) = input else {
             panic!("{input:?}")
         };
         assert_eq!(command.tag.inner(), "a1");
@@ -350,9 +406,9 @@ mod tests {
             .await
             .unwrap();
         let first = read(&mut channel).await;
-        assert!(matches!(first, Input::Command(_)), "{first:?}");
+        assert!(matches!(first, Input::Command(..)), "{first:?}");
         let second = read(&mut channel).await;
-        assert!(matches!(second, Input::Command(_)), "{second:?}");
+        assert!(matches!(second, Input::Command(..)), "{second:?}");
         // Nothing was sent: no continuation requests.
         drop(channel);
         let mut rest = Vec::new();
@@ -438,7 +494,7 @@ mod tests {
             panic!("an APPEND with a message literal: {input:?}")
         };
         assert_eq!(start.tag.inner(), "a1");
-        let mailbox = crate::imap::mailboxes::mailbox_name(&start.mailbox);
+        let mailbox = crate::imap::mailboxes::mailbox_name(&start.mailbox, false);
         assert_eq!(mailbox.as_deref(), Some("Drafts"));
         assert_eq!(start.flags.len(), 2);
         assert!(start.date.is_some());
@@ -462,7 +518,7 @@ mod tests {
         };
         let input = read_command(&mut channel, before_login).await.unwrap();
         assert!(
-            matches!(input, Input::Command(_)),
+            matches!(input, Input::Command(..)),
             "read whole within the login cap, for the state machine to refuse: {input:?}"
         );
     }
@@ -521,7 +577,7 @@ mod tests {
         );
         client.write_all(b"alice x\r\n").await.unwrap();
         let (input, _channel) = reading.await.unwrap();
-        assert!(matches!(input, Input::Command(_)), "{input:?}");
+        assert!(matches!(input, Input::Command(..)), "{input:?}");
     }
 
     const BEFORE_LOGIN: Limits = Limits {
@@ -545,13 +601,16 @@ mod tests {
 
     fn id_pairs(input: &Input) -> usize {
         match input {
-            Input::Command(Command {
-                body:
-                    CommandBody::Id {
-                        parameters: Some(pairs),
-                    },
-                ..
-            }) => pairs.len(),
+            Input::Command(
+                Command {
+                    body:
+                        CommandBody::Id {
+                            parameters: Some(pairs),
+                        },
+                    ..
+                },
+                _,
+            ) => pairs.len(),
             other => panic!("not an ID: {other:?}"),
         }
     }

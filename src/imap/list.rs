@@ -1,65 +1,191 @@
-//! LIST and LSUB (RFC 3501 sections 6.3.8 and 6.3.9) with CHILDREN (RFC 3348) and
-//! SPECIAL-USE (RFC 6154) attributes, and the wildcard matching behind them.
+//! LIST and LSUB (RFC 3501 sections 6.3.8 and 6.3.9), with LIST-EXTENDED's selection and
+//! return options and several patterns (RFC 5258) and LIST-STATUS (RFC 5819). Which names
+//! are shown, and how, is decided in `listing`.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
 
-use imap_codec::imap_types::core::{Atom, QuotedChar, Tag};
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::core::{QuotedChar, Tag};
 use imap_codec::imap_types::flag::FlagNameAttribute;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::Data;
 
-use super::response;
+use super::listing::{DELIMITER, Listed, Query, Style, listing};
 use super::session::{Flow, ImapSession};
+use super::syntax::list::ListRequest;
+use super::{mutf7, response};
 use crate::auth::Authenticator;
 use crate::store::{INBOX, MailboxInfo, Mailstore};
 
-/// The hierarchy separator of every store.
-const DELIMITER: char = '/';
-
 impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
-    /// LIST (`lsub` false) and LSUB. The reference is simply prefixed to the pattern, which is
-    /// what clients mean by it in practice (RFC 3501 leaves its meaning to the server).
+    /// LIST (`lsub` false) and LSUB. The reference is simply prefixed to each pattern, which
+    /// is what clients mean by it in practice (RFC 3501 leaves its meaning to the server).
     pub(super) async fn list(
         &mut self,
         tag: &Tag<'static>,
-        reference: Mailbox<'static>,
-        pattern: ListMailbox<'static>,
+        request: ListRequest,
         lsub: bool,
     ) -> Flow {
         let command = if lsub { "LSUB" } else { "LIST" };
-        let mut full = match &reference {
-            Mailbox::Inbox => INBOX.as_bytes().to_vec(),
-            Mailbox::Other(other) => other.as_ref().to_vec(),
-        };
-        let pattern = match pattern {
-            ListMailbox::Token(token) => token.as_ref().to_vec(),
-            ListMailbox::String(string) => string.into_inner().into_owned(),
-        };
-        if !lsub && pattern.is_empty() {
+        let selecting = request.select_subscribed || request.select_special_use;
+        if !lsub && !selecting && request.patterns.iter().all(Vec::is_empty) {
             // An empty pattern asks for the hierarchy delimiter (RFC 3501 section 6.3.8).
             let root = Mailbox::try_from("").expect("an empty quoted string");
             let data = list_data(false, vec![FlagNameAttribute::Noselect], root);
             response::data(self.channel.out(), data);
             return self.ok(tag, None, "LIST completed");
         }
-        full.extend_from_slice(&pattern);
         let mailboxes = match self.service.store.list_mailboxes(&self.user()).await {
             Ok(mailboxes) => mailboxes,
             Err(err) => return self.store_failed(tag, err),
         };
-        for entry in listing(&mailboxes, lsub, &full) {
-            let Ok(mailbox) = Mailbox::try_from(entry.name) else {
+        let shown = self.shown_names(&mailboxes);
+        let patterns: Vec<Vec<u8>> = request
+            .patterns
+            .iter()
+            .map(|pattern| [&request.reference[..], pattern].concat())
+            .collect();
+        let query = Query {
+            patterns: &patterns,
+            subscribed_only: lsub || request.select_subscribed,
+            special_use_only: request.select_special_use,
+            recursive_match: request.recursive_match,
+            placeholders: lsub || !selecting,
+        };
+        let style = Style {
+            nonexistent: !lsub && (self.rev2 || request.extended),
+            subscribed: !lsub && (request.select_subscribed || request.return_subscribed),
+        };
+        let child_info = child_info(&request);
+        for entry in listing(&shown, &query) {
+            let Ok(mailbox) = Mailbox::try_from(entry.name).map(IntoStatic::into_static) else {
                 tracing::warn!(
                     mailbox = entry.name,
                     "mailbox name cannot be sent over IMAP"
                 );
                 continue;
             };
-            let data = list_data(lsub, entry.attributes(), mailbox);
-            response::data(self.channel.out(), data);
+            let mut line = Vec::new();
+            response::data(
+                &mut line,
+                list_data(lsub, entry.attributes(style), mailbox.clone()),
+            );
+            if entry.child_info {
+                // imap-types has no extended items on LIST: added before the line's end,
+                // after the name (which may be a literal).
+                line.truncate(line.len() - 2);
+                line.extend_from_slice(child_info.as_bytes());
+                line.extend_from_slice(b"\r\n");
+            }
+            self.channel.out().extend_from_slice(&line);
+            if let Some(items) = &request.return_status {
+                self.list_status(&entry, &mailboxes, mailbox, items).await;
+            }
+            if let Err(reason) = self.send_if_full().await {
+                return Flow::Close(reason);
+            }
         }
         self.ok(tag, None, &format!("{command} completed"))
     }
+
+    /// RFC 5819: a STATUS response after the LIST response of each selectable mailbox; a
+    /// mailbox whose status cannot be read is left without one.
+    async fn list_status(
+        &mut self,
+        entry: &Listed<'_>,
+        mailboxes: &[MailboxInfo],
+        mailbox: Mailbox<'static>,
+        items: &[imap_codec::imap_types::status::StatusDataItemName],
+    ) {
+        let Some(index) = entry.index.filter(|_| entry.selectable()) else {
+            return;
+        };
+        if let Ok(items) = self.status_items(&mailboxes[index].name, items).await {
+            let items = Cow::Owned(items);
+            response::data(self.channel.out(), Data::Status { mailbox, items });
+        }
+    }
+
+    /// The mailboxes as this session shows their names: in UTF-8 once IMAP4rev2 is on (a
+    /// name that is not valid modified UTF-7 is shown as it is), as stored otherwise. In the
+    /// same order, so an index names the same mailbox in both.
+    pub(super) fn shown_names<'m>(&self, mailboxes: &'m [MailboxInfo]) -> Cow<'m, [MailboxInfo]> {
+        if !self.rev2 {
+            return Cow::Borrowed(mailboxes);
+        }
+        let decoded = mailboxes
+            .iter()
+            .map(|m| MailboxInfo {
+                name: mutf7::decode(&m.name).unwrap_or_else(|| m.name.clone()),
+                ..m.clone()
+            })
+            .collect();
+        Cow::Owned(decoded)
+    }
+
+    /// The LIST response IMAP4rev2 adds to SELECT and EXAMINE (RFC 9051 section 6.3.2),
+    /// for the mailbox stored as `name`.
+    pub(super) async fn list_selected(&mut self, name: &str) {
+        let Ok(mailboxes) = self.service.store.list_mailboxes(&self.user()).await else {
+            return;
+        };
+        let Some(position) = mailboxes.iter().position(|m| m.name == name) else {
+            return;
+        };
+        let shown = self.shown_names(&mailboxes);
+        let entry = Listed {
+            name: &shown[position].name,
+            index: Some(position),
+            noselect: false,
+            has_children: mailboxes.iter().any(|m| is_below(&m.name, name)),
+            special_use: shown[position].special_use,
+            subscribed: shown[position].subscribed,
+            child_info: false,
+        };
+        let style = Style {
+            nonexistent: true,
+            subscribed: false,
+        };
+        if let Ok(mailbox) = Mailbox::try_from(entry.name) {
+            let data = list_data(false, entry.attributes(style), mailbox);
+            response::data(self.channel.out(), data);
+        }
+    }
+}
+
+/// A basic LIST or LSUB as `imap-codec` decoded it, as a [`ListRequest`].
+pub(super) fn basic_request(reference: &Mailbox<'_>, pattern: ListMailbox<'_>) -> ListRequest {
+    let reference = match reference {
+        Mailbox::Inbox => INBOX.as_bytes().to_vec(),
+        Mailbox::Other(other) => other.as_ref().to_vec(),
+    };
+    let pattern = match pattern {
+        ListMailbox::Token(token) => token.as_ref().to_vec(),
+        ListMailbox::String(string) => string.into_inner().into_owned(),
+    };
+    ListRequest {
+        reference,
+        patterns: vec![pattern],
+        ..ListRequest::default()
+    }
+}
+
+/// RFC 5258's CHILDINFO extended item, naming the selection options a descendant meets.
+fn child_info(request: &ListRequest) -> String {
+    let mut options = Vec::new();
+    if request.select_subscribed {
+        options.push("\"SUBSCRIBED\"");
+    }
+    if request.select_special_use {
+        options.push("\"SPECIAL-USE\"");
+    }
+    format!(" (\"CHILDINFO\" ({}))", options.join(" "))
+}
+
+fn is_below(name: &str, parent: &str) -> bool {
+    name.len() > parent.len()
+        && name.starts_with(parent)
+        && name.as_bytes()[parent.len()] == DELIMITER as u8
 }
 
 fn list_data<'a>(lsub: bool, items: Vec<FlagNameAttribute<'a>>, mailbox: Mailbox<'a>) -> Data<'a> {
@@ -75,195 +201,5 @@ fn list_data<'a>(lsub: bool, items: Vec<FlagNameAttribute<'a>>, mailbox: Mailbox
             delimiter,
             mailbox,
         },
-    }
-}
-
-/// One line of a LIST or LSUB answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Listed<'a> {
-    pub(super) name: &'a str,
-    /// A parent that is not listed itself (it does not exist, or for LSUB is not
-    /// subscribed), shown so that `%` still reveals the hierarchy below it.
-    pub(super) noselect: bool,
-    pub(super) has_children: bool,
-    pub(super) special_use: Option<&'static str>,
-}
-
-impl<'a> Listed<'a> {
-    fn attributes(&self) -> Vec<FlagNameAttribute<'a>> {
-        let mut attributes = Vec::new();
-        if self.noselect {
-            attributes.push(FlagNameAttribute::Noselect);
-        }
-        let children = match self.has_children {
-            true => "HasChildren",
-            false => "HasNoChildren",
-        };
-        attributes.push(attribute(children));
-        if let Some(special) = self.special_use {
-            attributes.push(attribute(special.trim_start_matches('\\')));
-        }
-        attributes
-    }
-}
-
-fn attribute(name: &str) -> FlagNameAttribute<'static> {
-    let atom = Atom::try_from(name.to_owned()).expect("attribute names are atoms");
-    FlagNameAttribute::from(atom)
-}
-
-/// The mailboxes matching `pattern`, in the store's order (INBOX first). With
-/// `subscribed_only` (LSUB), only subscribed ones; `\HasChildren` always counts every existing
-/// mailbox.
-pub(super) fn listing<'a>(
-    mailboxes: &'a [MailboxInfo],
-    subscribed_only: bool,
-    pattern: &[u8],
-) -> Vec<Listed<'a>> {
-    let candidates: Vec<&MailboxInfo> = mailboxes
-        .iter()
-        .filter(|m| !subscribed_only || m.subscribed)
-        .collect();
-    let names: HashSet<&str> = candidates.iter().map(|m| m.name.as_str()).collect();
-    let matched: Vec<&str> = candidates
-        .iter()
-        .map(|m| m.name.as_str())
-        .filter(|name| matches(pattern, name))
-        .collect();
-    let mut placeholders_seen = HashSet::new();
-    let mut out = Vec::new();
-    for info in candidates {
-        let name = info.name.as_str();
-        for (end, _) in name.match_indices(DELIMITER) {
-            let parent = &name[..end];
-            let shown_below = matched.iter().any(|m| is_below(m, parent));
-            if !names.contains(parent)
-                && placeholders_seen.insert(parent)
-                && !shown_below
-                && matches(pattern, parent)
-            {
-                out.push(Listed {
-                    name: parent,
-                    noselect: true,
-                    has_children: true,
-                    special_use: None,
-                });
-            }
-        }
-        if matched.contains(&name) {
-            out.push(Listed {
-                name,
-                noselect: false,
-                has_children: mailboxes.iter().any(|m| is_below(&m.name, name)),
-                special_use: info.special_use,
-            });
-        }
-    }
-    out
-}
-
-fn is_below(name: &str, parent: &str) -> bool {
-    name.len() > parent.len()
-        && name.starts_with(parent)
-        && name.as_bytes()[parent.len()] == DELIMITER as u8
-}
-
-/// Whether `name` matches a LIST pattern: `*` matches anything, `%` anything but the
-/// delimiter. The `INBOX` part of a name is matched case-insensitively, as INBOX is.
-///
-/// Dynamic programming over the pattern, so many wildcards cannot make it exponential: at
-/// most pattern length × name length steps.
-pub(super) fn matches(pattern: &[u8], name: &str) -> bool {
-    let name = name.as_bytes();
-    let inbox_prefix = if name.len() >= INBOX.len()
-        && name[..INBOX.len()].eq_ignore_ascii_case(INBOX.as_bytes())
-        && (name.len() == INBOX.len() || name[INBOX.len()] == DELIMITER as u8)
-    {
-        INBOX.len()
-    } else {
-        0
-    };
-    // row[j]: the pattern so far matches name[..j].
-    let mut row = vec![false; name.len() + 1];
-    let mut next = vec![false; name.len() + 1];
-    row[0] = true;
-    for &p in pattern {
-        next[0] = match p {
-            b'*' | b'%' => row[0],
-            _ => false,
-        };
-        for j in 1..=name.len() {
-            let c = name[j - 1];
-            next[j] = match p {
-                b'*' => row[j] || next[j - 1],
-                b'%' => row[j] || (next[j - 1] && c != DELIMITER as u8),
-                _ if j <= inbox_prefix => row[j - 1] && p.eq_ignore_ascii_case(&c),
-                _ => row[j - 1] && p == c,
-            };
-        }
-        std::mem::swap(&mut row, &mut next);
-    }
-    row[name.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn info(name: &str, subscribed: bool) -> MailboxInfo {
-        MailboxInfo {
-            name: name.to_owned(),
-            special_use: (name == "Sent").then_some("\\Sent"),
-            subscribed,
-        }
-    }
-
-    #[test]
-    fn wildcards() {
-        assert!(matches(b"*", "Archive/2024"));
-        assert!(!matches(b"%", "Archive/2024"));
-        assert!(matches(b"%/%", "Archive/2024"));
-        assert!(matches(b"Arch*", "Archive/2024"));
-        assert!(
-            !matches(b"arch*", "Archive/2024"),
-            "only INBOX ignores case"
-        );
-        assert!(matches(b"inbox", "INBOX"));
-        assert!(matches(b"Inbox/%", "INBOX/Sub"));
-        assert!(!matches(b"inboxx", "INBOX"));
-        assert!(matches(b"", ""));
-        assert!(!matches(b"", "INBOX"));
-        assert!(matches(b"%*%*%", "a/b/c"));
-        // Pathological patterns stay cheap.
-        let pattern = "*a".repeat(500);
-        assert!(!matches(pattern.as_bytes(), &"a".repeat(300)));
-    }
-
-    #[test]
-    fn children_placeholders_and_special_use() {
-        let boxes = vec![
-            info("INBOX", true),
-            info("Archive/2024", true),
-            info("Sent", false),
-            info("Work", false),
-            info("Work/Projects", true),
-        ];
-        let top = listing(&boxes, false, b"%");
-        let names: Vec<&str> = top.iter().map(|l| l.name).collect();
-        assert_eq!(names, ["INBOX", "Archive", "Sent", "Work"]);
-        assert!(top[1].noselect && top[1].has_children);
-        assert_eq!(top[2].special_use, Some("\\Sent"));
-        assert!(top[3].has_children && !top[3].noselect);
-        let all: Vec<&str> = listing(&boxes, false, b"*")
-            .iter()
-            .map(|l| l.name)
-            .collect();
-        assert_eq!(
-            all,
-            ["INBOX", "Archive/2024", "Sent", "Work", "Work/Projects"]
-        );
-        let subscribed = listing(&boxes, true, b"%");
-        let names: Vec<(&str, bool)> = subscribed.iter().map(|l| (l.name, l.noselect)).collect();
-        assert_eq!(names, [("INBOX", false), ("Archive", true), ("Work", true)]);
     }
 }

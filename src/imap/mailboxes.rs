@@ -14,15 +14,18 @@ use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 use super::condstore;
 use super::session::{Flow, ImapSession};
 use super::view::MailboxView;
-use super::{flags, response};
+use super::{flags, mutf7, response};
 use crate::auth::Authenticator;
 use crate::events::SessionEvent;
 use crate::store::{Flags, INBOX, MAX_KEYWORDS, MailboxSnapshot, Mailstore, StoreError};
 
 impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     /// SELECT and EXAMINE, with RFC 7162's CONDSTORE and QRESYNC parameters. RFC 3501
-    /// section 6.3.1: selecting, even unsuccessfully, first leaves the mailbox selected before
-    /// (said with `* OK [CLOSED]`, RFC 7162 section 3.2.11).
+    /// section 6.3.1: selecting, even unsuccessfully, first leaves the mailbox selected
+    /// before; an `OK [CLOSED]` says so (RFC 9051 section 7.1, RFC 7162 section 3.2.11).
+    ///
+    /// IMAP4rev2 (RFC 9051 section 6.3.2) drops RECENT and `OK [UNSEEN]` from the answer and
+    /// adds the mailbox's LIST response.
     pub(super) async fn select(
         &mut self,
         tag: &Tag<'static>,
@@ -38,7 +41,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             self.set_selected(None);
             condstore::write_closed(self.channel.out());
         }
-        let Some(name) = mailbox_name(&mailbox) else {
+        let Some(name) = mailbox_name(&mailbox, self.rev2) else {
             return self.no(tag, "NONEXISTENT", "No such mailbox");
         };
         let user = self.user();
@@ -49,13 +52,20 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             Err(err) => return self.store_failed(tag, err),
         };
         let highest = snapshot.messages.last().map_or(0, |m| m.uid);
-        let first_recent = match self.recent_from(&name, highest, read_only).await {
-            Ok(uid) => uid,
-            Err(err) => return self.store_failed(tag, err),
+        // IMAP4rev2 has no `\Recent`: such a session neither shows nor claims it.
+        let first_recent = match self.rev2 {
+            true => None,
+            false => match self.recent_from(&name, highest, read_only).await {
+                Ok(uid) => Some(uid),
+                Err(err) => return self.store_failed(tag, err),
+            },
         };
         let uid_next = snapshot.uid_next;
         let view = MailboxView::open(name.clone(), read_only, snapshot, watch, first_recent);
         write_selected(self.channel.out(), &view, uid_next);
+        if self.rev2 {
+            self.list_selected(&name).await;
+        }
         self.set_selected(Some(Box::new(view)));
         if let Some(qresync) = qresync
             && let Err(err) = self.qresync(qresync).await
@@ -115,7 +125,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     /// CREATE. A trailing separator only declares the intent to create children (RFC 3501
     /// section 6.3.3), so it is dropped.
     pub(super) async fn create(&mut self, tag: &Tag<'static>, mailbox: Mailbox<'static>) -> Flow {
-        let Some(name) = new_mailbox_name(&mailbox) else {
+        let Some(name) = new_mailbox_name(&mailbox, self.rev2) else {
             return self.no(tag, "CANNOT", "Invalid mailbox name");
         };
         let name = name.trim_end_matches('/');
@@ -130,7 +140,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
 
     /// DELETE. The selected mailbox cannot be deleted from under its own session.
     pub(super) async fn delete(&mut self, tag: &Tag<'static>, mailbox: Mailbox<'static>) -> Flow {
-        let Some(name) = mailbox_name(&mailbox) else {
+        let Some(name) = mailbox_name(&mailbox, self.rev2) else {
             return self.no(tag, "NONEXISTENT", "No such mailbox");
         };
         if self.selected.as_ref().is_some_and(|s| s.name == name) {
@@ -150,7 +160,10 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         from: Mailbox<'static>,
         to: Mailbox<'static>,
     ) -> Flow {
-        let (Some(from), Some(to)) = (mailbox_name(&from), new_mailbox_name(&to)) else {
+        let (Some(from), Some(to)) = (
+            mailbox_name(&from, self.rev2),
+            new_mailbox_name(&to, self.rev2),
+        ) else {
             return self.no(tag, "CANNOT", "Invalid mailbox name");
         };
         let to = to.trim_end_matches('/');
@@ -183,7 +196,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         mailbox: Mailbox<'static>,
         subscribed: bool,
     ) -> Flow {
-        let Some(name) = mailbox_name(&mailbox) else {
+        let Some(name) = mailbox_name(&mailbox, self.rev2) else {
             return self.no(tag, "NONEXISTENT", "No such mailbox");
         };
         let store = &self.service.store;
@@ -194,15 +207,15 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         }
     }
 
-    /// STATUS (RFC 3501 section 6.3.10). RECENT counts the messages no read-write session was
-    /// told of.
+    /// STATUS (RFC 9051 section 6.3.11, with RFC 8438's SIZE). RECENT counts the messages no
+    /// read-write session was told of.
     pub(super) async fn status(
         &mut self,
         tag: &Tag<'static>,
         mailbox: Mailbox<'static>,
         items: &[StatusDataItemName],
     ) -> Flow {
-        let Some(name) = mailbox_name(&mailbox) else {
+        let Some(name) = mailbox_name(&mailbox, self.rev2) else {
             return self.no(tag, "NONEXISTENT", "No such mailbox");
         };
         if items.contains(&StatusDataItemName::HighestModSeq)
@@ -210,25 +223,10 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         {
             return self.bad(tag, text);
         }
-        let user = self.user();
-        let snapshot = match self.service.store.snapshot(&user, &name).await {
-            Ok(snapshot) => snapshot,
+        let items = match self.status_items(&name, items).await {
+            Ok(items) => items,
             Err(err) => return self.store_failed(tag, err),
         };
-        let recent = if items.contains(&StatusDataItemName::Recent) {
-            let first_recent = match self.service.store.first_recent_uid(&user, &name).await {
-                Ok(uid) => uid,
-                Err(err) => return self.store_failed(tag, err),
-            };
-            let count = snapshot.messages.iter().filter(|m| m.uid >= first_recent);
-            u32::try_from(count.count()).unwrap_or(u32::MAX)
-        } else {
-            0
-        };
-        let items: Vec<StatusDataItem> = items
-            .iter()
-            .map(|item| status_item(item.clone(), &snapshot, recent))
-            .collect();
         response::data(
             self.channel.out(),
             Data::Status {
@@ -237,6 +235,27 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             },
         );
         self.ok(tag, None, "STATUS completed")
+    }
+
+    /// The STATUS items of the mailbox stored as `name`.
+    pub(super) async fn status_items(
+        &mut self,
+        name: &str,
+        items: &[StatusDataItemName],
+    ) -> Result<Vec<StatusDataItem>, StoreError> {
+        let user = self.user();
+        let snapshot = self.service.store.snapshot(&user, name).await?;
+        let recent = if items.contains(&StatusDataItemName::Recent) {
+            let first_recent = self.service.store.first_recent_uid(&user, name).await?;
+            let count = snapshot.messages.iter().filter(|m| m.uid >= first_recent);
+            u32::try_from(count.count()).unwrap_or(u32::MAX)
+        } else {
+            0
+        };
+        Ok(items
+            .iter()
+            .map(|item| status_item(item.clone(), &snapshot, recent))
+            .collect())
     }
 
     /// The answer to a store error: RFC 5530 codes; internals are logged, not told.
@@ -264,7 +283,11 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
 fn write_selected(out: &mut Vec<u8>, view: &MailboxView, uid_next: u32) {
     flags::write_flags(out, view.keywords());
     response::data(out, Data::Exists(view.exists()));
-    response::data(out, Data::Recent(view.recent_count()));
+    // Without `\Recent` (IMAP4rev2), neither RECENT nor UNSEEN: RFC 9051 dropped both.
+    let Some(recent) = view.recent_count() else {
+        return write_uids_and_flags(out, view, uid_next);
+    };
+    response::data(out, Data::Recent(recent));
     let first_unseen = view
         .messages()
         .iter()
@@ -278,6 +301,11 @@ fn write_selected(out: &mut Vec<u8>, view: &MailboxView, uid_next: u32) {
             &format!("Message {seq} is first unseen"),
         );
     }
+    write_uids_and_flags(out, view, uid_next);
+}
+
+/// UIDVALIDITY, UIDNEXT, PERMANENTFLAGS and HIGHESTMODSEQ, the end of SELECT's answer.
+fn write_uids_and_flags(out: &mut Vec<u8>, view: &MailboxView, uid_next: u32) {
     let code = Some(Code::UidValidity(non_zero(view.uid_validity())));
     response::untagged(out, StatusKind::Ok, code, "UIDs valid");
     let code = Some(Code::UidNext(non_zero(uid_next)));
@@ -320,6 +348,9 @@ fn status_item(
                 .map(|m| m.size)
                 .sum(),
         ),
+        StatusDataItemName::Size => {
+            StatusDataItem::Size(snapshot.messages.iter().map(|m| m.size).sum())
+        }
     }
 }
 
@@ -329,17 +360,21 @@ fn non_zero(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
 
-/// The name a client gave, as the store takes it; `None` if it is not UTF-8 (no stored
-/// mailbox has such a name).
-pub(super) fn mailbox_name(mailbox: &Mailbox<'_>) -> Option<String> {
-    match mailbox {
-        Mailbox::Inbox => Some(INBOX.to_owned()),
-        Mailbox::Other(other) => String::from_utf8(other.as_ref().to_vec()).ok(),
-    }
+/// The name a client gave, as the store takes it (in modified UTF-7: converted from UTF-8
+/// under IMAP4rev2, `rev2`); `None` if it is not UTF-8 (no stored mailbox has such a name).
+pub(super) fn mailbox_name(mailbox: &Mailbox<'_>, rev2: bool) -> Option<String> {
+    let name = match mailbox {
+        Mailbox::Inbox => return Some(INBOX.to_owned()),
+        Mailbox::Other(other) => String::from_utf8(other.as_ref().to_vec()).ok()?,
+    };
+    Some(match rev2 {
+        true => mutf7::encode(&name),
+        false => name,
+    })
 }
 
-/// A name for a mailbox to create: 7-bit only (RFC 3501 section 5.1; international names
-/// are written in modified UTF-7).
-fn new_mailbox_name(mailbox: &Mailbox<'_>) -> Option<String> {
-    mailbox_name(mailbox).filter(|name| name.is_ascii())
+/// A name for a mailbox to create: 7-bit only under IMAP4rev1 (RFC 3501 section 5.1:
+/// international names are written in modified UTF-7), any UTF-8 under IMAP4rev2.
+fn new_mailbox_name(mailbox: &Mailbox<'_>, rev2: bool) -> Option<String> {
+    mailbox_name(mailbox, rev2).filter(|name| name.is_ascii())
 }

@@ -6,16 +6,21 @@
 //!
 //! # What is served
 //!
-//! IMAP4rev1 (RFC 3501) complete, with the extensions real clients rely on:
+//! IMAP4rev1 (RFC 3501) complete, with the extensions real clients rely on, and IMAP4rev2
+//! (RFC 9051) beside it:
 //!
 //! - Any state: CAPABILITY, NOOP, LOGOUT, ID (RFC 2971).
 //! - Not authenticated: STARTTLS, LOGIN, AUTHENTICATE PLAIN with SASL-IR (RFC 4959).
-//! - Authenticated: ENABLE (RFC 5161: CONDSTORE, QRESYNC), SELECT, EXAMINE, CREATE, DELETE,
-//!   RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST and LSUB (with CHILDREN and SPECIAL-USE attributes),
-//!   STATUS, APPEND, NAMESPACE (RFC 2342), IDLE (RFC 2177).
+//! - Authenticated: ENABLE (RFC 5161: IMAP4rev2, CONDSTORE, QRESYNC), SELECT, EXAMINE, CREATE,
+//!   DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST and LSUB (with CHILDREN and SPECIAL-USE
+//!   attributes; LIST with LIST-EXTENDED's selection and return options and several patterns,
+//!   RFC 5258, and LIST-STATUS, RFC 5819), STATUS (with SIZE, RFC 8438, and DELETED), APPEND,
+//!   NAMESPACE (RFC 2342), IDLE (RFC 2177).
 //! - Selected: CHECK, CLOSE, UNSELECT (RFC 3691), EXPUNGE, SEARCH, FETCH, STORE, COPY, MOVE
 //!   (RFC 6851) and their UID forms, UID EXPUNGE; APPEND and COPY answer with APPENDUID and
 //!   COPYUID (UIDPLUS, RFC 4315).
+//! - SEARCH's result options MIN, MAX, COUNT and ALL answered with ESEARCH (RFC 4731), and
+//!   SAVE with `$` in any sequence set (SEARCHRES, RFC 5182).
 //! - LITERAL+ (RFC 7888): non-synchronizing literals are read without a continuation request.
 //! - CONDSTORE and QRESYNC (RFC 7162): mod-sequences from the store, FETCH CHANGEDSINCE and
 //!   MODSEQ, STORE UNCHANGEDSINCE with `[MODIFIED]`, SEARCH MODSEQ, STATUS HIGHESTMODSEQ,
@@ -28,6 +33,33 @@
 //! store cannot announce (mail dropped into the Maildir by another program) are found at the
 //! next command and at [`ImapConfig::idle_poll_interval`] in IDLE.
 
+//! # IMAP4rev2
+//!
+//! `IMAP4rev2` is advertised beside `IMAP4rev1`, which stays the default: a session follows
+//! RFC 9051 only after `ENABLE IMAP4rev2` (appendix E). Then it:
+//!
+//! - has no `\Recent`: no RECENT responses, no `\Recent` in FLAGS, no claim on messages
+//!   (IMAP4rev1 sessions still see them as recent);
+//! - answers SELECT and EXAMINE without RECENT and `OK [UNSEEN]`, with the mailbox's LIST
+//!   response (and, as every session, with `OK [CLOSED]` first when another mailbox was
+//!   selected, which RFC 7162 asks of a server offering CONDSTORE);
+//! - answers SEARCH with ESEARCH, as `RETURN (ALL)`;
+//! - names mailboxes in UTF-8, both ways: the stores keep modified UTF-7 (as Dovecot does),
+//!   and a name that is not valid modified UTF-7 is shown as it is stored;
+//! - shows a parent that does not exist as `\NonExistent` in LIST (extended LIST does so in
+//!   IMAP4rev1 sessions too), not as `\Noselect`.
+//!
+//! Not served yet: the BINARY fetch items and `~{n}` APPEND literals (RFC 3516, part of
+//! IMAP4rev2), LIST's OLDNAME, and `\NonExistent` for a subscription whose mailbox is gone
+//! (the stores list subscriptions of existing mailboxes only). `LITERAL-` is not advertised:
+//! `LITERAL+`, which is, allows more. IMAP4rev1's STATUS RECENT and the search keys RECENT,
+//! NEW and OLD are still accepted from IMAP4rev2 clients (and find nothing recent).
+//!
+//! `imap-codec` has no ESEARCH or LIST-EXTENDED yet: the `syntax` module writes SEARCH's
+//! result options and `$` out of a command before `imap-codec` decodes the rest (a `$` is
+//! decoded as the set `4294967295`, refused beside a real `4294967295`), and decodes an
+//! extended LIST itself. ESEARCH is written by hand, ALL as a compact sequence set.
+//!
 //! # Choices
 //!
 //! - A login refused because the connection is not encrypted answers `NO [PRIVACYREQUIRED]`
@@ -37,7 +69,8 @@
 //! - CONDSTORE and QRESYNC are advertised whatever the store; a store that keeps no
 //!   mod-sequences answers `NOMODSEQ` for every mailbox (RFC 7162 section 3.1.2.2). SELECT
 //!   and EXAMINE always say `HIGHESTMODSEQ`, the one change a client that enables nothing
-//!   sees (besides `[CLOSED]` when a SELECT replaces a selected mailbox). Mod-sequences are
+//!   sees (besides `[CLOSED]` when a SELECT replaces a selected mailbox). A search with
+//!   MODSEQ answered with ESEARCH ends with `MODSEQ n` (section 3.1.10). Mod-sequences are
 //!   per message, not per flag: SEARCH MODSEQ ignores the flag it may name. Where the store's
 //!   bounded history of expunges does not reach back to a client's mod-sequence, `VANISHED
 //!   (EARLIER)` names every UID the client may know that is gone (as RFC 7162 allows), fewer
@@ -116,6 +149,7 @@ mod condstore;
 mod config;
 mod copying;
 mod dates;
+mod esearch;
 mod fetch;
 mod flagging;
 mod flags;
@@ -123,8 +157,10 @@ mod framing;
 mod id;
 mod idle;
 mod list;
+mod listing;
 mod login;
 mod mailboxes;
+mod mutf7;
 mod reading;
 mod recent;
 mod response;
@@ -133,6 +169,7 @@ mod selected;
 mod sequence;
 mod service;
 mod session;
+mod syntax;
 mod view;
 
 pub use config::ImapConfig;

@@ -12,11 +12,13 @@ use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
 
+use super::esearch;
 use super::fetch::FetchPlan;
 use super::response;
 use super::search::{self, Bounds, Candidate};
 use super::selected::{INVALID_SEQUENCE, index_to_seq};
 use super::session::{Flow, ImapSession};
+use super::syntax::search::SearchReturn;
 use crate::auth::Authenticator;
 use crate::store::{Flags, FlagsUpdate, Mailstore, MessageFlags, StoreError};
 
@@ -107,14 +109,25 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         self.ok(tag, None, "FETCH completed")
     }
 
-    /// SEARCH and UID SEARCH.
+    /// SEARCH and UID SEARCH, answered `* SEARCH`, or `* ESEARCH` when result options are
+    /// given (RFC 4731) or IMAP4rev2 is on (RFC 9051 section 6.4.4, as `RETURN (ALL)`).
+    /// SAVE keeps the result for `$` (RFC 5182); a `$` in the criteria is the result kept
+    /// before, and a SAVE that fails leaves `$` empty.
     pub(super) async fn search(
         &mut self,
         tag: &Tag<'static>,
         charset: Option<Charset<'_>>,
         criteria: &[SearchKey<'_>],
         uid: bool,
+        options: Option<SearchReturn>,
     ) -> Flow {
+        let options = options.or(self.rev2.then_some(SearchReturn::ALL));
+        let saving = options.is_some_and(|o| o.save);
+        let before = match (self.selected.as_mut(), saving) {
+            (Some(view), true) => std::mem::take(&mut view.saved),
+            (Some(view), false) => view.saved.clone(),
+            (None, _) => Vec::new(),
+        };
         if let Some(charset) = charset
             && !search::charset_supported(charset.as_ref())
         {
@@ -142,12 +155,12 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let bounds = Bounds {
             largest_seq: view.exists(),
             largest_uid: view.largest_uid(),
+            saved: self.extension.saved_result.then_some(&before[..]),
         };
         let all: Vec<usize> = (0..view.messages().len()).collect();
         let needs_content = search::needs_content(criteria);
-        let mut found = Vec::new();
-        // RFC 7162 section 3.1.6: with MODSEQ searched for, the highest of the messages found.
-        let mut highest = None;
+        // Sequence numbers, UIDs and mod-sequences of the matches, ascending.
+        let mut found: Vec<(u32, u32, u64)> = Vec::new();
         for batch in self.batches(&all) {
             let contents = match self.contents(batch, needs_content).await {
                 Ok(contents) => contents,
@@ -168,14 +181,35 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                     content: content.as_deref(),
                 };
                 if search::matches(criteria, &candidate, bounds) {
-                    let number = if uid { meta.uid } else { candidate.seq };
-                    found.extend(NonZeroU32::new(number));
-                    highest = highest.max(NonZeroU64::new(meta.modseq));
+                    found.push((candidate.seq, meta.uid, meta.modseq));
                 }
             }
         }
-        let highest = highest.filter(|_| search::uses_modseq(criteria));
-        response::data(self.channel.out(), Data::Search(found, highest));
+        let numbers = found.iter().map(|&(seq, id, _)| if uid { id } else { seq });
+        // RFC 7162 sections 3.1.6 and 3.1.10: with MODSEQ searched for, the highest
+        // mod-sequence of the messages returned.
+        let modseqs: Vec<u64> = match search::uses_modseq(criteria) {
+            true => found.iter().map(|&(_, _, modseq)| modseq).collect(),
+            false => Vec::new(),
+        };
+        match options {
+            None => {
+                let found = numbers.filter_map(NonZeroU32::new).collect();
+                let highest = modseqs.iter().max().copied().and_then(NonZeroU64::new);
+                response::data(self.channel.out(), Data::Search(found, highest));
+            }
+            Some(options) => {
+                if saving && let Some(view) = self.selected.as_mut() {
+                    let uids: Vec<u32> = found.iter().map(|&(_, id, _)| id).collect();
+                    view.saved = esearch::to_save(options, &uids);
+                }
+                if esearch::answers(options) {
+                    let numbers: Vec<u32> = numbers.collect();
+                    let highest = esearch::highest_modseq(options, &modseqs);
+                    esearch::write(self.channel.out(), tag, uid, options, &numbers, highest);
+                }
+            }
+        }
         self.ok(tag, None, "SEARCH completed")
     }
 

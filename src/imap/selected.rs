@@ -4,9 +4,9 @@
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::sequence;
 use super::session::{Flow, ImapSession};
 use super::view::Expunges;
+use super::{sequence, syntax};
 use crate::auth::Authenticator;
 use crate::close_reason::CloseReason;
 use crate::store::{Flags, MailboxSnapshot, Mailstore, StoreError};
@@ -67,6 +67,10 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let Some(highest) = arrived else {
             return u32::MAX;
         };
+        if self.rev2 {
+            // IMAP4rev2 has no `\Recent`: nothing to claim.
+            return u32::MAX;
+        }
         match self.recent_from(name, highest, read_only).await {
             Ok(uid) => uid,
             Err(err) => {
@@ -79,12 +83,18 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     /// The indices (in the view) of the messages `set` names, in mailbox order.
     ///
     /// UIDs that name no message are skipped (RFC 3501 section 6.4.8); a sequence number
-    /// beyond the mailbox is an error.
+    /// beyond the mailbox is an error. The saved result `$` names the messages it kept that
+    /// are still there, none if it is empty (RFC 5182 section 2.1).
     pub(super) fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, ()> {
         let Some(view) = self.selected.as_ref() else {
             return Err(());
         };
         let messages = view.messages();
+        if syntax::is_saved_result(self.extension, set) {
+            return Ok((0..messages.len())
+                .filter(|&i| view.saved.binary_search(&messages[i].uid).is_ok())
+                .collect());
+        }
         if uid {
             let largest = view.largest_uid();
             return Ok((0..messages.len())
@@ -109,15 +119,14 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         if view.read_only {
             return self.no(tag, "READ-ONLY", "Mailbox is read-only");
         }
-        let largest = view.largest_uid();
-        let deleted: Vec<u32> = view
-            .messages()
-            .iter()
+        let named = match &only {
+            Some(set) => self.resolve(set, true).unwrap_or_default(),
+            None => (0..view.messages().len()).collect(),
+        };
+        let deleted: Vec<u32> = named
+            .into_iter()
+            .map(|i| &view.messages()[i])
             .filter(|m| m.flags.system.contains(Flags::DELETED))
-            .filter(|m| {
-                only.as_ref()
-                    .is_none_or(|set| sequence::contains(set, m.uid, largest))
-            })
             .map(|m| m.uid)
             .collect();
         let name = view.name.clone();

@@ -7,6 +7,24 @@ use std::ops::RangeInclusive;
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
+use crate::store::{ranges_of, render_ranges};
+
+/// The number a `$` (RFC 5182's saved search result) is written as before `imap-codec`
+/// decodes the command (see `syntax::prepare`): no mailbox holds that many messages, and a
+/// command that names it beside a `$` is refused, so it cannot be mistaken for a real set.
+pub(super) const SAVED_MARKER: u32 = u32::MAX;
+
+/// Whether `set` is exactly the one number `n`.
+pub(super) fn is_single(set: &SequenceSet, n: u32) -> bool {
+    matches!(set.0.as_ref(), [Sequence::Single(SeqOrUid::Value(v))] if v.get() == n)
+}
+
+/// `numbers` (ascending) as a sequence set, with runs as ranges: `1:3,5`. Empty if there
+/// are none.
+pub(super) fn compact(numbers: &[u32]) -> String {
+    render_ranges(&ranges_of(numbers.iter().copied()))
+}
+
 /// Whether `n` is in `set`, where `*` stands for `largest` (the highest sequence number or
 /// UID in the mailbox).
 ///
@@ -180,6 +198,16 @@ mod tests {
         let s = set("559:*");
         assert!(contains(&s, 200, 200));
         assert!(!contains(&s, 199, 200));
+    }
+
+    #[test]
+    fn compact_sets_and_the_marker() {
+        assert_eq!(compact(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(compact(&[4294967295]), "4294967295");
+        assert_eq!(compact(&[]), "");
+        assert!(is_single(&set("4294967295"), SAVED_MARKER));
+        assert!(!is_single(&set("4294967295,1"), SAVED_MARKER));
+        assert!(!is_single(&set("*"), SAVED_MARKER));
     }
 
     #[test]

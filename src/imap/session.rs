@@ -14,7 +14,10 @@ use super::config::ImapServiceState;
 use super::flagging::StoreChange;
 use super::framing::{self, Input, Limits, Problem};
 use super::id::MAX_ID_COMMAND_LEN;
+use super::list::basic_request;
 use super::response;
+use super::syntax::Extension;
+use super::syntax::list::ListRequest;
 use super::view::{Expunges, MailboxView};
 use crate::auth::{Authenticator, User};
 use crate::close::CloseReport;
@@ -77,6 +80,12 @@ pub(super) struct ImapSession<A, M> {
     /// The logged-in user, kept for the leases that auth layers attached (a per-user session
     /// slot): they are released when the session ends. Boxed: most sessions never log in.
     pub(super) account: Option<Box<User>>,
+    /// The client sent ENABLE IMAP4rev2: RFC 9051's behaviour instead of RFC 3501's (no
+    /// `\Recent`, ESEARCH for SEARCH, UTF-8 mailbox names, ...).
+    pub(super) rev2: bool,
+    /// What the command being served carries beyond what `imap-codec` decoded (the saved
+    /// search result `$` above all, which sequence sets are resolved against).
+    pub(super) extension: Extension,
     /// CONDSTORE or QRESYNC, once the client switched them on.
     pub(super) resync: Resync,
     observers: Observers,
@@ -99,6 +108,8 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             observers: opened.observers,
             selected: None,
             account: None,
+            rev2: false,
+            extension: Extension::default(),
             resync: Resync::Off,
             errors: 0,
             service,
@@ -114,11 +125,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     }
 
     async fn serve(&mut self) -> CloseReason {
-        let greeting = self
-            .settings
-            .greeting
-            .clone()
-            .unwrap_or_else(|| self.service.config.greeting.clone());
+        let greeting = self.settings.greeting_or(&self.service.config.greeting);
         let capabilities = self.capabilities();
         response::greeting(self.channel.out(), capabilities, &greeting);
         if let Err(reason) = self.channel.flush().await {
@@ -134,7 +141,10 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             let flow = match input {
                 // Boxed per command: the largest command paths (login, STARTTLS) would
                 // otherwise size the future that every idle session holds.
-                Input::Command(command) => Box::pin(self.command(command)).await,
+                Input::Command(command, extension) => {
+                    Box::pin(self.command(command, extension)).await
+                }
+                Input::List { tag, request } => Box::pin(self.extended_list(tag, *request)).await,
                 // Before login an overlong line is no client's honest mistake: answered and
                 // closed at once, so it cannot keep the connection busy skipping.
                 Input::Invalid {
@@ -187,14 +197,16 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         reason
     }
 
-    async fn command(&mut self, command: Command<'static>) -> Flow {
+    async fn command(&mut self, command: Command<'static>, extension: Extension) -> Flow {
         let Command { tag, body } = command;
         if capabilities::of_command(&body)
             .iter()
+            .chain(capabilities::of_extension(extension))
             .any(|capability| self.settings.is_hidden(capability))
         {
             return self.bad(&tag, "Unknown command");
         }
+        self.extension = extension;
         // NOOP is the client's way to ask for these updates (RFC 3501 section 6.1.2).
         if let Some(expunges) = sync_before(&body)
             && let Err(reason) = self.sync(expunges).await
@@ -211,6 +223,25 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             }
             body => self.authenticated(&tag, body).await,
         }
+    }
+
+    /// A LIST in RFC 5258's extended syntax: a command of the authenticated state, as any
+    /// LIST.
+    async fn extended_list(&mut self, tag: Tag<'static>, request: ListRequest) -> Flow {
+        let needs = capabilities::of_list(&request);
+        if needs
+            .iter()
+            .any(|capability| self.settings.is_hidden(capability))
+        {
+            return self.bad(&tag, "Unknown command");
+        }
+        if self.session.state() == State::NotAuthenticated {
+            return self.bad(&tag, "Log in first");
+        }
+        if let Err(reason) = self.sync(Expunges::Report).await {
+            return Flow::Close(reason);
+        }
+        self.list(&tag, request, false).await
     }
 
     /// RFC 3501 section 6.2.
@@ -232,7 +263,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             CommandBody::StartTLS
             | CommandBody::Login { .. }
             | CommandBody::Authenticate { .. } => self.bad(tag, "Already logged in"),
-            CommandBody::Enable { capabilities } => self.enable(tag, capabilities),
+            CommandBody::Enable { capabilities } => self.enable(tag, capabilities.as_ref()),
             #[cfg(feature = "compress")]
             CommandBody::Compress { algorithm } => self.compress(tag, algorithm).await,
             CommandBody::Select {
@@ -253,11 +284,17 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             CommandBody::List {
                 reference,
                 mailbox_wildcard,
-            } => self.list(tag, reference, mailbox_wildcard, false).await,
+            } => {
+                let request = basic_request(&reference, mailbox_wildcard);
+                self.list(tag, request, false).await
+            }
             CommandBody::Lsub {
                 reference,
                 mailbox_wildcard,
-            } => self.list(tag, reference, mailbox_wildcard, true).await,
+            } => {
+                let request = basic_request(&reference, mailbox_wildcard);
+                self.list(tag, request, true).await
+            }
             CommandBody::Status {
                 mailbox,
                 item_names,
@@ -289,7 +326,11 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 charset,
                 criteria,
                 uid,
-            } => self.search(tag, charset, criteria.as_ref(), uid).await,
+            } => {
+                let options = self.extension.search_return;
+                self.search(tag, charset, criteria.as_ref(), uid, options)
+                    .await
+            }
             CommandBody::Store {
                 sequence_set,
                 kind,

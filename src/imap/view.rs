@@ -38,6 +38,12 @@ pub(super) struct MailboxView {
     messages: Vec<MessageMeta>,
     /// The UIDs that are `\Recent` in this session, ascending.
     recent: Vec<u32>,
+    /// Whether `\Recent` exists in this session: not under IMAP4rev2, which dropped it
+    /// (RFC 9051 appendix E), so no RECENT response either.
+    tracks_recent: bool,
+    /// The UIDs of the last SEARCH with SAVE (RFC 5182's `$`), ascending; empty at first.
+    /// Expunged messages drop out by themselves: `$` is resolved against the messages.
+    pub(super) saved: Vec<u32>,
     /// The mailbox's keywords, as the client was last told (the FLAGS response).
     keywords: Keywords,
     /// The highest mod-sequence the client has been told every change up to (0: the mailbox
@@ -50,19 +56,20 @@ pub(super) struct MailboxView {
 
 impl MailboxView {
     /// The view of a mailbox just opened; `watch` is taken before `snapshot` was read, so no
-    /// change falls between them. The messages from UID `first_recent` on are recent here.
+    /// change falls between them. The messages from UID `first_recent` on are recent here;
+    /// `None` for a session without `\Recent` (IMAP4rev2).
     pub(super) fn open(
         name: String,
         read_only: bool,
         snapshot: MailboxSnapshot,
         watch: MailboxWatch,
-        first_recent: u32,
+        first_recent: Option<u32>,
     ) -> MailboxView {
         let recent = snapshot
             .messages
             .iter()
             .map(|m| m.uid)
-            .filter(|&uid| uid >= first_recent)
+            .filter(|&uid| first_recent.is_some_and(|first| uid >= first))
             .collect();
         MailboxView {
             name,
@@ -70,6 +77,8 @@ impl MailboxView {
             uid_validity: snapshot.uid_validity,
             messages: snapshot.messages,
             recent,
+            tracks_recent: first_recent.is_some(),
+            saved: Vec::new(),
             keywords: snapshot.keywords,
             highest_modseq: snapshot.highest_modseq,
             uid_next: snapshot.uid_next,
@@ -84,9 +93,10 @@ impl MailboxView {
             .is_some_and(|m| self.recent.binary_search(&m.uid).is_ok())
     }
 
-    /// How many messages are `\Recent` in this session (the RECENT response).
-    pub(super) fn recent_count(&self) -> u32 {
-        count(self.recent.len())
+    /// How many messages are `\Recent` in this session (the RECENT response); `None` when
+    /// the session has no `\Recent` (IMAP4rev2).
+    pub(super) fn recent_count(&self) -> Option<u32> {
+        self.tracks_recent.then(|| count(self.recent.len()))
     }
 
     pub(super) fn messages(&self) -> &[MessageMeta] {
@@ -169,7 +179,8 @@ impl MailboxView {
     /// the untagged responses that tell the client: FLAGS when the mailbox's keywords changed,
     /// EXPUNGE (highest first, so each number is still valid when the client reads it), FETCH
     /// FLAGS for messages whose flags another session changed, and EXISTS and RECENT when
-    /// messages arrived; of these, the ones from UID `first_recent` on are recent here.
+    /// messages arrived; of these, the ones from UID `first_recent` on are recent here (not
+    /// asked without `\Recent`).
     ///
     /// With CONDSTORE enabled (`resync`), each FETCH also has the message's UID and MODSEQ,
     /// and a message whose mod-sequence alone changed is reported too; with QRESYNC, one
@@ -269,15 +280,19 @@ impl MailboxView {
         self.messages.extend(fresh.filter(|m| m.uid > last_known));
         // Each EXPUNGE already lowered the count the client keeps.
         if self.messages.len() > remaining {
-            let arrived = &self.messages[remaining..];
-            self.recent.extend(
-                arrived
-                    .iter()
-                    .map(|m| m.uid)
-                    .filter(|&uid| uid >= first_recent),
-            );
+            if self.tracks_recent {
+                let arrived = &self.messages[remaining..];
+                self.recent.extend(
+                    arrived
+                        .iter()
+                        .map(|m| m.uid)
+                        .filter(|&uid| uid >= first_recent),
+                );
+            }
             response::data(out, Data::Exists(self.exists()));
-            response::data(out, Data::Recent(self.recent_count()));
+            if let Some(recent) = self.recent_count() {
+                response::data(out, Data::Recent(recent));
+            }
         }
         self.uid_next = snapshot.uid_next;
         // With a removal still to report, the client does not know everything up to the
@@ -333,7 +348,7 @@ mod tests {
             false,
             snapshot(messages),
             MailboxWatch::never(),
-            uids.last().map_or(1, |uid| uid + 1),
+            Some(uids.last().map_or(1, |uid| uid + 1)),
         )
     }
 
@@ -385,6 +400,25 @@ mod tests {
         assert_eq!(view.messages()[2].uid, 3, "numbering kept");
         let told = update(&mut view, snapshot, Expunges::Report);
         assert_eq!(told, "* 2 EXPUNGE\r\n");
+    }
+
+    #[test]
+    fn without_recent_arrivals_are_only_exists() {
+        let messages = vec![meta(1, Flags::EMPTY)];
+        let mut view = MailboxView::open(
+            "INBOX".into(),
+            false,
+            snapshot(messages),
+            MailboxWatch::never(),
+            None,
+        );
+        let fresh = vec![meta(1, Flags::EMPTY), meta(2, Flags::EMPTY)];
+        let mut out = Vec::new();
+        // Whatever the store says is recent, a session without `\Recent` shows none.
+        view.update(snapshot(fresh), Expunges::Report, &mut out, 1, Resync::Off)
+            .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "* 2 EXISTS\r\n");
+        assert!(!view.is_recent(1) && view.recent_count().is_none());
     }
 
     #[test]

@@ -198,6 +198,28 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Longer messages than the exhaustive test reaches, from the bytes that matter and
+        /// any other: a client recovers the message, and TOP is the reference's prefix.
+        #[test]
+        fn round_trip_random_messages(
+            message in proptest::collection::vec(
+                proptest::prop_oneof![
+                    4 => proptest::sample::select(b".\r\na".to_vec()),
+                    1 => proptest::num::u8::ANY,
+                ],
+                0..2000,
+            ),
+            lines in 0u32..50,
+        ) {
+            proptest::prop_assert_eq!(unstuff(&stuffed(&message, None)), crlf_normalized(&message));
+            proptest::prop_assert_eq!(
+                unstuff(&stuffed(&message, Some(lines))),
+                reference_top(&message, lines)
+            );
+        }
+    }
+
     /// TOP computed the slow way, on the normalized message's lines.
     fn reference_top(message: &[u8], body_lines: u32) -> Vec<u8> {
         let normalized = crlf_normalized(message);

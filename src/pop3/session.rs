@@ -97,11 +97,7 @@ where
     }
 
     async fn serve(&mut self) -> CloseReason {
-        let greeting = self
-            .settings
-            .greeting
-            .clone()
-            .unwrap_or_else(|| self.service.config.greeting.clone());
+        let greeting = self.settings.greeting_or(&self.service.config.greeting);
         response::ok(self.channel.out(), &greeting);
         if let Err(reason) = self.channel.flush().await {
             return reason;

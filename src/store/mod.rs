@@ -33,9 +33,9 @@ pub use keyword::{InvalidKeyword, Keyword, Keywords, MAX_KEYWORD_LEN};
 #[cfg(feature = "maildir")]
 pub use maildir::{Maildir, MaildirUpload};
 pub use memory::{MemoryStore, MemoryUpload};
-#[cfg(feature = "imap")]
-pub(crate) use modseq::ranges_of;
 pub use modseq::{FlagsUpdate, MAX_MODSEQ};
+#[cfg(feature = "imap")]
+pub(crate) use modseq::{ranges_of, render_ranges};
 pub(crate) use watch::ChangeNotifier;
 pub use watch::MailboxWatch;
 #[cfg(test)]
@@ -499,7 +499,7 @@ pub trait Mailstore: Send + Sync + 'static {
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let store = MemoryStore::new();
     /// store.ensure_user("alice").await?;
-    /// let uid = store.append("alice", "INBOX", "Subject: hi\r\n\r\n".into(), Flags::EMPTY, None).await?;
+    /// let uid = store.append("alice", "INBOX", "Subject: hi\r\n\r\n".into(), Flags::EMPTY.into(), None).await?;
     /// // Delivered before any session looked: recent for the first one that selects.
     /// assert_eq!(store.claim_recent("alice", "INBOX", uid).await?, uid);
     /// // Claimed: the next session is told of no recent message.

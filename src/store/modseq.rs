@@ -152,6 +152,23 @@ pub(crate) fn ranges_of(uids: impl IntoIterator<Item = u32>) -> Vec<RangeInclusi
     ranges
 }
 
+/// Ascending ranges written as IMAP writes a set of them: `3:5,9`.
+#[cfg(any(feature = "imap", feature = "maildir"))]
+pub(crate) fn render_ranges(ranges: &[RangeInclusive<u32>]) -> String {
+    let mut text = String::new();
+    for range in ranges {
+        if !text.is_empty() {
+            text.push(',');
+        }
+        text.push_str(&range.start().to_string());
+        if range.start() != range.end() {
+            text.push(':');
+            text.push_str(&range.end().to_string());
+        }
+    }
+    text
+}
+
 /// Ranges sorted by start, overlapping or adjacent ones joined.
 fn merge(sorted: Vec<RangeInclusive<u32>>) -> Vec<RangeInclusive<u32>> {
     let mut merged: Vec<RangeInclusive<u32>> = Vec::with_capacity(sorted.len());
@@ -189,6 +206,8 @@ mod tests {
             vec![u32::MAX - 1..=u32::MAX]
         );
         assert!(ranges_of([]).is_empty());
+        assert_eq!(render_ranges(&ranges_of([1, 2, 3, 5, 7, 8])), "1:3,5,7:8");
+        assert_eq!(render_ranges(&[]), "");
         assert_eq!(merge(vec![1..=3, 2..=6, 7..=7, 9..=9]), vec![1..=7, 9..=9]);
     }
 

@@ -12,6 +12,7 @@ mod tests;
 use chrono::NaiveDate;
 use imap_codec::imap_types::core::{AString, Atom};
 use imap_codec::imap_types::search::SearchKey;
+use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::dates::utc_date;
 use super::sequence;
@@ -30,11 +31,28 @@ pub(super) struct Candidate<'a> {
     pub(super) content: Option<&'a [u8]>,
 }
 
-/// What the whole mailbox contributes: the values `*` stands for in sequence and UID sets.
+/// What the whole mailbox contributes: the values `*` stands for in sequence and UID sets,
+/// and the saved result `$` stands for.
 #[derive(Clone, Copy)]
-pub(super) struct Bounds {
+pub(super) struct Bounds<'s> {
     pub(super) largest_seq: u32,
     pub(super) largest_uid: u32,
+    /// The UIDs of the saved result (ascending) when the command used `$` (RFC 5182): a set
+    /// that is [`is_saved_result`](super::syntax::is_saved_result) names these messages.
+    pub(super) saved: Option<&'s [u32]>,
+}
+
+impl Bounds<'_> {
+    /// Whether `set` is `$`.
+    fn is_saved(&self, set: &SequenceSet) -> bool {
+        self.saved.is_some() && sequence::is_single(set, sequence::SAVED_MARKER)
+    }
+
+    /// Whether the message with `uid` is in the saved result.
+    fn in_saved(&self, uid: u32) -> bool {
+        self.saved
+            .is_some_and(|saved| saved.binary_search(&uid).is_ok())
+    }
 }
 
 /// Whether the criteria have RFC 7162's MODSEQ, anywhere: a CONDSTORE enabling command, and
@@ -108,7 +126,7 @@ fn key_needs_content(key: &SearchKey<'_>) -> bool {
 pub(super) fn matches(
     criteria: &[SearchKey<'_>],
     candidate: &Candidate<'_>,
-    bounds: Bounds,
+    bounds: Bounds<'_>,
 ) -> bool {
     let search = Search {
         candidate,
@@ -128,7 +146,7 @@ pub(super) fn charset_supported(charset: &str) -> bool {
 /// key, however deeply nested.
 struct Search<'c, 'a> {
     candidate: &'c Candidate<'a>,
-    bounds: Bounds,
+    bounds: Bounds<'c>,
     content: Content<'a>,
 }
 
@@ -143,6 +161,9 @@ impl Search<'_, '_> {
             SearchKey::Or(left, right) => self.matches(left) || self.matches(right),
             SearchKey::All => true,
 
+            SearchKey::SequenceSet(set) | SearchKey::Uid(set) if self.bounds.is_saved(set) => {
+                self.bounds.in_saved(meta.uid)
+            }
             SearchKey::SequenceSet(set) => {
                 sequence::contains(set, self.candidate.seq, self.bounds.largest_seq)
             }

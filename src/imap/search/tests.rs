@@ -59,6 +59,7 @@ fn hit(search: &str, content: &[u8]) -> bool {
     let bounds = Bounds {
         largest_seq: 1,
         largest_uid: 1,
+        saved: None,
     };
     matches(&keys, &candidate, bounds)
 }
@@ -87,6 +88,7 @@ fn hit_meta(search: &str, meta: &MessageMeta, recent: bool) -> bool {
     let bounds = Bounds {
         largest_seq: 1,
         largest_uid: 1,
+        saved: None,
     };
     matches(&keys, &candidate, bounds)
 }
@@ -97,6 +99,7 @@ fn hits_in_ten(search: &str) -> Vec<u32> {
     let bounds = Bounds {
         largest_seq: 10,
         largest_uid: 100,
+        saved: None,
     };
     (1..=10)
         .filter(|&seq| {
@@ -565,6 +568,7 @@ fn garbage_matches_no_text_key_and_never_panics() {
     let bounds = Bounds {
         largest_seq: 1,
         largest_uid: 1,
+        saved: None,
     };
     for round in 0..2000 {
         let mut content = seeds[round % seeds.len()].to_vec();
@@ -601,6 +605,7 @@ fn missing_content_matches_no_text_key() {
     let bounds = Bounds {
         largest_seq: 1,
         largest_uid: 1,
+        saved: None,
     };
     assert!(!matches(&keys, &candidate, bounds));
 }

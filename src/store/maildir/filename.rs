@@ -151,6 +151,31 @@ fn escape_hostname(raw: &str) -> String {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Any system flags and keyword letters come back from the name they are written in,
+        /// in the order Dovecot writes: uppercase in ASCII order, then lowercase.
+        #[test]
+        fn info_letters_round_trip(system in 0u8..32, keywords in 0u32..(1 << 26), old_p: bool) {
+            let flags = Flags::from_maildir_letters(
+                &"DFRST"
+                    .chars()
+                    .enumerate()
+                    .filter(|(i, _)| system & (1 << i) != 0)
+                    .map(|(_, c)| c)
+                    .collect::<String>(),
+            );
+            let old = if old_p { Some("P") } else { None };
+            let letters = info_letters(old, flags, keywords, 0);
+            proptest::prop_assert_eq!(Flags::from_maildir_letters(&letters), flags);
+            proptest::prop_assert_eq!(keyword_mask(&letters), keywords);
+            proptest::prop_assert_eq!(letters.contains('P'), old_p);
+            let (upper, lower): (Vec<char>, Vec<char>) =
+                letters.chars().partition(char::is_ascii_uppercase);
+            proptest::prop_assert!(upper.is_sorted() && lower.is_sorted());
+            proptest::prop_assert!(letters.starts_with(&upper.iter().collect::<String>()));
+        }
+    }
+
     #[test]
     fn splits_names() {
         assert_eq!(split("123.abc,S=5:2,FS"), ("123.abc,S=5", Some("FS")));

@@ -248,17 +248,19 @@ fn state<'c>(
     Ok(state)
 }
 
-/// Re-reads the keyword file if another program (Dovecot) changed it since it was read.
-fn refresh_keywords(folder: &Folder, state: &mut State) -> io::Result<()> {
+/// Re-reads the keyword file if another program (Dovecot) changed it since it was read;
+/// whether it did.
+fn refresh_keywords(folder: &Folder, state: &mut State) -> io::Result<bool> {
     let path = folder.keywords();
     let stamp = Stamp::of_path(&path)?;
-    if stamp != state.keywords_stamp {
-        state.keywords = KeywordFile::read(&path)?;
-        state.keywords_stamp = stamp;
-        // The listing's keywords were named by the old file.
-        state.listing.forget();
+    if stamp == state.keywords_stamp {
+        return Ok(false);
     }
-    Ok(())
+    state.keywords = KeywordFile::read(&path)?;
+    state.keywords_stamp = stamp;
+    // The listing's keywords were named by the old file.
+    state.listing.forget();
+    Ok(true)
 }
 
 /// The folder's mod-sequences (for the UID list's `uid_validity`): read at first use and
@@ -325,11 +327,13 @@ fn keyword_slots(
         Some(_) => None,
         None => {
             let taken = folder.lock()?;
-            refresh_keywords(folder, state)?;
-            let (again, still_new) = state.keywords.table.intern(&flags.keywords)?;
-            mask = again;
-            if !still_new {
-                return Ok(mask);
+            if refresh_keywords(folder, state)? {
+                // Read again: what was added in memory went with the old table.
+                let (again, still_new) = state.keywords.table.intern(&flags.keywords)?;
+                mask = again;
+                if !still_new {
+                    return Ok(mask);
+                }
             }
             Some(taken)
         }

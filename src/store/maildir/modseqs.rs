@@ -46,7 +46,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::dotlock::DotLock;
 use super::durable;
 use crate::store::MAX_MODSEQ;
-use crate::store::modseq::{self, Expunge, ExpungeHistory};
+use crate::store::modseq::{self, Expunge, ExpungeHistory, render_ranges};
 
 /// The file's name, in the folder directory beside `dovecot-uidlist`.
 pub(super) const FILE_NAME: &str = "tower-mail-modseq";
@@ -263,21 +263,6 @@ impl Modseqs {
         }
         text
     }
-}
-
-/// `3:5,9`.
-fn render_ranges(ranges: &[RangeInclusive<u32>]) -> String {
-    let mut text = String::new();
-    for range in ranges {
-        if !text.is_empty() {
-            text.push(',');
-        }
-        let _ = match range.start() == range.end() {
-            true => write!(text, "{}", range.start()),
-            false => write!(text, "{}:{}", range.start(), range.end()),
-        };
-    }
-    text
 }
 
 /// Ascending, disjoint ranges as [`render_ranges`] writes them; `None` otherwise.
