@@ -34,7 +34,8 @@
 //! simpler to reason about.
 
 // The mechanisms run only inside a protocol service; PLAIN's parser is public on its own.
-#[cfg(any(feature = "imap", feature = "pop3"))]
+// POP3's framing and SCRAM's attributes; IMAP's framing has imap-codec's.
+#[cfg(any(feature = "pop3", all(feature = "imap", feature = "scram")))]
 pub(crate) mod base64;
 #[cfg(any(feature = "imap", feature = "pop3"))]
 mod exchange;

@@ -187,6 +187,7 @@ pub struct ScramProof {
 
 impl ScramProof {
     /// A proof for the exchange whose AuthMessage (RFC 5802 section 3) is `auth_message`.
+    #[cfg_attr(not(any(feature = "imap", feature = "pop3")), allow(dead_code))]
     pub(crate) fn new(
         parameters: ScramParameters,
         auth_message: Vec<u8>,
