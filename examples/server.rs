@@ -2,7 +2,9 @@
 //! over one Maildir++ tree, with the connection-policy stack composed in code with
 //! `ServiceBuilder` (see `server/stack.rs`), and logins checked by one authentication stack
 //! that both protocols share (failure delays, per-user session caps, automatic bans, a bound
-//! on password verifications: see `server/auth.rs`).
+//! on password verifications: see `server/auth.rs`), whatever the SASL mechanism: PLAIN and
+//! LOGIN, SCRAM-SHA-256 with `[auth] scram`, OAUTHBEARER and XOAUTH2 with the test token
+//! issuer of `[auth] oauth_tokens` (`server/tokens.rs`).
 //!
 //! ```text
 //! cargo run --release --example server                          # embedded defaults

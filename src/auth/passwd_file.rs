@@ -218,6 +218,11 @@ impl PasswdFile {
     /// Unusable lines are skipped with a warning (see [`PasswdFile`]); only I/O errors
     /// and a file that is not UTF-8 fail. This reads the file with blocking I/O.
     ///
+    /// # Panics
+    ///
+    /// If the operating system's random number generator fails (a key for made-up SCRAM
+    /// salts is drawn from it).
+    ///
     /// # Example
     ///
     /// ```no_run
@@ -235,6 +240,10 @@ impl PasswdFile {
 
     /// Builds a user table from passwd-file text, without a file behind it (for tests and for
     /// users held in configuration). [`reload`](PasswdFile::reload) then fails.
+    ///
+    /// # Panics
+    ///
+    /// If the operating system's random number generator fails, as [`open`](PasswdFile::open).
     ///
     /// # Example
     ///

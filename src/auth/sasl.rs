@@ -12,7 +12,10 @@
 //! Every mechanism ends in one call of the authentication service, so the auth layers see
 //! every login (see [the `auth` module](super#every-sasl-mechanism-through-one-service)).
 //! Acting as another user (an authorization identity that differs from the user) is not
-//! supported: it fails like a wrong password.
+//! supported: it fails like a wrong password. So does a SCRAM final message that carries
+//! another exchange's nonce (a replay). These two are decided here, without asking the
+//! service: they test no password, so the layers do not count them; the session counts them
+//! among its protocol errors.
 //!
 //! Not offered: SCRAM's channel binding (`SCRAM-SHA-256-PLUS`; a client asking for it with
 //! `p=` is refused, and `y` is accepted since the server offers none), SCRAM-SHA-1,
