@@ -2,7 +2,9 @@
 //! over one Maildir++ tree, with the connection-policy stack composed in code with
 //! `ServiceBuilder` (see `server/stack.rs`), and logins checked by one authentication stack
 //! that both protocols share (failure delays, per-user session caps, automatic bans, a bound
-//! on password verifications: see `server/auth.rs`).
+//! on password verifications: see `server/auth.rs`), whatever the SASL mechanism: PLAIN and
+//! LOGIN, SCRAM-SHA-256 with `[auth] scram`, OAUTHBEARER and XOAUTH2 with the test token
+//! issuer of `[auth] oauth_tokens` (`server/tokens.rs`).
 //!
 //! ```text
 //! cargo run --release --example server                          # embedded defaults
@@ -29,6 +31,8 @@ mod prometheus;
 mod stack;
 #[path = "server/telemetry.rs"]
 mod telemetry;
+#[path = "server/tokens.rs"]
+mod tokens;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_mail::Protocol;
 use tower_mail::auth::PasswdFile;
+use tower_mail::auth::sasl::Mechanisms;
 use tower_mail::imap::{ImapConfig, ImapService};
 use tower_mail::pop3::{Pop3Config, Pop3Service};
 use tower_mail::server::{Endpoint, ProxyConfig, Server, ServerConfig, TlsMode};
@@ -136,8 +141,27 @@ async fn run() -> Result<(), String> {
     let users = PasswdFile::open(passwd)
         .map_err(|e| format!("{}: {e}", passwd.display()))?
         .check_interval(Some(Duration::from_millis(config.auth.passwd_check_ms)));
+    let mut sasl = Mechanisms::new();
+    if config.auth.scram {
+        sasl = sasl.scram(users.clone());
+    }
+    let token_path = &config.auth.oauth_tokens;
+    let tokens = if token_path.as_os_str().is_empty() {
+        tokens::TokenFile::default()
+    } else {
+        let tokens = tokens::TokenFile::read(token_path)
+            .map_err(|e| format!("auth.oauth_tokens {}: {e}", token_path.display()))?;
+        println!(
+            "auth.oauth_tokens: TEST token issuer with {} tokens from {}",
+            tokens.len(),
+            token_path.display()
+        );
+        sasl = sasl.oauth();
+        tokens
+    };
+    println!("SASL mechanisms: {}", sasl.names().join(" "));
     // Wrapped once: IMAP and POP3 get clones of one stack, so that its counts cover both.
-    let auth = auth::build(users.clone(), &config.auth, &policies)?;
+    let auth = auth::build(users.clone(), tokens, &config.auth, &policies)?;
     let store = Maildir::new(&config.store.maildir);
 
     let trusted = config
@@ -172,12 +196,14 @@ async fn run() -> Result<(), String> {
     let plaintext = config.auth.plaintext_without_tls == config::Plaintext::Allowed;
     let mut pop3_config = Pop3Config::default();
     pop3_config.allow_plaintext_login = plaintext;
+    pop3_config.sasl = sasl.clone();
     pop3_config.idle_timeout = Duration::from_secs(limits.pop3_idle_seconds);
     pop3_config.unauthenticated_idle_timeout = Duration::from_secs(limits.pop3_login_seconds);
     let pop3 = Pop3Service::new(auth.clone(), store.clone(), pop3_config);
 
     let mut imap_config = ImapConfig::default();
     imap_config.allow_plaintext_login = plaintext;
+    imap_config.sasl = sasl;
     imap_config.idle_timeout = Duration::from_secs(limits.imap_idle_seconds);
     imap_config.max_append_len = limits.imap_max_message_bytes;
     imap_config.max_unauthenticated_literal_len = limits.max_unauthenticated_literal_bytes;

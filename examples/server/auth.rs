@@ -1,6 +1,7 @@
-//! The authentication stack: the user file wrapped once in the auth policies of `[auth]` and
-//! `[layers.auto_ban]`, and that one stack (clones of it) given to the IMAP and the POP3
-//! service, so that per-user sessions, failure delays and bans count across both protocols.
+//! The authentication stack: the user file (and the test token issuer, for OAUTHBEARER and
+//! XOAUTH2) wrapped once in the auth policies of `[auth]` and `[layers.auto_ban]`, and that
+//! one stack (clones of it) given to the IMAP and the POP3 service, so that per-user
+//! sessions, failure delays and bans count across both protocols and every SASL mechanism.
 //! With `[auth] redis` the per-user counts and failure counts are shared by every server
 //! using that Redis; with `[layers.auto_ban] redis`, the bans.
 
@@ -8,13 +9,14 @@ use std::time::Duration;
 
 use tower::ServiceBuilder;
 use tower::util::Either;
-use tower_mail::auth::{Authenticator, PasswdFile};
+use tower_mail::auth::{Authenticator, PasswdFile, Tokens};
 use tower_mail_layers::auth::{
     AutoBanLayer, BanSink, FailureDelayLayer, RedisAuth, UserSessionsLayer, VerifyLimitLayer,
 };
 
 use crate::config;
 use crate::policies::Policies;
+use crate::tokens::TokenFile;
 
 /// Outermost first, in the order `tower_mail_layers::auth` recommends:
 ///
@@ -22,12 +24,13 @@ use crate::policies::Policies;
 /// 2. failure delay: above the verification bound, so a delayed answer holds no slot;
 /// 3. auto-ban: below the delay, so the ban falls when the failure is known, not when it is
 ///    answered;
-/// 4. verification bound: right over the password hashes.
+/// 4. verification bound: right over the password hashes and the token checks.
 ///
 /// Needs the Tokio runtime: the Redis stores run background tasks. They connect lazily, so
 /// the server starts while Redis is down; logins then go on with local counts.
 pub fn build(
     users: PasswdFile,
+    tokens: TokenFile,
     section: &config::Auth,
     policies: &Policies,
 ) -> Result<impl Authenticator, String> {
@@ -71,7 +74,7 @@ pub fn build(
         .layer(delay)
         .option_layer(auto_ban)
         .layer(verify)
-        .service(users))
+        .service(Tokens::new(users, tokens.into_service())))
 }
 
 /// One fewer verification at once than the cores, at least one: a core stays free for the

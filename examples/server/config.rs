@@ -107,6 +107,14 @@ pub struct Auth {
     /// let the login in uncounted (true), or refuse it as temporarily unavailable
     /// (`NO [UNAVAILABLE]` / `-ERR [SYS/TEMP]`, false).
     pub fail_open: bool,
+    /// Offer SASL SCRAM-SHA-256 besides PLAIN and LOGIN. It serves users whose passwd-file
+    /// entry is `{SCRAM-SHA-256}` (`doveadm pw -s SCRAM-SHA-256`) or `{PLAIN}`; others fail
+    /// with it, and clients built on Cyrus SASL (mbsync) pick it when offered: off by default.
+    pub scram: bool,
+    /// A TEST token issuer for OAUTHBEARER and XOAUTH2: a file of `token user` lines, read at
+    /// start. "" = no token mechanisms. A real deployment asks its OAuth provider instead
+    /// (see `server/tokens.rs`).
+    pub oauth_tokens: PathBuf,
 }
 
 impl Default for Auth {
@@ -122,6 +130,8 @@ impl Default for Auth {
             verification_queue_ms: 2000,
             redis: String::new(),
             fail_open: true,
+            scram: false,
+            oauth_tokens: PathBuf::new(),
         }
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 use tower_mail::auth::PasswdFile;
+use tower_mail::auth::sasl::Mechanisms;
 use tower_mail::imap::{ImapConfig, ImapService};
 use tower_mail::pop3::{Pop3Config, Pop3Service};
 use tower_mail::store::MemoryStore;
@@ -25,16 +26,25 @@ pub const USERS: &str = "alice:{PLAIN}secret";
 /// A session that has not ended this long after its client finished is hung.
 const HANG: Duration = Duration::from_secs(24 * 3600);
 
-/// Feed `input` to a fresh IMAP session (plaintext login allowed) and return what it sent.
+/// Every SASL mechanism, SCRAM's salts from `users`. The passwd-file refuses tokens, which
+/// leaves the token mechanisms' error path to explore.
+fn all_mechanisms(users: &PasswdFile) -> Mechanisms {
+    Mechanisms::new().scram(users.clone()).oauth()
+}
+
+/// Feed `input` to a fresh IMAP session (plaintext login allowed, every SASL mechanism) and
+/// return what it sent.
 pub fn imap_session(input: &[u8]) -> Vec<u8> {
+    let users = PasswdFile::parse(USERS);
     let mut config = ImapConfig::default();
     config.allow_plaintext_login = true;
-    let service = ImapService::new(PasswdFile::parse(USERS), MemoryStore::new(), config);
+    config.sasl = all_mechanisms(&users);
+    let service = ImapService::new(users, MemoryStore::new(), config);
     drive(Protocol::Imap, input, move |conn| service.oneshot(conn))
 }
 
-/// Feed `input` to a fresh POP3 session (plaintext login allowed, one message in the
-/// maildrop, put there through IMAP) and return what it sent.
+/// Feed `input` to a fresh POP3 session (plaintext login allowed, every SASL mechanism, one
+/// message in the maildrop, put there through IMAP) and return what it sent.
 pub fn pop3_session(input: &[u8]) -> Vec<u8> {
     let store = MemoryStore::new();
     let mut imap_config = ImapConfig::default();
@@ -50,9 +60,11 @@ pub fn pop3_session(input: &[u8]) -> Vec<u8> {
     setup.extend_from_slice(b"\r\nc LOGOUT\r\n");
     drive(Protocol::Imap, &setup, move |conn| imap.oneshot(conn));
 
+    let users = PasswdFile::parse(USERS);
     let mut config = Pop3Config::default();
     config.allow_plaintext_login = true;
-    let service = Pop3Service::new(PasswdFile::parse(USERS), store, config);
+    config.sasl = all_mechanisms(&users);
+    let service = Pop3Service::new(users, store, config);
     drive(Protocol::Pop3, input, move |conn| service.oneshot(conn))
 }
 

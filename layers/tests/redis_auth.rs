@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use support_redis::{RedisServer, nowhere_url};
 use tower::{Layer, ServiceExt};
-use tower_mail::auth::{AuthError, Authenticator, Credentials, User};
+use tower_mail::auth::{AuthError, Authenticator, Credentials, Secret, User};
 use tower_mail::{Protocol, Session};
 use tower_mail_layers::auth::{
     AutoBanLayer, BanSink, FailureCounter, FailureDelayLayer, FailureKey, FailureWindow, RedisAuth,
@@ -32,7 +32,7 @@ const RIGHT: &str = "right";
 fn creds(ip: &str, user: &str, password: &str) -> Credentials {
     Credentials {
         user: user.into(),
-        password: password.into(),
+        secret: Secret::Password(password.into()),
         session: Some(Arc::new(Session::new(
             Protocol::Imap,
             SocketAddr::new(ip.parse().unwrap(), 40000),
@@ -48,7 +48,7 @@ fn ip(text: &str) -> IpAddr {
 /// Knows alice and bob, whose password is [`RIGHT`]; answers at once.
 fn passwords() -> impl Authenticator {
     tower::service_fn(|c: Credentials| async move {
-        if ["alice", "bob"].contains(&c.user.as_str()) && c.password == RIGHT {
+        if ["alice", "bob"].contains(&c.user.as_str()) && c.password() == Some(RIGHT) {
             Ok(User::new(c.user))
         } else {
             Err(AuthError::InvalidCredentials)

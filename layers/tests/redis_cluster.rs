@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use support_cluster::RedisCluster;
 use tower::{Layer, ServiceExt};
-use tower_mail::auth::{AuthError, Credentials, User};
+use tower_mail::auth::{AuthError, Credentials, Secret, User};
 use tower_mail::{Protocol, Session};
 use tower_mail_layers::auth::{AutoBanLayer, BanSink, RedisAuth, UserSessionsLayer};
 use tower_mail_layers::ip_block::{IpBlock, IpLists};
@@ -114,7 +114,7 @@ async fn the_rate_limit_store_counts_and_releases_on_a_cluster() {
 fn creds(ip: &str, user: &str, password: &str) -> Credentials {
     Credentials {
         user: user.into(),
-        password: password.into(),
+        secret: Secret::Password(password.into()),
         session: Some(Arc::new(Session::new(
             Protocol::Imap,
             SocketAddr::new(ip.parse().unwrap(), 40000),
@@ -126,7 +126,7 @@ fn creds(ip: &str, user: &str, password: &str) -> Credentials {
 /// Everybody's password is "right".
 fn passwords() -> impl tower_mail::auth::Authenticator {
     tower::service_fn(|c: Credentials| async move {
-        if c.password == "right" {
+        if c.password() == Some("right") {
             Ok(User::new(c.user))
         } else {
             Err(AuthError::InvalidCredentials)

@@ -1,10 +1,38 @@
 //! Authentication as a tower service: `Service<Credentials, Response = User, Error = AuthError>`.
 //!
 //! Because it is a service, per-user limits, failure delays and bans are layers over it.
+//!
+//! # Every SASL mechanism through one service
+//!
+//! IMAP's AUTHENTICATE and POP3's AUTH speak PLAIN, LOGIN, SCRAM-SHA-256, OAUTHBEARER and
+//! XOAUTH2 (see [`sasl::Mechanisms`]), and each of them ends in one call of the
+//! authentication service with [`Credentials`]: what the client proved is a [`Secret`],
+//!
+//! - [`Secret::Password`] for LOGIN, AUTHENTICATE PLAIN and LOGIN, USER/PASS;
+//! - [`Secret::Token`] for OAUTHBEARER and XOAUTH2: a bearer token, which [`Tokens`] routes to
+//!   a token-checking service of your own;
+//! - [`Secret::Scram`] for SCRAM-SHA-256: the client's proof, which the service checks
+//!   against the user's stored keys with [`ScramProof::verify`].
+//!
+//! So the layers over the service (failure delay, auto-ban, per-user session cap,
+//! verification bound in `tower-mail-layers`) see every login, whatever the mechanism, and
+//! count and delay its failures alike, without knowing mechanisms at all.
+//!
+//! SCRAM needs one thing before the proof: the user's salt and iteration count, which the
+//! server sends first. That look-up is a second, small service
+//! (`Service<ScramLookup, Response = ScramParameters>`, which [`PasswdFile`] also is) given to
+//! [`sasl::Mechanisms::scram`]. It goes around the layers on purpose: it is no login attempt,
+//! costs no hashing, and answers for unknown users too (with a salt made up consistently per
+//! name, RFC 5802 section 9), so it tells nothing; the check of the proof that follows is the
+//! login, and goes through the layers.
 
 #[cfg(feature = "passwd-file")]
 mod passwd_file;
 pub mod sasl;
+#[cfg(feature = "scram")]
+mod scram;
+mod secret;
+mod tokens;
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,6 +43,10 @@ use tower_service::Service;
 
 #[cfg(feature = "passwd-file")]
 pub use passwd_file::PasswdFile;
+#[cfg(feature = "scram")]
+pub use scram::{ScramKeys, ScramLookup, ScramParameters, ScramProof};
+pub use secret::Secret;
+pub use tokens::Tokens;
 
 use crate::session::Session;
 
@@ -39,41 +71,80 @@ impl<T> Authenticator for T where
 {
 }
 
-/// Ask `auth` whether `user` may log in with `password` on `session`: the one way both
-/// protocol services check a login.
+/// Ask `auth` whether `user` may log in with `secret` on `session`: the one way both
+/// protocol services check a login, whatever the mechanism.
 #[cfg(any(feature = "imap", feature = "pop3"))]
 pub(crate) async fn check<A: Authenticator>(
     auth: &A,
     session: &Arc<Session>,
     user: String,
-    password: String,
+    secret: Secret,
 ) -> Result<User, AuthError> {
     let credentials = Credentials {
         user,
-        password,
+        secret,
         session: Some(session.clone()),
     };
     auth.clone().oneshot(credentials).await
 }
 
-/// What a client presented to log in.
+/// What a client presented to log in: a user name and a [`Secret`] (a password, a bearer
+/// token, or a SCRAM proof).
+///
+/// ```
+/// use tower_mail::auth::{Credentials, Secret};
+///
+/// let login = Credentials::new("alice", "wonderland");
+/// assert_eq!(login.password(), Some("wonderland"));
+/// assert_eq!(login.token(), None);
+///
+/// let oauth = Credentials::with_token("alice", "ya29.a0Af");
+/// assert!(matches!(oauth.secret, Secret::Token(_)));
+/// assert_eq!(oauth.password(), None, "a token is no password");
+/// assert!(!format!("{oauth:?}").contains("ya29"), "Debug hides the secret");
+/// ```
 #[derive(Clone)]
 pub struct Credentials {
     /// The user name as the client sent it.
     pub user: String,
-    /// The password. Never logged: `Debug` hides it.
-    pub password: String,
+    /// What the client proved its identity with. Never logged: `Debug` hides it.
+    pub secret: Secret,
     /// The session asking, so that auth layers can key on the client's address or TLS state.
     pub session: Option<Arc<Session>>,
 }
 
 impl Credentials {
-    /// Credentials without a session.
+    /// A user name and password, without a session.
     pub fn new(user: impl Into<String>, password: impl Into<String>) -> Credentials {
         Credentials {
             user: user.into(),
-            password: password.into(),
+            secret: Secret::Password(password.into()),
             session: None,
+        }
+    }
+
+    /// A user name and bearer token (OAUTHBEARER, XOAUTH2), without a session.
+    pub fn with_token(user: impl Into<String>, token: impl Into<String>) -> Credentials {
+        Credentials {
+            user: user.into(),
+            secret: Secret::Token(token.into()),
+            session: None,
+        }
+    }
+
+    /// The password, if the secret is one.
+    pub fn password(&self) -> Option<&str> {
+        match &self.secret {
+            Secret::Password(password) => Some(password),
+            _ => None,
+        }
+    }
+
+    /// The bearer token, if the secret is one.
+    pub fn token(&self) -> Option<&str> {
+        match &self.secret {
+            Secret::Token(token) => Some(token),
+            _ => None,
         }
     }
 }
@@ -82,7 +153,7 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
             .field("user", &self.user)
-            .field("password", &"<hidden>")
+            .field("secret", &self.secret)
             .finish()
     }
 }

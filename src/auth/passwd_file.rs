@@ -6,6 +6,7 @@ mod crypt;
 mod digests;
 mod md5_crypt;
 mod pbkdf2_sha1;
+mod scram_sha256;
 mod secret;
 mod table;
 mod watch;
@@ -28,7 +29,9 @@ use tower_service::Service;
 use self::secret::{MAX_PASSWORD_BYTES, Secret};
 use self::table::Table;
 use self::watch::Source;
-use super::{AuthError, Credentials, User};
+use super::scram::hmac;
+use super::{AuthError, Credentials, ScramLookup, ScramParameters, ScramProof, User};
+use crate::auth;
 
 /// Users from a Dovecot passwd-file, as a tower
 /// `Service<Credentials, Response = User, Error = AuthError>`.
@@ -51,6 +54,7 @@ use super::{AuthError, Credentials, User};
 /// | `BLF-CRYPT` | bcrypt: `$2y$NN$…`, `$2b$`, `$2a$` |
 /// | `SHA512-CRYPT`, `SHA256-CRYPT` | `$6$[rounds=N$]salt$hash`, `$5$…` |
 /// | `PBKDF2` | Dovecot's `$1$salt$rounds$key` (PBKDF2-HMAC-SHA1, hex key) |
+/// | `SCRAM-SHA-256` | Dovecot's `iterations,salt,StoredKey,ServerKey` (base64 parts) |
 /// | `MD5-CRYPT` (`MD5` with `$1$` data) | `$1$salt$hash` |
 /// | `CRYPT` | any of the crypt(3) strings above: `$2y$`/`$2b$`/`$2a$`, `$6$`, `$5$`, `$1$` |
 /// | `SSHA512`, `SSHA256`, `SSHA`, `SMD5` | base64 of digest(password + salt) followed by the salt |
@@ -60,8 +64,9 @@ use super::{AuthError, Credentials, User};
 /// The digest and plain schemes take Dovecot's encoding suffixes: `{SHA256.HEX}`,
 /// `{SSHA512.B64}`, `{PLAIN.BASE64}`. This is what `doveadm pw -s SCHEME` writes for each
 /// of them, and what `crypt(3)`, `mkpasswd` and the LDAP tools write for theirs. Not supported:
-/// DES-CRYPT, yescrypt (`$y$`), bcrypt's `$2x$`, and the schemes kept for challenge-response
-/// mechanisms (CRAM-MD5, DIGEST-MD5, SCRAM-*, NTLM, LANMAN, OTP, RPA, PLAIN-TRUNC).
+/// DES-CRYPT, yescrypt (`$y$`), bcrypt's `$2x$`, and the schemes kept for other
+/// challenge-response mechanisms (CRAM-MD5, DIGEST-MD5, SCRAM-SHA-1, NTLM, LANMAN, OTP, RPA,
+/// PLAIN-TRUNC).
 ///
 /// A line whose password cannot be used (an unsupported scheme, a malformed hash, a cost
 /// above the limits below, an empty password) is skipped with a `tracing` warning that names
@@ -79,6 +84,7 @@ use super::{AuthError, Credentials, User};
 /// | `SHA512-CRYPT`, `SHA256-CRYPT` | rounds ≤ 200,000 | 5,000 |
 /// | `PBKDF2` | rounds ≤ 2,000,000 | 5,000 |
 /// | `ARGON2ID`, `ARGON2I` | memory ≤ 256 MiB and memory × passes ≤ 512 MiB | 64 MiB × 3 |
+/// | `SCRAM-SHA-256` | 4,096 ≤ iterations ≤ 1,000,000 | 4,096 |
 ///
 /// A password presented at login longer than 256 bytes fails as a wrong one, before any
 /// hashing (SHA-crypt's cost grows with the length).
@@ -99,6 +105,38 @@ use super::{AuthError, Credentials, User};
 /// An Argon2 check holds its memory cost (19 MiB with [`hash_password`]'s parameters, 64 MiB
 /// with Dovecot's) on a blocking thread; bound concurrent logins with a layer such as
 /// `tower_mail_layers::auth::VerifyLimitLayer` in front of this service.
+///
+/// # SCRAM-SHA-256
+///
+/// A `PasswdFile` is also the look-up service the SCRAM-SHA-256 mechanism needs
+/// (`Service<ScramLookup>`, for [`Mechanisms::scram`](crate::auth::sasl::Mechanisms::scram)),
+/// and checks SCRAM proofs ([`Secret::Scram`](crate::auth::Secret::Scram)) for two kinds of
+/// entries: `{SCRAM-SHA-256}`, whose keys serve without the password, and `{PLAIN}` (and its
+/// aliases), whose keys are derived at each login with a salt made up for the user (4,096
+/// iterations of PBKDF2, on the blocking pool). Users with any other scheme cannot use SCRAM:
+/// they are told a made-up salt like an unknown user, and fail like a wrong password. Make
+/// entries for SCRAM with `doveadm pw -s SCRAM-SHA-256`; they serve plaintext logins too.
+///
+/// Passwords are used as their bytes, without SASLprep: a client that normalises a
+/// non-ASCII password differently fails.
+///
+/// ```
+/// use tower::ServiceExt;
+/// use tower_mail::auth::{PasswdFile, ScramLookup};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let users = PasswdFile::parse(
+///     "alice:{SCRAM-SHA-256}4096,uPn+GuaLTtFaaP/DtO2sUA==,qnNFjJ3VsFGiHqNVJlCSh58ENkmI/a1YSPy70SqSmjo=,2H2qWjEkOvjdSB23xLrBGCd9WJBH1HrGiUrekUxp/u0=\n",
+/// );
+/// let alice = users.clone().oneshot(ScramLookup::new("alice")).await.unwrap();
+/// assert_eq!((alice.salt.len(), alice.iterations), (16, 4096));
+/// // Nobody can tell an unknown user by the answer, which stays the same.
+/// let nobody = users.clone().oneshot(ScramLookup::new("nobody")).await.unwrap();
+/// assert_eq!(nobody, users.oneshot(ScramLookup::new("nobody")).await.unwrap());
+/// assert_eq!((nobody.salt.len(), nobody.iterations), (16, 4096));
+/// # }
+/// ```
 ///
 /// # Reloading
 ///
@@ -155,6 +193,9 @@ struct Inner {
     table: ArcSwap<Table>,
     /// `None` when built with [`PasswdFile::parse`]: there is nothing to reload.
     source: Option<Source>,
+    /// The key SCRAM salts are made up with, for users without stored SCRAM keys: random per
+    /// `PasswdFile`, so that nobody can tell a made-up salt from a real one.
+    salt_key: [u8; 32],
 }
 
 impl PasswdFile {
@@ -177,6 +218,11 @@ impl PasswdFile {
     /// Unusable lines are skipped with a warning (see [`PasswdFile`]); only I/O errors
     /// and a file that is not UTF-8 fail. This reads the file with blocking I/O.
     ///
+    /// # Panics
+    ///
+    /// If the operating system's random number generator fails (a key for made-up SCRAM
+    /// salts is drawn from it).
+    ///
     /// # Example
     ///
     /// ```no_run
@@ -195,6 +241,10 @@ impl PasswdFile {
     /// Builds a user table from passwd-file text, without a file behind it (for tests and for
     /// users held in configuration). [`reload`](PasswdFile::reload) then fails.
     ///
+    /// # Panics
+    ///
+    /// If the operating system's random number generator fails, as [`open`](PasswdFile::open).
+    ///
     /// # Example
     ///
     /// ```
@@ -208,10 +258,14 @@ impl PasswdFile {
     }
 
     fn with_table(source: Option<Source>, table: Table) -> PasswdFile {
+        let mut salt_key = [0u8; 32];
+        getrandom::fill(&mut salt_key)
+            .expect("the operating system's random number generator failed");
         PasswdFile {
             inner: Arc::new(Inner {
                 table: ArcSwap::from_pointee(table),
                 source,
+                salt_key,
             }),
         }
     }
@@ -457,7 +511,10 @@ impl fmt::Debug for PasswdFile {
     }
 }
 
-/// Verifies [`Credentials`] against the file and answers with the file's user name.
+/// Verifies [`Credentials`] against the file and answers with the file's user name:
+/// passwords against any entry, SCRAM proofs against `{SCRAM-SHA-256}` and `{PLAIN}` entries
+/// (see [SCRAM](PasswdFile#scram-sha-256)). Bearer tokens are refused like a wrong password:
+/// a passwd-file holds none (see [`Tokens`](crate::auth::Tokens)).
 ///
 /// The future is boxed: one allocation per login is nothing next to a password hash, and it
 /// keeps the type nameable for the layers stacked on top.
@@ -475,16 +532,26 @@ impl Service<Credentials> for PasswdFile {
         Box::pin(async move {
             users.check_if_due().await;
             let table = users.table();
-            let Credentials { user, password, .. } = creds;
-            // An unknown user's password goes through the same check, against the decoy, so
-            // that the answer takes the same time; only the name decides below.
-            let (name, secret) = match table.users.get_key_value(&user) {
+            let Credentials { user, secret, .. } = creds;
+            let check = match secret {
+                auth::Secret::Password(password) => Check::Password(password),
+                auth::Secret::Scram(proof) => Check::Scram(proof),
+                _ => return Err(AuthError::InvalidCredentials),
+            };
+            // An unknown user's secret goes through the same check, against the decoy, so
+            // that the answer takes the same time; only the name decides below. For SCRAM, a
+            // user whose entry cannot serve it counts as unknown.
+            let entry = table
+                .users
+                .get_key_value(&user)
+                .filter(|(_, secret)| check.can_use(secret));
+            let (name, secret) = match entry {
                 Some((name, secret)) => (Some(name.clone()), Some(Arc::clone(secret))),
-                None => (None, table.decoy.clone()),
+                None => (None, check.decoy(&table).cloned()),
             };
             let matched = match secret {
-                Some(secret) => verify(secret, password).await?,
-                // A file without users has nothing to spend time on.
+                Some(secret) => check.run(secret).await?,
+                // A file without usable users has nothing to spend time on.
                 None => false,
             };
             match name {
@@ -495,21 +562,88 @@ impl Service<Credentials> for PasswdFile {
     }
 }
 
-/// Checks `password` against `secret`, the slow schemes on the blocking pool. A panic there
-/// fails the login as [`AuthError::Unavailable`].
-async fn verify(secret: Arc<Secret>, password: String) -> Result<bool, AuthError> {
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Ok(false);
+/// A login's secret, as far as the file can check it.
+enum Check {
+    Password(String),
+    Scram(ScramProof),
+}
+
+impl Check {
+    /// Whether an entry can answer this check.
+    fn can_use(&self, secret: &Secret) -> bool {
+        match self {
+            Check::Password(_) => true,
+            Check::Scram(_) => secret.serves_scram(),
+        }
     }
-    if !secret.is_costly() {
-        return Ok(secret.verify(password.as_bytes()));
+
+    /// What an unknown user's check runs against.
+    fn decoy<'t>(&self, table: &'t Table) -> Option<&'t Arc<Secret>> {
+        match self {
+            Check::Password(_) => table.decoy.as_ref(),
+            Check::Scram(_) => table.scram_decoy.as_ref(),
+        }
     }
-    tokio::task::spawn_blocking(move || secret.verify(password.as_bytes()))
-        .await
-        .map_err(|_| AuthError::Unavailable)
+
+    /// Checks against `secret`, the slow schemes on the blocking pool. A panic there fails the
+    /// login as [`AuthError::Unavailable`].
+    async fn run(self, secret: Arc<Secret>) -> Result<bool, AuthError> {
+        let costly = match &self {
+            Check::Password(password) if password.len() > MAX_PASSWORD_BYTES => return Ok(false),
+            Check::Password(_) => secret.is_costly(),
+            Check::Scram(_) => secret.scram_is_costly(),
+        };
+        let check = move || match self {
+            Check::Password(password) => secret.verify(password.as_bytes()),
+            Check::Scram(proof) => secret.verify_scram(&proof),
+        };
+        if !costly {
+            return Ok(check());
+        }
+        tokio::task::spawn_blocking(check)
+            .await
+            .map_err(|_| AuthError::Unavailable)
+    }
+}
+
+/// Answers a SCRAM-SHA-256 client's first message: the user's salt and iterations from a
+/// `{SCRAM-SHA-256}` entry; for anyone else (unknown users, `{PLAIN}` entries, other
+/// schemes) a salt made up from the name with a key of this `PasswdFile`, the same at every
+/// asking, and the iterations most entries have. Never fails.
+impl Service<ScramLookup> for PasswdFile {
+    type Response = ScramParameters;
+    type Error = AuthError;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<ScramParameters, AuthError>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), AuthError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, lookup: ScramLookup) -> Self::Future {
+        let users = self.clone();
+        Box::pin(async move {
+            // The proof will be checked against the file as it is then: tell the salt of
+            // that file, not of one read before it changed.
+            users.check_if_due().await;
+            let table = users.table();
+            Ok(
+                match table.users.get(&lookup.user).map(|secret| &**secret) {
+                    Some(Secret::Scram(entry)) => entry.parameters.clone(),
+                    _ => {
+                        let made_up = hmac(&users.inner.salt_key, lookup.user.as_bytes());
+                        // 16 bytes, as Dovecot's salts.
+                        ScramParameters::new(made_up[..16].to_vec(), table.made_up_iterations())
+                    }
+                },
+            )
+        })
+    }
 }
 
 #[cfg(test)]
 mod scheme_tests;
+#[cfg(test)]
+mod scram_tests;
 #[cfg(test)]
 mod tests;

@@ -1,67 +1,63 @@
-//! SASL PLAIN (RFC 4616), shared by IMAP's AUTHENTICATE and POP3's AUTH: each protocol frames
-//! and base64-decodes the message its own way, then both read it here.
+//! SASL (RFC 4422) for IMAP's AUTHENTICATE and POP3's AUTH: which mechanisms a service offers
+//! ([`Mechanisms`]), and the mechanisms themselves, written once for both protocols.
+//!
+//! | mechanism | client sends | checked as |
+//! |---|---|---|
+//! | PLAIN (RFC 4616) | `[authzid] NUL user NUL password` | [`Secret::Password`](super::Secret::Password) |
+//! | LOGIN (draft-murchison-sasl-login) | the user name, then the password, each after a challenge (`Username:`, `Password:`); an initial response is the user name | [`Secret::Password`](super::Secret::Password) |
+//! | SCRAM-SHA-256 (RFC 5802, RFC 7677) | a nonce, then a proof of the password that the server cannot replay; the server proves back that it holds the keys | [`Secret::Scram`](super::Secret::Scram), after a look-up of the salt |
+//! | OAUTHBEARER (RFC 7628) | `n,a=user,` `^A` `auth=Bearer token` `^A^A` | [`Secret::Token`](super::Secret::Token) |
+//! | XOAUTH2 (Google's) | `user=user` `^A` `auth=Bearer token` `^A^A` | [`Secret::Token`](super::Secret::Token) |
+//!
+//! Every mechanism ends in one call of the authentication service, so the auth layers see
+//! every login (see [the `auth` module](super#every-sasl-mechanism-through-one-service)).
+//! Acting as another user (an authorization identity that differs from the user) is not
+//! supported: it fails like a wrong password. So does a SCRAM final message that carries
+//! another exchange's nonce (a replay). These two are decided here, without asking the
+//! service: they test no password, so the layers do not count them; the session counts them
+//! among its protocol errors.
+//!
+//! Not offered: SCRAM's channel binding (`SCRAM-SHA-256-PLUS`; a client asking for it with
+//! `p=` is refused, and `y` is accepted since the server offers none), SCRAM-SHA-1,
+//! CRAM-MD5, DIGEST-MD5, GSSAPI, EXTERNAL.
+//!
+//! # Bounds
+//!
+//! Each response is one line under the protocol's cap (IMAP's `max_line_len`, POP3's
+//! `max_auth_line_len`), each wait for one under the pre-login idle deadline, and no
+//! mechanism takes more than three challenges; `*` cancels. A malformed response ends the
+//! exchange at once with a protocol error (IMAP `BAD`, POP3 `-ERR`), counted like any other.
+//!
+//! # Without TLS
+//!
+//! All mechanisms follow the rule for PLAIN: offered, and accepted, only where a plaintext
+//! login is (over TLS, or where `allow_plaintext_login` says so). SCRAM does not send the
+//! password, but without channel binding a man in the middle can still take over the
+//! session, and a bearer token is as good as a password to whoever reads it; one rule is
+//! simpler to reason about.
 
-use std::fmt;
+// The mechanisms run only inside a protocol service; PLAIN's parser is public on its own.
+// POP3's framing and SCRAM's attributes; IMAP's framing has imap-codec's.
+#[cfg(any(feature = "pop3", all(feature = "imap", feature = "scram")))]
+pub(crate) mod base64;
+#[cfg(any(feature = "imap", feature = "pop3"))]
+mod exchange;
+#[cfg(any(feature = "imap", feature = "pop3"))]
+mod gs2;
+#[cfg(any(feature = "imap", feature = "pop3"))]
+mod login;
+#[cfg(any(feature = "imap", feature = "pop3"))]
+mod mechanisms;
+#[cfg(any(feature = "imap", feature = "pop3"))]
+mod oauth;
+mod plain;
+#[cfg(all(feature = "scram", any(feature = "imap", feature = "pop3")))]
+mod scram;
 
-/// Why a PLAIN message cannot log anyone in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlainError {
-    /// Not `[authzid] NUL authcid NUL passwd` with UTF-8 parts and a non-empty identity and
-    /// password.
-    Malformed,
-    /// The authorization identity names another user: acting as someone else is not supported,
-    /// and the answer is a failed login, like a wrong password.
-    Impersonation,
-}
-
-impl fmt::Display for PlainError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PlainError::Malformed => "malformed SASL PLAIN message",
-            PlainError::Impersonation => "authorization identity differs from the user",
-        })
-    }
-}
-
-impl std::error::Error for PlainError {}
-
-/// The parts of a PLAIN message: `(authzid, authcid, password)`, an empty authzid as `None`.
-///
-/// ```
-/// use tower_mail::auth::sasl::decode_plain;
-/// let (authzid, user, password) = decode_plain(b"\0tim\0tanstaaftanstaaf").unwrap();
-/// assert_eq!((authzid, user.as_str(), password.as_str()), (None, "tim", "tanstaaftanstaaf"));
-/// assert!(decode_plain(b"tim\0secret").is_err());
-/// ```
-pub fn decode_plain(message: &[u8]) -> Result<(Option<String>, String, String), PlainError> {
-    let mut parts = message.split(|&b| b == 0);
-    let (Some(authzid), Some(authcid), Some(password), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(PlainError::Malformed);
-    };
-    if authcid.is_empty() || password.is_empty() {
-        return Err(PlainError::Malformed);
-    }
-    let text = |bytes: &[u8]| {
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| PlainError::Malformed)
-    };
-    let authzid = (!authzid.is_empty()).then(|| text(authzid)).transpose()?;
-    Ok((authzid, text(authcid)?, text(password)?))
-}
-
-/// The user name and password to check for a PLAIN message.
-///
-/// ```
-/// use tower_mail::auth::sasl::{plain_login, PlainError};
-/// assert_eq!(plain_login(b"alice\0alice\0pw").unwrap(), ("alice".into(), "pw".into()));
-/// assert_eq!(plain_login(b"root\0alice\0pw"), Err(PlainError::Impersonation));
-/// ```
-pub fn plain_login(message: &[u8]) -> Result<(String, String), PlainError> {
-    match decode_plain(message)? {
-        (Some(authzid), user, _) if authzid != user => Err(PlainError::Impersonation),
-        (_, user, password) => Ok((user, password)),
-    }
-}
+#[cfg(any(feature = "imap", feature = "pop3"))]
+pub(crate) use exchange::{Exchange, Failure, Step};
+#[cfg(any(feature = "imap", feature = "pop3"))]
+pub use mechanisms::Mechanisms;
+#[cfg(any(feature = "imap", feature = "pop3"))]
+pub(crate) use mechanisms::Offered;
+pub use plain::{PlainError, decode_plain, plain_login};

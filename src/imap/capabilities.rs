@@ -7,6 +7,7 @@ use imap_codec::imap_types::response::Capability;
 
 use super::syntax::Extension;
 use super::syntax::list::ListRequest;
+use crate::auth::sasl::Offered;
 use crate::connection::SessionSettings;
 
 /// Where the session is, as far as the capability list depends on it.
@@ -20,12 +21,15 @@ pub(super) struct Situation {
     pub(super) starttls: bool,
     /// COMPRESS=DEFLATE is on.
     pub(super) compressing: bool,
+    /// The SASL mechanisms AUTHENTICATE offers.
+    pub(super) sasl: Offered,
 }
 
 /// What to advertise now.
 ///
 /// RFC 9051 section 6.2.1: STARTTLS only while it can be used. RFC 3501 section 6.2.3:
-/// LOGINDISABLED while LOGIN would be refused, and then no AUTH=PLAIN. IMAP4rev1 always comes
+/// LOGINDISABLED while LOGIN would be refused, and then no `AUTH=` mechanism (all follow
+/// PLAIN's rule: see `auth::sasl`). IMAP4rev1 always comes
 /// first and cannot be withheld; the rest may be withheld by `settings`, and a layer's extra
 /// capabilities are added only if they are valid atoms, so none can inject a response.
 pub(super) fn for_session(
@@ -40,7 +44,8 @@ pub(super) fn for_session(
             caps.push("STARTTLS");
         }
         if situation.plaintext_login {
-            caps.extend(["AUTH=PLAIN", "SASL-IR"]);
+            caps.extend(situation.sasl.imap_capabilities());
+            caps.push("SASL-IR");
         } else {
             caps.push("LOGINDISABLED");
         }
@@ -146,6 +151,7 @@ mod tests {
         plaintext_login: false,
         starttls: true,
         compressing: false,
+        sasl: Offered::DEFAULT,
     };
 
     #[test]
@@ -167,12 +173,14 @@ mod tests {
         assert!(!after.contains(&"STARTTLS".into()));
         assert!(!after.contains(&"LOGINDISABLED".into()));
         assert!(after.contains(&"AUTH=PLAIN".into()));
+        assert!(after.contains(&"AUTH=LOGIN".into()));
         let logged_in = names(
             Situation {
                 unauthenticated: false,
                 plaintext_login: true,
                 starttls: false,
                 compressing: false,
+                sasl: Offered::DEFAULT,
             },
             &settings,
         );

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::auth::sasl::Mechanisms;
 use crate::protocol::ServiceState;
 
 /// Settings of the IMAP service. Layers may override some per connection through
@@ -52,8 +53,11 @@ pub struct ImapConfig {
     pub max_errors: u32,
     /// The greeting text after `* OK [CAPABILITY ...]`.
     pub greeting: String,
-    /// Whether LOGIN and AUTHENTICATE PLAIN are allowed before TLS.
+    /// Whether LOGIN and AUTHENTICATE are allowed before TLS.
     pub allow_plaintext_login: bool,
+    /// The SASL mechanisms AUTHENTICATE offers (`AUTH=` capabilities): PLAIN and LOGIN unless
+    /// set otherwise.
+    pub sasl: Mechanisms,
     /// Deadline for the STARTTLS handshake.
     pub tls_handshake_timeout: Duration,
 }
@@ -71,6 +75,7 @@ impl Default for ImapConfig {
             max_errors: 10,
             greeting: "tower-mail IMAP4rev1 server ready".to_owned(),
             allow_plaintext_login: false,
+            sasl: Mechanisms::new(),
             tls_handshake_timeout: Duration::from_secs(10),
         }
     }

@@ -1,5 +1,6 @@
-//! The not-authenticated state: STARTTLS, LOGIN and AUTHENTICATE PLAIN (RFC 3501 section
-//! 6.2, RFC 9051 section 6.2.1, RFC 4959 SASL-IR, RFC 5530 response codes).
+//! The not-authenticated state: STARTTLS, LOGIN and AUTHENTICATE (RFC 3501 section 6.2, RFC
+//! 9051 section 6.2.1, RFC 4959 SASL-IR, RFC 5530 response codes), with the mechanisms of
+//! `auth::sasl`: this file is only IMAP's framing of them.
 
 use std::borrow::Cow;
 
@@ -12,9 +13,8 @@ use imap_codec::imap_types::secret::Secret;
 
 use super::response;
 use super::session::{Flow, ImapSession};
-use crate::auth::Authenticator;
-use crate::auth::sasl::{self, PlainError};
-use crate::auth::{self, AuthError};
+use crate::auth::sasl::{Exchange, Failure, Step};
+use crate::auth::{self, AuthError, Authenticator, User};
 use crate::events::SessionEvent;
 use crate::session::State;
 use crate::store::Mailstore;
@@ -54,22 +54,32 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         }
         let user = String::from_utf8(username.as_ref().to_vec());
         let password = String::from_utf8(password.declassify().as_ref().to_vec());
-        match (user, password) {
-            (Ok(user), Ok(password)) => self.complete_login(tag, user, password).await,
+        let (Ok(user), Ok(password)) = (user, password) else {
             // No account has a name or password that is not UTF-8.
-            _ => self.login_failed(tag, AuthError::InvalidCredentials),
+            return self.login_failed(tag, AuthError::InvalidCredentials);
+        };
+        let secret = auth::Secret::Password(password);
+        match auth::check(&self.service.auth, &self.session, user, secret).await {
+            Ok(user) => self.logged_in(tag, user).await,
+            Err(err) => self.login_failed(tag, err),
         }
     }
 
-    /// AUTHENTICATE PLAIN (RFC 4616), with the response inline (SASL-IR) or after an empty
-    /// challenge.
+    /// AUTHENTICATE with one of the configured mechanisms, the first response inline (SASL-IR)
+    /// or after the mechanism's first challenge.
     pub(super) async fn authenticate(
         &mut self,
         tag: &Tag<'static>,
         mechanism: AuthMechanism<'static>,
         initial_response: Option<Secret<Cow<'static, [u8]>>>,
     ) -> Flow {
-        if mechanism != AuthMechanism::Plain {
+        let exchange = Exchange::new(
+            mechanism.as_ref(),
+            &self.service.config.sasl,
+            self.service.auth.clone(),
+            self.session.clone(),
+        );
+        let Some(mut exchange) = exchange else {
             response::tagged(
                 self.channel.out(),
                 tag,
@@ -78,28 +88,33 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 "Unsupported authentication mechanism",
             );
             return self.count_error();
-        }
+        };
         if !self.plaintext_allowed() {
             return self.privacy_required(tag);
         }
-        let message = match initial_response {
-            Some(message) => message.declassify().to_vec(),
-            None => match self.sasl_response(tag).await {
-                Ok(message) => message,
-                Err(flow) => return flow,
-            },
-        };
-        match sasl::plain_login(&message) {
-            Ok((user, password)) => self.complete_login(tag, user, password).await,
-            Err(PlainError::Impersonation) => self.login_failed(tag, AuthError::InvalidCredentials),
-            Err(PlainError::Malformed) => self.bad(tag, "Invalid SASL PLAIN response"),
+        let initial = initial_response.map(|message| message.declassify().to_vec());
+        let mut step = exchange.start(initial).await;
+        loop {
+            match step {
+                Step::Challenge(challenge) => match self.sasl_response(tag, &challenge).await {
+                    Ok(message) => step = exchange.respond(message).await,
+                    Err(flow) => return flow,
+                },
+                Step::Done(Ok(user)) => return self.logged_in(tag, user).await,
+                Step::Done(Err(Failure::Refused(err))) => return self.login_failed(tag, err),
+                Step::Done(Err(Failure::Malformed(text))) => return self.bad(tag, text),
+            }
         }
     }
 
-    /// Send the empty challenge and read the client's response line (RFC 3501 section 6.2.2):
-    /// base64, or `*` to cancel.
-    async fn sasl_response(&mut self, tag: &Tag<'static>) -> Result<Vec<u8>, Flow> {
-        response::empty_challenge(self.channel.out());
+    /// Send a challenge and read the client's response line (RFC 3501 section 6.2.2): base64,
+    /// or `*` to cancel.
+    async fn sasl_response(
+        &mut self,
+        tag: &Tag<'static>,
+        challenge: &[u8],
+    ) -> Result<Vec<u8>, Flow> {
+        response::challenge(self.channel.out(), challenge);
         if let Err(reason) = self.channel.flush().await {
             return Err(Flow::Close(reason));
         }
@@ -117,12 +132,8 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         }
     }
 
-    /// Check the credentials and, if they are good, enter the authenticated state.
-    async fn complete_login(&mut self, tag: &Tag<'static>, user: String, password: String) -> Flow {
-        let user = match auth::check(&self.service.auth, &self.session, user, password).await {
-            Ok(user) => user,
-            Err(err) => return self.login_failed(tag, err),
-        };
+    /// Enter the authenticated state as `user`, whom the authentication service accepted.
+    async fn logged_in(&mut self, tag: &Tag<'static>, user: User) -> Flow {
         if let Err(err) = self.service.store.ensure_user(&user.name).await {
             tracing::error!(session_id = %self.session.id(), error = %err, "opening the user's mail failed");
             return self.no(tag, "UNAVAILABLE", "Mailbox temporarily unavailable");

@@ -75,9 +75,9 @@ pub(super) fn continuation(out: &mut Vec<u8>, text: &'static str) {
     write(out, &Response::CommandContinuationRequest(request));
 }
 
-/// `+ ` with an empty challenge: the SASL PLAIN server's first (and only) message.
-pub(super) fn empty_challenge(out: &mut Vec<u8>) {
-    let request = CommandContinuationRequest::base64(Cow::Borrowed(&[][..]));
+/// `+ <base64>`: a SASL challenge (`+ ` alone for an empty one).
+pub(super) fn challenge(out: &mut Vec<u8>, challenge: &[u8]) {
+    let request = CommandContinuationRequest::base64(Cow::Borrowed(challenge));
     write(out, &Response::CommandContinuationRequest(request));
 }
 
@@ -128,8 +128,11 @@ mod tests {
             b"a1 NO [AUTHENTICATIONFAILED] Authentication failed\r\n"
         );
         out.clear();
-        empty_challenge(&mut out);
+        challenge(&mut out, b"");
         assert_eq!(out, b"+ \r\n");
+        out.clear();
+        challenge(&mut out, b"Username:");
+        assert_eq!(out, b"+ VXNlcm5hbWU6\r\n");
         out.clear();
         continuation(&mut out, "Ready for literal data");
         assert_eq!(out, b"+ Ready for literal data\r\n");

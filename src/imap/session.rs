@@ -374,6 +374,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 plaintext_login: self.plaintext_allowed(),
                 starttls: self.channel.can_starttls(),
                 compressing: self.channel.compressing(),
+                sasl: self.service.config.sasl.offered(),
             },
             &self.settings,
         )

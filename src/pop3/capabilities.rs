@@ -1,5 +1,6 @@
 //! The CAPA listing (RFC 2449), as this session may use it.
 
+use crate::auth::sasl::Offered;
 use crate::connection::SessionSettings;
 
 /// The capabilities a session advertises, after the per-connection settings.
@@ -8,11 +9,13 @@ pub(crate) struct Capabilities(Vec<String>);
 
 impl Capabilities {
     /// What to advertise now. RFC 2595: STLS only while TLS is possible and not yet active;
-    /// USER and SASL PLAIN only when a plaintext login would be accepted.
+    /// USER and SASL (with the mechanisms in `sasl`) only when a plaintext login would be
+    /// accepted.
     pub(crate) fn for_session(
         plaintext_login: bool,
         starttls: bool,
         authorization: bool,
+        sasl: Offered,
         settings: &SessionSettings,
     ) -> Capabilities {
         let mut caps: Vec<String> = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
@@ -22,7 +25,8 @@ impl Capabilities {
         if authorization {
             if plaintext_login {
                 caps.push("USER".into());
-                caps.push("SASL PLAIN".into());
+                let names: Vec<&str> = sasl.names().collect();
+                caps.push(format!("SASL {}", names.join(" ")));
             }
             if starttls {
                 caps.push("STLS".into());
@@ -47,18 +51,20 @@ mod tests {
     #[test]
     fn stls_and_plaintext_mechanisms_follow_the_session() {
         let settings = SessionSettings::default();
-        let before_tls: Vec<_> = Capabilities::for_session(false, true, true, &settings)
-            .iter()
-            .map(str::to_owned)
-            .collect();
+        let before_tls: Vec<_> =
+            Capabilities::for_session(false, true, true, Offered::DEFAULT, &settings)
+                .iter()
+                .map(str::to_owned)
+                .collect();
         assert!(before_tls.contains(&"STLS".to_owned()));
         assert!(!before_tls.contains(&"USER".to_owned()));
-        let after_tls: Vec<_> = Capabilities::for_session(true, false, true, &settings)
-            .iter()
-            .map(str::to_owned)
-            .collect();
+        let after_tls: Vec<_> =
+            Capabilities::for_session(true, false, true, Offered::DEFAULT, &settings)
+                .iter()
+                .map(str::to_owned)
+                .collect();
         assert!(!after_tls.contains(&"STLS".to_owned()));
-        assert!(after_tls.contains(&"SASL PLAIN".to_owned()));
+        assert!(after_tls.contains(&"SASL PLAIN LOGIN".to_owned()));
     }
 
     #[test]
@@ -66,10 +72,11 @@ mod tests {
         let mut settings = SessionSettings::default();
         settings.hide_capability("TOP");
         settings.extra_capabilities.push("LOGIN-DELAY 900".into());
-        let caps: Vec<_> = Capabilities::for_session(true, false, true, &settings)
-            .iter()
-            .map(str::to_owned)
-            .collect();
+        let caps: Vec<_> =
+            Capabilities::for_session(true, false, true, Offered::DEFAULT, &settings)
+                .iter()
+                .map(str::to_owned)
+                .collect();
         assert!(!caps.contains(&"TOP".to_owned()));
         assert!(caps.contains(&"LOGIN-DELAY 900".to_owned()));
     }

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::base64;
+use crate::auth::sasl::base64;
 
 /// Longest argument RFC 2449 allows, in characters. `PASS`, user names (e-mail addresses
 /// are often longer) and AUTH's initial response are exempt.

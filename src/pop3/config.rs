@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::maildrop::MaildropLocks;
+use crate::auth::sasl::Mechanisms;
 use crate::protocol::ServiceState;
 
 /// Settings of the POP3 service. Layers may override some per connection through
@@ -35,8 +36,11 @@ pub struct Pop3Config {
     pub max_errors: u32,
     /// The greeting after `+OK`.
     pub greeting: String,
-    /// Whether USER/PASS and AUTH PLAIN are allowed before STLS.
+    /// Whether USER/PASS and AUTH are allowed before STLS.
     pub allow_plaintext_login: bool,
+    /// The SASL mechanisms AUTH offers (the `SASL` capability): PLAIN and LOGIN unless set
+    /// otherwise.
+    pub sasl: Mechanisms,
     /// Deadline for the STLS handshake.
     pub tls_handshake_timeout: Duration,
 }
@@ -51,6 +55,7 @@ impl Default for Pop3Config {
             max_errors: 10,
             greeting: "tower-mail POP3 server ready".to_owned(),
             allow_plaintext_login: false,
+            sasl: Mechanisms::new(),
             tls_handshake_timeout: Duration::from_secs(10),
         }
     }

@@ -2,10 +2,10 @@
 //! encoding, dot-stuffing).
 //!
 //! RFC 1939 in full (USER/PASS, STAT, LIST, RETR, DELE, NOOP, RSET, QUIT, TOP, UIDL), CAPA with
-//! RESP-CODES and AUTH-RESP-CODE (RFC 2449), STLS (RFC 2595), AUTH PLAIN with initial response
-//! (RFC 5034) and UTF8 (RFC 6856). Deletions happen only in the UPDATE state, after QUIT.
+//! RESP-CODES and AUTH-RESP-CODE (RFC 2449), STLS (RFC 2595), AUTH with initial responses (RFC
+//! 5034) and the mechanisms of [`auth::sasl`](crate::auth::sasl), and UTF8 (RFC 6856).
+//! Deletions happen only in the UPDATE state, after QUIT.
 
-pub(crate) mod base64;
 mod capabilities;
 pub mod command;
 mod config;

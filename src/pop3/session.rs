@@ -10,7 +10,7 @@ use super::config::Pop3ServiceState;
 use super::dotstuff::write_dot_stuffed;
 use super::maildrop::{Maildrop, MaildropLock};
 use super::response::{self, RespCode};
-use crate::auth::sasl::{self, PlainError};
+use crate::auth::sasl::{self, Exchange, Failure, Step};
 use crate::auth::{self, AuthError, Authenticator, User};
 use crate::close::CloseReport;
 use crate::close_reason::CloseReason;
@@ -196,7 +196,7 @@ where
                 if !self.plaintext_allowed() {
                     return self.plaintext_refused();
                 }
-                self.login(name, password).await
+                self.check(name, auth::Secret::Password(password)).await
             }
             Command::Auth {
                 mechanism,
@@ -344,47 +344,67 @@ where
         Flow::Close(CloseReason::Logout)
     }
 
+    /// AUTH (RFC 5034): without a mechanism, the list of them; with one, its exchange, the
+    /// first response inline or after the mechanism's first challenge.
     async fn auth(&mut self, mechanism: Option<String>, initial: Option<String>) -> Flow {
         let Some(mechanism) = mechanism else {
             response::ok(self.channel.out(), "Supported mechanisms follow");
             if self.plaintext_allowed() {
-                response::line(self.channel.out(), "PLAIN");
+                for name in self.service.config.sasl.offered().names() {
+                    response::line(self.channel.out(), name);
+                }
             }
             response::multiline_end(self.channel.out());
             return Flow::Continue;
         };
-        if !mechanism.eq_ignore_ascii_case("PLAIN") {
+        let exchange = Exchange::new(
+            &mechanism,
+            &self.service.config.sasl,
+            self.service.auth.clone(),
+            self.session.clone(),
+        );
+        let Some(mut exchange) = exchange else {
             return self.protocol_error("Unsupported authentication mechanism");
-        }
+        };
         if !self.plaintext_allowed() {
             return self.plaintext_refused();
         }
-        let encoded = match initial {
-            Some(initial) => initial,
-            None => {
-                response::continuation(self.channel.out(), "");
-                if let Err(reason) = self.channel.flush().await {
-                    return Flow::Close(reason);
-                }
-                match self.read_auth_line().await {
-                    Ok(Some(line)) => match command::parse_auth_response(&line) {
-                        AuthResponse::Cancel => {
-                            return self.protocol_error("Authentication cancelled");
-                        }
-                        AuthResponse::Data(data) => data,
-                    },
-                    Ok(None) => return self.protocol_error("Authentication response too long"),
-                    Err(reason) => return Flow::Close(reason),
-                }
+        let initial = match initial.map(|text| command::decode_sasl_response(&text)) {
+            None => None,
+            Some(Ok(message)) => Some(message),
+            Some(Err(_)) => {
+                return self.protocol_error("Invalid base64 in authentication response");
             }
         };
-        let login = command::decode_sasl_response(&encoded)
-            .map_err(|_| PlainError::Malformed)
-            .and_then(|message| sasl::plain_login(&message));
-        match login {
-            Ok((user, password)) => self.login(user, password).await,
-            Err(PlainError::Impersonation) => self.login_failed(AuthError::InvalidCredentials),
-            Err(PlainError::Malformed) => self.protocol_error("Invalid SASL PLAIN response"),
+        let mut step = exchange.start(initial).await;
+        loop {
+            match step {
+                Step::Challenge(challenge) => match self.sasl_response(&challenge).await {
+                    Ok(message) => step = exchange.respond(message).await,
+                    Err(flow) => return flow,
+                },
+                Step::Done(Ok(user)) => return self.logged_in(user).await,
+                Step::Done(Err(Failure::Refused(err))) => return self.login_failed(err),
+                Step::Done(Err(Failure::Malformed(text))) => return self.protocol_error(text),
+            }
+        }
+    }
+
+    /// Send a challenge (`+ base64`) and read the client's response: base64, or `*` to cancel.
+    async fn sasl_response(&mut self, challenge: &[u8]) -> Result<Vec<u8>, Flow> {
+        response::continuation(self.channel.out(), &sasl::base64::encode(challenge));
+        if let Err(reason) = self.channel.flush().await {
+            return Err(Flow::Close(reason));
+        }
+        let line = match self.read_auth_line().await {
+            Ok(Some(line)) => line,
+            Ok(None) => return Err(self.protocol_error("Authentication response too long")),
+            Err(reason) => return Err(Flow::Close(reason)),
+        };
+        match command::parse_auth_response(&line) {
+            AuthResponse::Cancel => Err(self.protocol_error("Authentication cancelled")),
+            AuthResponse::Data(data) => command::decode_sasl_response(&data)
+                .map_err(|_| self.protocol_error("Invalid base64 in authentication response")),
         }
     }
 
@@ -398,11 +418,17 @@ where
         line
     }
 
-    async fn login(&mut self, user: String, password: String) -> Flow {
-        let user = match auth::check(&self.service.auth, &self.session, user, password).await {
-            Ok(user) => user,
-            Err(err) => return self.login_failed(err),
-        };
+    /// USER/PASS: ask the authentication service.
+    async fn check(&mut self, user: String, secret: auth::Secret) -> Flow {
+        match auth::check(&self.service.auth, &self.session, user, secret).await {
+            Ok(user) => self.logged_in(user).await,
+            Err(err) => self.login_failed(err),
+        }
+    }
+
+    /// Enter TRANSACTION as `user`, whom the authentication service accepted, once the
+    /// maildrop is locked and read.
+    async fn logged_in(&mut self, user: User) -> Flow {
         let Some(lock) = self.service.locks().try_lock(&user.name) else {
             response::err_code(
                 self.channel.out(),
@@ -490,6 +516,7 @@ where
             self.plaintext_allowed(),
             self.channel.can_starttls(),
             matches!(self.state_data, StateData::Authorization { .. }),
+            self.service.config.sasl.offered(),
             &self.settings,
         )
     }

@@ -94,7 +94,7 @@ pub const DEFAULT_DELAY_WINDOW: Duration = Duration::from_secs(300);
 ///     .max(Duration::from_secs(10))
 ///     .window(Duration::from_secs(600));
 /// let auth = layer.layer(tower::service_fn(|c: Credentials| async move {
-///     if c.password == "secret" { Ok(User::new(c.user)) } else { Err(AuthError::InvalidCredentials) }
+///     if c.password() == Some("secret") { Ok(User::new(c.user)) } else { Err(AuthError::InvalidCredentials) }
 /// }));
 /// let start = tokio::time::Instant::now();
 /// let answer = auth.clone().oneshot(Credentials::new("alice", "guess")).await;

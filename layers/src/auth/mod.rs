@@ -17,6 +17,10 @@
 //! - [`AutoBanLayer`]: 10 failed logins from one address within 5 minutes ban it for 15 minutes
 //!   through [`IpBlock::ban`](crate::ip_block::IpBlock::ban), or any other [`BanSink`].
 //!
+//! Every SASL mechanism ends in one call of the authentication service (a password, a bearer
+//! token or a SCRAM proof in [`Credentials::secret`]), so these layers count, delay and bound
+//! logins alike whatever the mechanism; none of them looks at the secret.
+//!
 //! Failures are counted per key in bounded memory by one shared structure: a sliding log of
 //! the last failure times per key, with at most `max_keys` keys, the longest quiet evicted
 //! first.
@@ -62,7 +66,7 @@
 //! // The IpBlock that also refuses connections (IpBlockLayer): bans land there.
 //! let ip_block = IpBlock::new(IpLists::default());
 //! # let passwd = tower::service_fn(|c: Credentials| async move {
-//! #     if c.password == "secret" { Ok(User::new(c.user)) } else { Err(AuthError::InvalidCredentials) }
+//! #     if c.password() == Some("secret") { Ok(User::new(c.user)) } else { Err(AuthError::InvalidCredentials) }
 //! # });
 //! let auth = ServiceBuilder::new()
 //!     .layer(UserSessionsLayer::new(15))

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt};
-use tower_mail::auth::{AuthError, Authenticator, Credentials, User};
+use tower_mail::auth::{AuthError, Authenticator, Credentials, Secret, User};
 use tower_mail::{Protocol, Session};
 
 use super::*;
@@ -16,7 +16,7 @@ use super::*;
 fn creds(ip: &str, user: &str) -> Credentials {
     Credentials {
         user: user.into(),
-        password: "wrong".into(),
+        secret: Secret::Password("wrong".into()),
         session: Some(Arc::new(Session::new(
             Protocol::Imap,
             SocketAddr::new(ip.parse().unwrap(), 40000),
@@ -127,7 +127,7 @@ async fn a_success_on_one_layer_clears_the_users_count_on_the_other() {
     // Lets alice in with the password "right".
     let alice = || {
         tower::service_fn(|c: Credentials| async move {
-            if c.password == "right" {
+            if c.password() == Some("right") {
                 Ok(User::new(c.user))
             } else {
                 Err(AuthError::InvalidCredentials)
@@ -138,7 +138,7 @@ async fn a_success_on_one_layer_clears_the_users_count_on_the_other() {
     fail(&a, "192.0.2.1", "alice").await;
     fail(&a, "192.0.2.2", "alice").await;
     let mut right = creds("192.0.2.3", "alice");
-    right.password = "right".into();
+    right.secret = Secret::Password("right".into());
     b.clone()
         .oneshot(right)
         .await

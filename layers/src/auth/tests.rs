@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_mail::BoxError;
-use tower_mail::auth::{AuthError, Authenticator, Credentials, User};
+use tower_mail::auth::{AuthError, Authenticator, Credentials, Secret, User};
 use tower_mail::{Protocol, Session};
 
 use super::recent::RecentFailures;
@@ -23,7 +23,7 @@ const RIGHT: &str = "right";
 fn creds(ip: &str, user: &str, password: &str) -> Credentials {
     Credentials {
         user: user.into(),
-        password: password.into(),
+        secret: Secret::Password(password.into()),
         session: Some(Arc::new(Session::new(
             Protocol::Imap,
             SocketAddr::new(ip.parse().unwrap(), 40000),
@@ -44,7 +44,7 @@ fn secs(n: u64) -> Duration {
 /// wrong password get the same answer, as from a real store.
 fn passwords() -> impl Authenticator {
     tower::service_fn(|c: Credentials| async move {
-        if ["alice", "bob"].contains(&c.user.as_str()) && c.password == RIGHT {
+        if ["alice", "bob"].contains(&c.user.as_str()) && c.password() == Some(RIGHT) {
             Ok(User::new(c.user))
         } else {
             Err(AuthError::InvalidCredentials)

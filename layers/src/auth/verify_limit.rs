@@ -61,7 +61,7 @@ pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(2);
 /// let layer = VerifyLimitLayer::new(2).queue_timeout(Duration::from_millis(500));
 /// let auth = layer.layer(tower::service_fn(|c: Credentials| async move {
 ///     // An expensive hash would be checked here.
-///     if c.password == "secret" { Ok(User::new(c.user)) } else { Err(AuthError::InvalidCredentials) }
+///     if c.password() == Some("secret") { Ok(User::new(c.user)) } else { Err(AuthError::InvalidCredentials) }
 /// }));
 /// let user = auth.oneshot(Credentials::new("alice", "secret")).await.unwrap();
 /// assert_eq!(user.name, "alice");

@@ -137,16 +137,14 @@ fn malformed_hashes_are_refused_at_load() {
     let argon2 = field_of("argon2id").trim_start_matches("{ARGON2ID}");
     let ssha512 = field_of("ssha512").trim_start_matches("{SSHA512}");
     let sha256_digest = field_of("sha256").trim_start_matches("{SHA256}");
+    let scram = field_of("scramsha256").to_owned();
     let cut = |s: &str| s[..s.len() - 1].to_owned();
     let cases: Vec<(String, &str)> = vec![
         // The prefix.
         ("{SHA512-CRYPT".into(), "unterminated"),
         ("{PLAIN}".into(), "empty"),
         ("".into(), "empty"),
-        (
-            "{SCRAM-SHA-256}4096,c2FsdA==,a2V5,a2V5".into(),
-            "unsupported",
-        ),
+        ("{SCRAM-SHA-1}4096,c2FsdA==,a2V5,a2V5".into(), "unsupported"),
         ("{DES-CRYPT}abJnggxhB/yWI".into(), "unsupported"),
         ("{SHA256.B32}abc".into(), "encoding"),
         (format!("{{ARGON2ID.HEX}}{argon2}"), "encoding"),
@@ -230,6 +228,14 @@ fn malformed_hashes_are_refused_at_load() {
         ("{SHA256}".to_owned() + &"0".repeat(63), "base64"),
         ("{SHA256.HEX}".to_owned() + &"g".repeat(64), "hex"),
         ("{PLAIN.HEX}0".into(), "hex"),
+        // SCRAM-SHA-256.
+        ("{SCRAM-SHA-256}4096,c2FsdA==,a2V5,a2V5".into(), "32 bytes"),
+        (scram.replacen("4096,", "4095,", 1), "at least 4096"),
+        (scram.replacen("4096,", "04096,", 1), "at least 4096"),
+        (scram.replacen(",", ",,", 1), "wrong fields"),
+        (format!("{scram},"), "wrong fields"),
+        (scram.replacen("4096,", "4096,!", 1), "salt not base64"),
+        (format!("{}A", cut(&scram)), "32 bytes"),
         // A plain password no login can present.
         (format!("{{PLAIN}}{}", "x".repeat(257)), "256 bytes"),
     ];
@@ -247,6 +253,7 @@ fn costs_up_to_the_limits_are_accepted() {
     let blf = field_of("blfcrypt").trim_start_matches("{BLF-CRYPT}");
     let pbkdf2 = field_of("pbkdf2");
     let argon2 = field_of("argon2id");
+    let scram = field_of("scramsha256");
     let accepted_refused = [
         (
             sha512.replacen("$6$", "$6$rounds=200000$", 1),
@@ -267,6 +274,10 @@ fn costs_up_to_the_limits_are_accepted() {
         (
             argon2.replacen("m=65536,t=3", "m=65536,t=8", 1),
             argon2.replacen("m=65536,t=3", "m=65536,t=9", 1),
+        ),
+        (
+            scram.replacen("4096,", "1000000,", 1),
+            scram.replacen("4096,", "1000001,", 1),
         ),
     ];
     for (accepted, refused) in accepted_refused {
@@ -343,4 +354,8 @@ fn secrets_cost_what_their_parameters_say() {
         Some((Cost::Digest(Algorithm::Md5), false))
     );
     assert_eq!(cost(field_of("clear")), Some((Cost::Plain, false)));
+    assert_eq!(
+        cost(&field_of("scramsha256").replacen("4096,", "10000,", 1)),
+        Some((Cost::Scram { iterations: 10_000 }, true))
+    );
 }

@@ -8,6 +8,8 @@ use super::crypt::{self, BcryptHash, CryptFormat, ShaCryptHash};
 use super::digests::{self, Algorithm, Digest, Encoding};
 use super::md5_crypt::Md5Crypt;
 use super::pbkdf2_sha1::{self, Pbkdf2};
+use super::scram_sha256::{self, ScramEntry};
+use crate::auth::{ScramKeys, ScramProof};
 
 /// The longest password a login may present, in bytes; longer ones fail as a wrong password,
 /// before any hashing, for known and unknown users alike. SHA-crypt hashes the password once
@@ -22,6 +24,9 @@ pub(super) const MAX_BCRYPT_COST: u32 = 13;
 pub(super) const MAX_SHA_CRYPT_ROUNDS: u32 = 200_000;
 /// PBKDF2-HMAC-SHA1 with 2,000,000 rounds takes about 0.45 s there. Dovecot writes 5,000.
 pub(super) const MAX_PBKDF2_ROUNDS: u32 = 2_000_000;
+/// SCRAM-SHA-256's iterations (PBKDF2-HMAC-SHA-256, checked for a plaintext login): 1,000,000
+/// take about as long as PBKDF2-HMAC-SHA1's limit. Dovecot writes 4,096.
+pub(super) const MAX_SCRAM_ITERATIONS: u32 = 1_000_000;
 /// Argon2's memory, in KiB: 256 MiB. Dovecot writes 64 MiB (ARGON2ID) or 32 MiB (ARGON2I).
 pub(super) const MAX_ARGON2_MEMORY_KIB: u32 = 256 * 1024;
 /// Argon2's work, memory (KiB) × passes: 512 MiB·passes, about 1 s there. Dovecot's ARGON2ID
@@ -45,6 +50,8 @@ pub(super) enum Secret {
     Md5Crypt(Md5Crypt),
     /// `{PBKDF2}$1$…`.
     Pbkdf2(Pbkdf2),
+    /// `{SCRAM-SHA-256}iterations,salt,StoredKey,ServerKey`.
+    Scram(ScramEntry),
 }
 
 /// What checking a password against a [`Secret`] costs, as far as an observer could tell
@@ -68,6 +75,9 @@ pub(super) enum Cost {
     Md5Crypt,
     Pbkdf2 {
         rounds: u32,
+    },
+    Scram {
+        iterations: u32,
     },
 }
 
@@ -125,6 +135,7 @@ impl Secret {
             "BLF-CRYPT" => crypt::parse(data, Some(CryptFormat::Blowfish)),
             "MD5-CRYPT" => crypt::parse(data, Some(CryptFormat::Md5)),
             "PBKDF2" => pbkdf2_sha1::parse(data).map(Secret::Pbkdf2),
+            "SCRAM-SHA-256" => scram_sha256::parse(data).map(Secret::Scram),
             "ARGON2ID" => argon2_phc::parse(data, argon2::Algorithm::Argon2id)
                 .map(Box::new)
                 .map(Secret::Argon2),
@@ -148,7 +159,34 @@ impl Secret {
             Secret::Bcrypt(hash) => hash.verify(password),
             Secret::Md5Crypt(hash) => hash.verify(password),
             Secret::Pbkdf2(hash) => hash.verify(password),
+            Secret::Scram(entry) => entry.verify(password),
         }
+    }
+
+    /// Whether the SCRAM-SHA-256 mechanism can use this entry: it holds the keys, or the
+    /// password to derive them from. Hashes of other kinds cannot serve it.
+    pub(super) fn serves_scram(&self) -> bool {
+        matches!(self, Secret::Plain(_) | Secret::Scram(_))
+    }
+
+    /// Whether a SCRAM client's `proof` proves this password. For `{PLAIN}` entries the keys
+    /// are derived first, with the proof's salt and iterations: as costly as a plaintext check
+    /// of a `{SCRAM-SHA-256}` entry ([`scram_is_costly`](Secret::scram_is_costly)).
+    pub(super) fn verify_scram(&self, proof: &ScramProof) -> bool {
+        match self {
+            Secret::Scram(entry) => proof.verify(&entry.keys),
+            Secret::Plain(password) => proof.verify(&ScramKeys::derive(
+                password,
+                proof.salt(),
+                proof.iterations(),
+            )),
+            _ => false,
+        }
+    }
+
+    /// Whether [`verify_scram`](Secret::verify_scram) derives keys.
+    pub(super) fn scram_is_costly(&self) -> bool {
+        matches!(self, Secret::Plain(_))
     }
 
     /// Whether checking takes more than a few microseconds: the schemes made to be slow.
@@ -165,6 +203,7 @@ impl Secret {
             Secret::Bcrypt(hash) => hash.cost(),
             Secret::Md5Crypt(_) => Cost::Md5Crypt,
             Secret::Pbkdf2(hash) => hash.cost(),
+            Secret::Scram(entry) => entry.cost(),
         }
     }
 }

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::secret::{Cost, Secret};
+use crate::auth::ScramParameters;
 
 /// One parsed file.
 pub(super) struct Table {
@@ -12,6 +13,41 @@ pub(super) struct Table {
     /// answering "no such user" costs what answering "wrong password" costs: the first entry
     /// of the scheme and cost most users have. `None` for a file without users.
     pub(super) decoy: Option<Arc<Secret>>,
+    /// The same for SCRAM proofs: the first entry of the kind most users whose entries can
+    /// serve SCRAM have (`{PLAIN}`, or `{SCRAM-SHA-256}` with an iteration count). `None`
+    /// if no entry can.
+    pub(super) scram_decoy: Option<Arc<Secret>>,
+}
+
+impl Table {
+    /// The iteration count a SCRAM client is told for users without stored keys (unknown
+    /// users, `{PLAIN}` entries): the SCRAM decoy's, so that they look like the users most
+    /// entries are, else RFC 7677's minimum.
+    pub(super) fn made_up_iterations(&self) -> u32 {
+        match self.scram_decoy.as_deref() {
+            Some(Secret::Scram(entry)) => entry.parameters.iterations,
+            _ => ScramParameters::MIN_ITERATIONS,
+        }
+    }
+}
+
+/// Per cost: how many users have it, the index of the first of them, and its entry.
+type Costs = HashMap<Cost, (usize, usize, Arc<Secret>)>;
+
+/// Counts `secret`, the `index`th user's, under its cost.
+fn count(costs: &mut Costs, index: usize, secret: &Arc<Secret>) {
+    costs
+        .entry(secret.cost())
+        .or_insert_with(|| (0, index, Arc::clone(secret)))
+        .0 += 1;
+}
+
+/// The entry of the most common cost; of equally common ones, the one seen first.
+fn most_common(costs: Costs) -> Option<Arc<Secret>> {
+    costs
+        .into_values()
+        .max_by_key(|&(count, first, _)| (count, std::cmp::Reverse(first)))
+        .map(|(_, _, secret)| secret)
 }
 
 impl Table {
@@ -21,8 +57,8 @@ impl Table {
         // Names seen on any line, usable or not: like Dovecot, the first line for a user wins,
         // so a broken first line must not let a later duplicate in.
         let mut seen = HashSet::new();
-        // Per cost: how many users have it, and the first of them.
-        let mut costs: HashMap<Cost, (usize, usize, Arc<Secret>)> = HashMap::new();
+        let mut costs = Costs::new();
+        let mut scram_costs = Costs::new();
         for (index, line) in text.lines().enumerate() {
             let line_number = index + 1;
             if line.trim().is_empty() || line.starts_with('#') {
@@ -60,11 +96,10 @@ impl Table {
             match Secret::parse(password) {
                 Ok(secret) => {
                     let secret = Arc::new(secret);
-                    let first = users.len();
-                    costs
-                        .entry(secret.cost())
-                        .or_insert_with(|| (0, first, Arc::clone(&secret)))
-                        .0 += 1;
+                    count(&mut costs, users.len(), &secret);
+                    if secret.serves_scram() {
+                        count(&mut scram_costs, users.len(), &secret);
+                    }
                     users.insert(user.to_owned(), secret);
                 }
                 Err(reason) => {
@@ -78,11 +113,10 @@ impl Table {
                 }
             }
         }
-        // The most common cost; of equally common ones, the one seen first.
-        let decoy = costs
-            .into_values()
-            .max_by_key(|&(count, first, _)| (count, std::cmp::Reverse(first)))
-            .map(|(_, _, secret)| secret);
-        Table { users, decoy }
+        Table {
+            users,
+            decoy: most_common(costs),
+            scram_decoy: most_common(scram_costs),
+        }
     }
 }

@@ -131,7 +131,7 @@ async fn format_details() {
                 u:{PLAIN}pw:1000:1000::/home/u::\n\
                 crlf:{PLAIN}pw\r\n\
                 nocrypt:$6$salt$hash\n\
-                unknown:{SCRAM-SHA-256}4096,c2FsdA==,a2V5,a2V5\n\
+                unknown:{SCRAM-SHA-1}4096,c2FsdA==,a2V5,a2V5\n\
                 unterminated:{PLAIN\n\
                 empty:{PLAIN}\n\
                 nopassword\n\

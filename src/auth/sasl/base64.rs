@@ -20,8 +20,7 @@ pub(crate) fn decode(input: &[u8]) -> Result<Vec<u8>, InvalidBase64> {
     STANDARD.decode(input).map_err(|_| InvalidBase64)
 }
 
-/// Encode `data` with padding. Only tests need it so far.
-#[cfg(test)]
+/// Encode `data` with padding: a SASL challenge, a SCRAM salt or signature.
 pub(crate) fn encode(data: &[u8]) -> String {
     STANDARD.encode(data)
 }
