@@ -158,7 +158,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Asynchronous mail storage, shared by the IMAP and POP3 session services.
 ///
 /// Every method that changes mail (`append`, [`MessageUpload::commit`], `expunge`,
-/// `set_flags`) is durable when its future resolves `Ok`: the protocol services acknowledge
+/// `set_flags`, `update_flags`) is durable when its future resolves `Ok`, mod-sequences
+/// included: the protocol services acknowledge
 /// the client only after that, so an acknowledged APPEND or DELE survives a crash.
 ///
 /// Mailbox names use `/` as the hierarchy separator; `INBOX` is case-insensitive.
