@@ -4,15 +4,11 @@
 
 mod common;
 
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tower::ServiceBuilder;
 use tower::util::MapRequestLayer;
@@ -20,8 +16,8 @@ use tower_mail::auth::PasswdFile;
 use tower_mail::imap::{ImapConfig, ImapService};
 use tower_mail::server::{Server, ServerConfig, TlsMode};
 use tower_mail::store::MemoryStore;
-use tower_mail::wire::DeflateIo;
-use tower_mail::{CloseReason, Connection, Protocol};
+use tower_mail::wire::{CountingIo, DeflateIo};
+use tower_mail::{CloseReason, Connection, Protocol, Session};
 use tower_mail_layers::on_close::OnCloseLayer;
 
 use common::{Client, Closes};
@@ -76,61 +72,22 @@ impl Harness {
     }
 
     /// A TLS client that counts the bytes it sends and receives inside TLS, which is what the
-    /// server counts.
-    async fn tls_client(&self, tcp: TcpStream) -> (Client<Counted<TlsStream>>, Tally) {
+    /// server counts, with the crate's own counter on a session of the client's.
+    async fn tls_client(&self, tcp: TcpStream) -> (Client<CountingIo<TlsStream>>, Arc<Session>) {
         let tls = common::tls_connector(&self.cert)
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
             .expect("TLS handshake");
-        let tally = Tally::default();
-        (Client::new(Counted(tls, tally.clone())), tally)
+        let counted = Arc::new(Session::new(
+            Protocol::Imap,
+            self.addr,
+            "127.0.0.1:0".parse().unwrap(),
+        ));
+        (Client::new(CountingIo::new(tls, counted.clone())), counted)
     }
 }
 
 type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
-
-#[derive(Clone, Default)]
-struct Tally {
-    read: Arc<AtomicU64>,
-    written: Arc<AtomicU64>,
-}
-
-/// A stream that adds its traffic to a [`Tally`].
-struct Counted<T>(T, Tally);
-
-impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut self.0).poll_read(cx, buf);
-        let read = (buf.filled().len() - before) as u64;
-        self.1.read.fetch_add(read, Ordering::Relaxed);
-        poll
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.0).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = poll {
-            self.1.written.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        poll
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
 
 /// Send `text` and read up to the tagged reply.
 async fn command<T: AsyncRead + AsyncWrite + Unpin>(
@@ -203,7 +160,7 @@ async fn compressed_session<T: AsyncRead + AsyncWrite + Unpin>(mut client: Clien
 async fn compress_on_the_tls_listener_counts_compressed_bytes() {
     let harness = Harness::start(TlsMode::Implicit, false).await;
     let tcp = TcpStream::connect(harness.addr).await.unwrap();
-    let (mut client, tally) = harness.tls_client(tcp).await;
+    let (mut client, counted) = harness.tls_client(tcp).await;
     let greeting = client.line().await.unwrap();
     assert!(
         !greeting.contains("COMPRESS"),
@@ -214,8 +171,8 @@ async fn compress_on_the_tls_listener_counts_compressed_bytes() {
     assert_eq!(closed[0].reason, CloseReason::Logout);
     // What the server counted is what crossed the wire inside TLS: compressed bytes.
     let report = &closed[0].report;
-    assert_eq!(report.bytes_in, tally.written.load(Ordering::Relaxed));
-    assert_eq!(report.bytes_out, tally.read.load(Ordering::Relaxed));
+    assert_eq!(report.bytes_in, counted.bytes_out());
+    assert_eq!(report.bytes_out, counted.bytes_in());
     // And compression happened: 67 KB of text after COMPRESS came in far fewer bytes.
     assert!(plain > 67_500, "{plain}");
     assert!(report.bytes_out < 10_000, "{} bytes out", report.bytes_out);

@@ -359,10 +359,8 @@ impl Mailstore for MemoryStore {
         uid: u32,
         flags: MessageFlags,
     ) -> StoreResult<MessageFlags> {
-        match self.update_flags(user, mailbox, uid, flags, None).await? {
-            FlagsUpdate::Stored { flags, .. } => Ok(flags),
-            FlagsUpdate::Modified { .. } => unreachable!("a change without a condition"),
-        }
+        let update = self.update_flags(user, mailbox, uid, flags, None).await?;
+        Ok(update.unconditional())
     }
 
     async fn update_flags(

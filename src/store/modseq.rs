@@ -38,6 +38,17 @@ pub enum FlagsUpdate {
     },
 }
 
+impl FlagsUpdate {
+    /// The flags as stored by a change made without a condition, which is never refused:
+    /// `set_flags` of a store whose `update_flags` does the work.
+    pub(crate) fn unconditional(self) -> MessageFlags {
+        match self {
+            FlagsUpdate::Stored { flags, .. } => flags,
+            FlagsUpdate::Modified { .. } => unreachable!("a change without a condition"),
+        }
+    }
+}
+
 /// Raises `highest` by one and returns it: the mod-sequence of the next change. It stays at
 /// [`MAX_MODSEQ`] once there (some 10¹⁸ changes away, even from a clock-based start).
 pub(crate) fn next(highest: &mut u64) -> u64 {
