@@ -50,9 +50,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let Ok(indices) = self.resolve(set, uid) else {
             return self.bad(tag, INVALID_SEQUENCE);
         };
-        let Ok(plan) = FetchPlan::new(names, uid) else {
-            return self.bad(tag, "Unknown FETCH item");
-        };
+        let plan = FetchPlan::new(names, uid);
         let marks_seen = plan.marks_seen() && self.selected.as_ref().is_some_and(|v| !v.read_only);
         for batch in self.batches(&indices) {
             let contents = match self.contents(batch, plan.needs_content()).await {
@@ -63,6 +61,10 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 let Content::Read(content) = content else {
                     continue;
                 };
+                if plan.check(content.as_deref()).is_err() {
+                    let text = "Cannot decode the part's Content-Transfer-Encoding";
+                    return self.no(tag, "UNKNOWN-CTE", text);
+                }
                 let Some(mut meta) = self.selected.as_ref().map(|v| v.messages()[index].clone())
                 else {
                     break;
