@@ -36,10 +36,45 @@ fn imap_sessions_greet_answer_and_end() {
         let output = harness::imap_session(&input);
         assert!(output.starts_with(b"* OK [CAPABILITY "), "{name}");
         // Every line the server sent ends in CRLF: no bare LF from an echoed input.
-        for line in output.split_inclusive(|&b| b == b'\n') {
+        for line in lines_but_binary_data(&output) {
             assert!(line.ends_with(b"\r\n"), "{name}: {line:?}");
         }
     }
+}
+
+/// The lines of `output`, without the octets BINARY items send (the literal or literal8
+/// after `BINARY[...]`): those are a part's own octets, bare LF included.
+fn lines_but_binary_data(output: &[u8]) -> Vec<&[u8]> {
+    let mut lines = Vec::new();
+    let mut rest = output;
+    while !rest.is_empty() {
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let (line, after) = rest.split_at(end);
+        lines.push(line);
+        rest = after;
+        if let Some(length) = binary_literal(line) {
+            rest = &rest[length.min(rest.len())..];
+        }
+    }
+    lines
+}
+
+/// The length of the literal `line` announces at its end, if a BINARY item's:
+/// `BINARY[1] {4}` or `BINARY[1] ~{4}`.
+fn binary_literal(line: &[u8]) -> Option<usize> {
+    let head = line.strip_suffix(b"}\r\n")?;
+    let open = head.iter().rposition(|&b| b == b'{')?;
+    let length = std::str::from_utf8(&head[open + 1..]).ok()?.parse().ok()?;
+    let before = &head[..open];
+    let item = before
+        .strip_suffix(b"~")
+        .unwrap_or(before)
+        .strip_suffix(b" ")?;
+    let bracket = item.iter().rposition(|&b| b == b'[')?;
+    item[..bracket].ends_with(b"BINARY").then_some(length)
 }
 
 #[test]
@@ -64,5 +99,12 @@ fn any_message_can_be_fetched_and_searched() {
                 "{name}: no {tag:?} in\n{output}"
             );
         }
+        // BINARY decodes whatever the parts hold, or refuses an encoding it does not know.
+        assert!(
+            output
+                .lines()
+                .any(|l| l.starts_with("e2 OK") || l.starts_with("e2 NO [UNKNOWN-CTE]")),
+            "{name}: e2 not answered in\n{output}"
+        );
     }
 }

@@ -69,7 +69,8 @@ pub fn pop3_session(input: &[u8]) -> Vec<u8> {
 }
 
 /// Append `message` through IMAP and read it back every way the hand-written parsers see it:
-/// ENVELOPE, BODYSTRUCTURE, sections, header fields and SEARCH on addresses and text.
+/// ENVELOPE, BODYSTRUCTURE, sections, header fields, BINARY's decoding and SEARCH on
+/// addresses and text.
 pub fn imap_message(message: &[u8]) -> Vec<u8> {
     let mut input = format!(
         "a LOGIN alice secret\r\nb APPEND INBOX {{{}+}}\r\n",
@@ -81,6 +82,7 @@ pub fn imap_message(message: &[u8]) -> Vec<u8> {
         b"\r\nc SELECT INBOX\r\n\
           d FETCH 1 (ENVELOPE BODYSTRUCTURE BODY RFC822.SIZE INTERNALDATE)\r\n\
           e FETCH 1 (BODY.PEEK[HEADER.FIELDS (FROM TO CC SUBJECT)] BODY.PEEK[1] BODY.PEEK[1.MIME] BODY.PEEK[2.1] BODY.PEEK[TEXT]<0.100>)\r\n\
+          e2 FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1] BINARY.PEEK[2.1]<0.100> BINARY.SIZE[] BINARY.PEEK[2])\r\n\
           f SEARCH FROM example TO \"a b\" CC x HEADER Content-Type multipart BODY hello TEXT world\r\n\
           g SEARCH OR SUBJECT hi NOT LARGER 10 SENTSINCE 1-Jan-2020\r\n\
           h LOGOUT\r\n",

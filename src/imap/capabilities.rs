@@ -54,6 +54,7 @@ pub(super) fn for_session(
     // not: LITERAL+ is the larger promise, and IMAP4rev2 implies LITERAL- anyway.
     caps.extend([
         "LITERAL+",
+        "BINARY",
         "ID",
         "ENABLE",
         "IDLE",

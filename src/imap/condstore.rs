@@ -193,9 +193,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             MessageDataItemName::Flags,
             MessageDataItemName::ModSeq,
         ]);
-        let Ok(plan) = FetchPlan::new(&names, true) else {
-            return Ok(());
-        };
+        let plan = FetchPlan::new(&names, true);
         let out = self.channel.out();
         for (index, meta) in view.messages().iter().enumerate() {
             if meta.modseq > request.modseq && sequence::in_ranges(&known, meta.uid) {

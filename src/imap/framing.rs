@@ -480,6 +480,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_literal8_message_is_streamed_under_the_append_cap() {
+        // BINARY (RFC 3516 section 4.4): `~{n}` is the same message literal as `{n}`.
+        let (mut channel, mut client) = channel();
+        let message = [b'\0'; 40];
+        let command = [
+            &b"a1 APPEND INBOX ~{40+}\r\n"[..],
+            &message,
+            b"\r\nb2 APPEND INBOX ~{65}\r\n",
+        ]
+        .concat();
+        client.write_all(&command).await.unwrap();
+        let Input::Append(start) = read(&mut channel).await else {
+            panic!("a literal8 message under the APPEND cap is streamed")
+        };
+        assert_eq!((start.length, start.mode), (40, LiteralMode::NonSync));
+        // The session streams the message; here it is read as it would be.
+        assert_eq!(channel.read_literal(40).await.unwrap(), &message[..]);
+        assert_eq!(
+            channel.next_line().await.unwrap().as_deref(),
+            Some(&b""[..])
+        );
+        let Input::Invalid { tag, problem } = read(&mut channel).await else {
+            panic!()
+        };
+        assert_eq!(
+            (tag.unwrap().inner(), problem),
+            ("b2", Problem::LiteralTooLarge)
+        );
+    }
+
+    #[tokio::test]
     async fn an_append_stops_before_its_message_with_its_arguments_decoded() {
         let (mut channel, mut client) = channel();
         // The mailbox itself a literal: read as any literal, then the message is found.

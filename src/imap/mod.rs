@@ -26,6 +26,10 @@
 //!   MODSEQ, STORE UNCHANGEDSINCE with `[MODIFIED]`, SEARCH MODSEQ, STATUS HIGHESTMODSEQ,
 //!   SELECT and EXAMINE with CONDSTORE and QRESYNC (`VANISHED (EARLIER)`), `VANISHED` instead of
 //!   EXPUNGE once QRESYNC is enabled, UID FETCH with VANISHED.
+//! - BINARY (RFC 3516, part of IMAP4rev2): FETCH BINARY[...], BINARY.PEEK[...] and
+//!   BINARY.SIZE[...] send a part with its Content-Transfer-Encoding removed, in a `literal8`
+//!   (`~{n}`) when it holds NUL; APPEND takes the message in a `literal8`, under the same caps
+//!   and streamed the same way as in a literal.
 //! - COMPRESS=DEFLATE (RFC 4978) once logged in, with the `compress` cargo feature.
 //!
 //! Changes made by other sessions (IMAP or POP3) through the same store reach a selected
@@ -49,10 +53,9 @@
 //! - shows a parent that does not exist as `\NonExistent` in LIST (extended LIST does so in
 //!   IMAP4rev1 sessions too), not as `\Noselect`.
 //!
-//! Not served yet: the BINARY fetch items and `~{n}` APPEND literals (RFC 3516, part of
-//! IMAP4rev2), LIST's OLDNAME, and `\NonExistent` for a subscription whose mailbox is gone
-//! (the stores list subscriptions of existing mailboxes only). `LITERAL-` is not advertised:
-//! `LITERAL+`, which is, allows more. IMAP4rev1's STATUS RECENT and the search keys RECENT,
+//! Not served yet: LIST's OLDNAME, and `\NonExistent` for a subscription whose mailbox is
+//! gone (the stores list subscriptions of existing mailboxes only). `LITERAL-` is not
+//! advertised: `LITERAL+`, which is, allows more. IMAP4rev1's STATUS RECENT and the search keys RECENT,
 //! NEW and OLD are still accepted from IMAP4rev2 clients (and find nothing recent).
 //!
 //! `imap-codec` has no ESEARCH or LIST-EXTENDED yet: the `syntax` module writes SEARCH's
@@ -102,6 +105,17 @@
 //! - Commands in the wrong state answer `BAD` and count as protocol errors, as do syntax errors,
 //!   oversized lines and literals, and failed logins; commands merely not implemented yet answer
 //!   `BAD` without counting, so a client that probes them is not disconnected.
+//! - BINARY decodes base64 and quoted-printable as leniently as RFC 2045 asks decoders to be:
+//!   characters outside base64's alphabet are ignored, and an `=` that escapes nothing is kept,
+//!   so a part with a stray octet is still served rather than answered NIL. Any other encoding
+//!   than those, `7bit`, `8bit` and `binary` fails the FETCH with `NO [UNKNOWN-CTE]` before
+//!   that message is marked `\Seen` (the messages answered before it stay answered). Decoded text is sent with CRLF line ends (RFC 9051 section
+//!   7.5.2); a `binary` part that is not text, octet for octet as stored. A part that does not
+//!   exist is NIL, and its BINARY.SIZE 0. A partial BINARY is answered without its origin
+//!   (`BINARY[1] ...`), as RFC 9051's grammar has it.
+//! - A message APPENDed in a `literal8` is stored as received (RFC 3516 section 4.4 allows
+//!   it), not re-encoded: BINARY gives it back octet for octet, while BODY[] and BODYSTRUCTURE
+//!   show its `binary` parts as they are, NUL sent as 0x80 like in any stored message.
 //! - Mailbox names pass through as the client sends them (modified UTF-7 in IMAP4rev1); CREATE
 //!   and RENAME refuse 8-bit names, as RFC 3501 section 5.1 recommends.
 //!

@@ -52,9 +52,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         let Ok(mut indices) = self.resolve(set, uid) else {
             return self.bad(tag, INVALID_SEQUENCE);
         };
-        let Ok(mut plan) = FetchPlan::new(names, uid) else {
-            return self.bad(tag, "Unknown FETCH item");
-        };
+        let mut plan = FetchPlan::new(names, uid);
         let changed = match self.fetch_modifiers(modifiers, &mut plan, uid) {
             Ok(changed) => changed,
             Err(text) => return self.bad(tag, text),
@@ -79,6 +77,10 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 let Content::Read(content) = content else {
                     continue;
                 };
+                if plan.check(content.as_deref()).is_err() {
+                    let text = "Cannot decode the part's Content-Transfer-Encoding";
+                    return self.no(tag, "UNKNOWN-CTE", text);
+                }
                 let Some(mut meta) = self.selected.as_ref().map(|v| v.messages()[index].clone())
                 else {
                     break;

@@ -3,8 +3,9 @@
 //!
 //! A [`FetchPlan`] is made once per command from the requested items; rendering a message
 //! normalises its octets to CRLF and parses its MIME tree at most once, and only if an item
-//! needs them.
+//! needs them. BINARY and BINARY.SIZE (RFC 3516) are in [`binary`].
 
+mod binary;
 mod crlf;
 mod envelope;
 mod header;
@@ -12,6 +13,7 @@ mod params;
 mod section;
 mod strings;
 mod structure;
+mod transfer;
 mod tree;
 
 #[cfg(test)]
@@ -20,6 +22,7 @@ mod tests;
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::num::{NonZeroU32, NonZeroU64};
+use std::ops::Range;
 
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::core::{NString, Vec1};
@@ -32,9 +35,10 @@ use crate::store::MessageMeta;
 use strings::literal;
 use tree::Part;
 
-/// A FETCH item this server does not serve.
+/// A BINARY item names a part whose Content-Transfer-Encoding this server cannot remove: the
+/// FETCH fails with `NO [UNKNOWN-CTE]` (RFC 9051 section 7.5.2).
 #[derive(Debug)]
-pub(super) struct Unsupported;
+pub(super) struct UnknownCte;
 
 /// The data items one FETCH (or UID FETCH) asks for, in the order they are answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,16 +66,21 @@ enum Item {
         partial: Option<(u32, NonZeroU32)>,
         peek: bool,
     },
+    /// BINARY[section]<partial> and BINARY.PEEK[...]; an empty `section` is BINARY[].
+    Binary {
+        section: Vec<NonZeroU32>,
+        partial: Option<(u32, NonZeroU32)>,
+        peek: bool,
+    },
+    BinarySize {
+        section: Vec<NonZeroU32>,
+    },
 }
 
 impl FetchPlan {
     /// Expand macros ALL/FAST/FULL; `uid` = the command was UID FETCH, so the UID item is
-    /// always included (RFC 3501 6.4.8). Items of extensions not advertised (BINARY, which
-    /// imap-codec always parses) are [`Unsupported`].
-    pub(super) fn new(
-        names: &MacroOrMessageDataItemNames<'_>,
-        uid: bool,
-    ) -> Result<FetchPlan, Unsupported> {
+    /// always included (RFC 3501 6.4.8).
+    pub(super) fn new(names: &MacroOrMessageDataItemNames<'_>, uid: bool) -> FetchPlan {
         let names = match names {
             MacroOrMessageDataItemNames::Macro(name) => name.expand(),
             MacroOrMessageDataItemNames::MessageDataItemNames(names) => names.clone(),
@@ -82,9 +91,9 @@ impl FetchPlan {
             plan.items.push(Item::Uid);
         }
         for name in names {
-            plan.add(Item::from_name(name).ok_or(Unsupported)?);
+            plan.add(Item::from_name(name));
         }
-        Ok(plan)
+        plan
     }
 
     /// Whether `render` needs the message's bytes (anything beyond FLAGS, UID, INTERNALDATE,
@@ -113,13 +122,30 @@ impl FetchPlan {
         self.add(Item::ModSeq);
     }
 
-    /// Whether fetching sets \Seen: BODY[...] without .PEEK, RFC822, RFC822.TEXT.
+    /// Whether fetching sets \Seen: BODY[...] and BINARY[...] without .PEEK, RFC822,
+    /// RFC822.TEXT.
     pub(super) fn marks_seen(&self) -> bool {
         self.items.iter().any(|item| {
             matches!(
                 item,
-                Item::Section { peek: false, .. } | Item::Rfc822 | Item::Rfc822Text
+                Item::Section { peek: false, .. }
+                    | Item::Binary { peek: false, .. }
+                    | Item::Rfc822
+                    | Item::Rfc822Text
             )
+        })
+    }
+
+    /// Whether the message `content` can be answered: [`UnknownCte`] if a BINARY item names a
+    /// part whose encoding this server cannot remove. Asked before the message is marked
+    /// `\Seen`; it parses the message's tree again only for FETCHes with BINARY items.
+    pub(super) fn check(&self, content: Option<&[u8]>) -> Result<(), UnknownCte> {
+        let message = Content::new(content.unwrap_or_default());
+        self.items.iter().try_for_each(|item| match item {
+            Item::Binary { section, .. } | Item::BinarySize { section } => {
+                binary::check(&message, section)
+            }
+            _ => Ok(()),
         })
     }
 
@@ -137,10 +163,15 @@ impl FetchPlan {
     ) -> Vec1<MessageDataItem<'static>> {
         let message = Content::new(content.unwrap_or_default());
         let flags = || MessageDataItem::Flags(super::flags::to_fetch(&meta.flags, recent));
+        let mut binary = binary::Sections::new(&message);
         let mut out = Vec::with_capacity(self.items.len() + 1);
         for item in &self.items {
             out.extend(match item {
                 Item::Flags => Some(flags()),
+                Item::Binary {
+                    section, partial, ..
+                } => Some(binary.item(section, *partial)),
+                Item::BinarySize { section } => Some(binary.size_item(section)),
                 item => item.render(meta, &message),
             });
         }
@@ -151,35 +182,33 @@ impl FetchPlan {
     }
 
     /// Adds `item` unless it is asked already: each item is answered once. BODY[x] and
-    /// BODY.PEEK[x] give the same response; \Seen is set if either asks for it.
-    fn add(&mut self, item: Item) {
-        if let Item::Section {
-            section, partial, ..
-        } = &item
-        {
-            let twin = self.items.iter_mut().find_map(|existing| match existing {
-                Item::Section {
-                    section: s,
-                    partial: p,
-                    peek,
-                } if s == section && p == partial => Some(peek),
-                _ => None,
-            });
-            if let (Some(peek), Item::Section { peek: new, .. }) = (twin, &item) {
+    /// BODY.PEEK[x] give the same response, as do BINARY[x] and BINARY.PEEK[x]; \Seen is set
+    /// if either asks for it. A BINARY item goes right after the others of its section
+    /// (items may be answered in any order), so that they share one decoding.
+    fn add(&mut self, mut item: Item) {
+        if let Some(existing) = self.items.iter_mut().find(|e| e.same_answer(&item)) {
+            if let (Some(peek), Some(new)) = (existing.peek_mut(), item.peek_mut()) {
                 *peek &= *new;
-                return;
             }
+            return;
         }
-        if !self.items.contains(&item) {
-            self.items.push(item);
+        let at = item.binary_section().and_then(|section| {
+            let last = self
+                .items
+                .iter()
+                .rposition(|other| other.binary_section() == Some(section))?;
+            Some(last + 1)
+        });
+        match at {
+            Some(at) => self.items.insert(at, item),
+            None => self.items.push(item),
         }
     }
 }
 
 impl Item {
-    /// BINARY and BINARY.SIZE (RFC 3516) are not offered and are left out.
-    fn from_name(name: MessageDataItemName<'_>) -> Option<Item> {
-        Some(match name {
+    fn from_name(name: MessageDataItemName<'_>) -> Item {
+        match name {
             MessageDataItemName::Flags => Item::Flags,
             MessageDataItemName::InternalDate => Item::InternalDate,
             MessageDataItemName::Rfc822Size => Item::Rfc822Size,
@@ -200,8 +229,65 @@ impl Item {
                 partial,
                 peek,
             },
-            _ => return None,
-        })
+            MessageDataItemName::Binary {
+                section,
+                partial,
+                peek,
+            } => Item::Binary {
+                section,
+                partial,
+                peek,
+            },
+            MessageDataItemName::BinarySize { section } => Item::BinarySize { section },
+        }
+    }
+
+    /// Whether `self` and `other` are answered by the same data item: equal, or the same
+    /// section with and without .PEEK.
+    fn same_answer(&self, other: &Item) -> bool {
+        match (self, other) {
+            (
+                Item::Section {
+                    section: a,
+                    partial: p,
+                    ..
+                },
+                Item::Section {
+                    section: b,
+                    partial: q,
+                    ..
+                },
+            ) => a == b && p == q,
+            (
+                Item::Binary {
+                    section: a,
+                    partial: p,
+                    ..
+                },
+                Item::Binary {
+                    section: b,
+                    partial: q,
+                    ..
+                },
+            ) => a == b && p == q,
+            _ => self == other,
+        }
+    }
+
+    /// The section of a BINARY or BINARY.SIZE item.
+    fn binary_section(&self) -> Option<&[NonZeroU32]> {
+        match self {
+            Item::Binary { section, .. } | Item::BinarySize { section } => Some(section),
+            _ => None,
+        }
+    }
+
+    /// The .PEEK of a BODY[] or BINARY[] item.
+    fn peek_mut(&mut self) -> Option<&mut bool> {
+        match self {
+            Item::Section { peek, .. } | Item::Binary { peek, .. } => Some(peek),
+            _ => None,
+        }
     }
 
     fn render(
@@ -210,8 +296,9 @@ impl Item {
         message: &Content<'_>,
     ) -> Option<MessageDataItem<'static>> {
         Some(match self {
-            // Rendered by the caller, which knows `\Recent`.
-            Item::Flags => return None,
+            // Rendered by the caller, which knows `\Recent` and decodes BINARY's sections
+            // once for all their items.
+            Item::Flags | Item::Binary { .. } | Item::BinarySize { .. } => return None,
             Item::InternalDate => MessageDataItem::InternalDate(dates::to_imap(meta.internal_date)),
             Item::Rfc822Size => {
                 MessageDataItem::Rfc822Size(u32::try_from(meta.size).unwrap_or(u32::MAX))
@@ -266,6 +353,8 @@ impl Item {
 struct Content<'a> {
     raw: &'a [u8],
     bytes: OnceCell<Cow<'a, [u8]>>,
+    /// The CRLF form with NUL kept, for BINARY; `None` when it is `bytes` (no NUL stored).
+    keeping_nul: OnceCell<Option<Cow<'a, [u8]>>>,
     tree: OnceCell<Part>,
 }
 
@@ -274,6 +363,7 @@ impl<'a> Content<'a> {
         Content {
             raw,
             bytes: OnceCell::new(),
+            keeping_nul: OnceCell::new(),
             tree: OnceCell::new(),
         }
     }
@@ -287,7 +377,41 @@ impl<'a> Content<'a> {
         self.tree.get_or_init(|| Part::parse(self.bytes()))
     }
 
-    fn slice(&self, range: &std::ops::Range<usize>) -> &[u8] {
+    fn slice(&self, range: &Range<usize>) -> &[u8] {
         self.bytes().get(range.clone()).unwrap_or_default()
+    }
+
+    /// [`slice`](Self::slice) with NUL kept as stored: the same length, at the same offsets.
+    fn slice_keeping_nul(&self, range: &Range<usize>) -> &[u8] {
+        let form = self.keeping_nul.get_or_init(|| {
+            self.raw
+                .contains(&0)
+                .then(|| crlf::normalize_keeping_nul(self.raw))
+        });
+        match form {
+            Some(form) => form.get(range.clone()).unwrap_or_default(),
+            None => self.slice(range),
+        }
+    }
+
+    /// Whether the message is stored in its CRLF form (NUL aside): then its offsets are the
+    /// stored ones.
+    fn stored_as_crlf(&self) -> bool {
+        self.bytes().len() == self.raw.len()
+    }
+
+    /// The stored octets each of `ranges` (ascending, not overlapping) of the CRLF form was
+    /// made from: line ends as stored, NUL kept. One pass over the message for all of them.
+    fn stored(&self, ranges: &[Range<usize>]) -> Vec<&[u8]> {
+        let same = self.stored_as_crlf();
+        let mut offsets = crlf::StoredOffsets::new(self.raw);
+        let mut stored = |offset| if same { offset } else { offsets.map(offset) };
+        ranges
+            .iter()
+            .map(|range| {
+                let range = stored(range.start)..stored(range.end);
+                self.raw.get(range).unwrap_or_default()
+            })
+            .collect()
     }
 }

@@ -20,8 +20,8 @@ pub(super) fn extract<'a>(
         Cow::Borrowed(bytes.get(range.clone()).unwrap_or_default())
     };
     match section {
-        Section::Part(path) => resolve(root, path).map(|part| slice(&part.body)),
-        Section::Mime(path) => resolve(root, path).map(|part| slice(&part.header)),
+        Section::Part(path) => resolve(root, path.0.as_ref()).map(|part| slice(&part.body)),
+        Section::Mime(path) => resolve(root, path.0.as_ref()).map(|part| slice(&part.header)),
         Section::Header(path) => message(root, path.as_ref()).map(|m| slice(&m.header)),
         Section::Text(path) => message(root, path.as_ref()).map(|m| slice(&m.body)),
         Section::HeaderFields(path, names) => message(root, path.as_ref()).map(|m| {
@@ -49,11 +49,11 @@ pub(super) fn partial(data: &[u8], start: u32, length: NonZeroU32) -> &[u8] {
     &data[start..start.saturating_add(length).min(data.len())]
 }
 
-/// The part a numeric path names.
-fn resolve<'p>(root: &'p Part, path: &Path) -> Option<&'p Part> {
+/// The part a numeric path (`1.2`) names; `None` for the empty path.
+pub(super) fn resolve<'p>(root: &'p Part, path: &[NonZeroU32]) -> Option<&'p Part> {
     let mut parts = root.message_parts();
     let mut found = None;
-    for number in path.0.as_ref() {
+    for number in path {
         let index = usize::try_from(number.get() - 1).ok()?;
         let part = parts.get(index)?;
         parts = part.subparts();
@@ -69,7 +69,7 @@ fn message<'p>(root: &'p Part, path: Option<&Path>) -> Option<&'p Part> {
     let Some(path) = path else {
         return Some(root);
     };
-    let part = resolve(root, path)?;
+    let part = resolve(root, path.0.as_ref())?;
     Some(match &part.kind {
         Kind::Message(inner) => inner,
         _ => part,
