@@ -360,7 +360,7 @@ fn status_item(status: &str, name: &str) -> String {
 
 /// A client that never enables anything sees IMAP4rev1 as before (EXPUNGE, FETCH FLAGS
 /// alone), plus HIGHESTMODSEQ on SELECT; one that enabled QRESYNC sees VANISHED, FETCH with
-/// UID and MODSEQ, and HIGHESTMODSEQ on EXPUNGE and CLOSE.
+/// UID and MODSEQ, and HIGHESTMODSEQ on EXPUNGE, MOVE and CLOSE.
 #[test]
 fn unsolicited_changes_with_and_without_qresync() {
     let server = with_messages(4);
@@ -389,6 +389,10 @@ fn unsolicited_changes_with_and_without_qresync() {
         typ, data, got = run(resync, 'EXPUNGE')
         out('expunged', typ, data[0])
         show_all('expunged_vanished', got, 'VANISHED')
+        resync.create('Archive')
+        typ, data, got = run(resync, 'UID', 'MOVE', '4', 'Archive')
+        out('moved', typ, data[0])
+        show_all('moved_vanished', got, 'VANISHED')
         typ, data, got = run(resync, 'CLOSE')
         out('closed', typ, data[0])
         "#,
@@ -419,9 +423,17 @@ fn unsolicited_changes_with_and_without_qresync() {
         .next()
         .unwrap();
     assert!(highest.parse::<u64>().unwrap() > seen.modseq);
+    // MOVE expunges too: VANISHED, and the new HIGHESTMODSEQ on its tagged OK.
+    assert_eq!(transcript.all("moved_vanished"), ["4"]);
+    let moved = transcript.one("moved");
+    let after_move = moved
+        .strip_prefix("OK [HIGHESTMODSEQ ")
+        .and_then(|rest| rest.strip_suffix("] MOVE completed"))
+        .unwrap_or_else(|| panic!("{moved}"));
+    assert!(after_move.parse::<u64>().unwrap() > highest.parse::<u64>().unwrap());
     assert_eq!(
         transcript.one("closed"),
-        format!("OK [HIGHESTMODSEQ {highest}] CLOSE completed")
+        format!("OK [HIGHESTMODSEQ {after_move}] CLOSE completed")
     );
 }
 

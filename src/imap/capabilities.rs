@@ -76,9 +76,13 @@ pub(super) fn for_session(
     if cfg!(feature = "compress") && !situation.unauthenticated && !situation.compressing {
         caps.push("COMPRESS=DEFLATE");
     }
+    // QRESYNC builds on CONDSTORE (RFC 7162 section 3.2): withholding CONDSTORE withholds it.
+    let hidden = |cap: &str| {
+        settings.is_hidden(cap) || (cap == "QRESYNC" && settings.is_hidden("CONDSTORE"))
+    };
     let ours = caps
         .into_iter()
-        .filter(|cap| !settings.is_hidden(cap))
+        .filter(|cap| !hidden(cap))
         .map(|cap| Capability::try_from(cap).expect("our capability names are atoms"));
     let extra = settings
         .extra_capabilities
@@ -201,6 +205,14 @@ mod tests {
         assert_eq!(caps[0], "IMAP4REV1");
         assert!(!caps.contains(&"ID".into()));
         assert!(caps.contains(&"XLIST".into()));
+        settings.hide_capability("CONDSTORE");
+        let logged_in = Situation {
+            unauthenticated: false,
+            ..BEFORE_TLS
+        };
+        let caps = names(logged_in, &settings);
+        assert!(!caps.contains(&"CONDSTORE".into()));
+        assert!(!caps.contains(&"QRESYNC".into()), "it builds on CONDSTORE");
         assert!(!caps.iter().any(|c| c.contains("EVIL")));
     }
 }

@@ -322,8 +322,8 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         Ok(())
     }
 
-    /// The response code for the tagged OK of EXPUNGE and UID EXPUNGE once QRESYNC is on
-    /// (RFC 7162 section 3.2.7): the mailbox's HIGHESTMODSEQ, as the client now knows it.
+    /// The response code for the tagged OK of EXPUNGE, UID EXPUNGE and MOVE once QRESYNC is
+    /// on (RFC 7162 section 3.2.7): the mailbox's HIGHESTMODSEQ, as the client now knows it.
     pub(super) fn expunged_modseq_code(&self) -> Option<Code<'static>> {
         let view = self.selected.as_deref()?;
         (self.resync == Resync::Qresync)

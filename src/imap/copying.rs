@@ -105,7 +105,10 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         if let Err(reason) = self.sync(Expunges::Report).await {
             return Flow::Close(reason);
         }
-        self.ok(tag, None, &format!("{command} completed"))
+        // MOVE expunges as EXPUNGE does: with QRESYNC on, its tagged OK carries the
+        // HIGHESTMODSEQ the client now knows (RFC 7162 section 3.2.7).
+        let code = self.expunged_modseq_code();
+        self.ok(tag, code, &format!("{command} completed"))
     }
 }
 
