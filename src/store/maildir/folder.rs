@@ -19,6 +19,7 @@ use super::filename;
 use super::keywords::{self, KeywordFile};
 use super::listing::{DirTimes, Listing};
 use super::modseqs::{self, Modseqs};
+use super::tmp_sweep;
 use super::uidlist::{self, Loaded, UidList};
 use crate::store::keyword_table::SlotMask;
 use crate::store::{
@@ -96,12 +97,17 @@ impl Folder {
 /// checked against the UID list file on every use, and file names are re-read from `cur/`
 /// when another program renamed a file.
 #[derive(Default)]
-pub(super) struct FolderCache(Option<State>);
+pub(super) struct FolderCache {
+    state: Option<State>,
+    /// Whether `tmp/` was swept of abandoned files since this cache was made (see
+    /// [`tmp_sweep`](super::tmp_sweep)): once per folder while the process keeps it.
+    tmp_swept: bool,
+}
 
 impl FolderCache {
     /// Forgets everything (after the folder was renamed or deleted, or an operation failed).
     pub(super) fn clear(&mut self) {
-        self.0 = None;
+        self.state = None;
     }
 }
 
@@ -235,15 +241,19 @@ fn state<'c>(
     cache: &'c mut FolderCache,
     lock: Option<&DotLock>,
 ) -> StoreResult<&'c mut State> {
+    if !cache.tmp_swept {
+        cache.tmp_swept = true;
+        tmp_sweep::sweep_logged(&folder.tmp(), SystemTime::now());
+    }
     let stamp = Stamp::of_path(&folder.uidlist())?;
-    let state = match cache.0.take() {
+    let state = match cache.state.take() {
         Some(state) if Some(state.stamp) == stamp => state,
         old => {
             let previous = old.map_or(0, |state| state.list.uid_validity);
             load(folder, previous, lock)?
         }
     };
-    let state = cache.0.insert(state);
+    let state = cache.state.insert(state);
     refresh_keywords(folder, state)?;
     Ok(state)
 }

@@ -8,6 +8,7 @@ mod keywords;
 mod listing;
 mod modseqs;
 mod subscriptions;
+mod tmp_sweep;
 mod tree;
 mod uidlist;
 mod upload;

@@ -820,3 +820,27 @@ async fn a_keyword_file_changed_by_dovecot_is_read_again() {
     );
     assert_eq!(snapshot.keywords.len(), 2);
 }
+
+/// Maildir's 36-hour rule: a store opening a folder removes what crashed deliveries left in
+/// its `tmp/`, and leaves a delivery in progress alone.
+#[tokio::test]
+async fn opening_a_folder_removes_abandoned_tmp_files_only() {
+    let (store, _dir, user_dir) = user_store().await;
+    let tmp = user_dir.join("tmp");
+    let now = std::time::SystemTime::now();
+    let abandoned = fs::File::create(tmp.join("crashed-delivery")).unwrap();
+    let long_ago = now - Duration::from_secs(37 * 3600);
+    abandoned
+        .set_times(
+            fs::FileTimes::new()
+                .set_accessed(long_ago)
+                .set_modified(long_ago),
+        )
+        .unwrap();
+    fs::write(tmp.join("delivery-in-progress"), b"From: a").unwrap();
+
+    // A new store is a new process as far as the sweep goes.
+    let store = Maildir::new(store.root().to_path_buf());
+    store.snapshot(USER, INBOX).await.unwrap();
+    assert_eq!(files(&tmp), ["delivery-in-progress"]);
+}
