@@ -475,6 +475,17 @@ impl RawClient {
         }
     }
 
+    /// The socket itself: to half-close it (`shutdown(Write)`) or, through
+    /// [`into_stream`](RawClient::into_stream), to reset it.
+    pub fn stream(&self) -> &TcpStream {
+        self.reader.get_ref()
+    }
+
+    /// The socket, dropping whatever was read but not yet returned.
+    pub fn into_stream(self) -> TcpStream {
+        self.reader.into_inner()
+    }
+
     /// The client's own address: the server's `remote_addr` for this connection.
     pub fn local_addr(&self) -> SocketAddr {
         self.reader.get_ref().local_addr().unwrap()
