@@ -44,6 +44,9 @@ const AT_ONCE: usize = 8;
 /// The seed: a failure names the run it came from, and the same seed replays it.
 const SEED: u64 = 0x13_c4a0_5eed;
 
+/// `[auth] max_sessions_per_user`'s default: sessions demo may have at once.
+const DEMO_SESSIONS: usize = 15;
+
 /// The honest client's user name and password.
 const HONEST: &str = "honest";
 
@@ -472,6 +475,32 @@ fn resets_half_closes_and_garbage_leave_nothing_behind() {
         "sessions left: {}",
         admin_sessions(&server)
     );
+
+    // demo's per-user session count is back to 0: all of its default 15 sessions are free,
+    // though hundreds of its chaos sessions vanished mid-way.
+    let demo_sessions: Vec<RawClient> = (0..DEMO_SESSIONS)
+        .map(|i| {
+            // Each from an address of its own: one address may have only 10 at once.
+            let source = IpAddr::V4(Ipv4Addr::new(127, 2, 0, i as u8 + 1));
+            let mut client = RawClient::connect_from(source, server.imap);
+            let greeting = client.line().expect("an IMAP greeting");
+            assert!(
+                greeting.starts_with("* OK"),
+                "demo's session {i}: {greeting}"
+            );
+            let reply = client.cmd(&format!("a1 LOGIN {USER} {PASSWORD}"));
+            assert!(reply.starts_with("a1 OK"), "demo's session {i}: {reply}");
+            client
+        })
+        .collect();
+    drop(demo_sessions);
+    let tried = tried + DEMO_SESSIONS;
+    server.settled_metrics(|m| {
+        m.sum("mail_server_connections_accepted_total", &[]) as usize == tried
+            && m.sum("mail_connections_active", &[]) == 0.0
+    });
+    let metrics = server.scrape();
+    let closed = metrics.sum("mail_connections_closed_total", &[]);
 
     // One close log line per session.
     let events = parse_json_lines(&server.json_lines());
