@@ -209,6 +209,17 @@ impl ExampleServer {
         self.signal("TERM");
         let status = self.wait_exit(SOON).expect("the server exits on SIGTERM");
         assert!(status.success(), "server exit on SIGTERM: {status}");
+        self.relaunch();
+    }
+
+    /// Start the server again on the same data directory and configuration after it has
+    /// exited (a test that stopped it itself, to watch the shutdown). The listeners come back
+    /// on new ephemeral ports; stdout starts afresh.
+    pub fn relaunch(&mut self) {
+        assert!(
+            self.try_exit_status().is_some(),
+            "relaunch: the server is still running"
+        );
         self.child = None;
         self.stdout = Arc::new(Mutex::new(Vec::new()));
         self.launch();

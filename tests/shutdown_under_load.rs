@@ -1,0 +1,349 @@
+//! Shutdown under load through the example server (issue 13): SIGTERM while 60 loopback
+//! sessions sit in every state a session can wait in (IMAP before login, logged in, in IDLE,
+//! after an acknowledged APPEND, mid-APPEND with part of the literal sent; POP3 before login
+//! and in TRANSACTION). Every client must be told goodbye before the server closes, every
+//! close hook must run, the server must exit 0 without dropping sessions at the end of its
+//! grace period, and after a restart every acknowledged APPEND must be in the mailbox while
+//! nothing of the cut ones is.
+//!
+//! Nothing is timed: the test waits for replies, the exit and metrics under generous bounds.
+//!
+//! ```text
+//! cargo build --example server && cargo test -p tower-mail --test shutdown_under_load -- --nocapture
+//! ```
+//!
+//! Needs `python3` (the harness parses JSON logs with it) and `curl` (metrics).
+
+mod support_example;
+mod support_shared;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use support_example::{ExampleServer, RawClient, events_of, parse_json_lines};
+
+/// The user every APPEND goes to: one mailbox to check after the restart. Its sessions (the
+/// acknowledged and the cut APPENDs) stay under `max_sessions_per_user`'s default of 15.
+const WRITER: &str = "writer";
+
+/// Messages in the writer's INBOX before the load: the count after the restart is these plus
+/// the acknowledged APPENDs.
+const ALREADY_THERE: usize = 2;
+
+/// `[limits] shutdown_grace_seconds`'s default: the server's own deadline for sessions to end.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// The octets a cut APPEND announces; it sends less than half of them.
+const CUT_LITERAL: usize = 2_000;
+
+/// The state a session is in when SIGTERM comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum State {
+    ImapBeforeLogin,
+    ImapLoggedIn,
+    ImapIdle,
+    /// Logged in as the writer, one APPEND done and acknowledged (tagged OK).
+    ImapAppended,
+    /// Logged in as the writer, APPEND's literal announced, continued and partly sent.
+    ImapMidAppend,
+    Pop3BeforeLogin,
+    Pop3Transaction,
+}
+
+/// How many sessions of each state: 60 in all.
+const PLAN: [(State, usize); 7] = [
+    (State::ImapBeforeLogin, 10),
+    (State::ImapLoggedIn, 10),
+    (State::ImapIdle, 10),
+    (State::ImapAppended, 10),
+    (State::ImapMidAppend, 4),
+    (State::Pop3BeforeLogin, 8),
+    (State::Pop3Transaction, 8),
+];
+
+fn acknowledged_subject(n: usize) -> String {
+    format!("shutdown-acknowledged-{n}")
+}
+
+fn cut_subject(n: usize) -> String {
+    format!("shutdown-cut-{n}")
+}
+
+/// Read lines until one starts with `prefix` (the tagged reply); all of them.
+fn lines_until(client: &mut RawClient, prefix: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let line = client.line().expect("closed before the tagged reply");
+        let done = line.starts_with(prefix);
+        lines.push(line);
+        if done {
+            return lines;
+        }
+    }
+}
+
+#[track_caller]
+fn imap_login(client: &mut RawClient, user: &str) {
+    let greeting = client.line().expect("an IMAP greeting");
+    assert!(greeting.starts_with("* OK"), "{greeting}");
+    let reply = client.cmd(&format!("a1 LOGIN {user} {user}"));
+    assert!(reply.starts_with("a1 OK"), "LOGIN {user}: {reply}");
+}
+
+/// Open session `n` and bring it to `state`.
+fn open(server: &ExampleServer, n: usize, state: State) -> RawClient {
+    // Each session from its own loopback address: the per-address concurrency cap (10)
+    // must not refuse any of them.
+    let source = IpAddr::V4(Ipv4Addr::new(127, 3, 0, n as u8 + 1));
+    let user = format!("user{n}");
+    let imap = || RawClient::connect_from(source, server.imap);
+    let pop3 = || RawClient::connect_from(source, server.pop3);
+    match state {
+        State::ImapBeforeLogin => {
+            let mut client = imap();
+            let greeting = client.line().expect("an IMAP greeting");
+            assert!(greeting.starts_with("* OK"), "{greeting}");
+            client
+        }
+        State::ImapLoggedIn => {
+            let mut client = imap();
+            imap_login(&mut client, &user);
+            client
+        }
+        State::ImapIdle => {
+            let mut client = imap();
+            imap_login(&mut client, &user);
+            client.send_raw(b"a2 SELECT INBOX\r\n");
+            let selected = lines_until(&mut client, "a2 ");
+            assert!(
+                selected.last().unwrap().starts_with("a2 OK"),
+                "{selected:?}"
+            );
+            let reply = client.cmd("a3 IDLE");
+            assert!(reply.starts_with('+'), "IDLE: {reply}");
+            client
+        }
+        State::ImapAppended => {
+            let mut client = imap();
+            imap_login(&mut client, WRITER);
+            let message = format!(
+                "Subject: {}\r\n\r\nacknowledged before the shutdown\r\n",
+                acknowledged_subject(n)
+            );
+            let reply = client.cmd(&format!("a2 APPEND INBOX {{{}}}", message.len()));
+            assert!(reply.starts_with('+'), "APPEND: {reply}");
+            client.send_raw(format!("{message}\r\n").as_bytes());
+            let replies = lines_until(&mut client, "a2 ");
+            assert!(replies.last().unwrap().starts_with("a2 OK"), "{replies:?}");
+            client
+        }
+        State::ImapMidAppend => {
+            let mut client = imap();
+            imap_login(&mut client, WRITER);
+            let reply = client.cmd(&format!("a2 APPEND INBOX {{{CUT_LITERAL}}}"));
+            assert!(reply.starts_with('+'), "APPEND: {reply}");
+            let head = format!("Subject: {}\r\n\r\n", cut_subject(n));
+            let mut part = head.into_bytes();
+            part.resize(CUT_LITERAL / 2 - 1, b'x');
+            client.send_raw(&part);
+            client
+        }
+        State::Pop3BeforeLogin => {
+            let mut client = pop3();
+            client.greeting();
+            client
+        }
+        State::Pop3Transaction => {
+            let mut client = pop3();
+            // POP3 locks a maildrop per user: each session is a user of its own.
+            client.login(&user, &user);
+            let stat = client.cmd("STAT");
+            assert!(stat.starts_with("+OK"), "STAT: {stat}");
+            client
+        }
+    }
+}
+
+/// What the client received from the SIGTERM to the server's close, as lines.
+fn goodbye(client: &mut RawClient) -> Vec<String> {
+    String::from_utf8_lossy(&client.read_to_eof())
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What a client in `state` must have been told before the close.
+#[track_caller]
+fn assert_told(n: usize, state: State, told: &[String]) {
+    let last = told.last().map(String::as_str).unwrap_or_default();
+    match state {
+        // The server is reading a literal: the connection must close; a BYE is welcome but
+        // the client, busy sending octets, is in no state to read it.
+        State::ImapMidAppend => {}
+        State::Pop3BeforeLogin | State::Pop3Transaction => {
+            assert!(
+                last.starts_with("-ERR") && last.contains("shutting down"),
+                "#{n} {state:?} was told {told:?}"
+            );
+            assert_eq!(told.len(), 1, "#{n} {state:?} was told {told:?}");
+        }
+        _ => {
+            assert!(
+                last.starts_with("* BYE") && last.contains("shutting down"),
+                "#{n} {state:?} was told {told:?}"
+            );
+        }
+    }
+}
+
+/// After the restart: the writer's INBOX as a fresh IMAP session sees it.
+fn check_mailbox(server: &ExampleServer, sessions: &[(State, RawClient)]) -> usize {
+    let mut client = RawClient::connect(server.imap);
+    imap_login(&mut client, WRITER);
+    client.send_raw(b"a2 SELECT INBOX\r\n");
+    let selected = lines_until(&mut client, "a2 ");
+    assert!(
+        selected.last().unwrap().starts_with("a2 OK"),
+        "{selected:?}"
+    );
+    let exists: usize = selected
+        .iter()
+        .find_map(|l| l.strip_prefix("* ")?.strip_suffix(" EXISTS")?.parse().ok())
+        .expect("an EXISTS line");
+    let acknowledged: Vec<usize> = sessions
+        .iter()
+        .enumerate()
+        .filter(|(_, (state, _))| *state == State::ImapAppended)
+        .map(|(n, _)| n)
+        .collect();
+    let cut: Vec<usize> = sessions
+        .iter()
+        .enumerate()
+        .filter(|(_, (state, _))| *state == State::ImapMidAppend)
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        exists,
+        ALREADY_THERE + acknowledged.len(),
+        "acknowledged APPENDs lost or cut ones kept: {selected:?}"
+    );
+    for (i, n) in acknowledged.iter().chain(&cut).enumerate() {
+        let (subject, want) = if i < acknowledged.len() {
+            (acknowledged_subject(*n), 1)
+        } else {
+            (cut_subject(*n), 0)
+        };
+        client.send_raw(format!("s{i} SEARCH SUBJECT \"{subject}\"\r\n").as_bytes());
+        let found = lines_until(&mut client, &format!("s{i} "));
+        assert!(found.last().unwrap().contains(" OK"), "{found:?}");
+        let hits = found
+            .iter()
+            .filter_map(|l| l.strip_prefix("* SEARCH"))
+            .flat_map(str::split_whitespace)
+            .count();
+        assert_eq!(hits, want, "SEARCH SUBJECT {subject}: {found:?}");
+    }
+    assert!(client.cmd("a9 LOGOUT").starts_with("* BYE"));
+    exists
+}
+
+#[test]
+fn sigterm_under_load_tells_every_session_and_loses_no_acknowledged_write() {
+    let mut server = ExampleServer::start();
+    let total: usize = PLAN.iter().map(|(_, count)| count).sum();
+    let mut users = std::fs::OpenOptions::new()
+        .append(true)
+        .open(server.passwd_file())
+        .unwrap();
+    writeln!(users, "{WRITER}:{{PLAIN}}{WRITER}").unwrap();
+    for n in 0..total {
+        writeln!(users, "user{n}:{{PLAIN}}user{n}").unwrap();
+    }
+    drop(users);
+    server.log_barrier();
+    for n in 0..ALREADY_THERE {
+        server.deliver_to(
+            WRITER,
+            format!("Subject: there-before-{n}\r\n\r\nold\r\n").as_bytes(),
+        );
+    }
+
+    let mut sessions: Vec<(State, RawClient)> = Vec::new();
+    for (state, count) in PLAN {
+        for _ in 0..count {
+            let n = sessions.len();
+            sessions.push((state, open(&server, n, state)));
+        }
+    }
+    // Every session is in place (each answered its last command), none ended: the server
+    // holds all of them at the SIGTERM.
+    let before = server.scrape();
+    let accepted = before.sum("mail_server_connections_accepted_total", &[]) as usize;
+    assert_eq!(accepted, total, "{}", before.text);
+    let active = before.sum("mail_connections_active", &[]) as usize;
+    assert_eq!(active, total, "{}", before.text);
+    let finished = before.sum("mail_server_connections_finished_total", &[]);
+    assert_eq!(finished, 0.0, "{}", before.text);
+
+    server.signal("TERM");
+    let mut with_bye = 0;
+    for (n, (state, client)) in sessions.iter_mut().enumerate() {
+        let told = goodbye(client);
+        assert_told(n, *state, &told);
+        if told
+            .iter()
+            .any(|l| l.starts_with("* BYE") || l.starts_with("-ERR"))
+        {
+            with_bye += 1;
+        }
+    }
+    // A liveness bound a little past the server's own deadline, not a timing claim.
+    let status = server
+        .wait_exit(GRACE + Duration::from_secs(20))
+        .expect("the server exits after SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    let stdout = server.stdout();
+    assert!(
+        !stdout
+            .iter()
+            .any(|l| l.contains("shutdown grace period over")),
+        "sessions were still running at the end of the grace period:\n{}",
+        stdout.join("\n")
+    );
+    let stopped = format!("stopped; {total} connections closed");
+    assert!(
+        stdout.iter().any(|l| *l == stopped),
+        "expected {stopped:?}:\n{}",
+        stdout.join("\n")
+    );
+    let events = parse_json_lines(&server.json_lines());
+    let closes = events_of(&events, "close");
+    assert_eq!(closes.len(), total, "{closes:#?}");
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for close in &closes {
+        *reasons.entry(close["reason"].clone()).or_default() += 1;
+    }
+    // Each session ended for the shutdown, none by an error or a client's own close.
+    assert_eq!(reasons.get("shutdown"), Some(&total), "{reasons:?}");
+
+    server.relaunch();
+    let exists = check_mailbox(&server, &sessions);
+    // A cut APPEND leaves no file behind that could later be taken for a message.
+    let tmp = server.maildir_tmp_files(WRITER);
+    assert!(tmp.is_empty(), "left in the writer's tmp/: {tmp:?}");
+
+    println!(
+        "{total} sessions at SIGTERM: {:?}",
+        PLAN.iter()
+            .map(|(state, count)| format!("{state:?} {count}"))
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "told goodbye: {with_bye}; close log lines: {}",
+        closes.len()
+    );
+    println!("close reasons: {reasons:?}");
+    println!("{stopped}; writer's INBOX after restart: {exists} messages");
+}
