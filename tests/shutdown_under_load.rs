@@ -314,7 +314,7 @@ fn sigterm_under_load_tells_every_session_and_loses_no_acknowledged_write() {
     );
     let stopped = format!("stopped; {total} connections closed");
     assert!(
-        stdout.iter().any(|l| *l == stopped),
+        stdout.contains(&stopped),
         "expected {stopped:?}:\n{}",
         stdout.join("\n")
     );
