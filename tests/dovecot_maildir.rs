@@ -110,14 +110,7 @@ fn users() -> PasswdFile {
 }
 
 async fn python(script: &str) -> String {
-    // Through tokio: the servers under test run on this runtime, which must go on serving
-    // while Python runs.
-    let run = tokio::process::Command::from(support_shared::python3(script)).output();
-    let output = tokio::time::timeout(3 * SOON, run)
-        .await
-        .expect("python finished in time")
-        .unwrap_or_else(|e| panic!("{}", support_shared::missing("python3", &e)));
-    support_shared::stdout_of(script, output)
+    support_shared::run_python_async(script).await
 }
 
 /// The fixture tree written out under `root` as alice's, with its real file names (`%3A` is

@@ -96,12 +96,7 @@ async fn python(addr: SocketAddr, body: &str) -> String {
         addr.port(),
         support_shared::dedent(body)
     );
-    let run = tokio::process::Command::from(support_shared::python3(&script)).output();
-    let output = tokio::time::timeout(3 * SOON, run)
-        .await
-        .expect("python finished in time")
-        .unwrap_or_else(|e| panic!("{}", support_shared::missing("python3", &e)));
-    support_shared::stdout_of(&script, output)
+    support_shared::run_python_async(&script).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

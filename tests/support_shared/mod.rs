@@ -4,8 +4,8 @@
 //!
 //! - Python scripts: a test writes its script indented as it sits in the Rust source
 //!   ([`dedent`]), puts its own prelude in front (each file's differs: what it connects to,
-//!   what it predefines) and runs it with [`run_python`]; an async test builds the command
-//!   with [`python3`] and checks the result with [`stdout_of`].
+//!   what it predefines) and runs it with [`run_python`], or, from a test whose server runs
+//!   on the test's own runtime, with [`run_python_async`].
 //! - Message bytes: [`crlf`].
 //! - Outside programs: [`missing`] turns a failed start into a message that says what to
 //!   install.
@@ -74,6 +74,18 @@ where
     let output = python3(program)
         .args(args)
         .output()
+        .unwrap_or_else(|e| panic!("{}", missing("python3", &e)));
+    stdout_of(program, output)
+}
+
+/// [`run_python`] without arguments, through tokio: for tests whose server runs on the
+/// test's own runtime, which must go on serving while Python runs. Fails the test if Python
+/// has not finished within a minute (a liveness bound, not a timing claim).
+pub async fn run_python_async(program: &str) -> String {
+    let run = tokio::process::Command::from(python3(program)).output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+        .await
+        .expect("python finished in time")
         .unwrap_or_else(|e| panic!("{}", missing("python3", &e)));
     stdout_of(program, output)
 }
