@@ -89,6 +89,13 @@ async fn run() -> Result<(), String> {
     let config_path = parse_args()?;
     let config = Config::load(config_path.as_deref())?;
     telemetry::init_logging(config.log.format);
+    // One server per Maildir tree: checked before any listener is bound, so that a second
+    // server on the same tree says so rather than fail on a port in use. Held until `run`
+    // returns; the kernel lets go of it however the process ends.
+    let store = Maildir::new(&config.store.maildir);
+    let _tree_claim = store
+        .lock_for_server()
+        .map_err(|e| format!("store.maildir: {e}"))?;
     let sessions = SessionRegistry::new();
     // The recorder first, so that every layer built below records into it; its listener once
     // the server exists, whose own counts each scrape reads.
@@ -162,7 +169,6 @@ async fn run() -> Result<(), String> {
     println!("SASL mechanisms: {}", sasl.names().join(" "));
     // Wrapped once: IMAP and POP3 get clones of one stack, so that its counts cover both.
     let auth = auth::build(users.clone(), tokens, &config.auth, &policies)?;
-    let store = Maildir::new(&config.store.maildir);
 
     let trusted = config
         .proxy

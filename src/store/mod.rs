@@ -31,7 +31,7 @@ use bytes::Bytes;
 pub use flags::{Flags, MessageFlags};
 pub use keyword::{InvalidKeyword, Keyword, Keywords, MAX_KEYWORD_LEN};
 #[cfg(feature = "maildir")]
-pub use maildir::{Maildir, MaildirUpload};
+pub use maildir::{Maildir, MaildirUpload, ServerLock};
 pub use memory::{MemoryStore, MemoryUpload};
 pub use modseq::{FlagsUpdate, MAX_MODSEQ};
 #[cfg(feature = "imap")]

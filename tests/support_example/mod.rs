@@ -325,6 +325,19 @@ impl ExampleServer {
         assert!(status.success(), "kill -{name} failed: {status}");
     }
 
+    /// SIGKILL, and wait until the process is gone: it stops wherever it was, with no
+    /// chance to finish anything; [`relaunch`](ExampleServer::relaunch) then starts it again
+    /// on what it left on disk.
+    pub fn kill(&mut self) {
+        self.child
+            .as_mut()
+            .expect("server running")
+            .kill()
+            .expect("SIGKILL");
+        self.wait_exit(SOON)
+            .expect("the server is gone after SIGKILL");
+    }
+
     fn try_exit_status(&mut self) -> Option<ExitStatus> {
         self.child.as_mut()?.try_wait().expect("try_wait")
     }
@@ -554,6 +567,13 @@ impl RawClient {
         assert!(reply.starts_with("+OK"), "USER: {reply}");
         let reply = self.cmd(&format!("PASS {password}"));
         assert!(reply.starts_with("+OK"), "PASS: {reply}");
+    }
+
+    /// Exactly `n` octets (an IMAP literal); `None` if the connection ends first.
+    pub fn octets(&mut self, n: usize) -> Option<Vec<u8>> {
+        let mut octets = vec![0; n];
+        self.reader.read_exact(&mut octets).ok()?;
+        Some(octets)
     }
 
     /// Read everything the server sends until it closes the connection (EOF or reset).

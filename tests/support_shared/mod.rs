@@ -9,6 +9,7 @@
 //! - Message bytes: [`crlf`].
 //! - Outside programs: [`missing`] turns a failed start into a message that says what to
 //!   install.
+//! - Seeded choices: [`Rng`].
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
@@ -123,4 +124,29 @@ pub fn crlf(message: &[u8]) -> Vec<u8> {
         out.push(byte);
     }
     out
+}
+
+// ---- Seeded choices ----
+
+/// xorshift64*: a few lines instead of a dependency, and plenty for picking test cases; the
+/// same seed gives the same choices, so a failing run can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// True one time in `n`.
+    pub fn one_in(&mut self, n: usize) -> bool {
+        self.below(n) == 0
+    }
 }

@@ -64,13 +64,16 @@ impl DotLock {
         let path = lock_path(target);
         let deadline = Instant::now() + times.give_up_after;
         let mut retry = FIRST_RETRY;
+        // The lock appears with its owner already in it, as Dovecot's dot-locks do: written
+        // to a draft file first, then linked to the lock's name, which fails while the lock
+        // exists. A lock created empty and filled after would, if its process died between
+        // the two (a SIGKILL), name no owner and block every writer of the file until it
+        // went stale, two minutes later (found by `tests/crash_safety.rs`).
+        let draft = Draft::write(&path)?;
         loop {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut file) => {
-                    // Without the pid a crash leaves a lock that only goes stale with time;
-                    // Dovecot keeps an empty lock too if this write fails.
-                    let _ = file.write_all(owner().as_bytes());
-                    let identity = Identity::of(&file.metadata()?);
+            match fs::hard_link(&draft.path, &path) {
+                Ok(()) => {
+                    let identity = Identity::of(&fs::symlink_metadata(&path)?);
                     return Ok(DotLock { path, identity });
                 }
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
@@ -106,6 +109,34 @@ impl Drop for DotLock {
         if ours && let Err(err) = fs::remove_file(&self.path) {
             tracing::warn!(lock = %self.path.display(), error = %err, "lock not removed");
         }
+    }
+}
+
+/// A lock's content in a file of its own, `<lock>.<unique token>.tmp`, removed when dropped
+/// (the lock, a second name for it, stays).
+struct Draft {
+    path: PathBuf,
+}
+
+impl Draft {
+    fn write(lock: &Path) -> io::Result<Draft> {
+        let mut path = lock.as_os_str().to_owned();
+        path.push(format!(".{}.tmp", filename::unique_token()));
+        let draft = Draft {
+            path: PathBuf::from(path),
+        };
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&draft.path)?;
+        file.write_all(owner().as_bytes())?;
+        Ok(draft)
+    }
+}
+
+impl Drop for Draft {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
     }
 }
 
@@ -214,6 +245,31 @@ mod tests {
         drop(lock);
         assert!(!lock_path(&target).exists());
         DotLock::acquire(&target, QUICK).unwrap();
+    }
+
+    /// Regression (found by `tests/crash_safety.rs`): the lock used to be created empty and
+    /// its owner written after, so a SIGKILL between the two left a lock naming nobody that
+    /// blocked the restarted server for two minutes. Now the lock's name appears only on a
+    /// file that already names its owner, and the draft it was made from goes.
+    #[test]
+    fn a_lock_names_its_owner_from_its_first_moment_and_leaves_no_draft() {
+        let (dir, target) = target();
+        let files = || {
+            let mut names: Vec<String> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        let lock = DotLock::acquire(&target, QUICK).unwrap();
+        assert_eq!(files(), ["dovecot-uidlist", "dovecot-uidlist.lock"]);
+        assert_eq!(fs::read_to_string(lock_path(&target)).unwrap(), owner());
+        // Refused while held: the refused attempt's draft goes too.
+        assert!(DotLock::acquire(&target, QUICK).is_err());
+        assert_eq!(files(), ["dovecot-uidlist", "dovecot-uidlist.lock"]);
+        drop(lock);
+        assert_eq!(files(), ["dovecot-uidlist"]);
     }
 
     #[test]

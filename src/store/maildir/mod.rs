@@ -7,6 +7,7 @@ mod folder;
 mod keywords;
 mod listing;
 mod modseqs;
+mod server_lock;
 mod subscriptions;
 mod tmp_sweep;
 mod tree;
@@ -32,6 +33,7 @@ use bytes::Bytes;
 use tokio::sync::Mutex as AsyncMutex;
 
 use self::folder::{Folder, FolderCache, TmpMessage, Written};
+pub use self::server_lock::ServerLock;
 pub use self::upload::MaildirUpload;
 use super::{
     ChangeNotifier, FlagsUpdate, INBOX, MailboxInfo, MailboxSnapshot, MailboxWatch, Mailstore,
@@ -87,8 +89,10 @@ use super::{
 /// subscriptions are written under Dovecot's dot-locks (`dovecot-uidlist.lock`,
 /// `subscriptions.lock`), starting from what is on disk under the lock, so no other writer's
 /// change is lost; external deliveries into `new/` are fine at any time. Two servers serving
-/// one tree at the same time are still not supported (each keeps its own view of a folder
-/// between looks); in turn they are.
+/// one tree at the same time are not supported (each keeps state of its own: the POP3
+/// maildrop lock, its sessions' view of a folder between looks); in turn they are. A server
+/// claims the tree with [`lock_for_server`](Maildir::lock_for_server), so that a second one
+/// refuses to start.
 ///
 /// # Dovecot
 ///
@@ -179,6 +183,31 @@ impl Maildir {
     /// The directory holding the users' trees.
     pub fn root(&self) -> &Path {
         &self.inner.root
+    }
+
+    /// Claims the tree for this server process: an exclusive advisory lock (`flock`) on
+    /// `<root>/.tower-mail-server.lock`, held until the [`ServerLock`] is dropped or the
+    /// process ends in any way (a crash leaves no lock behind). A server takes it before it
+    /// serves; if another process holds it, this fails at once with
+    /// [`WouldBlock`](std::io::ErrorKind::WouldBlock) and a message naming that process.
+    ///
+    /// The store itself does not need it: tools, MDAs and Dovecot may write the tree while a
+    /// server runs (see *Durability and concurrency*); two servers at once may not.
+    ///
+    /// ```
+    /// use tower_mail::store::Maildir;
+    ///
+    /// let root = tempfile::tempdir()?;
+    /// let store = Maildir::new(root.path());
+    /// let claim = store.lock_for_server()?;
+    /// let second = Maildir::new(root.path()).lock_for_server();
+    /// assert_eq!(second.unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// drop(claim);
+    /// assert!(Maildir::new(root.path()).lock_for_server().is_ok());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn lock_for_server(&self) -> io::Result<ServerLock> {
+        ServerLock::acquire(&self.inner.root)
     }
 
     fn user_dir(&self, user: &str) -> StoreResult<PathBuf> {
