@@ -339,3 +339,26 @@ fn user_names_that_would_leave_the_maildir_root_are_refused_at_login() {
     ));
     assert!(reply.starts_with("a OK"), "{reply}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Refusal texts
+// ---------------------------------------------------------------------------------------------
+
+/// A configured refusal that starts with `[` and carries a line break: the IMAP client gets
+/// one `* BYE` line whose text cannot be read as a response code (a space goes before the
+/// `[`) and nothing after it. (The CR/LF half over POP3: `tests/policy_layers.rs`.)
+#[test]
+fn an_imap_refusal_text_cannot_pass_for_a_response_code() {
+    let server = ExampleServer::start_with(
+        "[layers.ip_block]\n\
+         deny = [\"127.0.0.70/32\"]\n\
+         message = \"[ALERT] Forged\\r\\na1 OK LOGIN completed\"\n",
+    );
+    let mut client = RawClient::connect_from(lo(70), server.imap);
+    assert_eq!(
+        client.line().as_deref(),
+        Some("* BYE  [ALERT] Forgeda1 OK LOGIN completed")
+    );
+    let rest = client.read_to_eof();
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+}
