@@ -584,7 +584,9 @@ fn missing_config_file_is_an_error() {
 }
 
 /// Out of file descriptors (EMFILE), the accept loop backs off instead of spinning, and serves
-/// again as soon as descriptors free up: clients that waited in the backlog are then greeted.
+/// again as soon as descriptors free up: clients that waited in the backlog are then greeted,
+/// a fresh client logs in, and every connection is accounted for (accepted = finished =
+/// closed, none left active).
 #[test]
 fn accept_backs_off_when_out_of_descriptors_and_recovers() {
     let mut server = ExampleServer::start();
@@ -621,4 +623,20 @@ fn accept_backs_off_when_out_of_descriptors_and_recovers() {
     let mut fresh = RawClient::connect(server.pop3);
     fresh.login(USER, PASSWORD);
     assert!(fresh.cmd("QUIT").starts_with("+OK"));
+    // Nothing was lost on the way: every connection accepted (the 2 that waited included)
+    // ended and was closed once, and no session is left open.
+    let metrics =
+        server.settled_metrics(|m| m.sum("mail_server_connections_accepted_total", &[]) == 6.0);
+    assert_eq!(
+        metrics.sum("mail_connections_closed_total", &[]),
+        6.0,
+        "{}",
+        metrics.text
+    );
+    assert_eq!(
+        metrics.sum("mail_connections_active", &[]),
+        0.0,
+        "{}",
+        metrics.text
+    );
 }

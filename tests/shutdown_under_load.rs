@@ -6,6 +6,11 @@
 //! grace period, and after a restart every acknowledged APPEND must be in the mailbox while
 //! nothing of the cut ones is.
 //!
+//! The hard stop: with a 1-second grace period, sessions that cannot hear the end signal (a
+//! failed login held in the failure delay) are cut when it ends, beside sessions that leave
+//! when told; every close hook still runs once, the server exits without waiting out the
+//! delay, and the acknowledged APPENDs are kept.
+//!
 //! Nothing is timed: the test waits for replies, the exit and metrics under generous bounds.
 //!
 //! ```text
@@ -22,7 +27,7 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use support_example::{ExampleServer, RawClient, events_of, parse_json_lines};
+use support_example::{ExampleServer, RawClient, SOON, events_of, parse_json_lines, poll};
 
 /// The user every APPEND goes to: one mailbox to check after the restart. Its sessions (the
 /// acknowledged and the cut APPENDs) stay under `max_sessions_per_user`'s default of 15.
@@ -50,6 +55,11 @@ enum State {
     ImapMidAppend,
     Pop3BeforeLogin,
     Pop3Transaction,
+    /// IMAP LOGIN with a wrong password sent, the answer held back by the failure delay: a
+    /// session that cannot hear the end signal until its login returns.
+    ImapFailedLogin,
+    /// The same for POP3's PASS.
+    Pop3FailedLogin,
 }
 
 /// How many sessions of each state: 60 in all.
@@ -163,6 +173,22 @@ fn open(server: &ExampleServer, n: usize, state: State) -> RawClient {
             assert!(stat.starts_with("+OK"), "STAT: {stat}");
             client
         }
+        // The answer is not read: it comes only after the failure delay.
+        State::ImapFailedLogin => {
+            let mut client = imap();
+            let greeting = client.line().expect("an IMAP greeting");
+            assert!(greeting.starts_with("* OK"), "{greeting}");
+            client.send_raw(format!("a1 LOGIN {user} wrong\r\n").as_bytes());
+            client
+        }
+        State::Pop3FailedLogin => {
+            let mut client = pop3();
+            client.greeting();
+            let reply = client.cmd(&format!("USER {user}"));
+            assert!(reply.starts_with("+OK"), "USER: {reply}");
+            client.send_raw(b"PASS wrong\r\n");
+            client
+        }
     }
 }
 
@@ -249,10 +275,9 @@ fn check_mailbox(server: &ExampleServer, sessions: &[(State, RawClient)]) -> usi
     exists
 }
 
-#[test]
-fn sigterm_under_load_tells_every_session_and_loses_no_acknowledged_write() {
-    let mut server = ExampleServer::start();
-    let total: usize = PLAN.iter().map(|(_, count)| count).sum();
+/// Users `user0`.. for `total` sessions and the writer, each with their name as password, and
+/// the writer's messages from before the load.
+fn add_users(server: &ExampleServer, total: usize) {
     let mut users = std::fs::OpenOptions::new()
         .append(true)
         .open(server.passwd_file())
@@ -269,14 +294,26 @@ fn sigterm_under_load_tells_every_session_and_loses_no_acknowledged_write() {
             format!("Subject: there-before-{n}\r\n\r\nold\r\n").as_bytes(),
         );
     }
+}
 
+/// Sessions opened and brought to their states as `plan` says, in its order.
+fn open_all(server: &ExampleServer, plan: &[(State, usize)]) -> Vec<(State, RawClient)> {
     let mut sessions: Vec<(State, RawClient)> = Vec::new();
-    for (state, count) in PLAN {
+    for &(state, count) in plan {
         for _ in 0..count {
             let n = sessions.len();
-            sessions.push((state, open(&server, n, state)));
+            sessions.push((state, open(server, n, state)));
         }
     }
+    sessions
+}
+
+#[test]
+fn sigterm_under_load_tells_every_session_and_loses_no_acknowledged_write() {
+    let mut server = ExampleServer::start();
+    let total: usize = PLAN.iter().map(|(_, count)| count).sum();
+    add_users(&server, total);
+    let mut sessions = open_all(&server, &PLAN);
     // Every session is in place (each answered its last command), none ended: the server
     // holds all of them at the SIGTERM.
     let before = server.scrape();
@@ -346,4 +383,122 @@ fn sigterm_under_load_tells_every_session_and_loses_no_acknowledged_write() {
     );
     println!("close reasons: {reasons:?}");
     println!("{stopped}; writer's INBOX after restart: {exists} messages");
+}
+
+/// The hard stop's plan: sessions that leave when told (IDLE, mid-APPEND, silent POP3), an
+/// acknowledged APPEND, and logins held in the failure delay, which outlast the grace period.
+const HARD_STOP_PLAN: [(State, usize); 6] = [
+    (State::ImapIdle, 3),
+    (State::ImapAppended, 2),
+    (State::ImapMidAppend, 2),
+    (State::Pop3BeforeLogin, 3),
+    (State::ImapFailedLogin, 3),
+    (State::Pop3FailedLogin, 2),
+];
+
+/// The grace period of the hard-stop test: short, since the test waits it out for real (in the
+/// server process; the test itself only waits for events).
+const SHORT_GRACE: &str = "[limits]\nshutdown_grace_seconds = 1\n";
+
+/// A failure delay far past the grace period: the failed logins are still waiting for their
+/// answer when the grace period ends.
+const LONG_FAILURE_DELAY: &str = "failure_delay_ms = 60000\nfailure_delay_max_ms = 60000";
+
+#[test]
+fn sessions_left_at_the_end_of_the_grace_period_are_cut_and_every_hook_runs_once() {
+    let mut server = ExampleServer::start_with_auth(LONG_FAILURE_DELAY, SHORT_GRACE);
+    let total: usize = HARD_STOP_PLAN.iter().map(|(_, count)| count).sum();
+    let held = |state: State| matches!(state, State::ImapFailedLogin | State::Pop3FailedLogin);
+    let held_count: usize = HARD_STOP_PLAN
+        .iter()
+        .filter(|(state, _)| held(*state))
+        .map(|(_, count)| count)
+        .sum();
+    add_users(&server, total);
+    let mut sessions = open_all(&server, &HARD_STOP_PLAN);
+    // Every failed login is in its delay (counted as it starts), every session in place.
+    let before = poll(SOON, || {
+        let metrics = server.scrape();
+        let delayed = metrics.sum("mail_auth_failures_delayed_total", &[]) as usize;
+        (delayed == held_count).then_some(metrics)
+    })
+    .unwrap_or_else(|| panic!("the failed logins never reached the delay"));
+    assert_eq!(
+        before.sum("mail_server_connections_accepted_total", &[]) as usize,
+        total,
+        "{}",
+        before.text
+    );
+    assert_eq!(
+        before.sum("mail_server_connections_finished_total", &[]),
+        0.0,
+        "{}",
+        before.text
+    );
+
+    server.signal("TERM");
+    // The sessions that can hear the end signal are told, and closed, within the grace period.
+    for (n, (state, client)) in sessions.iter_mut().enumerate() {
+        if !held(*state) {
+            assert_told(n, *state, &goodbye(client));
+        }
+    }
+    // The held ones outlast it: the hard stop cuts them. Their login was never answered.
+    let mut held_told = Vec::new();
+    for (n, (state, client)) in sessions.iter_mut().enumerate() {
+        if held(*state) {
+            let told = goodbye(client);
+            assert!(
+                !told.iter().any(|l| l.contains("Authentication failed")),
+                "#{n} {state:?} was answered: {told:?}"
+            );
+            held_told.push(told);
+        }
+    }
+    // A liveness bound, not a timing claim: without the hard stop the server would wait out the
+    // 60-second failure delay.
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("the server exits at the end of the grace period");
+    assert!(status.success(), "exit status {status}");
+    let stdout = server.stdout();
+    let dropped = stdout
+        .iter()
+        .find(|l| l.contains("shutdown grace period over"))
+        .unwrap_or_else(|| panic!("no hard stop:\n{}", stdout.join("\n")));
+    assert!(
+        dropped.contains(&format!("\"remaining\":{held_count}"))
+            || dropped.contains(&format!("remaining={held_count}")),
+        "{dropped}"
+    );
+    let stopped = format!("stopped; {total} connections closed");
+    assert!(
+        stdout.contains(&stopped),
+        "expected {stopped:?}:\n{}",
+        stdout.join("\n")
+    );
+    // One close line per session, the cut ones included: every hook ran, and only once.
+    let events = parse_json_lines(&server.json_lines());
+    let closes = events_of(&events, "close");
+    assert_eq!(closes.len(), total, "{closes:#?}");
+    let mut per_session: BTreeMap<String, usize> = BTreeMap::new();
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for close in &closes {
+        *per_session.entry(close["session_id"].clone()).or_default() += 1;
+        *reasons.entry(close["reason"].clone()).or_default() += 1;
+    }
+    assert_eq!(per_session.len(), total, "{per_session:?}");
+    assert_eq!(reasons.get("shutdown"), Some(&total), "{reasons:?}");
+
+    // What was acknowledged is kept; nothing of the cut APPENDs is.
+    server.relaunch();
+    let exists = check_mailbox(&server, &sessions);
+    let tmp = server.maildir_tmp_files(WRITER);
+    assert!(tmp.is_empty(), "left in the writer's tmp/: {tmp:?}");
+
+    println!(
+        "{total} sessions at SIGTERM, {held_count} held in the failure delay; hard stop: {dropped}"
+    );
+    println!("the cut sessions were told: {held_told:?}");
+    println!("close reasons: {reasons:?}; {stopped}; writer's INBOX after restart: {exists}");
 }

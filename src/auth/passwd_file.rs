@@ -538,17 +538,7 @@ impl Service<Credentials> for PasswdFile {
                 auth::Secret::Scram(proof) => Check::Scram(proof),
                 _ => return Err(AuthError::InvalidCredentials),
             };
-            // An unknown user's secret goes through the same check, against the decoy, so
-            // that the answer takes the same time; only the name decides below. For SCRAM, a
-            // user whose entry cannot serve it counts as unknown.
-            let entry = table
-                .users
-                .get_key_value(&user)
-                .filter(|(_, secret)| check.can_use(secret));
-            let (name, secret) = match entry {
-                Some((name, secret)) => (Some(name.clone()), Some(Arc::clone(secret))),
-                None => (None, check.decoy(&table).cloned()),
-            };
+            let (name, secret) = check.against(&table, &user);
             let matched = match secret {
                 Some(secret) => check.run(secret).await?,
                 // A file without usable users has nothing to spend time on.
@@ -574,6 +564,22 @@ impl Check {
         match self {
             Check::Password(_) => true,
             Check::Scram(_) => secret.serves_scram(),
+        }
+    }
+
+    /// The entry this check of `user` runs against, and the file's name for the user if the
+    /// entry is theirs. An unknown user's secret goes through the same check against the
+    /// decoy, so that the answer takes the same time; only the name decides whether a match
+    /// logs in. For SCRAM, a user whose entry cannot serve it counts as unknown. `None` for
+    /// the entry: a file without usable users, with nothing to spend time on.
+    fn against(&self, table: &Table, user: &str) -> (Option<String>, Option<Arc<Secret>>) {
+        let entry = table
+            .users
+            .get_key_value(user)
+            .filter(|(_, secret)| self.can_use(secret));
+        match entry {
+            Some((name, secret)) => (Some(name.clone()), Some(Arc::clone(secret))),
+            None => (None, self.decoy(table).cloned()),
         }
     }
 
@@ -647,3 +653,5 @@ mod scheme_tests;
 mod scram_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod timing_tests;

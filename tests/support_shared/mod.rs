@@ -150,3 +150,17 @@ impl Rng {
         self.below(n) == 0
     }
 }
+
+// ---- Encodings ----
+
+/// `data` in base64 (RFC 4648, padded, one line), from Python's base64 module: an encoder
+/// independent of the library's own (which is private to it). `data` travels as hex, so it
+/// may hold any byte, NUL included (a SASL PLAIN message).
+pub fn base64(data: &[u8]) -> String {
+    let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+    let encoded = run_python(
+        "import base64, sys\nprint(base64.b64encode(bytes.fromhex(sys.argv[1])).decode())",
+        [hex],
+    );
+    encoded.trim_end().to_owned()
+}

@@ -114,7 +114,7 @@ async fn scheme_names_are_case_insensitive() {
 }
 
 /// The fixture's field for `user`.
-fn field_of(user: &str) -> &'static str {
+pub(super) fn field_of(user: &str) -> &'static str {
     vectors()
         .into_iter()
         .find(|v| v.user == user)
