@@ -18,6 +18,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
+. bench/lib.sh
 if [ "${CI:-}" = "true" ]; then
     echo "bench/compare.sh measures a machine; it does not run in CI" >&2
     exit 0
@@ -42,8 +43,8 @@ BIN="$TARGET/release/examples"
 # Ports: the floor 21xx, tower-mail 31xx (and a refusing instance 41xx), Dovecot 51xx,
 # WildDuck 61xx.
 FLOOR_IMAP=2143 FLOOR_POP3=2110
-TOWER_IMAP=3143 TOWER_POP3=3110
-REFUSE_IMAP=4143 REFUSE_POP3=4110 REFUSE_IMAPS=4993
+TOWER_IMAP=3143 TOWER_POP3=3110 TOWER_METRICS=3898
+REFUSE_IMAP=4143 REFUSE_POP3=4110 REFUSE_IMAPS=4993 REFUSE_METRICS=4898
 DOVECOT_IMAP=5143 DOVECOT_POP3=5110
 WILDDUCK_IMAP=6143 WILDDUCK_POP3=6110
 
@@ -99,23 +100,14 @@ python3 bench/seed_maildir.py "$SEED/idle" 10
 python3 bench/seed_maildir.py "$SEED/retr" --big "$RETR_MIB"
 
 # ---- servers ------------------------------------------------------------------------------
+# The example server runs with its full default stack and JSON logs to a file (tower_config
+# in bench/lib.sh).
 # Idle connections hold a descriptor at each end: as many as the hard limit allows.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((2 * IDLE + 1000)) ]; then
     echo "open files limit $(ulimit -n) is too low for IDLE=$IDLE" >&2
     exit 1
 fi
-
-wait_port() { # host:port: wait until something accepts there (at most 30 s)
-    for _ in $(seq 300); do
-        if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 1).close()" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "nothing listens on 127.0.0.1:$1" >&2
-    return 1
-}
 
 start_floor() {
     "$BIN/floor_server" --imap "127.0.0.1:$FLOOR_IMAP" --pop3 "127.0.0.1:$FLOOR_POP3" \
@@ -124,40 +116,11 @@ start_floor() {
     wait_port "$FLOOR_IMAP"; wait_port "$FLOOR_POP3"
 }
 
-# The example server with its full default stack (logging, metrics, hooks, every policy
-# layer), JSON logs to a file. Every client comes from 127.0.0.1, so the per-address limits
-# are lifted, and so is the per-user session cap (the idle load logs one user in 500 times).
-tower_config() { # name imap pop3 imaps extra-toml
-    local dir="$WORK/$1"
-    mkdir -p "$dir"
-    printf 'bench:{PLAIN}bench\nidle:{PLAIN}idle\nretr:{PLAIN}retr\n' > "$dir/users.passwd"
-    cat > "$dir/server.toml" <<EOF
-[imap]
-listen = "127.0.0.1:$2"
-tls_listen = "${4:+127.0.0.1:$4}"
-[pop3]
-listen = "127.0.0.1:$3"
-tls_listen = ""
-[store]
-maildir = "$dir/maildir"
-[auth]
-passwd_file = "$dir/users.passwd"
-max_sessions_per_user = 0
-[metrics]
-listen = ""
-[log]
-format = "json"
-[layers.rate_limit]
-max_concurrent_per_ip = 0
-$5
-EOF
-}
-
 start_tower() {
     local dir="$WORK/tower"
     if [ ! -d "$dir/maildir" ]; then
-        tower_config tower "$TOWER_IMAP" "$TOWER_POP3" "" ""
-        mkdir -p "$dir/maildir" && cp -a "$SEED"/. "$dir/maildir/"
+        tower_config "$dir" "$TOWER_IMAP" "$TOWER_POP3" "" "$TOWER_METRICS" ""
+        cp -a "$SEED"/. "$dir/maildir/"
     fi
     "$BIN/server" --config "$dir/server.toml" >>"$dir/server.log" 2>&1 &
     PIDS[tower]=$!
@@ -167,9 +130,8 @@ start_tower() {
 # The same server refusing every client (IP block on loopback): plain IMAP and POP3 answer
 # `* BYE` / `-ERR`, the implicit-TLS port closes before the handshake.
 start_refusing() {
-    tower_config refuse "$REFUSE_IMAP" "$REFUSE_POP3" "$REFUSE_IMAPS" \
+    tower_config "$WORK/refuse" "$REFUSE_IMAP" "$REFUSE_POP3" "$REFUSE_IMAPS" "$REFUSE_METRICS" \
         $'[layers.ip_block]\ndeny = ["127.0.0.0/8"]'
-    mkdir -p "$WORK/refuse/maildir"
     "$BIN/server" --config "$WORK/refuse/server.toml" >>"$WORK/refuse/server.log" 2>&1 &
     PIDS[refuse]=$!
     wait_port "$REFUSE_IMAP"; wait_port "$REFUSE_POP3"; wait_port "$REFUSE_IMAPS"

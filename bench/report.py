@@ -18,6 +18,7 @@ from collections import defaultdict
 
 SERVERS = ["floor", "tower", "dovecot", "wildduck"]
 NAMES = {"floor": "floor", "tower": "tower-mail", "dovecot": "Dovecot", "wildduck": "WildDuck"}
+REFUSALS = {"refuse-imap": "IMAP refused", "refuse-pop3": "POP3 refused", "refuse-imaps": "IMAPS refused"}
 COLOURS = {"floor": "#9e9e9e", "tower": "#1565c0", "dovecot": "#ef6c00", "wildduck": "#2e7d32"}
 
 
@@ -144,8 +145,10 @@ def main():
             if times["tower"] and times["dovecot"]:
                 ratio = statistics.median(times["tower"]) / statistics.median(times["dovecot"])
                 md.append(f"| `{step}` | {when} | {spread(times['tower'], 0)} | {spread(times['dovecot'], 0)} | {ratio:.2f}x |")
-                chart["fetch"][f"{step.split(' (')[0].split(' 1:*')[0]} {when}"] = {s: statistics.median(times[s]) for s in times}
+                short = step.replace(" 1:*", "")
+                chart["fetch"][f"{short}, {when}"] = {s: statistics.median(times[s]) for s in times}
     counts = {r["label"]: r.get("fetch_responses") for r in rows if r["mode"] == "imap-fetch"}
+    chart["messages"] = "{:,}".format(max(counts.values(), default=0) // 2)
     md.append("")
     md.append(f"FETCH responses per session (both commands): {counts}\n")
 
@@ -179,7 +182,7 @@ def panel(x0, title, groups, unit, fmt, reference=None):
                 continue
             w = values[s] / top * width
             colour = COLOURS.get(s, COLOURS["tower"])
-            name = NAMES.get(s, s.replace("refuse-", "refusal, "))
+            name = NAMES.get(s, REFUSALS.get(s, s))
             parts.append(f'<rect x="{x0 + 90}" y="{y}" width="{w:.1f}" height="{bar}" fill="{colour}"/>')
             parts.append(f'<text x="{x0 + 86}" y="{y + 11}" class="l" text-anchor="end">{name}</text>')
             parts.append(f'<text x="{x0 + 94 + w:.1f}" y="{y + 11}" class="v">{fmt(values[s])}{unit}</text>')
@@ -210,7 +213,8 @@ def svg(chart):
     shift = h + 10
     parts.append(f'<g transform="translate(0,{shift - 40})">' + "".join(p) + "</g>")
     heights.append(shift - 40 + h2)
-    p, h = panel(930, "Whole-mailbox FETCH, 10,000 messages, ms", chart.get("fetch", {}), "", lambda v: f"{v:.0f}")
+    messages = chart.get("messages", "")
+    p, h = panel(930, f"Whole-mailbox FETCH, {messages} messages, ms", chart.get("fetch", {}), "", lambda v: f"{v:.0f}")
     parts += p; heights.append(h)
     height = max(heights) + 20
     style = (
