@@ -89,6 +89,25 @@ pub struct SessionSettings {
 }
 
 impl SessionSettings {
+    /// No setting of its own: every value is the service's. The same as `default()`, usable
+    /// in constants.
+    ///
+    /// ```
+    /// use tower_mail::SessionSettings;
+    /// const NONE: SessionSettings = SessionSettings::new();
+    /// assert!(NONE.greeting.is_none() && NONE.extra_capabilities.is_empty());
+    /// ```
+    pub const fn new() -> SessionSettings {
+        SessionSettings {
+            idle_timeout: None,
+            allow_plaintext_login: None,
+            greeting: None,
+            extra_capabilities: Vec::new(),
+            hidden_capabilities: Vec::new(),
+            max_protocol_errors: None,
+        }
+    }
+
     /// Withhold a capability (and its command) from this session.
     pub fn hide_capability(&mut self, name: impl Into<String>) {
         self.hidden_capabilities.push(name.into());
@@ -168,9 +187,14 @@ pub struct Connection {
     session: Arc<Session>,
     slot: Arc<TransportSlot>,
     extensions: Extensions,
-    settings: SessionSettings,
+    // Boxed on the first change: few connections get settings of their own, and the connection
+    // moves through every layer's `call`; small, those moves are a few register copies.
+    settings: Option<Box<SessionSettings>>,
     observers: Observers,
 }
+
+/// What a connection's settings are until a layer changes them.
+static DEFAULT_SETTINGS: SessionSettings = SessionSettings::new();
 
 /// A [`Connection`] taken apart by the session service that runs it.
 #[non_exhaustive]
@@ -193,7 +217,7 @@ impl Connection {
             session,
             slot,
             extensions: Extensions::new(),
-            settings: SessionSettings::default(),
+            settings: None,
             observers: Observers::default(),
         }
     }
@@ -231,11 +255,11 @@ impl Connection {
     }
     /// Per-connection settings.
     pub fn settings(&self) -> &SessionSettings {
-        &self.settings
+        self.settings.as_deref().unwrap_or(&DEFAULT_SETTINGS)
     }
     /// Per-connection settings, mutably.
     pub fn settings_mut(&mut self) -> &mut SessionSettings {
-        &mut self.settings
+        self.settings.get_or_insert_default()
     }
     /// Register an observer of this session's events.
     pub fn observe(&mut self, observer: Arc<dyn SessionObserver>) {
@@ -258,7 +282,7 @@ impl Connection {
             session: self.session,
             transport,
             extensions: self.extensions,
-            settings: self.settings,
+            settings: self.settings.map(|settings| *settings).unwrap_or_default(),
             observers: self.observers,
         })
     }
@@ -269,7 +293,7 @@ impl fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("session", &self.session)
             .field("extensions", &self.extensions)
-            .field("settings", &self.settings)
+            .field("settings", self.settings())
             .field("observers", &self.observers)
             .finish()
     }

@@ -75,12 +75,25 @@ where
 
 /// The observers of one connection, called in registration order.
 #[derive(Clone, Default)]
-pub struct Observers(Vec<Arc<dyn SessionObserver>>);
+pub struct Observers {
+    // The first one inline: a stack usually registers one (the metrics layer's), and keeping
+    // it here saves every connection an allocation.
+    first: Option<Arc<dyn SessionObserver>>,
+    rest: Vec<Arc<dyn SessionObserver>>,
+}
 
 impl Observers {
     /// Add an observer.
     pub fn push(&mut self, observer: Arc<dyn SessionObserver>) {
-        self.0.push(observer);
+        if self.first.is_none() {
+            self.first = Some(observer);
+        } else {
+            self.rest.push(observer);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Arc<dyn SessionObserver>> {
+        self.first.iter().chain(&self.rest)
     }
 
     /// Report `event` to every observer, and return the first refusal. Every observer sees
@@ -89,7 +102,7 @@ impl Observers {
     /// cannot take the connection task down with it.
     pub fn notify(&self, session: &Session, event: &SessionEvent<'_>) -> Result<(), Reject> {
         let mut first = Ok(());
-        for observer in &self.0 {
+        for observer in self.iter() {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 observer.on_event(session, event)
             }));
@@ -109,12 +122,12 @@ impl Observers {
 
     /// Whether there are no observers.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.first.is_none()
     }
 }
 
 impl std::fmt::Debug for Observers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Observers({})", self.0.len())
+        write!(f, "Observers({})", self.iter().count())
     }
 }

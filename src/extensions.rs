@@ -17,8 +17,9 @@ use std::fmt;
 /// ```
 #[derive(Default)]
 pub struct Extensions {
-    // An empty HashMap does not allocate, so connections that carry nothing pay nothing.
-    map: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    // Made on the first insert: most connections carry nothing, and an empty map would still
+    // be 48 bytes (with its hasher's keys read per connection) moved through every layer.
+    map: Option<Box<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
 }
 
 impl Extensions {
@@ -30,30 +31,35 @@ impl Extensions {
     /// Insert a value, returning the previous one of the same type.
     pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) -> Option<T> {
         self.map
+            .get_or_insert_default()
             .insert(TypeId::of::<T>(), Box::new(value))
             .and_then(|old| old.downcast::<T>().ok().map(|b| *b))
     }
 
     /// The value of type `T`, if any.
     pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        self.map.get(&TypeId::of::<T>())?.downcast_ref()
+        self.map.as_ref()?.get(&TypeId::of::<T>())?.downcast_ref()
     }
 
     /// The value of type `T`, mutably.
     pub fn get_mut<T: Send + Sync + 'static>(&mut self) -> Option<&mut T> {
-        self.map.get_mut(&TypeId::of::<T>())?.downcast_mut()
+        self.map
+            .as_mut()?
+            .get_mut(&TypeId::of::<T>())?
+            .downcast_mut()
     }
 
     /// Remove and return the value of type `T`.
     pub fn remove<T: Send + Sync + 'static>(&mut self) -> Option<T> {
         self.map
+            .as_mut()?
             .remove(&TypeId::of::<T>())
             .and_then(|old| old.downcast::<T>().ok().map(|b| *b))
     }
 
     /// How many values are stored.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.as_ref().map_or(0, |map| map.len())
     }
 
     /// Whether no values are stored.

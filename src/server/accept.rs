@@ -41,7 +41,7 @@ pub(super) async fn accept_loop<S>(
                 let task = connection_task::run(
                     state.clone(),
                     endpoint.clone(),
-                    stack.clone(),
+                    Box::new(stack.clone()),
                     stream,
                     peer,
                 );

@@ -1,10 +1,11 @@
 //! Everything that happens to one connection after accept, in its own task.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::pin::pin;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use futures_util::FutureExt;
 use tokio::io::AsyncWriteExt;
@@ -35,7 +36,7 @@ enum Outcome {
 pub(super) async fn run<S>(
     state: Arc<ServerState>,
     endpoint: Arc<Endpoint>,
-    stack: S,
+    stack: Box<S>,
     stream: TcpStream,
     peer: SocketAddr,
 ) where
@@ -62,7 +63,7 @@ pub(super) async fn run<S>(
     let conn = Connection::new(session.clone(), slot.clone());
     let call = async move {
         let mut stack = stack;
-        let ready = stack.ready().await.map_err(Into::into)?;
+        let ready = stack.as_mut().ready().await.map_err(Into::into)?;
         ready.call(conn).await.map_err(Into::into)
     };
 
@@ -245,39 +246,69 @@ fn enter_setup(
 
 /// Poll the stack's future, catching panics, bounding the setup phase, and obeying the hard
 /// stop at the end of a shutdown.
-async fn drive<F>(call: F, session: &Session, slot: &TransportSlot, state: &ServerState) -> Outcome
+fn drive<'a, F>(
+    call: F,
+    session: &'a Session,
+    slot: &'a TransportSlot,
+    state: &'a ServerState,
+) -> Drive<'a, F>
 where
     F: Future<Output = Result<CloseReport, BoxError>>,
 {
-    let mut call = pin!(AssertUnwindSafe(call).catch_unwind());
-    // Boxed and dropped as soon as a session service has taken the transport: the timer only
-    // guards the setup phase, and would otherwise sit in every long-lived connection.
-    let mut setup_deadline = Some(Box::pin(tokio::time::sleep(state.config.setup_timeout)));
-    let mut hard_stop = pin!(state.hard_stop.cancelled());
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(result) = call.as_mut().poll(cx) {
+    Drive {
+        call: AssertUnwindSafe(call).catch_unwind(),
+        // Boxed and dropped as soon as a session service has taken the transport: the timer
+        // only guards the setup phase, and would otherwise sit in every long-lived connection.
+        setup_deadline: Some(Box::pin(tokio::time::sleep(state.config.setup_timeout))),
+        hard_stop: state.hard_stop.cancelled(),
+        session,
+        slot,
+    }
+}
+
+/// What [`drive`] returns: a future by hand rather than an `async fn`, which would keep the
+/// stack's future twice (as its argument and as the pinned local it polls).
+#[pin_project::pin_project]
+struct Drive<'a, F> {
+    #[pin]
+    call: futures_util::future::CatchUnwind<AssertUnwindSafe<F>>,
+    setup_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    #[pin]
+    hard_stop: tokio_util::sync::WaitForCancellationFuture<'a>,
+    session: &'a Session,
+    slot: &'a TransportSlot,
+}
+
+impl<F> Future for Drive<'_, F>
+where
+    F: Future<Output = Result<CloseReport, BoxError>>,
+{
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let this = self.project();
+        if let Poll::Ready(result) = this.call.poll(cx) {
             return Poll::Ready(match result {
                 Ok(result) => Outcome::Finished(result),
                 Err(_panic) => Outcome::Panicked,
             });
         }
-        if let Some(deadline) = &mut setup_deadline {
-            if slot.is_taken() {
-                setup_deadline = None;
+        if let Some(deadline) = this.setup_deadline {
+            if this.slot.is_taken() {
+                *this.setup_deadline = None;
             } else if deadline.as_mut().poll(cx).is_ready() {
                 let reject = Reject::new(TIMEOUT_MESSAGE).with_layer("setup_timeout");
                 // Recorded before the stack's future is dropped, so that close hooks inside it
                 // report the refusal the client is told rather than a bare drop.
-                session.end(CloseReason::Rejected(reject.clone()));
+                this.session.end(CloseReason::Rejected(reject.clone()));
                 return Poll::Ready(Outcome::SetupTimedOut(reject));
             }
         }
-        if hard_stop.as_mut().poll(cx).is_ready() {
+        if this.hard_stop.poll(cx).is_ready() {
             return Poll::Ready(Outcome::HardStopped);
         }
         Poll::Pending
-    })
-    .await
+    }
 }
 
 async fn write_refusal(mut io: BoxIo, protocol: Protocol, message: &str, state: &ServerState) {

@@ -2,7 +2,9 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder};
-use tower_mail::{CloseReason, CloseReport, Reject, Session, SessionEvent, SessionObserver};
+use tower_mail::{
+    CloseReason, CloseReport, Protocol, Reject, Session, SessionEvent, SessionObserver,
+};
 
 use crate::on_close::CloseHook;
 
@@ -13,14 +15,10 @@ pub(super) struct StartObserver;
 impl SessionObserver for StartObserver {
     fn on_event(&self, session: &Session, event: &SessionEvent<'_>) -> Result<(), Reject> {
         if let SessionEvent::Started = event {
-            let protocol = session.protocol().as_str();
-            counter(
-                CONNECTIONS,
-                protocol,
-                ("outcome", Value::Static("accepted")),
-                |c| c.increment(1),
-            );
-            gauge(ACTIVE, protocol, |g| g.increment(1.0));
+            with_handles(session.protocol(), |metrics| {
+                metrics.accepted().increment(1);
+                metrics.active().increment(1.0);
+            });
         }
         Ok(())
     }
@@ -32,30 +30,23 @@ pub struct RecordClose;
 
 impl CloseHook for RecordClose {
     fn on_close(&self, session: &Session, report: &CloseReport) {
-        let protocol = session.protocol().as_str();
         // `has_started` pairs exactly with the Started event: both happen in
         // `Connection::into_parts`, which notifies every observer.
-        if session.has_started() {
-            gauge(ACTIVE, protocol, |g| g.decrement(1.0));
-            let reason = report.reason.as_str();
-            counter(CLOSED, protocol, ("reason", Value::Static(reason)), |c| {
-                c.increment(1)
-            });
-            let seconds = report.duration.as_secs_f64();
-            histogram(DURATION, protocol, |h| h.record(seconds));
-            return;
-        }
-        let layer = match &report.reason {
-            CloseReason::Rejected(reject) => Value::Dynamic(reject.layer()),
-            other => Value::Static(other.as_str()),
-        };
-        counter(
-            CONNECTIONS,
-            protocol,
-            ("outcome", Value::Static("rejected")),
-            |c| c.increment(1),
-        );
-        counter(REJECTIONS, protocol, ("layer", layer), |c| c.increment(1));
+        let started = session.has_started();
+        with_handles(session.protocol(), |metrics| {
+            if started {
+                metrics.active().decrement(1.0);
+                metrics.count_close(report.reason.as_str());
+                metrics.duration().record(report.duration.as_secs_f64());
+                return;
+            }
+            let layer = match &report.reason {
+                CloseReason::Rejected(reject) => Value::Dynamic(reject.layer()),
+                other => Value::Static(other.as_str()),
+            };
+            metrics.rejected().increment(1);
+            metrics.count_rejection(layer);
+        });
     }
 }
 
@@ -96,11 +87,12 @@ impl Value<'_> {
 /// `counter!` and its kin resolve their handle on every call: they build the key (a label
 /// vector on the heap), the recorder copies it and looks it up in its registry under a lock.
 /// With the Prometheus recorder that was about 2 µs of every connection's five metrics. Here
-/// a thread resolves each handle once and then only uses it: a connection costs a few atomic
-/// operations (and the histogram's sample). Handles are kept per thread, so no lock guards
-/// them, and per recorder: the recorder in force at each event is still the one recorded into
-/// (`with_recorder`), and when it is another one than the handles came from (a global recorder
-/// installed since, a local one), they are resolved from it afresh.
+/// a thread resolves each handle once and then only uses it: a connection costs one
+/// thread-local access, an array index per protocol and a few atomic operations (and the
+/// histogram's sample). Handles are kept per thread, so no lock guards them, and per recorder:
+/// the recorder in force at each event is still the one recorded into (`with_recorder`), and
+/// when it is another one than the handles came from (a global recorder installed since, a
+/// local one), they are resolved from it afresh.
 ///
 /// Recorders are told apart by address. A recorder without size (the no-op one) has no
 /// address of its own, so its handles are not kept; one that takes the place of another at the
@@ -108,39 +100,53 @@ impl Value<'_> {
 /// be taken for it, so such a recorder needs its own layer on a new thread (what tests get).
 struct Handles {
     recorder: usize,
-    counters: Vec<(CounterId, Counter)>,
-    gauges: Vec<((&'static str, &'static str), Gauge)>,
-    histograms: Vec<((&'static str, &'static str), Histogram)>,
+    /// By protocol: IMAP, POP3.
+    protocols: [ProtocolHandles; 2],
 }
 
-/// A counter's name and labels: the protocol and one more.
-struct CounterId {
-    name: &'static str,
-    protocol: &'static str,
-    label: &'static str,
-    value: Cow<'static, str>,
+/// The handles of one protocol's metrics, each resolved on its first use.
+struct ProtocolHandles {
+    accepted: Option<Counter>,
+    rejected: Option<Counter>,
+    active: Option<Gauge>,
+    duration: Option<Histogram>,
+    /// By close reason. Reasons are `&'static str` labels from one `match`, so they are told
+    /// apart by address: cheaper than comparing text, and a label that came from elsewhere with
+    /// the same text only costs one more entry for the same metric.
+    closed: Vec<(&'static str, Counter)>,
+    /// By refusing layer, whose names may be made up per refusal: bounded.
+    rejections: Vec<(Cow<'static, str>, Counter)>,
 }
 
 /// More kept handles of one kind than this on one thread means label values without bound
 /// (layer names made up per refusal, say): the others are resolved per use.
 const MOST_HANDLES: usize = 64;
 
+impl ProtocolHandles {
+    const fn new() -> ProtocolHandles {
+        ProtocolHandles {
+            accepted: None,
+            rejected: None,
+            active: None,
+            duration: None,
+            closed: Vec::new(),
+            rejections: Vec::new(),
+        }
+    }
+}
+
 impl Handles {
     const fn new() -> Handles {
         Handles {
             recorder: 0,
-            counters: Vec::new(),
-            gauges: Vec::new(),
-            histograms: Vec::new(),
+            protocols: [ProtocolHandles::new(), ProtocolHandles::new()],
         }
     }
 
     /// Make these the handles of `recorder`, dropping those of another.
     fn of(&mut self, recorder: usize) -> &mut Handles {
         if self.recorder != recorder {
-            self.counters.clear();
-            self.gauges.clear();
-            self.histograms.clear();
+            *self = Handles::new();
             self.recorder = recorder;
         }
         self
@@ -149,6 +155,97 @@ impl Handles {
 
 thread_local! {
     static HANDLES: RefCell<Handles> = const { RefCell::new(Handles::new()) };
+}
+
+/// One protocol's metrics in the recorder in force, resolving each handle on first use.
+struct ProtocolMetrics<'a> {
+    handles: &'a mut ProtocolHandles,
+    recorder: &'a dyn Recorder,
+    protocol: &'static str,
+}
+
+impl ProtocolMetrics<'_> {
+    fn key(&self, name: &'static str, extra: Option<(&'static str, Cow<'static, str>)>) -> Key {
+        let mut labels = vec![Label::new("protocol", self.protocol)];
+        if let Some((label, value)) = extra {
+            labels.push(Label::new(label, value));
+        }
+        Key::from_parts(name, labels)
+    }
+
+    fn counter(&self, name: &'static str, label: &'static str, value: Value<'_>) -> Counter {
+        let key = self.key(name, Some((label, value.shared())));
+        self.recorder.register_counter(&key, &METADATA)
+    }
+
+    fn accepted(&mut self) -> &Counter {
+        if self.handles.accepted.is_none() {
+            let counter = self.counter(CONNECTIONS, "outcome", Value::Static("accepted"));
+            self.handles.accepted = Some(counter);
+        }
+        self.handles.accepted.as_ref().expect("resolved above")
+    }
+
+    fn rejected(&mut self) -> &Counter {
+        if self.handles.rejected.is_none() {
+            let counter = self.counter(CONNECTIONS, "outcome", Value::Static("rejected"));
+            self.handles.rejected = Some(counter);
+        }
+        self.handles.rejected.as_ref().expect("resolved above")
+    }
+
+    fn active(&mut self) -> &Gauge {
+        if self.handles.active.is_none() {
+            let gauge = self
+                .recorder
+                .register_gauge(&self.key(ACTIVE, None), &METADATA);
+            self.handles.active = Some(gauge);
+        }
+        self.handles.active.as_ref().expect("resolved above")
+    }
+
+    fn duration(&mut self) -> &Histogram {
+        if self.handles.duration.is_none() {
+            let key = self.key(DURATION, None);
+            self.handles.duration = Some(self.recorder.register_histogram(&key, &METADATA));
+        }
+        self.handles.duration.as_ref().expect("resolved above")
+    }
+
+    /// Count a session's end for `reason`, keeping its handle while there is room (reasons
+    /// are few: room runs out only for labels of the same text from many places).
+    fn count_close(&mut self, reason: &'static str) {
+        let found = self
+            .handles
+            .closed
+            .iter()
+            .find(|(r, _)| std::ptr::eq(*r, reason));
+        if let Some((_, counter)) = found {
+            return counter.increment(1);
+        }
+        let counter = self.counter(CLOSED, "reason", Value::Static(reason));
+        counter.increment(1);
+        if self.handles.closed.len() < MOST_HANDLES {
+            self.handles.closed.push((reason, counter));
+        }
+    }
+
+    /// Count a refusal by `layer`, keeping its handle while there is room.
+    fn count_rejection(&mut self, layer: Value<'_>) {
+        let found = self
+            .handles
+            .rejections
+            .iter()
+            .find(|(l, _)| l == layer.as_str());
+        if let Some((_, counter)) = found {
+            return counter.increment(1);
+        }
+        let counter = self.counter(REJECTIONS, "layer", layer);
+        counter.increment(1);
+        if self.handles.rejections.len() < MOST_HANDLES {
+            self.handles.rejections.push((layer.shared(), counter));
+        }
+    }
 }
 
 /// The address that tells `recorder` apart, or `None` for one that cannot be told apart from
@@ -160,124 +257,38 @@ fn identity(recorder: &dyn Recorder) -> Option<usize> {
     Some((recorder as *const dyn Recorder).cast::<()>() as usize)
 }
 
-/// Run `use_it` on the handle `find_or_make` gives from this thread's handles of the recorder in
-/// force, or, when they cannot be used (the recorder has no identity, the thread is ending, a
-/// metric is recorded from inside another, too many handles), on a handle resolved for this
-/// use only.
-fn with_handle<H>(
-    find_or_make: impl for<'a> FnOnce(&'a mut Handles, &dyn Recorder) -> Option<&'a H>,
-    resolve: impl FnOnce(&dyn Recorder) -> H,
-    use_it: impl FnOnce(&H),
-) {
+/// Run `record` on `protocol`'s metrics in the recorder in force: on this thread's kept
+/// handles, or, when they cannot be used (the recorder has no identity, the thread is ending, a
+/// metric is recorded from inside another), on handles resolved for this use only.
+fn with_handles(protocol: Protocol, record: impl FnOnce(&mut ProtocolMetrics<'_>)) {
+    let index = match protocol {
+        Protocol::Imap => 0,
+        Protocol::Pop3 => 1,
+    };
+    let protocol = protocol.as_str();
     metrics::with_recorder(|recorder| {
-        let mut use_it = Some(use_it);
+        let mut record = Some(record);
         if let Some(id) = identity(recorder) {
             let _ = HANDLES.try_with(|handles| {
-                let Ok(mut handles) = handles.try_borrow_mut() else {
-                    return;
-                };
-                if let Some(handle) = find_or_make(handles.of(id), recorder)
-                    && let Some(use_it) = use_it.take()
+                if let Ok(mut handles) = handles.try_borrow_mut()
+                    && let Some(record) = record.take()
                 {
-                    use_it(handle);
+                    let handles = &mut handles.of(id).protocols[index];
+                    record(&mut ProtocolMetrics {
+                        handles,
+                        recorder,
+                        protocol,
+                    });
                 }
             });
         }
-        if let Some(use_it) = use_it {
-            use_it(&resolve(recorder));
+        if let Some(record) = record {
+            // Not run above: handles for this use only.
+            record(&mut ProtocolMetrics {
+                handles: &mut ProtocolHandles::new(),
+                recorder,
+                protocol,
+            });
         }
     });
-}
-
-/// The handle in `handles` whose id `matches`, or a new one from `make` while there is room.
-fn cached<I, H>(
-    handles: &mut Vec<(I, H)>,
-    matches: impl Fn(&I) -> bool,
-    make: impl FnOnce() -> (I, H),
-) -> Option<&H> {
-    let at = match handles.iter().position(|(id, _)| matches(id)) {
-        Some(at) => at,
-        None if handles.len() < MOST_HANDLES => {
-            handles.push(make());
-            handles.len() - 1
-        }
-        None => return None,
-    };
-    Some(&handles[at].1)
-}
-
-fn counter(
-    name: &'static str,
-    protocol: &'static str,
-    (label, value): (&'static str, Value<'_>),
-    use_it: impl FnOnce(&Counter),
-) {
-    let key = || {
-        Key::from_parts(
-            name,
-            vec![
-                Label::new("protocol", protocol),
-                Label::new(label, value.shared()),
-            ],
-        )
-    };
-    with_handle(
-        |handles, recorder| {
-            cached(
-                &mut handles.counters,
-                |id| {
-                    id.name == name
-                        && id.protocol == protocol
-                        && id.label == label
-                        && id.value == value.as_str()
-                },
-                || {
-                    let id = CounterId {
-                        name,
-                        protocol,
-                        label,
-                        value: value.shared(),
-                    };
-                    (id, recorder.register_counter(&key(), &METADATA))
-                },
-            )
-        },
-        |recorder| recorder.register_counter(&key(), &METADATA),
-        use_it,
-    );
-}
-
-fn gauge(name: &'static str, protocol: &'static str, use_it: impl FnOnce(&Gauge)) {
-    let key = || Key::from_parts(name, vec![Label::new("protocol", protocol)]);
-    with_handle(
-        |handles, recorder| {
-            cached(
-                &mut handles.gauges,
-                |id| *id == (name, protocol),
-                || ((name, protocol), recorder.register_gauge(&key(), &METADATA)),
-            )
-        },
-        |recorder| recorder.register_gauge(&key(), &METADATA),
-        use_it,
-    );
-}
-
-fn histogram(name: &'static str, protocol: &'static str, use_it: impl FnOnce(&Histogram)) {
-    let key = || Key::from_parts(name, vec![Label::new("protocol", protocol)]);
-    with_handle(
-        |handles, recorder| {
-            cached(
-                &mut handles.histograms,
-                |id| *id == (name, protocol),
-                || {
-                    (
-                        (name, protocol),
-                        recorder.register_histogram(&key(), &METADATA),
-                    )
-                },
-            )
-        },
-        |recorder| recorder.register_histogram(&key(), &METADATA),
-        use_it,
-    );
 }

@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -30,9 +31,11 @@ impl<Fut, H: CloseHook> OnCloseFuture<Fut, H> {
     }
 }
 
-fn run_hook<H: CloseHook>(
+/// Run the hook, if it has not run, with the report `report` makes (or lends: the report a
+/// session returned is lent, not copied, as it goes on to the caller).
+fn run_hook<'r, H: CloseHook>(
     pending: &mut Option<(Arc<Session>, H)>,
-    report: impl FnOnce(&Session) -> CloseReport,
+    report: impl FnOnce(&Session) -> Cow<'r, CloseReport>,
 ) {
     if let Some((session, hook)) = pending.take() {
         let report = report(&session);
@@ -57,19 +60,19 @@ where
         match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(Ok(report))) => {
-                run_hook(this.pending, |_| report.clone());
+                run_hook(this.pending, |_| Cow::Borrowed(&report));
                 Poll::Ready(Ok(report))
             }
             Ok(Poll::Ready(Err(err))) => {
                 let err = err.into();
                 run_hook(this.pending, |session| {
-                    CloseReport::from_error(session, &err)
+                    Cow::Owned(CloseReport::from_error(session, &err))
                 });
                 Poll::Ready(Err(err))
             }
             Err(panic) => {
                 run_hook(this.pending, |session| {
-                    CloseReport::new(session, CloseReason::Panic)
+                    Cow::Owned(CloseReport::new(session, CloseReason::Panic))
                 });
                 std::panic::resume_unwind(panic)
             }
@@ -80,6 +83,8 @@ where
 #[pinned_drop]
 impl<Fut, H: CloseHook> PinnedDrop for OnCloseFuture<Fut, H> {
     fn drop(self: Pin<&mut Self>) {
-        run_hook(self.project().pending, CloseReport::dropped);
+        run_hook(self.project().pending, |session| {
+            Cow::Owned(CloseReport::dropped(session))
+        });
     }
 }

@@ -31,8 +31,8 @@ struct Check<S, P: Policy> {
     #[pin]
     check: P::Future,
     // Made on the first Pending only: a timer reads the clock and registers with the runtime.
-    #[pin]
-    deadline: Option<Sleep>,
+    // Boxed as well, so that the checks that answer at once (most) do not move its bytes.
+    deadline: Option<Pin<Box<Sleep>>>,
     options: Options,
     name: &'static str,
     next: Option<(S, Connection)>,
@@ -130,7 +130,7 @@ where
                 StateProj::Checking { check } => {
                     let CheckProj {
                         check,
-                        mut deadline,
+                        deadline,
                         options,
                         name,
                         next,
@@ -139,11 +139,10 @@ where
                         match std::panic::catch_unwind(AssertUnwindSafe(|| check.poll(cx))) {
                             Ok(Poll::Ready(verdict)) => verdict,
                             Ok(Poll::Pending) => {
-                                if deadline.is_none() {
-                                    deadline.set(Some(tokio::time::sleep(options.deadline)));
-                                }
-                                let timer = deadline.as_pin_mut().expect("set just above");
-                                ready!(timer.poll(cx));
+                                let timer = deadline.get_or_insert_with(|| {
+                                    Box::pin(tokio::time::sleep(options.deadline))
+                                });
+                                ready!(timer.as_mut().poll(cx));
                                 Err(Reject::new(TIMEOUT_MESSAGE).with_layer(*name))
                             }
                             Err(_) => {
