@@ -362,3 +362,27 @@ fn an_imap_refusal_text_cannot_pass_for_a_response_code() {
     let rest = client.read_to_eof();
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
 }
+
+/// The POP3 twin: a configured refusal that starts with `[` must not reach a client that
+/// speaks RESP-CODES (which the server advertises in CAPA) as `-ERR [IN-USE] ...`, RFC 2449's
+/// "the maildrop is locked"; a space goes before it. The server's own codes still go out: a
+/// wrong password is `-ERR [AUTH]`.
+#[test]
+fn a_pop3_refusal_text_cannot_pass_for_a_response_code() {
+    let server = ExampleServer::start_with_auth(
+        "failure_delay_ms = 0",
+        "[layers.ip_block]\n\
+         deny = [\"127.0.0.71/32\"]\n\
+         message = \"[IN-USE] haha\"\n",
+    );
+    let mut refused = RawClient::connect_from(lo(71), server.pop3);
+    assert_eq!(refused.line().as_deref(), Some("-ERR  [IN-USE] haha"));
+    let rest = refused.read_to_eof();
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+
+    let mut client = RawClient::connect_from(lo(72), server.pop3);
+    client.greeting();
+    assert!(client.cmd("USER demo").starts_with("+OK"));
+    let reply = client.cmd("PASS wrong");
+    assert!(reply.starts_with("-ERR [AUTH] "), "{reply}");
+}

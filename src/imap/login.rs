@@ -157,6 +157,11 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     }
 
     fn login_failed(&mut self, tag: &Tag<'static>, err: AuthError) -> Flow {
+        // Cut short because the session is ending (the failure delay hears shutdown, kicks and
+        // bans): no verdict; the goodbye the next read says is the answer, as in Dovecot.
+        if self.session.is_ending() {
+            return Flow::Continue;
+        }
         let (code, text) = match err {
             AuthError::InvalidCredentials => ("AUTHENTICATIONFAILED", "Authentication failed"),
             AuthError::Limit => ("LIMIT", "Too many sessions for this user"),

@@ -481,6 +481,11 @@ where
     }
 
     fn login_failed(&mut self, err: AuthError) -> Flow {
+        // Cut short because the session is ending (the failure delay hears shutdown, kicks and
+        // bans): no verdict; the goodbye the next read says is the answer, the one `-ERR`.
+        if self.session.is_ending() {
+            return Flow::Continue;
+        }
         let (code, text) = match err {
             AuthError::InvalidCredentials => (RespCode::Auth, "Authentication failed"),
             AuthError::Limit => (RespCode::InUse, "Too many sessions for this user"),

@@ -6,6 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::io::AsyncWriteExt;
@@ -88,7 +89,17 @@ pub(super) async fn run<S>(
             tracing::warn!(session_id = %session.id(), %remote, "connection setup timed out before the session started");
             reject
         }
-        Outcome::HardStopped => return,
+        Outcome::HardStopped => {
+            // The stack's future is dropped by now, and a session service inside it gave its
+            // stream back (or none ever took it): the client is still owed its goodbye, under
+            // a short deadline, so that a client that does not read cannot hold shutdown.
+            if let Some(transport) = slot.take() {
+                let reason = session.end_reason().unwrap_or(CloseReason::Shutdown);
+                let deadline = state.config.hard_stop_goodbye_timeout;
+                write_goodbye(transport.io, protocol, reason.goodbye(), deadline).await;
+            }
+            return;
+        }
     };
     // The transport is still here only if no session service took it: then the client has
     // heard nothing yet and is owed the protocol's refusal.
@@ -106,7 +117,8 @@ pub(super) async fn run<S>(
                 }
             }
         }
-        write_refusal(transport.io, protocol, reject.message(), &state).await;
+        let deadline = state.config.refusal_write_timeout;
+        write_goodbye(transport.io, protocol, reject.message(), deadline).await;
     }
 }
 
@@ -311,12 +323,13 @@ where
     }
 }
 
-async fn write_refusal(mut io: BoxIo, protocol: Protocol, message: &str, state: &ServerState) {
+/// Write the protocol's goodbye line with `text` and close, giving up after `deadline`.
+async fn write_goodbye(mut io: BoxIo, protocol: Protocol, text: &str, deadline: Duration) {
     let mut line = Vec::new();
-    goodbye(&mut line, protocol, message);
+    goodbye(&mut line, protocol, text);
     let write = async {
         io.write_all(&line).await?;
         io.shutdown().await
     };
-    let _ = tokio::time::timeout(state.config.refusal_write_timeout, write).await;
+    let _ = tokio::time::timeout(deadline, write).await;
 }

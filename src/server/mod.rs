@@ -142,6 +142,10 @@ pub struct ServerConfig {
     pub setup_timeout: Duration,
     /// Deadline for writing a refusal to a client that does not read.
     pub refusal_write_timeout: Duration,
+    /// Deadline for the goodbye (`* BYE` / `-ERR`) to a session still running at the end of
+    /// the shutdown grace period, cut there: short, since shutdown waits for it, and a client
+    /// that does not read must not hold shutdown.
+    pub hard_stop_goodbye_timeout: Duration,
     /// Longest pause of the accept loop after resource errors such as EMFILE.
     pub max_accept_backoff: Duration,
     /// Connections still reading a PROXY header or in an implicit-TLS handshake, server-wide.
@@ -166,6 +170,7 @@ impl Default for ServerConfig {
             tls_handshake_timeout: Duration::from_secs(10),
             setup_timeout: Duration::from_secs(30),
             refusal_write_timeout: Duration::from_secs(5),
+            hard_stop_goodbye_timeout: Duration::from_secs(1),
             max_accept_backoff: Duration::from_secs(1),
             max_setup_connections: 1024,
             max_setup_per_address: 16,
@@ -256,7 +261,9 @@ impl Server {
 
     /// Stop accepting, ask every session to end (clients are told `* BYE` / `-ERR`), and wait
     /// up to `grace` for them; sessions still running after that are dropped, which runs their
-    /// close hooks. Returns when every connection task has finished.
+    /// close hooks, and their clients are told the same goodbye, each write bounded by
+    /// [`ServerConfig::hard_stop_goodbye_timeout`]. Returns when every connection task has
+    /// finished.
     pub async fn shutdown(&self, grace: Duration) {
         self.state.shutdown.cancel();
         self.state.tasks.close();

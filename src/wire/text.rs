@@ -92,7 +92,9 @@ pub(crate) fn goodbye<B: BufMut>(out: &mut B, protocol: Protocol, text: &str) {
 
 /// A POP3 status line, `indicator [code] text\r\n`, of at most `max_line` octets with its CRLF
 /// (RFC 2449 section 4 bounds them to 512): the text cleaned and cut to fit, and left out with
-/// its space when nothing remains.
+/// its space when nothing remains. Without a code, a text that starts with `[` gets a space
+/// before it, as in IMAP: `-ERR [IN-USE] ...` would read as RFC 2449's response code to a
+/// client that speaks RESP-CODES.
 pub(crate) fn status_line<B: BufMut>(
     out: &mut B,
     indicator: &str,
@@ -108,10 +110,16 @@ pub(crate) fn status_line<B: BufMut>(
         out.put_u8(b']');
         used += code.len() + 3;
     }
-    let text = clean_line(text, max_line.saturating_sub(used + 1));
-    if !text.is_empty() {
-        out.put_u8(b' ');
-        out.put_slice(text.as_bytes());
+    let budget = max_line.saturating_sub(used + 1);
+    let mut cleaned = clean_line(text, budget);
+    let guarded = code.is_none() && cleaned.starts_with('[');
+    if guarded {
+        // The guard's space comes out of the text's budget.
+        cleaned = clean_line(text, budget.saturating_sub(1));
+    }
+    if !cleaned.is_empty() {
+        out.put_slice(if guarded { b"  " } else { b" " });
+        out.put_slice(cleaned.as_bytes());
     }
     out.put_slice(b"\r\n");
 }
@@ -176,5 +184,45 @@ mod tests {
             written(|out| goodbye(out, Protocol::Pop3, &long)).len(),
             "-ERR \r\n".len() + MAX_MESSAGE_LEN
         );
+        assert_eq!(
+            written(|out| goodbye(out, Protocol::Pop3, "\r\n [IN-USE] haha")),
+            "-ERR  [IN-USE] haha\r\n"
+        );
+    }
+
+    #[test]
+    fn pop3_free_texts_never_pass_for_a_response_code() {
+        let line = |indicator, code, text: &str, max| {
+            written(|out| status_line(out, indicator, code, text, max))
+        };
+        assert_eq!(
+            line("-ERR", None, "[IN-USE] haha", 512),
+            "-ERR  [IN-USE] haha\r\n"
+        );
+        assert_eq!(
+            line("+OK", None, "[SYS/TEMP] ready", 512),
+            "+OK  [SYS/TEMP] ready\r\n"
+        );
+        // The server's own codes still go out as codes, whatever the text after them.
+        assert_eq!(
+            line("-ERR", Some("IN-USE"), "Mailbox locked", 512),
+            "-ERR [IN-USE] Mailbox locked\r\n"
+        );
+        assert_eq!(
+            line("-ERR", Some("AUTH"), "[x] y", 512),
+            "-ERR [AUTH] [x] y\r\n"
+        );
+        // A bracket inside the text is no code.
+        assert_eq!(
+            line("-ERR", None, "try [later]", 512),
+            "-ERR try [later]\r\n"
+        );
+        // The guard's space is within the bound, and a cut text still ends on a character.
+        let long = format!("[{}", "\u{e9}".repeat(600));
+        let guarded = line("-ERR", None, &long, 512);
+        assert!(guarded.len() <= 512, "{}", guarded.len());
+        assert!(guarded.starts_with("-ERR  [\u{e9}"), "{guarded}");
+        let fits = "[".to_owned() + &"x".repeat(512 - "-ERR  [\r\n".len());
+        assert_eq!(line("-ERR", None, &fits, 512).len(), 512);
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tower_layer::Layer;
+use tower_mail::Session;
 use tower_mail::auth::{AuthError, Authenticator, Credentials, User};
 use tower_service::Service;
 
@@ -64,6 +65,12 @@ pub const DEFAULT_DELAY_WINDOW: Duration = Duration::from_secs(300);
 ///   sprays other accounts' passwords from.
 /// - Other errors ([`AuthError::Unavailable`], [`AuthError::Limit`]) pass at once and do not
 ///   count.
+/// - **A session asked to end stops waiting** (server shutdown, a kick, a ban of its address,
+///   when the credentials carry the session): the failure is counted already, and the wait
+///   ends at once with [`AuthError::Unavailable`] rather than the verdict; the IMAP and POP3
+///   services then send no login answer, only their goodbye (`* BYE Server shutting down`,
+///   as Dovecot disconnects pending logins). A delay longer than the shutdown grace period
+///   would otherwise hold the session until the hard stop.
 /// - User names are counted without case (`Alice` is `alice`), under a keyed 64-bit hash:
 ///   memory does not depend on how long the names are.
 /// - Addresses are counted one by one (IPv4-mapped IPv6 as IPv4).
@@ -399,6 +406,7 @@ impl<A: Authenticator> Service<Credentials> for FailureDelayService<A> {
         let history = self.history.clone();
         let ip = client_ip(&credentials);
         let user = credentials.user.clone();
+        let session = credentials.session.clone();
         Box::pin(async move {
             match inner.call(credentials).await {
                 Ok(found) => {
@@ -421,12 +429,32 @@ impl<A: Authenticator> Service<Credentials> for FailureDelayService<A> {
                         );
                         #[cfg(feature = "metrics")]
                         ::metrics::counter!("mail_auth_failures_delayed_total").increment(1);
-                        tokio::time::sleep(delay).await;
+                        if !hold(delay, session.as_deref()).await {
+                            return Err(AuthError::Unavailable);
+                        }
                     }
                     Err(AuthError::InvalidCredentials)
                 }
                 Err(other) => Err(other),
             }
         })
+    }
+}
+
+/// Wait out a failure's `delay`, unless its session is asked to end first (server shutdown, a
+/// kick, a ban of its address): then `false` at once. The failure is counted already, so
+/// nothing is lost; the session says its goodbye within the shutdown grace period instead of
+/// being cut at its end, and the answer is [`AuthError::Unavailable`], never the verdict,
+/// which a client gets only after the delay (the session services send none while ending).
+async fn hold(delay: Duration, session: Option<&Session>) -> bool {
+    let sleep = tokio::time::sleep(delay);
+    let Some(session) = session else {
+        sleep.await;
+        return true;
+    };
+    tokio::select! {
+        biased;
+        _ = session.ending() => false,
+        _ = sleep => true,
     }
 }

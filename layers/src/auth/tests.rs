@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_mail::BoxError;
 use tower_mail::auth::{AuthError, Authenticator, Credentials, Secret, User};
-use tower_mail::{Protocol, Session};
+use tower_mail::{CloseReason, Protocol, Session};
 
 use super::recent::RecentFailures;
 use super::*;
@@ -365,6 +365,39 @@ async fn failures_leave_the_window_and_other_errors_pass_at_once() {
         (0, 0),
         "they are not failures of the client"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_asked_to_end_stops_waiting_without_a_verdict_and_its_failure_counts() {
+    let layer = FailureDelayLayer::new();
+    let auth = layer.layer(passwords());
+    // Shutdown ends every session this way (a child token of the server's), as do kicks.
+    for (n, reason) in [CloseReason::Shutdown, CloseReason::Kicked("bye".into())]
+        .into_iter()
+        .enumerate()
+    {
+        let credentials = creds("192.0.2.1", "alice", "x");
+        let session = credentials.session.clone().unwrap();
+        let login = spawn_login(&auth, credentials);
+        until("the failure is counted", || {
+            layer.next_delay(Some(ip("192.0.2.1")), "alice") == secs(2 << (n + 1))
+        })
+        .await;
+        assert!(!login.is_finished(), "held in its delay");
+        session.end(reason);
+        let (answer, waited) = login.await.unwrap();
+        assert_eq!(
+            answer,
+            Err(AuthError::Unavailable),
+            "no verdict before the delay"
+        );
+        assert_eq!(waited, Duration::ZERO);
+    }
+    // Both failures counted: without a session (a caller outside the protocol services), the
+    // third waits out its whole delay.
+    let (answer, waited) = timed(&auth, Credentials::new("alice", "x")).await;
+    assert_eq!(answer, Err(AuthError::InvalidCredentials));
+    assert_eq!(waited, secs(8));
 }
 
 #[tokio::test(start_paused = true)]
