@@ -19,6 +19,10 @@ use std::fmt;
 pub struct Extensions {
     // Made on the first insert: most connections carry nothing, and an empty map would still
     // be 48 bytes (with its hasher's keys read per connection) moved through every layer.
+    #[allow(
+        clippy::box_collection,
+        reason = "8 bytes in the connection instead of 48; the allocation happens only on use"
+    )]
     map: Option<Box<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
 }
 
