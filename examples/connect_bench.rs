@@ -48,10 +48,22 @@
 //! # the same for --only full; then (total(x.5000) - total(x.1000)) / 4400 per stack
 //! ```
 //!
-//! Measured so (2026-12-05, two cores): 28,815 user-space instructions per connection bare and
-//! 35,643 with the full stack (client and server both counted; the kernel's TCP work, most of
-//! a connection's cost, is not). Of the 6,828 more: future moves 1,419, metrics 1,516, the
-//! policy machinery 928, the close guards 678, the rate limit 819 (its keyed hash included).
+//! The first use of the Prometheus recorder calibrates `quanta`'s clock in a loop whose length
+//! depends on wall time, so under valgrind it differs between runs by up to a few million
+//! instructions: subtract the inclusive count of `quanta::Clock::new` from each run's total
+//! (`callgrind_annotate --inclusive=yes`) before taking the difference.
+//!
+//! Measured so (2026-12-05, two cores, two runs each): 29,250-29,420 user-space instructions
+//! per connection bare and 34,080-34,140 with the full stack, 4,660-4,895 more (1.16x; client
+//! and server both counted; the kernel's TCP work, most of a connection's cost, is not). Before
+//! that day's work the full stack cost 6,805 more (1.23x): the metrics layer's handle lookups
+//! (about 800 saved), the close report cloned for each hook, a 192-byte `Connection` moved
+//! through every layer (now 72: settings and extensions are made on first use, the first
+//! observer is kept inline), and a 2.8 KiB connection task that missed the allocator's fast
+//! size classes (now 880 bytes, as with no stack: the stack is boxed and the task's `Drive`
+//! future no longer keeps the stack's future twice). By CPU time, kernel included, the same
+//! binary measured full/bare 1.058 (median of 8 rounds 1.053, rounds 1.034-1.113) on a machine
+//! busy with builds.
 //!
 //! The defaults (10 rounds of 5,000 connections per stack, 32 clients at once: 150,000
 //! connections) take under a minute on two busy cores. Client and server share the process and
