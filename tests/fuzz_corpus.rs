@@ -108,3 +108,33 @@ fn any_message_can_be_fetched_and_searched() {
         );
     }
 }
+
+#[test]
+fn maildir_trees_left_by_other_programs_keep_every_message_and_sound_uids() {
+    for (name, input) in inputs("maildir_tree") {
+        // The harness itself fails on UIDs that are not unique and ascending below UIDNEXT.
+        let held = harness::maildir_tree(&input);
+        let names = input.split(|&b| b == 0).skip(2).filter(|n| !n.is_empty()).count();
+        assert!(held <= names, "{name}: {held} messages from {names} files");
+        if name.ends_with("dovecot_written") {
+            // Two in cur/ known to the UID list, one an MDA left in new/: all three listed.
+            assert_eq!(held, 3, "{name}");
+        }
+    }
+}
+
+#[test]
+fn proxy_headers_are_read_by_their_deadline_and_pass_on_the_client_bytes() {
+    for (name, input) in inputs("proxy_header") {
+        // The harness fails on a hang, a header over the cap, or bytes passed on that are not
+        // the client's own.
+        let accepted = harness::proxy_header(&input);
+        let well_formed = ["v1_tcp4", "v1_tcp6", "v1_unknown", "v2_tcp4"];
+        if well_formed.iter().any(|seed| name.ends_with(seed)) {
+            assert!(accepted, "{name}: a valid header was refused");
+        }
+        if name.ends_with("v1_truncated") || name.ends_with("garbage") {
+            assert!(!accepted, "{name}: a malformed header was accepted");
+        }
+    }
+}

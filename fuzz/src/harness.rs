@@ -139,3 +139,141 @@ where
         output
     })
 }
+
+/// Lay out one user's INBOX from `input` as another program might have left it, then read it
+/// through the Maildir store the way a session does: snapshot, every message, a flag change,
+/// a snapshot again. `input` is NUL-separated: the `dovecot-uidlist` file, the
+/// `dovecot-keywords` file, then message file names (into `cur/` or, after a name starting
+/// with `n`, `new/`). Names that no filesystem takes (empty, `.`, `..`, with `/`) are skipped.
+///
+/// What counts as a failure: a panic, or a snapshot whose UIDs are not unique and ascending
+/// below its UIDNEXT. Returns the number of messages the second snapshot holds.
+pub fn maildir_tree(input: &[u8]) -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower_mail::store::{Flags, Maildir, Mailstore, MessageFlags};
+
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let root = std::env::temp_dir().join(format!(
+        "tower-mail-fuzz-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let inbox = root.join("alice");
+    for dir in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(inbox.join(dir)).expect("a temporary directory");
+    }
+    let mut parts = input.split(|&b| b == 0);
+    let uidlist = parts.next().unwrap_or_default();
+    let keywords = parts.next().unwrap_or_default();
+    std::fs::write(inbox.join("dovecot-uidlist"), uidlist).expect("write the UID list");
+    std::fs::write(inbox.join("dovecot-keywords"), keywords).expect("write the keywords");
+    for name in parts {
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
+        let (dir, name) = match name.strip_prefix('n') {
+            Some(rest) => ("new", rest),
+            None => ("cur", name),
+        };
+        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+            continue;
+        }
+        let message = format!("Subject: {}\r\n\r\nbody\r\n", name.len());
+        let _ = std::fs::write(inbox.join(dir).join(name), message);
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let held = runtime.block_on(async {
+        let store = Maildir::new(&root);
+        let Ok(first) = store.snapshot("alice", "INBOX").await else {
+            return 0;
+        };
+        check_uids(
+            &first.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            first.uid_next,
+        );
+        for message in first.messages.iter() {
+            let _ = store.fetch("alice", "INBOX", message.uid).await;
+        }
+        if let Some(message) = first.messages.first() {
+            let flags = MessageFlags::from(Flags::SEEN);
+            let _ = store.set_flags("alice", "INBOX", message.uid, flags).await;
+        }
+        let Ok(second) = store.snapshot("alice", "INBOX").await else {
+            return 0;
+        };
+        check_uids(
+            &second.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            second.uid_next,
+        );
+        second.messages.len()
+    });
+    let _ = std::fs::remove_dir_all(&root);
+    held
+}
+
+/// UIDs are unique, ascending, non-zero and below UIDNEXT: what every client relies on.
+fn check_uids(uids: &[u32], uid_next: u32) {
+    assert!(
+        uids.windows(2).all(|w| w[0] < w[1]),
+        "UIDs not ascending: {uids:?}"
+    );
+    assert!(
+        uids.iter().all(|&uid| uid > 0 && uid < uid_next),
+        "UIDs {uids:?} vs UIDNEXT {uid_next}"
+    );
+}
+
+/// Feed `input` to the PROXY header reader in pieces (the first byte says where the input is
+/// cut), as a trusted peer's connection delivers it, on a paused clock so the deadline passes
+/// at once. What counts as a failure: a panic, a hang past the deadline, or a header accepted
+/// with more bytes than the cap or with bytes passed on that did not follow it in the input.
+pub fn proxy_header(input: &[u8]) -> bool {
+    use tower_mail::server::{ProxyConfig, read_proxy_header};
+
+    let Some((&cut, input)) = input.split_first() else {
+        return false;
+    };
+    let config = ProxyConfig::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+        let data = input.to_vec();
+        let writer = tokio::spawn(async move {
+            let cut = usize::from(cut).min(data.len());
+            let _ = client.write_all(&data[..cut]).await;
+            tokio::task::yield_now().await;
+            let _ = client.write_all(&data[cut..]).await;
+            // The peer stays connected: the reader must end on what it has or on its deadline.
+            std::future::pending::<()>().await;
+        });
+        let read = tokio::time::timeout(
+            config.timeout + Duration::from_secs(1),
+            read_proxy_header(&mut server, &config),
+        )
+        .await
+        .expect("the reader ends by its own deadline");
+        writer.abort();
+        match read {
+            Ok((_, rest)) => {
+                // The bytes passed on are the input's own, in order, right after a header
+                // within the cap (only what had arrived: the rest is still in the pipe).
+                let after_header = (0..=input.len().min(config.max_header_len))
+                    .any(|at| input[at..].starts_with(&rest));
+                assert!(
+                    after_header,
+                    "passed on bytes that did not follow the header"
+                );
+                true
+            }
+            Err(_) => false,
+        }
+    })
+}

@@ -27,6 +27,8 @@ use tower_service::Service;
 
 pub use address_check::AddressCheck;
 pub use proxy::ProxyConfig;
+#[cfg(feature = "test-util")]
+pub use proxy::read_proxy_header;
 pub use setup_failure::SetupFailure;
 
 use crate::close::CloseReport;

@@ -64,6 +64,29 @@ pub(crate) struct ProxiedAddrs {
     pub(crate) rest: Bytes,
 }
 
+/// Read a PROXY header (v1 or v2) from `io` as a listener does for a trusted peer, within
+/// `config`'s deadline and size cap: the real client and local addresses (`None` for a LOCAL
+/// or UNKNOWN header) and the bytes that followed the header. For tests and fuzzing (the
+/// `test-util` feature); the server calls it on every connection from a trusted network.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use tower_mail::server::{ProxyConfig, read_proxy_header};
+/// let mut input: &[u8] = b"PROXY TCP4 192.0.2.7 198.51.100.1 40000 143\r\na LOGIN\r\n";
+/// let (addrs, rest) = read_proxy_header(&mut input, &ProxyConfig::default()).await.unwrap();
+/// assert_eq!(addrs.unwrap().0, "192.0.2.7:40000".parse().unwrap());
+/// assert_eq!(&rest[..], b"a LOGIN\r\n");
+/// # });
+/// ```
+#[cfg(feature = "test-util")]
+pub async fn read_proxy_header<R: AsyncRead + Unpin>(
+    io: &mut R,
+    config: &ProxyConfig,
+) -> io::Result<(Option<(SocketAddr, SocketAddr)>, Bytes)> {
+    let header = read_header(io, config).await?;
+    Ok((header.addrs, header.rest))
+}
+
 /// Read a PROXY header from `io` within the deadline and size cap.
 pub(crate) async fn read_header<R: AsyncRead + Unpin>(
     io: &mut R,
