@@ -114,7 +114,11 @@ fn maildir_trees_left_by_other_programs_keep_every_message_and_sound_uids() {
     for (name, input) in inputs("maildir_tree") {
         // The harness itself fails on UIDs that are not unique and ascending below UIDNEXT.
         let held = harness::maildir_tree(&input);
-        let names = input.split(|&b| b == 0).skip(2).filter(|n| !n.is_empty()).count();
+        let names = input
+            .split(|&b| b == 0)
+            .skip(2)
+            .filter(|n| !n.is_empty())
+            .count();
         assert!(held <= names, "{name}: {held} messages from {names} files");
         if name.ends_with("dovecot_written") {
             // Two in cur/ known to the UID list, one an MDA left in new/: all three listed.
