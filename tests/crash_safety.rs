@@ -143,6 +143,9 @@ struct Tree {
     mailboxes: BTreeMap<&'static str, Mailbox>,
     uid_validity: BTreeMap<&'static str, u32>,
     uid_next: BTreeMap<&'static str, u32>,
+    /// HIGHESTMODSEQ as last seen: a crash must never take it back (RFC 7162 section 3.1.2:
+    /// a client resyncing from it would miss changes).
+    highest_modseq: BTreeMap<&'static str, u64>,
     /// Every UID ever seen, with the message it named.
     history: HashMap<(&'static str, u32), u64>,
     next_id: u64,
@@ -216,6 +219,13 @@ impl Tree {
     #[track_caller]
     fn check(&mut self, server: &ExampleServer, outcome: &Outcome, context: &str) {
         let seen = read_tree(server, &["INBOX", ARCHIVE], context);
+        for (name, now) in highest_modseqs(server, &["INBOX", ARCHIVE]) {
+            let before = self.highest_modseq.insert(name, now).unwrap_or(0);
+            assert!(
+                now >= before,
+                "{context}: HIGHESTMODSEQ of {name} went back from {before} to {now}"
+            );
+        }
         for (name, (validity, uid_next, mailbox)) in &seen {
             let before = *self.uid_validity.entry(name).or_insert(*validity);
             assert_eq!(
@@ -320,6 +330,30 @@ fn code_number(lines: &[String], name: &str) -> Option<u32> {
         let rest = &l[l.find(&format!("[{name} "))? + name.len() + 2..];
         rest[..rest.find(']')?].parse().ok()
     })
+}
+
+/// Each of `mailboxes`' HIGHESTMODSEQ, from STATUS in a fresh session.
+#[track_caller]
+fn highest_modseqs(
+    server: &ExampleServer,
+    mailboxes: &[&'static str],
+) -> BTreeMap<&'static str, u64> {
+    let mut client = imap_session(server);
+    let mut modseqs = BTreeMap::new();
+    for &name in mailboxes {
+        client.send_raw(format!("m STATUS {name} (HIGHESTMODSEQ)\r\n").as_bytes());
+        let lines = until_tagged(&mut client, "m").expect("STATUS answered");
+        let value = lines
+            .iter()
+            .find_map(|l| {
+                let rest = &l[l.find("(HIGHESTMODSEQ ")? + "(HIGHESTMODSEQ ".len()..];
+                rest[..rest.find(')')?].parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no HIGHESTMODSEQ in {lines:?}"));
+        modseqs.insert(name, value);
+    }
+    client.send_raw(b"z LOGOUT\r\n");
+    modseqs
 }
 
 /// `mailboxes` as a fresh session sees them: UIDVALIDITY, UIDNEXT, and each message's id
@@ -922,7 +956,7 @@ fn sigkill_at_seeded_points_loses_no_acknowledged_change() {
     println!(
         "{} kill cycles: {kills:?}; {steps_total} steps planned, {} acknowledged and checked; \
          {} messages and {} UIDs checked across restarts; messages at the end: INBOX {}, {ARCHIVE} {}; \
-         UIDVALIDITY unchanged: {:?}",
+         UIDVALIDITY unchanged: {:?}; HIGHESTMODSEQ never went back, at the end: {:?}",
         plan.len(),
         tree.checked_acknowledged,
         tree.checked_messages,
@@ -930,6 +964,7 @@ fn sigkill_at_seeded_points_loses_no_acknowledged_change() {
         tree.mailboxes["INBOX"].len(),
         tree.mailboxes[ARCHIVE].len(),
         tree.uid_validity,
+        tree.highest_modseq,
     );
 }
 
