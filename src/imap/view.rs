@@ -252,7 +252,7 @@ impl MailboxView {
         let remaining = kept.len();
         kept.extend(fresh.filter(|m| m.uid > last_known).cloned());
         // Most often what the client now knows is the store's list: share it.
-        self.messages = snapshot.messages.or_same(kept.into());
+        self.messages = snapshot.messages.or_same(kept);
         if resync == Resync::Qresync {
             // Ascending UIDs as ranges: one response, however many went.
             let ranges = crate::store::ranges_of(removed_uids);

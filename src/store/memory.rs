@@ -293,7 +293,7 @@ impl Mailstore for MemoryStore {
                     internal_date: message.internal_date,
                     modseq: message.modseq,
                 })
-                .collect();
+                .collect::<Vec<_>>();
             mailbox.listed = mailbox.listed.or_same(messages);
             Ok(MailboxSnapshot {
                 uid_validity: mailbox.uid_validity,

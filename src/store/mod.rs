@@ -182,6 +182,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Delivery is [`begin_append`](Self::begin_append) and its [`Upload`](Self::Upload) type;
 /// [`append`](Self::append) has a default written with them. A store with nowhere to stream
 /// to can buffer in its upload, as [`MemoryStore`] does.
+///
+/// [`snapshot`](Self::snapshot) should hand out the same [`MessageList`] (a clone of it) while
+/// the mailbox's messages stay the same, as both stores here do: every IMAP session with the
+/// mailbox selected then holds that one list, instead of a copy of its own.
 pub trait Mailstore: Send + Sync + 'static {
     /// A message being delivered piece by piece: see [`begin_append`](Self::begin_append).
     type Upload: MessageUpload;

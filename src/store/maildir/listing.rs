@@ -84,7 +84,7 @@ impl Listing {
         now: SystemTime,
         messages: Vec<MessageMeta>,
     ) -> MessageList {
-        self.messages = self.messages.or_same(messages.into());
+        self.messages = self.messages.or_same(messages);
         self.settled = times.settled(now).then_some(times);
         self.messages.clone()
     }
