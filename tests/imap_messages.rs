@@ -1973,6 +1973,56 @@ fn check_reports_changes_made_by_another_session() {
     changes_by_another_session_are_reported_at("CHECK");
 }
 
+/// The Maildir file of the message whose body names it `n` (see [`numbered`]).
+fn message_file(server: &ExampleServer, n: u32) -> std::path::PathBuf {
+    let body = format!("Body of message {n}.");
+    let user = server.maildir().join(USER);
+    ["cur", "new"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(user.join(dir)).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .find(|path| String::from_utf8_lossy(&std::fs::read(path).unwrap()).contains(&body))
+        .unwrap_or_else(|| panic!("no file holds message {n}"))
+}
+
+/// Sessions with INBOX selected hold one list of its messages between them; a flag change
+/// and a removal made by another program in the Maildir reach each session all the same,
+/// each when its client may hear of them: a session answering FETCH keeps the removed
+/// message numbered, the other is told at once.
+#[test]
+fn changes_by_another_program_reach_every_session_with_the_mailbox_selected() {
+    let (server, mut a, uids) = with_messages(3);
+    let mut b = Imap::select(&server, "INBOX");
+    // As a mail client working on the Maildir directly would: flag 2 (its file renamed into
+    // cur/ with `F` in its info), delete 3.
+    let second = message_file(&server, 2);
+    let name = second.file_name().unwrap().to_str().unwrap();
+    let base = name.split_once(":2,").map_or(name, |(base, _)| base);
+    let cur = server.maildir().join(USER).join("cur");
+    std::fs::rename(&second, cur.join(format!("{base}:2,F"))).unwrap();
+    std::fs::remove_file(message_file(&server, 3)).unwrap();
+
+    let lines = a.ok("NOOP");
+    assert_eq!(lines, ["* 3 EXPUNGE", "* 2 FETCH (FLAGS (\\Flagged))"]);
+    let lines = b.ok("FETCH 1:3 (UID)");
+    assert!(
+        numbered_responses(&lines, "EXPUNGE").is_empty(),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"* 2 FETCH (FLAGS (\\Flagged))".to_owned()),
+        "{lines:?}"
+    );
+    let lines = b.ok("NOOP");
+    assert_eq!(lines, ["* 3 EXPUNGE"]);
+    for session in [&mut a, &mut b] {
+        assert_eq!(session.uids(), uids[..2]);
+        let lines = session.ok("FETCH 2 (FLAGS)");
+        assert_eq!(lines, ["* 2 FETCH (FLAGS (\\Flagged))"]);
+        assert!(session.ok("NOOP").is_empty());
+    }
+}
+
 #[test]
 fn expunges_by_another_session_wait_for_a_command_that_allows_them() {
     let (server, mut a, uids) = with_messages(3);

@@ -177,6 +177,7 @@ mod mailboxes;
 mod mutf7;
 mod reading;
 mod recent;
+mod recent_uids;
 mod response;
 mod search;
 mod selected;

@@ -2,6 +2,12 @@
 //! mod-sequences, brought up to date with the store at the points where RFC 3501 lets the
 //! server tell the client about changes (section 7: EXISTS, EXPUNGE and FETCH FLAGS
 //! responses; with QRESYNC, VANISHED instead of EXPUNGE).
+//!
+//! The messages are the store's shared [`MessageList`]: every session that is up to date
+//! with a mailbox holds the same list as the store's snapshot, and a session keeps a copy of
+//! its own only while its client knows something else (an expunge it may not be told of yet,
+//! a flag change of its own the store's list does not show yet). The next update that
+//! leaves the view equal to the store's list takes the shared list again.
 
 use std::num::{NonZeroU32, NonZeroU64};
 
@@ -10,8 +16,11 @@ use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::response::Data;
 
 use super::condstore::Resync;
+use super::recent_uids::RecentUids;
 use super::{flags, response, sequence};
-use crate::store::{Keywords, MailboxSnapshot, MailboxWatch, MessageFlags, MessageMeta};
+use crate::store::{
+    Keywords, MailboxSnapshot, MailboxWatch, MessageFlags, MessageList, MessageMeta,
+};
 
 /// Whether removed messages may be reported now.
 ///
@@ -34,10 +43,11 @@ pub(super) struct MailboxView {
     pub(super) name: String,
     pub(super) read_only: bool,
     uid_validity: u32,
-    /// Sorted by UID; the sequence number of `messages[i]` is `i + 1`.
-    messages: Vec<MessageMeta>,
-    /// The UIDs that are `\Recent` in this session, ascending.
-    recent: Vec<u32>,
+    /// Sorted by UID; the sequence number of `messages[i]` is `i + 1`. Shared with the
+    /// store's snapshot while the client knows what it says.
+    messages: MessageList,
+    /// The UIDs that are `\Recent` in this session.
+    recent: RecentUids,
     /// Whether `\Recent` exists in this session: not under IMAP4rev2, which dropped it
     /// (RFC 9051 appendix E), so no RECENT response either.
     tracks_recent: bool,
@@ -65,12 +75,10 @@ impl MailboxView {
         watch: MailboxWatch,
         first_recent: Option<u32>,
     ) -> MailboxView {
-        let recent = snapshot
-            .messages
-            .iter()
-            .map(|m| m.uid)
-            .filter(|&uid| first_recent.is_some_and(|first| uid >= first))
-            .collect();
+        let mut recent = RecentUids::default();
+        if let (Some(first), Some(last)) = (first_recent, snapshot.messages.last()) {
+            recent.add(first..=last.uid);
+        }
         MailboxView {
             name,
             read_only,
@@ -90,13 +98,14 @@ impl MailboxView {
     pub(super) fn is_recent(&self, index: usize) -> bool {
         self.messages
             .get(index)
-            .is_some_and(|m| self.recent.binary_search(&m.uid).is_ok())
+            .is_some_and(|m| self.recent.contains(m.uid))
     }
 
     /// How many messages are `\Recent` in this session (the RECENT response); `None` when
     /// the session has no `\Recent` (IMAP4rev2).
     pub(super) fn recent_count(&self) -> Option<u32> {
-        self.tracks_recent.then(|| count(self.recent.len()))
+        self.tracks_recent
+            .then(|| count(self.recent.count_in(&self.messages)))
     }
 
     pub(super) fn messages(&self) -> &[MessageMeta] {
@@ -150,7 +159,9 @@ impl MailboxView {
         if learned {
             flags::write_lists(out, &self.keywords, self.read_only);
         }
-        if let Some(message) = self.messages.get_mut(index) {
+        // A copy of this session's own until the store's list shows the change too.
+        if index < self.messages.len() {
+            let message = &mut self.messages.make_mut()[index];
             message.flags = stored;
             message.modseq = modseq;
         }
@@ -200,15 +211,21 @@ impl MailboxView {
             self.keywords = snapshot.keywords;
             flags::write_lists(out, &self.keywords, self.read_only);
         }
+        if MessageList::ptr_eq(&self.messages, &snapshot.messages) {
+            // The list the client knows, still the store's: no message changed.
+            self.uid_next = snapshot.uid_next;
+            self.highest_modseq = snapshot.highest_modseq;
+            return Ok(());
+        }
         let last_known = self.largest_uid();
-        let mut fresh = snapshot.messages.into_iter().peekable();
-        let mut kept = Vec::with_capacity(self.messages.len());
+        let mut fresh = snapshot.messages.iter().peekable();
+        let mut kept = Vec::with_capacity(snapshot.messages.len().max(self.messages.len()));
         let mut removed = Vec::new();
         let mut removed_uids = Vec::new();
         let mut deferred = false;
         let mut changed = Vec::new();
         let condstore = resync >= Resync::Condstore;
-        for (index, mut known) in std::mem::take(&mut self.messages).into_iter().enumerate() {
+        for (index, known) in self.messages.iter().enumerate() {
             while fresh.next_if(|m| m.uid < known.uid).is_some() {}
             match fresh.next_if(|m| m.uid == known.uid) {
                 Some(now) => {
@@ -216,9 +233,11 @@ impl MailboxView {
                     if now.flags != known.flags || modseq_moved {
                         changed.push(kept.len());
                     }
-                    known.flags = now.flags;
-                    known.modseq = now.modseq;
-                    kept.push(known);
+                    kept.push(MessageMeta {
+                        flags: now.flags.clone(),
+                        modseq: now.modseq,
+                        ..*known
+                    });
                 }
                 None if expunges == Expunges::Report => {
                     removed.push(index + 1);
@@ -226,10 +245,14 @@ impl MailboxView {
                 }
                 None => {
                     deferred = true;
-                    kept.push(known);
+                    kept.push(known.clone());
                 }
             }
         }
+        let remaining = kept.len();
+        kept.extend(fresh.filter(|m| m.uid > last_known).cloned());
+        // Most often what the client now knows is the store's list: share it.
+        self.messages = snapshot.messages.or_same(kept);
         if resync == Resync::Qresync {
             // Ascending UIDs as ranges: one response, however many went.
             let ranges = crate::store::ranges_of(removed_uids);
@@ -248,11 +271,8 @@ impl MailboxView {
                 response::data(out, Data::Expunge(non_zero(*seq)));
             }
         }
-        self.messages = kept;
         if !removed.is_empty() {
-            let messages = &self.messages;
-            self.recent
-                .retain(|uid| messages.binary_search_by_key(uid, |m| m.uid).is_ok());
+            self.recent.keep_present(&self.messages);
         }
         for index in changed {
             let recent = self.is_recent(index);
@@ -276,18 +296,11 @@ impl MailboxView {
                 },
             );
         }
-        let remaining = self.messages.len();
-        self.messages.extend(fresh.filter(|m| m.uid > last_known));
         // Each EXPUNGE already lowered the count the client keeps.
-        if self.messages.len() > remaining {
+        if let Some(arrived) = self.messages.get(remaining..).filter(|a| !a.is_empty()) {
             if self.tracks_recent {
-                let arrived = &self.messages[remaining..];
-                self.recent.extend(
-                    arrived
-                        .iter()
-                        .map(|m| m.uid)
-                        .filter(|&uid| uid >= first_recent),
-                );
+                let (first, last) = (arrived[0].uid, arrived[arrived.len() - 1].uid);
+                self.recent.add(first.max(first_recent)..=last);
             }
             response::data(out, Data::Exists(self.exists()));
             if let Some(recent) = self.recent_count() {
@@ -335,7 +348,7 @@ mod tests {
         MailboxSnapshot {
             uid_validity: 7,
             uid_next,
-            messages,
+            messages: messages.into(),
             keywords: Keywords::new(),
             highest_modseq,
         }
@@ -502,6 +515,94 @@ mod tests {
         let told = update_with(&mut view, fresh, Expunges::Report, Resync::Qresync);
         assert_eq!(told, "* VANISHED 2:4,7\r\n");
         assert_eq!(view.exists(), 2);
+    }
+
+    fn shares(view: &MailboxView, snapshot: &MailboxSnapshot) -> bool {
+        std::ptr::eq(view.messages().as_ptr(), snapshot.messages.as_ptr())
+    }
+
+    #[test]
+    fn sessions_share_the_stores_list_and_keep_a_copy_only_while_they_differ() {
+        let open = |snapshot: &MailboxSnapshot| {
+            let watch = MailboxWatch::never();
+            MailboxView::open("INBOX".into(), false, snapshot.clone(), watch, None)
+        };
+        let first = snapshot(vec![meta(1, Flags::EMPTY), meta(2, Flags::EMPTY)]);
+        let (mut a, mut b) = (open(&first), open(&first));
+        assert!(shares(&a, &first) && shares(&b, &first));
+
+        // Another session flags message 1 and a message arrives: both views take the new list.
+        let mut seen = meta(1, Flags::SEEN);
+        seen.modseq = 120;
+        let second = snapshot(vec![
+            seen.clone(),
+            meta(2, Flags::EMPTY),
+            meta(3, Flags::EMPTY),
+        ]);
+        for view in [&mut a, &mut b] {
+            let mut out = Vec::new();
+            view.update(second.clone(), Expunges::Report, &mut out, 9, Resync::Off)
+                .unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                "* 1 FETCH (FLAGS (\\Seen))\r\n* 3 EXISTS\r\n"
+            );
+            assert!(shares(view, &second));
+        }
+
+        // A's own flag change: a copy of A's own, B and the store's list untouched.
+        a.set_flags(1, Flags::FLAGGED.into(), 121, &mut Vec::new());
+        assert!(!shares(&a, &second) && shares(&b, &second));
+        assert_eq!(second.messages[1].flags, Flags::EMPTY.into());
+
+        // The store's next list has A's change, and message 3 is gone. B answers a FETCH:
+        // message 3 keeps its number there, so B keeps a copy; A takes the list again.
+        let mut flagged = meta(2, Flags::FLAGGED);
+        flagged.modseq = 121;
+        let third = snapshot(vec![seen, flagged]);
+        let mut out = Vec::new();
+        a.update(third.clone(), Expunges::Report, &mut out, 9, Resync::Off)
+            .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "* 3 EXPUNGE\r\n");
+        assert!(shares(&a, &third));
+        let mut out = Vec::new();
+        b.update(third.clone(), Expunges::Defer, &mut out, 9, Resync::Off)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "* 2 FETCH (FLAGS (\\Flagged))\r\n"
+        );
+        assert!(!shares(&b, &third) && b.exists() == 3);
+        let mut out = Vec::new();
+        b.update(third.clone(), Expunges::Report, &mut out, 9, Resync::Off)
+            .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "* 3 EXPUNGE\r\n");
+        assert!(shares(&b, &third));
+    }
+
+    #[test]
+    fn recent_messages_are_counted_among_those_still_there() {
+        let mut view = view(&[1, 2]);
+        let arrived = vec![
+            meta(1, Flags::EMPTY),
+            meta(2, Flags::EMPTY),
+            meta(3, Flags::EMPTY),
+            meta(4, Flags::EMPTY),
+            meta(5, Flags::EMPTY),
+        ];
+        // This session is the first told of UIDs 4 and 5, not of 3.
+        let told = update(&mut view, arrived, Expunges::Report);
+        assert_eq!(told, "* 5 EXISTS\r\n* 2 RECENT\r\n");
+        assert!(!view.is_recent(2) && view.is_recent(3) && view.is_recent(4));
+        let fewer = vec![
+            meta(1, Flags::EMPTY),
+            meta(3, Flags::EMPTY),
+            meta(5, Flags::EMPTY),
+        ];
+        let told = update(&mut view, fewer, Expunges::Report);
+        assert_eq!(told, "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n");
+        assert_eq!(view.recent_count(), Some(1));
+        assert!(view.is_recent(2) && !view.is_recent(1));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use crate::store::{
     Flags, INBOX, Keyword, Keywords, MAX_KEYWORDS, MailboxInfo, Mailstore, MessageFlags,
-    MessageUpload, StoreError, StoreResult, rfc822_size, test_flags,
+    MessageList, MessageUpload, StoreError, StoreResult, rfc822_size, test_flags,
 };
 
 /// Declares one `#[tokio::test]` per behaviour, each on a fresh store from `$make`, which
@@ -40,6 +40,7 @@ macro_rules! conformance_tests {
             unchanged_since_is_checked_and_set_at_once,
             expunges_are_remembered_with_their_modseq,
             modseqs_move_with_a_renamed_mailbox,
+            snapshots_share_the_list_while_nothing_changes,
         );
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn concurrent_appends_get_distinct_uids() {
@@ -1021,4 +1022,32 @@ pub(crate) async fn watch_sees_streamed_append(store: &impl Mailstore) {
     // An abandoned upload is no change.
     drop(store.begin_append(USER, INBOX, 1).await.unwrap());
     assert!(tokio::time::timeout(quiet, watch.changed()).await.is_err());
+}
+
+/// Sessions of one mailbox share one list of its messages: each snapshot hands out the list
+/// the one before did while the messages stay the same, and a list of their own after a
+/// change, which leaves the lists handed out before as they were.
+pub(crate) async fn snapshots_share_the_list_while_nothing_changes(store: &impl Mailstore) {
+    store.ensure_user(USER).await.unwrap();
+    let first_uid = append(store, INBOX, b"Subject: a\r\n\r\nA\r\n").await;
+    append(store, INBOX, b"Subject: b\r\n\r\nB\r\n").await;
+    let first = store.snapshot(USER, INBOX).await.unwrap();
+    let again = store.snapshot(USER, INBOX).await.unwrap();
+    assert!(MessageList::ptr_eq(&first.messages, &again.messages));
+
+    store
+        .set_flags(USER, INBOX, first_uid, Flags::SEEN.into())
+        .await
+        .unwrap();
+    let changed = store.snapshot(USER, INBOX).await.unwrap();
+    assert!(!MessageList::ptr_eq(&first.messages, &changed.messages));
+    assert_eq!(changed.messages[0].flags, Flags::SEEN.into());
+    assert_eq!(first.messages[0].flags, MessageFlags::default());
+    let again = store.snapshot(USER, INBOX).await.unwrap();
+    assert!(MessageList::ptr_eq(&changed.messages, &again.messages));
+
+    store.expunge(USER, INBOX, &[first_uid]).await.unwrap();
+    let expunged = store.snapshot(USER, INBOX).await.unwrap();
+    assert_eq!(expunged.messages.len(), 1);
+    assert_eq!(again.messages.len(), 2);
 }

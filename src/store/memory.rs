@@ -13,8 +13,8 @@ use super::modseq::{self, ExpungeHistory};
 use super::rules;
 use super::{
     ChangeNotifier, FlagsUpdate, INBOX, MailboxInfo, MailboxSnapshot, MailboxWatch, Mailstore,
-    MessageFlags, MessageMeta, MessageUpload, StoreError, StoreResult, UploadLength, broken_upload,
-    rfc822_size,
+    MessageFlags, MessageList, MessageMeta, MessageUpload, StoreError, StoreResult, UploadLength,
+    broken_upload, rfc822_size,
 };
 
 /// Mail kept in memory, with the same rules as [`Maildir`](super::Maildir): the same valid
@@ -70,6 +70,9 @@ struct Mailbox {
     keywords: KeywordTable,
     highest_modseq: u64,
     expunged: ExpungeHistory,
+    /// The messages as the last snapshot listed them: handed out again while they stay the
+    /// same, so that the sessions holding them share one list.
+    listed: MessageList,
 }
 
 impl Mailbox {
@@ -83,6 +86,7 @@ impl Mailbox {
             keywords: KeywordTable::default(),
             highest_modseq: 1,
             expunged: ExpungeHistory::new(1),
+            listed: MessageList::default(),
         }
     }
 }
@@ -279,20 +283,22 @@ impl Mailstore for MemoryStore {
 
     async fn snapshot(&self, user: &str, mailbox: &str) -> StoreResult<MailboxSnapshot> {
         self.with_mailbox(user, mailbox, |mailbox| {
+            let messages = mailbox
+                .messages
+                .iter()
+                .map(|(&uid, message)| MessageMeta {
+                    uid,
+                    size: message.size,
+                    flags: message.flags.clone(),
+                    internal_date: message.internal_date,
+                    modseq: message.modseq,
+                })
+                .collect::<Vec<_>>();
+            mailbox.listed = mailbox.listed.or_same(messages);
             Ok(MailboxSnapshot {
                 uid_validity: mailbox.uid_validity,
                 uid_next: mailbox.uid_next,
-                messages: mailbox
-                    .messages
-                    .iter()
-                    .map(|(&uid, message)| MessageMeta {
-                        uid,
-                        size: message.size,
-                        flags: message.flags.clone(),
-                        internal_date: message.internal_date,
-                        modseq: message.modseq,
-                    })
-                    .collect(),
+                messages: mailbox.listed.clone(),
                 keywords: mailbox.keywords.all(),
                 highest_modseq: mailbox.highest_modseq,
             })

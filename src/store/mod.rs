@@ -16,6 +16,7 @@ mod keyword_table;
 #[cfg(feature = "maildir")]
 mod maildir;
 mod memory;
+mod message_list;
 mod modseq;
 mod rules;
 mod watch;
@@ -33,6 +34,7 @@ pub use keyword::{InvalidKeyword, Keyword, Keywords, MAX_KEYWORD_LEN};
 #[cfg(feature = "maildir")]
 pub use maildir::{Maildir, MaildirUpload, ServerLock};
 pub use memory::{MemoryStore, MemoryUpload};
+pub use message_list::MessageList;
 pub use modseq::{FlagsUpdate, MAX_MODSEQ};
 #[cfg(feature = "imap")]
 pub(crate) use modseq::{ranges_of, render_ranges};
@@ -78,8 +80,9 @@ pub struct MailboxSnapshot {
     pub uid_validity: u32,
     /// The UID the next delivered message will get.
     pub uid_next: u32,
-    /// The messages, sorted by UID ascending.
-    pub messages: Vec<MessageMeta>,
+    /// The messages, sorted by UID ascending; the same shared list in every snapshot of the
+    /// mailbox while its messages stay as they were (see [`MessageList`]).
+    pub messages: MessageList,
     /// Every keyword the mailbox knows (IMAP's FLAGS response lists them), whether or not a
     /// message has it now.
     pub keywords: Keywords,
@@ -179,6 +182,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Delivery is [`begin_append`](Self::begin_append) and its [`Upload`](Self::Upload) type;
 /// [`append`](Self::append) has a default written with them. A store with nowhere to stream
 /// to can buffer in its upload, as [`MemoryStore`] does.
+///
+/// [`snapshot`](Self::snapshot) should hand out the same [`MessageList`] (a clone of it) while
+/// the mailbox's messages stay the same, as both stores here do: every IMAP session with the
+/// mailbox selected then holds that one list, instead of a copy of its own.
 pub trait Mailstore: Send + Sync + 'static {
     /// A message being delivered piece by piece: see [`begin_append`](Self::begin_append).
     type Upload: MessageUpload;

@@ -690,7 +690,7 @@ pub(super) fn snapshot(folder: &Folder, cache: &mut FolderCache) -> StoreResult<
     with_state_locked(folder, cache, |state, lock| {
         let times = DirTimes::read(&folder.cur(), &folder.new_dir())?;
         let messages = sync(folder, state, false, lock)?;
-        state.listing.keep(times, SystemTime::now(), &messages);
+        let messages = state.listing.keep(times, SystemTime::now(), messages);
         Ok(snapshot_of(state, messages))
     })
 }

@@ -18,7 +18,7 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::store::MessageMeta;
+use crate::store::{MessageList, MessageMeta};
 
 /// How old both directory times must be for a listing to be reused.
 pub(super) const SETTLED: Duration = Duration::from_secs(2);
@@ -58,28 +58,41 @@ fn modified(dir: &Path) -> io::Result<Option<SystemTime>> {
     }
 }
 
-/// A folder's messages as listed under some directory times.
+/// A folder's last listing, and the directory times it was made under while those were
+/// settled.
+///
+/// The messages are kept even when the times are not settled: a new listing that finds the
+/// same messages hands out this list again, so that the sessions holding it share one copy.
 #[derive(Debug, Default)]
-pub(super) struct Listing(Option<(DirTimes, Vec<MessageMeta>)>);
+pub(super) struct Listing {
+    settled: Option<DirTimes>,
+    messages: MessageList,
+}
 
 impl Listing {
     /// The messages of the last listing, if the directories still have the times it was made
     /// under.
-    pub(super) fn reuse(&self, times: DirTimes) -> Option<Vec<MessageMeta>> {
-        match &self.0 {
-            Some((listed, messages)) if *listed == times => Some(messages.clone()),
-            _ => None,
-        }
+    pub(super) fn reuse(&self, times: DirTimes) -> Option<MessageList> {
+        (self.settled == Some(times)).then(|| self.messages.clone())
     }
 
-    /// Keep `messages`, listed under `times` read at `now`, if those times were settled.
-    pub(super) fn keep(&mut self, times: DirTimes, now: SystemTime, messages: &[MessageMeta]) {
-        self.0 = times.settled(now).then(|| (times, messages.to_vec()));
+    /// Keep `messages`, listed under `times` read at `now`, for reuse if those times were
+    /// settled; returns them, as the list handed out before if they are the same.
+    pub(super) fn keep(
+        &mut self,
+        times: DirTimes,
+        now: SystemTime,
+        messages: Vec<MessageMeta>,
+    ) -> MessageList {
+        self.messages = self.messages.or_same(messages);
+        self.settled = times.settled(now).then_some(times);
+        self.messages.clone()
     }
 
-    /// Forget the listing (the state it came from changed).
+    /// Forget the listing's times (the state it came from changed): the next snapshot lists
+    /// the folder again.
     pub(super) fn forget(&mut self) {
-        self.0 = None;
+        self.settled = None;
     }
 }
 
@@ -109,7 +122,7 @@ mod tests {
     fn a_listing_is_reused_only_under_the_same_settled_times() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
         let mut listing = Listing::default();
-        listing.keep(times(900, 950), now, &[meta(1)]);
+        listing.keep(times(900, 950), now, vec![meta(1)]);
         assert_eq!(listing.reuse(times(900, 950)).unwrap()[0].uid, 1);
         assert!(listing.reuse(times(901, 950)).is_none(), "cur/ changed");
         assert!(listing.reuse(times(900, 999)).is_none(), "new/ changed");
@@ -118,15 +131,28 @@ mod tests {
     }
 
     #[test]
+    fn a_listing_of_the_same_messages_hands_out_the_list_before() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let mut listing = Listing::default();
+        // Unsettled times: listed again at each snapshot, yet the same list while it holds.
+        let first = listing.keep(times(999, 999), now, vec![meta(1), meta(2)]);
+        let again = listing.keep(times(999, 999), now, vec![meta(1), meta(2)]);
+        assert!(MessageList::ptr_eq(&first, &again));
+        let changed = listing.keep(times(1_000, 999), now, vec![meta(2)]);
+        assert!(!MessageList::ptr_eq(&first, &changed));
+        assert_eq!((first.len(), changed.len()), (2, 1));
+    }
+
+    #[test]
     fn recent_or_future_times_are_never_trusted() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
         let mut listing = Listing::default();
         // Changed a second ago: another change within the same clock tick would not show.
-        listing.keep(times(999, 900), now, &[meta(1)]);
+        listing.keep(times(999, 900), now, vec![meta(1)]);
         assert!(listing.reuse(times(999, 900)).is_none());
-        listing.keep(times(900, 1_005), now, &[meta(1)]);
+        listing.keep(times(900, 1_005), now, vec![meta(1)]);
         assert!(listing.reuse(times(900, 1_005)).is_none());
-        listing.keep(times(998, 900), now, &[meta(1)]);
+        listing.keep(times(998, 900), now, vec![meta(1)]);
         assert!(
             listing.reuse(times(998, 900)).is_some(),
             "two seconds is settled"
