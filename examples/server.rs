@@ -185,6 +185,10 @@ async fn run() -> Result<(), String> {
     server_config.max_setup_connections = limits.max_setup_connections;
     server_config.max_setup_per_address = limits.max_setup_per_address;
     server_config.max_tarpitted = limits.max_tarpitted;
+    server_config.login_timeout = match limits.login_deadline_seconds {
+        0 => None,
+        seconds => Some(Duration::from_secs(seconds)),
+    };
     let server = Server::new(server_config);
     if let Some((metrics, listener)) = metrics {
         let admin = admin::Admin {

@@ -33,6 +33,10 @@ pub enum CloseReason {
     ClientClosed,
     /// The client was silent longer than the idle timeout.
     IdleTimeout,
+    /// The client had not logged in by the server's login deadline
+    /// ([`ServerConfig::login_timeout`](crate::server::ServerConfig::login_timeout)), however
+    /// busy it kept the session.
+    LoginTimeout,
     /// The server is shutting down.
     Shutdown,
     /// The client made too many protocol errors.
@@ -66,6 +70,7 @@ impl CloseReason {
             CloseReason::Logout => "logout",
             CloseReason::ClientClosed => "client_closed",
             CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::LoginTimeout => "login_timeout",
             CloseReason::Shutdown => "shutdown",
             CloseReason::ProtocolErrors => "protocol_errors",
             CloseReason::Io(_) => "io_error",
@@ -89,6 +94,7 @@ impl CloseReason {
         match self {
             CloseReason::Kicked(text) => text,
             CloseReason::IdleTimeout => "Idle timeout",
+            CloseReason::LoginTimeout => "Login timeout",
             _ => "Server shutting down",
         }
     }

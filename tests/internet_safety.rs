@@ -26,6 +26,7 @@ mod support_example;
 mod support_shared;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -306,6 +307,115 @@ fn pop3_cuts_a_silent_client_before_login_but_not_an_idle_logged_in_one() {
     assert!(
         stat.starts_with("+OK"),
         "a logged-in client idle for {idle:?} was cut: {stat}"
+    );
+}
+
+/// Slowloris after the greeting: clients that keep their sessions busy without ever logging in
+/// (IMAP NOOP after NOOP, POP3 CAPA after CAPA, each well within the idle timeout) or that
+/// leave a line unfinished are told `Login timeout` at the login deadline and closed, while
+/// honest clients log in and work all along; afterwards no session is left.
+#[test]
+fn busy_clients_that_never_log_in_are_cut_at_the_login_deadline_while_honest_ones_work() {
+    let server = ExampleServer::start_with("[limits]\nlogin_deadline_seconds = 2\n");
+    let cut = AtomicUsize::new(0);
+    let honest_rounds = AtomicUsize::new(0);
+    let slow_done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let mut slow = Vec::new();
+        // Five addresses, four slow clients each: under the per-address connection cap.
+        for n in 0..20u8 {
+            let (server, cut) = (&server, &cut);
+            slow.push(scope.spawn(move || {
+                let source = lo(10 + n / 4);
+                // Far past the 2 s deadline: a client still served then was never cut.
+                let give_up = Instant::now() + Duration::from_secs(30);
+                let told = match n % 4 {
+                    // IMAP: NOOP after NOOP; each is answered, none is a login.
+                    0 | 1 => {
+                        let mut client = imap_from(source, server.imap);
+                        let mut round = 0;
+                        loop {
+                            assert!(Instant::now() < give_up, "still served after {round} NOOPs");
+                            round += 1;
+                            client.send_raw(format!("n{round} NOOP\r\n").as_bytes());
+                            let line = client.line().expect("answered or told why not");
+                            if line.starts_with("* BYE") {
+                                break line;
+                            }
+                            assert!(line.starts_with(&format!("n{round} OK")), "{line}");
+                        }
+                    }
+                    // POP3: CAPA after CAPA.
+                    2 => {
+                        let mut client = RawClient::connect_from(source, server.pop3);
+                        client.greeting();
+                        loop {
+                            assert!(Instant::now() < give_up, "still served CAPA");
+                            client.send_raw(b"CAPA\r\n");
+                            let first = client.line().expect("answered or told why not");
+                            if first.starts_with("-ERR") {
+                                break first;
+                            }
+                            while client.line().expect("the CAPA listing") != "." {}
+                        }
+                    }
+                    // A command begun and never finished: silent, but not past the idle
+                    // timeout (60 s) before the login deadline.
+                    _ => {
+                        let mut client = imap_from(source, server.imap);
+                        client.send_raw(b"a LOGIN demo ");
+                        client.line().expect("told why")
+                    }
+                };
+                assert!(
+                    told.contains("Login timeout"),
+                    "a slow client was told {told:?}"
+                );
+                cut.fetch_add(1, Ordering::SeqCst);
+            }));
+        }
+        // Meanwhile honest clients, from their own address, log in and work, again and again
+        // until every slow client is gone.
+        let honest = scope.spawn(|| {
+            while !slow_done.load(Ordering::SeqCst) {
+                let mut client = imap_from(lo(2), server.imap);
+                imap_login(&mut client, "l");
+                let (_, selected) = tagged(&mut client, "s", "SELECT INBOX");
+                assert!(selected.starts_with("s OK"), "{selected}");
+                let (_, bye) = tagged(&mut client, "z", "LOGOUT");
+                assert!(bye.starts_with("z OK"), "{bye}");
+                let mut pop3 = RawClient::connect_from(lo(3), server.pop3);
+                pop3.login(USER, PASSWORD);
+                assert!(pop3.cmd("STAT").starts_with("+OK"));
+                assert!(pop3.cmd("QUIT").starts_with("+OK"));
+                honest_rounds.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let slow: Vec<_> = slow.into_iter().map(|client| client.join()).collect();
+        // Stop the honest client before reporting a slow client's failure, or the scope
+        // would wait for it forever.
+        slow_done.store(true, Ordering::SeqCst);
+        honest.join().expect("the honest client's checks");
+        for result in slow {
+            result.expect("a slow client's checks");
+        }
+    });
+    assert_eq!(cut.load(Ordering::SeqCst), 20);
+    assert!(honest_rounds.load(Ordering::SeqCst) >= 1);
+    // Every slow session ended for that reason, and none is left open.
+    let metrics = metrics_when(&server, |m| {
+        m.sum(
+            "mail_connections_closed_total",
+            &[("reason", "login_timeout")],
+        ) >= 20.0
+            && m.sum("mail_connections_active", &[]) == 0.0
+    });
+    assert_eq!(
+        metrics.sum(
+            "mail_connections_closed_total",
+            &[("reason", "login_timeout")]
+        ),
+        20.0
     );
 }
 

@@ -222,6 +222,9 @@ pub struct Limits {
     pub pop3_login_seconds: u64,
     /// The same for IMAP.
     pub imap_login_seconds: u64,
+    /// How long a client may take in all to log in, however busy it keeps the session (NOOP
+    /// after NOOP, a line trickled in): then it is told `Login timeout`. 0 = no deadline.
+    pub login_deadline_seconds: u64,
     /// IMAP idle timeout once logged in (RFC 9051 section 5.4: at least 1800).
     pub imap_idle_seconds: u64,
     /// The largest message IMAP APPEND takes.
@@ -249,6 +252,7 @@ impl Default for Limits {
             pop3_idle_seconds: 600,
             pop3_login_seconds: 60,
             imap_login_seconds: 60,
+            login_deadline_seconds: 180,
             imap_idle_seconds: 30 * 60,
             imap_max_message_bytes: 50 * 1024 * 1024,
             max_unauthenticated_literal_bytes: 4096,

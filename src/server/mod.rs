@@ -142,6 +142,18 @@ pub struct ServerConfig {
     /// Deadline from accept until a session service takes the connection: bounds every layer
     /// (a hook that never finishes) before the greeting.
     pub setup_timeout: Duration,
+    /// Deadline from accept until the client has logged in; `None` for none. A client that
+    /// keeps a session busy without logging in (CAPABILITY or NOOP over and over, a line
+    /// trickled byte by byte, each within the idle timeout) holds its slot this long at most,
+    /// then is told `Login timeout` ([`CloseReason::LoginTimeout`]).
+    ///
+    /// The server reads "logged in" from [`Session::state`]: the IMAP and POP3 services set it;
+    /// a session service of your own that never leaves `NotAuthenticated`/`Authorization`
+    /// should set this to `None`.
+    ///
+    /// [`CloseReason::LoginTimeout`]: crate::CloseReason::LoginTimeout
+    /// [`Session::state`]: crate::Session::state
+    pub login_timeout: Option<Duration>,
     /// Deadline for writing a refusal to a client that does not read.
     pub refusal_write_timeout: Duration,
     /// Deadline for the goodbye (`* BYE` / `-ERR`) to a session still running at the end of
@@ -171,6 +183,7 @@ impl Default for ServerConfig {
             proxy: ProxyConfig::default(),
             tls_handshake_timeout: Duration::from_secs(10),
             setup_timeout: Duration::from_secs(30),
+            login_timeout: Some(Duration::from_secs(180)),
             refusal_write_timeout: Duration::from_secs(5),
             hard_stop_goodbye_timeout: Duration::from_secs(1),
             max_accept_backoff: Duration::from_secs(1),
