@@ -13,11 +13,14 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use bytes::Bytes;
+
 use super::dotlock::{DotLock, LockTimes};
 use super::durable;
 use super::filename;
 use super::keywords::{self, KeywordFile};
 use super::listing::{DirTimes, Listing};
+use super::message_cache::MessageCache;
 use super::modseqs::{self, Modseqs};
 use super::tmp_sweep;
 use super::uidlist::{self, Loaded, UidList};
@@ -102,12 +105,16 @@ pub(super) struct FolderCache {
     /// Whether `tmp/` was swept of abandoned files since this cache was made (see
     /// [`tmp_sweep`](super::tmp_sweep)): once per folder while the process keeps it.
     tmp_swept: bool,
+    /// The folder's `tower-mail-cache`, once used; kept apart from `state`, which is read
+    /// again whenever another program changed the UID list.
+    messages: Option<MessageCache>,
 }
 
 impl FolderCache {
     /// Forgets everything (after the folder was renamed or deleted, or an operation failed).
     pub(super) fn clear(&mut self) {
         self.state = None;
+        self.messages = None;
     }
 }
 
@@ -120,6 +127,9 @@ struct State {
     /// Whether `names` covers every UID that had a file at the last scan, so a missing entry
     /// means the message is gone rather than "not looked up yet".
     names_complete: bool,
+    /// The directory times `names` was read under, if they were settled then: while `cur/`
+    /// and `new/` keep them, no file was added, renamed or removed since.
+    names_at: Option<DirTimes>,
     /// Modification times (INTERNALDATE) by base name, so a snapshot stats new files only.
     dates: HashMap<String, SystemTime>,
     /// RFC 822 sizes of messages whose names carry no `W=`, by base name, so such a file is
@@ -148,6 +158,7 @@ impl State {
             list,
             names: HashMap::new(),
             names_complete: false,
+            names_at: None,
             dates: HashMap::new(),
             sizes: HashMap::new(),
             listing: Listing::default(),
@@ -690,7 +701,9 @@ pub(super) fn snapshot(folder: &Folder, cache: &mut FolderCache) -> StoreResult<
     with_state_locked(folder, cache, |state, lock| {
         let times = DirTimes::read(&folder.cur(), &folder.new_dir())?;
         let messages = sync(folder, state, false, lock)?;
-        state.listing.keep(times, SystemTime::now(), &messages);
+        let now = SystemTime::now();
+        state.listing.keep(times, now, &messages);
+        state.names_at = times.settled(now).then_some(times);
         Ok(snapshot_of(state, messages))
     })
 }
@@ -755,6 +768,67 @@ pub(super) fn fetch_many(
             .map(|&uid| on_file(folder, state, uid, |path, _| fs::read(path)))
             .collect())
     })
+}
+
+/// What the folder's cache keeps for each message of `keys` (UID and RFC 822 size), in
+/// their order: `Ok(None)` where it keeps nothing for that file, `Err(NoSuchMessage)` where
+/// the message's file is gone. Reads no message: `cur/` is listed again only if it changed
+/// since it was last listed.
+pub(super) fn cached(
+    folder: &Folder,
+    cache: &mut FolderCache,
+    keys: &[(u32, u64)],
+) -> StoreResult<Vec<StoreResult<Option<Bytes>>>> {
+    let messages = cache
+        .messages
+        .take()
+        .unwrap_or_else(|| MessageCache::load(&folder.dir));
+    let found = with_state(folder, cache, |state| {
+        let times = DirTimes::read(&folder.cur(), &folder.new_dir())?;
+        if !state.names_complete || state.names_at != Some(times) {
+            rescan_names(folder, state)?;
+            state.names_at = times.settled(SystemTime::now()).then_some(times);
+        }
+        Ok(keys
+            .iter()
+            .map(|&(uid, size)| {
+                match (state.list.entries.get(&uid), state.names.contains_key(&uid)) {
+                    (Some(base), true) => Ok(messages.get(uid, base, size)),
+                    _ => Err(StoreError::NoSuchMessage),
+                }
+            })
+            .collect())
+    });
+    cache.messages = Some(messages);
+    found
+}
+
+/// Keeps `entries` (UID, RFC 822 size, data) in the folder's cache, for the files the UIDs
+/// name now; entries of messages gone are dropped on the way. Failing to write the cache
+/// file is logged, not an error: the file is only a shortcut.
+pub(super) fn remember(
+    folder: &Folder,
+    cache: &mut FolderCache,
+    entries: Vec<(u32, u64, Bytes)>,
+) -> StoreResult<()> {
+    let mut messages = cache
+        .messages
+        .take()
+        .unwrap_or_else(|| MessageCache::load(&folder.dir));
+    let result = with_state(folder, cache, |state| {
+        let list = &state.list.entries;
+        let new = entries.into_iter().filter_map(|(uid, size, data)| {
+            let base = list.get(&uid)?;
+            Some((uid, base.clone(), size, data))
+        });
+        let live = |uid, base: &[u8]| list.get(&uid).is_some_and(|b| b.as_bytes() == base);
+        if let Err(err) = messages.add(&folder.dir, new, live) {
+            tracing::warn!(dir = %folder.dir.display(), %err, "could not write the message cache");
+        }
+        Ok(())
+    });
+    cache.messages = Some(messages);
+    result
 }
 
 /// A file in `tmp/` that is removed when this is dropped, unless [`kept`](Self::keep): so a

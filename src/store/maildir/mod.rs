@@ -6,6 +6,7 @@ mod filename;
 mod folder;
 mod keywords;
 mod listing;
+mod message_cache;
 mod modseqs;
 mod server_lock;
 mod subscriptions;
@@ -78,6 +79,17 @@ use super::{
 /// or that is new to the file, gets a new mod-sequence; a UID gone from the UID list is
 /// recorded as expunged. A folder without the file starts from the clock in microseconds,
 /// above any value handed out before the file was lost.
+///
+/// # Message cache
+///
+/// Each folder's `tower-mail-cache` file keeps what FETCH derived from each message (IMAP's
+/// ENVELOPE and BODYSTRUCTURE, see [`cached`](Mailstore::cached)), so that a FETCH over a
+/// large mailbox, warm or after a restart, reads one file instead of every message. It is
+/// only a shortcut, checked on every use: an entry answers only for the UID, file base name
+/// and size it was recorded with (a Maildir message never changes under its base name), a
+/// message whose file is gone is gone whatever the cache says, and a damaged file or one of
+/// another version is ignored and rebuilt. Deleting it at any time is harmless. Other
+/// programs leave it alone.
 ///
 /// # Durability and concurrency
 ///
@@ -375,6 +387,31 @@ impl Mailstore for Maildir {
                 .into_iter()
                 .map(|message| message.map(Bytes::from))
                 .collect())
+        })
+        .await
+    }
+
+    async fn cached(
+        &self,
+        user: &str,
+        mailbox: &str,
+        keys: &[(u32, u64)],
+    ) -> StoreResult<Vec<StoreResult<Option<Bytes>>>> {
+        let keys = keys.to_vec();
+        self.on_folder(user, mailbox, move |folder, cache| {
+            folder::cached(folder, cache, &keys)
+        })
+        .await
+    }
+
+    async fn remember(
+        &self,
+        user: &str,
+        mailbox: &str,
+        entries: Vec<(u32, u64, Bytes)>,
+    ) -> StoreResult<()> {
+        self.on_folder(user, mailbox, move |folder, cache| {
+            folder::remember(folder, cache, entries)
         })
         .await
     }
