@@ -267,7 +267,6 @@ pub trait Mailstore: Send + Sync + 'static {
     /// # Ok(())
     /// # }
     /// ```
-    #[allow(clippy::type_complexity)]
     fn cached(
         &self,
         user: &str,

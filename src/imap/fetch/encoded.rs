@@ -98,10 +98,10 @@ fn alone(item: MessageDataItem<'static>) -> Vec<u8> {
     let mut out = Vec::new();
     let mut line = Line::start(&mut out, seq);
     line.item(item);
+    let prefix_len = line.prefix_len;
     line.end();
-    let prefix = format!("* {seq} FETCH (");
     out.truncate(out.len() - b")\r\n".len());
-    out.split_off(prefix.len())
+    out.split_off(prefix_len)
 }
 
 /// A FETCH response being written: `* <seq> FETCH (`, the items separated by spaces, `)`
@@ -110,6 +110,8 @@ fn alone(item: MessageDataItem<'static>) -> Vec<u8> {
 pub(super) struct Line<'a> {
     out: &'a mut Vec<u8>,
     seq: NonZeroU32,
+    /// The length of `* <seq> FETCH (`.
+    prefix_len: usize,
     /// Items not encoded yet.
     pending: Vec<MessageDataItem<'static>>,
     /// Whether an item was written (the next one is preceded by a space).
@@ -118,10 +120,13 @@ pub(super) struct Line<'a> {
 
 impl<'a> Line<'a> {
     pub(super) fn start(out: &'a mut Vec<u8>, seq: NonZeroU32) -> Line<'a> {
+        let before = out.len();
         write!(out, "* {seq} FETCH (").expect("writing to a Vec");
+        let prefix_len = out.len() - before;
         Line {
             out,
             seq,
+            prefix_len,
             pending: Vec::new(),
             written: false,
         }
@@ -165,9 +170,8 @@ impl<'a> Line<'a> {
                 items,
             },
         );
-        let prefix_len = format!("* {} FETCH (", self.seq).len();
         let inner = encoded
-            .get(prefix_len..encoded.len().saturating_sub(b")\r\n".len()))
+            .get(self.prefix_len..encoded.len().saturating_sub(b")\r\n".len()))
             .unwrap_or_default();
         self.separate();
         self.out.extend_from_slice(inner);

@@ -14,9 +14,10 @@
 //!
 //! # Why an append log
 //!
-//! A FETCH over a mailbox whose entries are missing adds them in batches, and a delivery adds
-//! one: appending those records costs what they weigh, where rewriting the file would cost
-//! the whole folder's entries (megabytes for 10,000 messages) every time. Each record carries
+//! A FETCH adds the entries it missed, a batch at a time (a whole mailbox at first, then
+//! the few messages delivered since): appending those records costs what they weigh, where
+//! rewriting the file would cost the whole folder's entries (megabytes for 10,000 messages)
+//! every time. Each record carries
 //! a CRC-32 of its contents, so a record torn by a crash (appends are not synced: losing the
 //! last ones only costs parsing again) ends the file's valid part, and what follows it is
 //! dropped at the next write. Records of replaced or expunged entries stay in the file until
@@ -40,21 +41,21 @@ use bytes::Bytes;
 use super::durable;
 
 /// The file's name in the folder's directory.
-pub(super) const FILE_NAME: &str = "tower-mail-cache";
+const FILE_NAME: &str = "tower-mail-cache";
 
 /// The first line of the file: its format and version. A file that starts otherwise is
 /// another version's (or damaged) and is rebuilt.
 const HEADER: &[u8] = b"tower-mail-cache 1\n";
 
 /// The most data one entry keeps.
-pub(super) const MAX_ENTRY: usize = 64 * 1024;
+const MAX_ENTRY: usize = 64 * 1024;
 
 /// The most bytes of live records one folder keeps (in memory and on disk).
-pub(super) const MAX_LIVE: u64 = 64 * 1024 * 1024;
+const MAX_LIVE: u64 = 64 * 1024 * 1024;
 
 /// The largest file read: live records plus as much again of dead ones, which compaction
 /// keeps below.
-pub(super) const MAX_FILE: u64 = 2 * MAX_LIVE + HEADER.len() as u64;
+const MAX_FILE: u64 = 2 * MAX_LIVE + HEADER.len() as u64;
 
 /// Dead records are not compacted away before they weigh this much (a small file is cheap
 /// to keep as it is).
