@@ -127,9 +127,8 @@ struct State {
     /// Whether `names` covers every UID that had a file at the last scan, so a missing entry
     /// means the message is gone rather than "not looked up yet".
     names_complete: bool,
-    /// The directory times `names` was read under, if they were settled then: while `cur/`
-    /// and `new/` keep them, no file was added, renamed or removed since.
-    names_at: Option<DirTimes>,
+    /// When `names` was last read whole, for [`cached`].
+    names_read: Option<NamesRead>,
     /// Modification times (INTERNALDATE) by base name, so a snapshot stats new files only.
     dates: HashMap<String, SystemTime>,
     /// RFC 822 sizes of messages whose names carry no `W=`, by base name, so such a file is
@@ -158,7 +157,7 @@ impl State {
             list,
             names: HashMap::new(),
             names_complete: false,
-            names_at: None,
+            names_read: None,
             dates: HashMap::new(),
             sizes: HashMap::new(),
             listing: Listing::default(),
@@ -198,6 +197,36 @@ impl Stamp {
             modified: meta.modified().ok(),
             inode,
         }
+    }
+}
+
+/// The directory times under which `cur/` was last read whole, and when.
+struct NamesRead {
+    times: DirTimes,
+    at: SystemTime,
+}
+
+impl NamesRead {
+    /// How long names read under directory times too recent to be trusted (see
+    /// [`listing`](super::listing)) are used anyway: a whole-mailbox FETCH looks them up
+    /// once per batch, and should not list a large `cur/` again each time. A file another
+    /// program removed within that time may be answered for from the message cache, as if
+    /// the FETCH had come just before; the session's view of the mailbox lists it until
+    /// its next look anyway.
+    const UNSETTLED_USE: std::time::Duration = std::time::Duration::from_millis(500);
+
+    fn new(times: DirTimes, at: SystemTime) -> NamesRead {
+        NamesRead { times, at }
+    }
+
+    /// Whether `cur/` still holds the names read then: the directories kept their times,
+    /// and those were settled, or the names are very recent.
+    fn holds(&self, times: DirTimes, now: SystemTime) -> bool {
+        self.times == times
+            && (times.settled(self.at)
+                || now
+                    .duration_since(self.at)
+                    .is_ok_and(|age| age < Self::UNSETTLED_USE))
     }
 }
 
@@ -703,7 +732,7 @@ pub(super) fn snapshot(folder: &Folder, cache: &mut FolderCache) -> StoreResult<
         let messages = sync(folder, state, false, lock)?;
         let now = SystemTime::now();
         state.listing.keep(times, now, &messages);
-        state.names_at = times.settled(now).then_some(times);
+        state.names_read = Some(NamesRead::new(times, now));
         Ok(snapshot_of(state, messages))
     })
 }
@@ -785,9 +814,14 @@ pub(super) fn cached(
         .unwrap_or_else(|| MessageCache::load(&folder.dir));
     let found = with_state(folder, cache, |state| {
         let times = DirTimes::read(&folder.cur(), &folder.new_dir())?;
-        if !state.names_complete || state.names_at != Some(times) {
+        let now = SystemTime::now();
+        let current = state
+            .names_read
+            .as_ref()
+            .is_some_and(|read| read.holds(times, now));
+        if !state.names_complete || !current {
             rescan_names(folder, state)?;
-            state.names_at = times.settled(SystemTime::now()).then_some(times);
+            state.names_read = Some(NamesRead::new(times, now));
         }
         Ok(keys
             .iter()

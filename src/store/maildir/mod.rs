@@ -18,6 +18,8 @@ mod upload;
 #[cfg(test)]
 mod dovecot_tests;
 #[cfg(test)]
+mod message_cache_tests;
+#[cfg(test)]
 mod modseq_tests;
 #[cfg(test)]
 mod tests;
