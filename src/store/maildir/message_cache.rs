@@ -22,7 +22,7 @@
 //! last ones only costs parsing again) ends the file's valid part, and what follows it is
 //! dropped at the next write. Records of replaced or expunged entries stay in the file until
 //! they outweigh the live ones; the file is then rewritten with the live ones only, by a
-//! synced temporary file renamed over it.
+//! temporary file renamed over it.
 //!
 //! # Bounds
 //!
@@ -37,8 +37,6 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-
-use super::durable;
 
 /// The file's name in the folder's directory.
 const FILE_NAME: &str = "tower-mail-cache";
@@ -271,7 +269,7 @@ impl MessageCache {
         for uid in uids {
             self.entries[&uid].write_record(&mut contents);
         }
-        durable::write_atomic(&path(dir), &contents)?;
+        replace(&path(dir), &contents)?;
         self.file_len = contents.len() as u64;
         self.rewrite = false;
         Ok(())
@@ -280,6 +278,17 @@ impl MessageCache {
 
 fn path(dir: &Path) -> PathBuf {
     dir.join(FILE_NAME)
+}
+
+/// Replaces the file at `path` by renaming a new one over it, so that a reader never sees
+/// it half written. Not synced, unlike [`durable::write_atomic`](super::durable): after a
+/// crash, a file left empty or torn fails its header or its checksums and is rebuilt, and a
+/// sync of a large file on a busy disk could hold a FETCH up for long.
+fn replace(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    fs::write(&tmp, contents)?;
+    fs::rename(&tmp, path)
 }
 
 /// The record at `at` in `bytes`, if it is whole, its checksum holds and its entry is well

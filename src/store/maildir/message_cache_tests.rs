@@ -31,7 +31,10 @@ async fn remembered(count: u32) -> (Maildir, tempfile::TempDir, Vec<(u32, u64)>)
     let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
     for sub in ["cur", "new"] {
         let folder = dir.path().join(USER).join(sub);
-        File::open(folder).unwrap().set_modified(an_hour_ago).unwrap();
+        File::open(folder)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
     }
     let snapshot = store.snapshot(USER, INBOX).await.unwrap();
     let keys: Vec<(u32, u64)> = snapshot.messages.iter().map(|m| (m.uid, m.size)).collect();
