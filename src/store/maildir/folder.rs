@@ -20,7 +20,7 @@ use super::durable;
 use super::filename;
 use super::keywords::{self, KeywordFile};
 use super::listing::{DirTimes, Listing};
-use super::message_cache::MessageCache;
+use super::message_cache::{MemoryUse, MessageCache};
 use super::modseqs::{self, Modseqs};
 use super::tmp_sweep;
 use super::uidlist::{self, Loaded, UidList};
@@ -807,11 +807,12 @@ pub(super) fn cached(
     folder: &Folder,
     cache: &mut FolderCache,
     keys: &[(u32, u64)],
+    memory: &MemoryUse,
 ) -> StoreResult<Vec<StoreResult<Option<Bytes>>>> {
     let messages = cache
         .messages
         .take()
-        .unwrap_or_else(|| MessageCache::load(&folder.dir));
+        .unwrap_or_else(|| MessageCache::load(&folder.dir, memory));
     let found = with_state(folder, cache, |state| {
         let times = DirTimes::read(&folder.cur(), &folder.new_dir())?;
         let now = SystemTime::now();
@@ -844,11 +845,12 @@ pub(super) fn remember(
     folder: &Folder,
     cache: &mut FolderCache,
     entries: Vec<(u32, u64, Bytes)>,
+    memory: &MemoryUse,
 ) -> StoreResult<()> {
     let mut messages = cache
         .messages
         .take()
-        .unwrap_or_else(|| MessageCache::load(&folder.dir));
+        .unwrap_or_else(|| MessageCache::load(&folder.dir, memory));
     let result = with_state(folder, cache, |state| {
         let list = &state.list.entries;
         let new = entries.into_iter().filter_map(|(uid, size, data)| {

@@ -35,6 +35,8 @@ use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
@@ -54,6 +56,10 @@ const MAX_LIVE: u64 = 64 * 1024 * 1024;
 /// The largest file read: live records plus as much again of dead ones, which compaction
 /// keeps below.
 const MAX_FILE: u64 = 2 * MAX_LIVE + HEADER.len() as u64;
+
+/// The most memory the message caches of all the folders of one store hold together before
+/// the store drops those of the folders not in use (see [`MemoryUse`]).
+const MEMORY_BUDGET: u64 = 256 * 1024 * 1024;
 
 /// Dead records are not compacted away before they weigh this much (a small file is cheap
 /// to keep as it is).
@@ -125,6 +131,42 @@ impl Entry {
     }
 }
 
+/// The memory the message caches of one store's folders hold, together: each folder's
+/// cache is kept in memory while the store keeps the folder's state, and a store with many
+/// folders of large mailboxes in use one after the other would otherwise hold all of them.
+/// Past its budget, the store drops the state of every folder not in use at that moment
+/// (their cache files stay, and are read again at their next FETCH).
+#[derive(Debug, Clone)]
+pub(super) struct MemoryUse {
+    used: Arc<AtomicU64>,
+    budget: u64,
+}
+
+impl Default for MemoryUse {
+    fn default() -> MemoryUse {
+        MemoryUse::with_budget(MEMORY_BUDGET)
+    }
+}
+
+impl MemoryUse {
+    pub(super) fn with_budget(budget: u64) -> MemoryUse {
+        MemoryUse {
+            used: Arc::default(),
+            budget,
+        }
+    }
+
+    /// Whether the caches hold more than the budget.
+    pub(super) fn over_budget(&self) -> bool {
+        self.used() > self.budget
+    }
+
+    /// What the caches hold now, in bytes.
+    pub(super) fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
 /// A folder's cache file as loaded, and the entries it holds.
 #[derive(Debug, Default)]
 pub(super) struct MessageCache {
@@ -136,38 +178,64 @@ pub(super) struct MessageCache {
     /// The file must be written whole before anything is appended: it is missing, damaged,
     /// of another version, or an append failed.
     rewrite: bool,
+    /// Where the memory this cache holds is counted, and how much it counted: the file as
+    /// read, then every entry added (what replaced entries held is counted until the cache
+    /// is dropped, as they may share the file's buffer).
+    memory: MemoryUse,
+    charged: u64,
+}
+
+impl Drop for MessageCache {
+    fn drop(&mut self) {
+        self.memory.used.fetch_sub(self.charged, Ordering::Relaxed);
+    }
 }
 
 impl MessageCache {
-    /// The cache of the folder at `dir`, from its file; empty (to be rebuilt) if the file is
-    /// missing, unreadable, too large or of another version. Damaged records end what is
-    /// read.
-    pub(super) fn load(dir: &Path) -> MessageCache {
+    /// The cache of the folder at `dir`, from its file, its memory counted in `memory`;
+    /// empty (to be rebuilt) if the file is missing, unreadable, too large or of another
+    /// version. Damaged records end what is read.
+    pub(super) fn load(dir: &Path, memory: &MemoryUse) -> MessageCache {
+        let (mut cache, read) = MessageCache::read(dir);
+        cache.memory = memory.clone();
+        cache.charge(read);
+        cache
+    }
+
+    /// The cache in the file in `dir`, and the bytes read.
+    fn read(dir: &Path) -> (MessageCache, u64) {
         let path = dir.join(FILE_NAME);
         let bytes = match fs::metadata(&path) {
             Ok(meta) if meta.len() <= MAX_FILE => fs::read(&path),
             Ok(meta) => {
                 tracing::warn!(file = %path.display(), len = meta.len(), "ignoring an oversized cache file");
-                return MessageCache::rebuilt();
+                return (MessageCache::rebuilt(), 0);
             }
             Err(err) => Err(err),
         };
         match bytes {
-            Ok(bytes) => MessageCache::parse(Bytes::from(bytes), &path),
+            Ok(bytes) => {
+                let read = bytes.len() as u64;
+                (MessageCache::parse(Bytes::from(bytes), &path), read)
+            }
             Err(err) => {
                 if err.kind() != io::ErrorKind::NotFound {
                     tracing::warn!(file = %path.display(), %err, "ignoring an unreadable cache file");
                 }
-                MessageCache::rebuilt()
+                (MessageCache::rebuilt(), 0)
             }
         }
     }
 
+    fn charge(&mut self, bytes: u64) {
+        self.memory.used.fetch_add(bytes, Ordering::Relaxed);
+        self.charged += bytes;
+    }
+
     fn rebuilt() -> MessageCache {
-        MessageCache {
-            rewrite: true,
-            ..MessageCache::default()
-        }
+        let mut cache = MessageCache::default();
+        cache.rewrite = true;
+        cache
     }
 
     fn parse(bytes: Bytes, path: &Path) -> MessageCache {
@@ -225,6 +293,7 @@ impl MessageCache {
                 continue;
             }
             entry.write_record(&mut appended);
+            self.charge(entry.payload.len() as u64);
             self.insert(uid, entry);
         }
         let dead =

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use super::Maildir;
+use super::message_cache::MemoryUse;
 use crate::store::{Flags, INBOX, Mailstore, StoreError};
 
 const USER: &str = "alice";
@@ -16,8 +17,16 @@ const USER: &str = "alice";
 /// A store with `count` messages in alice's INBOX, each remembered as `derived <uid>`: the
 /// store, its directory, and the messages' `(uid, size)`.
 async fn remembered(count: u32) -> (Maildir, tempfile::TempDir, Vec<(u32, u64)>) {
+    remembered_counting(count, MemoryUse::default()).await
+}
+
+/// [`remembered`], the caches' memory counted in `memory`.
+async fn remembered_counting(
+    count: u32,
+    memory: MemoryUse,
+) -> (Maildir, tempfile::TempDir, Vec<(u32, u64)>) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Maildir::new(dir.path());
+    let store = Maildir::with_cache_memory(dir.path(), memory);
     store.ensure_user(USER).await.unwrap();
     for n in 0..count {
         let message = Bytes::from(format!("Subject: {n}\r\n\r\nbody\r\n"));
@@ -128,4 +137,19 @@ async fn a_new_file_under_a_known_uid_is_not_answered_for() {
         shown(store.cached(USER, INBOX, &new).await.unwrap()),
         ["none"]
     );
+}
+
+#[tokio::test]
+async fn past_their_memory_budget_the_caches_of_folders_not_in_use_are_dropped() {
+    let roomy = MemoryUse::default();
+    let (_store, _dir, _) = remembered_counting(2, roomy.clone()).await;
+    assert!(roomy.used() > 0, "kept in memory within the budget");
+
+    let tight = MemoryUse::with_budget(1);
+    let (store, _dir, keys) = remembered_counting(2, tight.clone()).await;
+    assert_eq!(tight.used(), 0, "dropped once the folder was not in use");
+    // Read from the file again when asked, and dropped again after.
+    let answers = shown(store.cached(USER, INBOX, &keys).await.unwrap());
+    assert_eq!(answers[1], format!("derived {}", keys[1].0));
+    assert_eq!(tight.used(), 0);
 }

@@ -36,6 +36,7 @@ use bytes::Bytes;
 use tokio::sync::Mutex as AsyncMutex;
 
 use self::folder::{Folder, FolderCache, TmpMessage, Written};
+use self::message_cache::MemoryUse;
 pub use self::server_lock::ServerLock;
 pub use self::upload::MaildirUpload;
 use super::{
@@ -91,7 +92,9 @@ use super::{
 /// and size it was recorded with (a Maildir message never changes under its base name), a
 /// message whose file is gone is gone whatever the cache says, and a damaged file or one of
 /// another version is ignored and rebuilt. Deleting it at any time is harmless. Other
-/// programs leave it alone.
+/// programs leave it alone. A folder's cache is kept in memory while the store keeps the
+/// folder's state; all folders' together are bounded (256 MiB), past which the store forgets
+/// the folders not in use at that moment.
 ///
 /// # Durability and concurrency
 ///
@@ -174,6 +177,8 @@ struct Inner {
     trees: LockRegistry<()>,
     /// Tells sessions watching a folder that it changed.
     changes: ChangeNotifier,
+    /// The memory the folders' message caches hold (see *Message cache*).
+    cache_memory: MemoryUse,
 }
 
 impl Maildir {
@@ -184,13 +189,26 @@ impl Maildir {
     /// assert_eq!(store.root(), std::path::Path::new("/var/mail/tower"));
     /// ```
     pub fn new(root: impl Into<PathBuf>) -> Maildir {
+        Maildir::with_cache_memory(root, MemoryUse::default())
+    }
+
+    fn with_cache_memory(root: impl Into<PathBuf>, cache_memory: MemoryUse) -> Maildir {
         Maildir {
             inner: Arc::new(Inner {
                 root: root.into(),
                 folders: LockRegistry::default(),
                 trees: LockRegistry::default(),
                 changes: ChangeNotifier::default(),
+                cache_memory,
             }),
+        }
+    }
+
+    /// Drops what is kept of the folders not in use once their message caches hold more
+    /// than their budget.
+    fn bound_cache_memory(&self) {
+        if self.inner.cache_memory.over_budget() {
+            self.inner.folders.sweep_idle();
         }
     }
 
@@ -347,6 +365,12 @@ impl<T: Default> LockRegistry<T> {
         }
         registry.map.entry(path.to_path_buf()).or_default().clone()
     }
+
+    /// Drops the locks nobody holds or waits for now, and what they keep.
+    fn sweep_idle(&self) {
+        let mut registry = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        registry.map.retain(|_, lock| Arc::strong_count(lock) > 1);
+    }
 }
 
 impl Mailstore for Maildir {
@@ -400,10 +424,14 @@ impl Mailstore for Maildir {
         keys: &[(u32, u64)],
     ) -> StoreResult<Vec<StoreResult<Option<Bytes>>>> {
         let keys = keys.to_vec();
-        self.on_folder(user, mailbox, move |folder, cache| {
-            folder::cached(folder, cache, &keys)
-        })
-        .await
+        let memory = self.inner.cache_memory.clone();
+        let found = self
+            .on_folder(user, mailbox, move |folder, cache| {
+                folder::cached(folder, cache, &keys, &memory)
+            })
+            .await;
+        self.bound_cache_memory();
+        found
     }
 
     async fn remember(
@@ -412,10 +440,14 @@ impl Mailstore for Maildir {
         mailbox: &str,
         entries: Vec<(u32, u64, Bytes)>,
     ) -> StoreResult<()> {
-        self.on_folder(user, mailbox, move |folder, cache| {
-            folder::remember(folder, cache, entries)
-        })
-        .await
+        let memory = self.inner.cache_memory.clone();
+        let kept = self
+            .on_folder(user, mailbox, move |folder, cache| {
+                folder::remember(folder, cache, entries, &memory)
+            })
+            .await;
+        self.bound_cache_memory();
+        kept
     }
 
     async fn append(
