@@ -612,6 +612,61 @@ async fn dovecot_and_tower_mail_take_turns_on_one_tree() {
     tower.stop().await;
 }
 
+/// tower-mail's message cache across Dovecot's turn on the tree: Dovecot leaves
+/// `tower-mail-cache` alone (and says nothing about it), and what it changed meanwhile (an
+/// expunge, a flag, a delivery) is answered as it is now, not as it was cached.
+#[tokio::test(flavor = "multi_thread")]
+async fn cached_envelopes_follow_dovecots_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let dovecot = Doveadm::new(dir.path());
+    let root = dir.path().join("mail");
+    for i in 1..=3 {
+        dovecot.save(
+            "INBOX",
+            &format!("Subject: from Dovecot {i}\r\n\r\nbody {i}\r\n"),
+        );
+    }
+    let envelopes = r#"
+        M.select('INBOX')
+        for line in M.uid('FETCH', '1:*', '(FLAGS ENVELOPE)')[1]:
+            show('fetch', line)
+        "#;
+    let fetched = |output: &str| -> Vec<String> {
+        output
+            .lines()
+            .filter_map(|line| line.strip_prefix("fetch "))
+            .map(str::to_owned)
+            .collect()
+    };
+
+    let tower = Tower::start(&root).await;
+    let before = fetched(&tower.imaplib(envelopes).await);
+    tower.stop().await;
+    assert_eq!(before.len(), 3, "{before:#?}");
+    assert!(dovecot.user_dir.join("tower-mail-cache").is_file());
+
+    dovecot.run(&["expunge", "mailbox", "INBOX", "uid", "2"], b"");
+    dovecot.run(
+        &["flags", "add", "\\Flagged", "mailbox", "INBOX", "uid", "3"],
+        b"",
+    );
+    dovecot.save("INBOX", "Subject: from Dovecot 4\r\n\r\nbody 4\r\n");
+
+    let tower = Tower::start(&root).await;
+    let after = fetched(&tower.imaplib(envelopes).await);
+    tower.stop().await;
+    assert_eq!(after.len(), 3, "{after:#?}");
+    let has = |line: &str, uid: u32, subject: &str| {
+        line.contains(&format!("UID {uid} ")) && line.contains(&format!("\"{subject}\""))
+    };
+    assert!(has(&after[0], 1, "from Dovecot 1"), "{after:#?}");
+    assert!(
+        has(&after[1], 3, "from Dovecot 3") && after[1].contains("\\Flagged"),
+        "{after:#?}"
+    );
+    assert!(has(&after[2], 4, "from Dovecot 4"), "{after:#?}");
+}
+
 /// CONDSTORE and QRESYNC across Dovecot's turn on the tree: Dovecot leaves tower-mail's
 /// mod-sequence file alone, and what it changed meanwhile (a flag, an expunge, a delivery)
 /// reaches a client that resynchronises with tower-mail from the value it had before.

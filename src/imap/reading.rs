@@ -13,7 +13,7 @@ use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::esearch;
-use super::fetch::FetchPlan;
+use super::fetch::{EncodedItems, FetchPlan};
 use super::response;
 use super::search::{self, Bounds, Candidate};
 use super::selected::{INVALID_SEQUENCE, index_to_seq};
@@ -34,6 +34,9 @@ const BATCH_BYTES: u64 = 4 * 1024 * 1024;
 /// What became of reading one message's bytes.
 enum Content {
     Read(Option<Bytes>),
+    /// Its ENVELOPE and BODYSTRUCTURE, as the store kept them or encoded now, for a plan
+    /// they serve ([`FetchPlan::served_by_encoded`]).
+    Encoded(EncodedItems),
     /// Expunged by another session since the view was made: RFC 2180 section 4.1.2 lets the
     /// server leave it out.
     Gone,
@@ -68,18 +71,24 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             }
         }
         let marks_seen = plan.marks_seen() && self.selected.as_ref().is_some_and(|v| !v.read_only);
+        let encoded = plan.served_by_encoded();
         for batch in self.batches(&indices) {
-            let contents = match self.contents(batch, plan.needs_content()).await {
+            let contents = match encoded {
+                true => self.encoded_contents(batch).await,
+                false => self.contents(batch, plan.needs_content()).await,
+            };
+            let contents = match contents {
                 Ok(contents) => contents,
                 Err(err) => return self.store_failed(tag, err),
             };
             for (&index, content) in batch.iter().zip(contents) {
-                let Content::Read(content) = content else {
-                    continue;
-                };
-                if plan.check(content.as_deref()).is_err() {
-                    let text = "Cannot decode the part's Content-Transfer-Encoding";
-                    return self.no(tag, "UNKNOWN-CTE", text);
+                match &content {
+                    Content::Gone => continue,
+                    Content::Read(read) if plan.check(read.as_deref()).is_err() => {
+                        let text = "Cannot decode the part's Content-Transfer-Encoding";
+                        return self.no(tag, "UNKNOWN-CTE", text);
+                    }
+                    _ => {}
                 }
                 let Some(mut meta) = self.selected.as_ref().map(|v| v.messages()[index].clone())
                 else {
@@ -99,10 +108,19 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                     }
                 }
                 let recent = self.selected.as_ref().is_some_and(|v| v.is_recent(index));
-                let items = plan.render(&meta, content.as_deref(), seen_now, recent);
                 let seq =
                     NonZeroU32::new(index_to_seq(index)).expect("sequence numbers start at 1");
-                response::data(self.channel.out(), Data::Fetch { seq, items });
+                let out = self.channel.out();
+                match content {
+                    Content::Encoded(encoded) => {
+                        plan.write_encoded(out, seq, &meta, &encoded, seen_now, recent);
+                    }
+                    Content::Read(content) => {
+                        let items = plan.render(&meta, content.as_deref(), seen_now, recent);
+                        response::data(out, Data::Fetch { seq, items });
+                    }
+                    Content::Gone => {}
+                }
                 if let Err(reason) = self.send_if_full().await {
                     return Flow::Close(reason);
                 }
@@ -260,6 +278,64 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 Err(err) => Err(err),
             })
             .collect()
+    }
+
+    /// The ENVELOPE and BODYSTRUCTURE of the selected mailbox's messages at `indices`: as
+    /// the store kept them where it did, else read, encoded, and given to the store to keep
+    /// (failing to keep them fails nothing).
+    async fn encoded_contents(&mut self, indices: &[usize]) -> Result<Vec<Content>, StoreError> {
+        let Some(view) = self.selected.as_ref() else {
+            return Ok(indices.iter().map(|_| Content::Gone).collect());
+        };
+        let keys: Vec<(u32, u64)> = indices
+            .iter()
+            .map(|&i| (view.messages()[i].uid, view.messages()[i].size))
+            .collect();
+        let user = self.session.user().unwrap_or_default();
+        let store = &self.service.store;
+        let kept = store.cached(&user, &view.name, &keys).await?;
+        let mut kept = kept.into_iter();
+        let mut contents = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for at in 0..keys.len() {
+            contents.push(match kept.next().unwrap_or(Ok(None)) {
+                Ok(Some(bytes)) => match EncodedItems::from_kept(bytes) {
+                    Some(encoded) => Content::Encoded(encoded),
+                    None => {
+                        missing.push(at);
+                        Content::Gone
+                    }
+                },
+                Ok(None) => {
+                    missing.push(at);
+                    Content::Gone
+                }
+                Err(StoreError::NoSuchMessage) => Content::Gone,
+                Err(err) => return Err(err),
+            });
+        }
+        if missing.is_empty() {
+            return Ok(contents);
+        }
+        let uids: Vec<u32> = missing.iter().map(|&at| keys[at].0).collect();
+        let messages = store.fetch_many(&user, &view.name, &uids).await?;
+        let mut new = Vec::with_capacity(missing.len());
+        for (&at, message) in missing.iter().zip(messages) {
+            contents[at] = match message {
+                Ok(bytes) => {
+                    let encoded = EncodedItems::of(&bytes);
+                    let (uid, size) = keys[at];
+                    new.push((uid, size, encoded.kept()));
+                    Content::Encoded(encoded)
+                }
+                Err(StoreError::NoSuchMessage) => Content::Gone,
+                Err(err) => return Err(err),
+            };
+        }
+        if let Err(err) = store.remember(&user, &view.name, new).await {
+            tracing::debug!(%err, "the store kept no FETCH items");
+        }
+        Ok(contents)
     }
 
     /// Store new flags for the message at `index` of the selected mailbox (unless it changed

@@ -238,6 +238,66 @@ pub trait Mailstore: Send + Sync + 'static {
         }
     }
 
+    /// What [`remember`](Self::remember) kept for the messages `keys` names by UID and RFC
+    /// 822 size ([`MessageMeta::size`]), in their order: `Ok(None)` where nothing is kept for
+    /// that message as it is now, `Err(NoSuchMessage)` where it is gone. A protocol keeps
+    /// there what it derives from a message's content and would rather not derive again
+    /// (IMAP: its rendered ENVELOPE and BODYSTRUCTURE); the data is opaque to the store.
+    ///
+    /// The default keeps nothing. [`Maildir`] keeps it in a file per folder, checked on every
+    /// use, so that it survives a restart and never answers for another file than the one
+    /// it was derived from (see *Message cache* there).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use tower_mail::store::{Flags, Maildir, Mailstore};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let root = tempfile::tempdir()?;
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    /// runtime.block_on(async {
+    ///     let store = Maildir::new(root.path());
+    ///     store.ensure_user("alice").await?;
+    ///     let message = Bytes::from_static(b"Subject: hi\r\n\r\nHello\r\n");
+    ///     let uid = store.append("alice", "INBOX", message, Flags::EMPTY.into(), None).await?;
+    ///     let size = store.snapshot("alice", "INBOX").await?.messages[0].size;
+    ///     let derived = Bytes::from_static(b"what parsing found");
+    ///     store.remember("alice", "INBOX", vec![(uid, size, derived.clone())]).await?;
+    ///     // A new store on the same tree, as after a restart.
+    ///     let store = Maildir::new(root.path());
+    ///     let kept = store.cached("alice", "INBOX", &[(uid, size)]).await?;
+    ///     assert_eq!(kept[0].as_ref().ok().cloned().flatten(), Some(derived));
+    ///     let other_size = store.cached("alice", "INBOX", &[(uid, size + 1)]).await?;
+    ///     assert!(matches!(other_size[0], Ok(None)));
+    ///     Ok::<_, tower_mail::store::StoreError>(())
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn cached(
+        &self,
+        user: &str,
+        mailbox: &str,
+        keys: &[(u32, u64)],
+    ) -> impl Future<Output = StoreResult<Vec<StoreResult<Option<Bytes>>>>> + Send {
+        let _ = (user, mailbox);
+        let misses = keys.iter().map(|_| Ok(None)).collect();
+        async move { Ok(misses) }
+    }
+
+    /// Keeps `entries` (UID, RFC 822 size, data) for [`cached`](Self::cached) to answer;
+    /// a store may keep only some (each has bounds). `Ok` also when nothing could be kept:
+    /// the data can always be derived again. The default keeps nothing.
+    fn remember(
+        &self,
+        user: &str,
+        mailbox: &str,
+        entries: Vec<(u32, u64, Bytes)>,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        let _ = (user, mailbox, entries);
+        async { Ok(()) }
+    }
+
     /// Deliver a message; returns its UID. Durable on `Ok`.
     ///
     /// Keywords new to the mailbox become known to it; past [`MAX_KEYWORDS`] the delivery

@@ -7,6 +7,7 @@
 
 mod binary;
 mod crlf;
+mod encoded;
 mod envelope;
 mod header;
 mod params;
@@ -32,6 +33,7 @@ use imap_codec::imap_types::fetch::{
 
 use super::dates;
 use crate::store::MessageMeta;
+pub(super) use encoded::EncodedItems;
 use strings::literal;
 use tree::Part;
 
@@ -99,12 +101,20 @@ impl FetchPlan {
     /// Whether `render` needs the message's bytes (anything beyond FLAGS, UID, INTERNALDATE,
     /// RFC822.SIZE, MODSEQ).
     pub(super) fn needs_content(&self) -> bool {
-        self.items.iter().any(|item| {
-            !matches!(
-                item,
-                Item::Flags | Item::InternalDate | Item::Rfc822Size | Item::Uid | Item::ModSeq
-            )
-        })
+        self.items.iter().any(Item::needs_content)
+    }
+
+    /// Whether ENVELOPE or BODYSTRUCTURE is asked for and no other item needs the message's
+    /// bytes: then [`EncodedItems`] the store kept answer without reading the message (see
+    /// [`write_encoded`](Self::write_encoded)).
+    pub(super) fn served_by_encoded(&self) -> bool {
+        let mut content = self
+            .items
+            .iter()
+            .filter(|item| item.needs_content())
+            .peekable();
+        content.peek().is_some()
+            && content.all(|item| matches!(item, Item::Envelope | Item::BodyStructure))
     }
 
     /// Whether MODSEQ is asked for.
@@ -181,6 +191,40 @@ impl FetchPlan {
         Vec1::try_from(out).unwrap_or_else(|_| Vec1::from(flags()))
     }
 
+    /// Writes the FETCH response for one message whose ENVELOPE and BODYSTRUCTURE are
+    /// `encoded`, byte for byte what [`render`](Self::render) gives encoded; for plans that
+    /// [`served_by_encoded`](Self::served_by_encoded). The other items are encoded as
+    /// `render` encodes them, a run of them at a time.
+    pub(super) fn write_encoded(
+        &self,
+        out: &mut Vec<u8>,
+        seq: NonZeroU32,
+        meta: &MessageMeta,
+        encoded: &EncodedItems,
+        force_flags: bool,
+        recent: bool,
+    ) {
+        let nothing = Content::new(b"");
+        let flags = || MessageDataItem::Flags(super::flags::to_fetch(&meta.flags, recent));
+        let mut line = encoded::Line::start(out, seq);
+        for item in &self.items {
+            match item {
+                Item::Envelope => line.encoded(encoded.envelope()),
+                Item::BodyStructure => line.encoded(encoded.body_structure()),
+                Item::Flags => line.item(flags()),
+                item => {
+                    if let Some(rendered) = item.render(meta, &nothing) {
+                        line.item(rendered);
+                    }
+                }
+            }
+        }
+        if force_flags && !self.items.contains(&Item::Flags) {
+            line.item(flags());
+        }
+        line.end();
+    }
+
     /// Adds `item` unless it is asked already: each item is answered once. BODY[x] and
     /// BODY.PEEK[x] give the same response, as do BINARY[x] and BINARY.PEEK[x]; \Seen is set
     /// if either asks for it. A BINARY item goes right after the others of its section
@@ -240,6 +284,14 @@ impl Item {
             },
             MessageDataItemName::BinarySize { section } => Item::BinarySize { section },
         }
+    }
+
+    /// Whether answering the item needs the message's bytes.
+    fn needs_content(&self) -> bool {
+        !matches!(
+            self,
+            Item::Flags | Item::InternalDate | Item::Rfc822Size | Item::Uid | Item::ModSeq
+        )
     }
 
     /// Whether `self` and `other` are answered by the same data item: equal, or the same
@@ -306,18 +358,11 @@ impl Item {
             Item::Uid => MessageDataItem::Uid(NonZeroU32::new(meta.uid)?),
             // A store without mod-sequences has 0; the session refuses MODSEQ there.
             Item::ModSeq => MessageDataItem::ModSeq(NonZeroU64::new(meta.modseq)?),
-            Item::Envelope => {
-                let root = message.tree();
-                MessageDataItem::Envelope(envelope::envelope(message.slice(&root.header)))
-            }
+            Item::Envelope => message.envelope(),
             Item::Body => {
                 MessageDataItem::Body(structure::structure(message.tree(), message.bytes(), false))
             }
-            Item::BodyStructure => MessageDataItem::BodyStructure(structure::structure(
-                message.tree(),
-                message.bytes(),
-                true,
-            )),
+            Item::BodyStructure => message.body_structure(),
             Item::Rfc822 => MessageDataItem::Rfc822(literal(message.bytes())),
             Item::Rfc822Header => {
                 MessageDataItem::Rfc822Header(literal(message.slice(&message.tree().header)))
@@ -375,6 +420,16 @@ impl<'a> Content<'a> {
 
     fn tree(&self) -> &Part {
         self.tree.get_or_init(|| Part::parse(self.bytes()))
+    }
+
+    /// The ENVELOPE item.
+    fn envelope(&self) -> MessageDataItem<'static> {
+        MessageDataItem::Envelope(envelope::envelope(self.slice(&self.tree().header)))
+    }
+
+    /// The BODYSTRUCTURE item.
+    fn body_structure(&self) -> MessageDataItem<'static> {
+        MessageDataItem::BodyStructure(structure::structure(self.tree(), self.bytes(), true))
     }
 
     fn slice(&self, range: &Range<usize>) -> &[u8] {

@@ -679,3 +679,80 @@ fn nul_is_served_as_0x80() {
         b"* 1 FETCH (BODY[TEXT] {5}\r\na\x80b\r\n)\r\n"
     );
 }
+
+#[test]
+fn responses_written_from_encoded_items_are_byte_for_byte_the_rendered_ones() {
+    use super::EncodedItems;
+    let messages: [&[u8]; 7] = [
+        SIMPLE,
+        MIXED,
+        FORWARD,
+        b"Subject: bare\nFrom: a@b\n\nline\n",
+        b"Subject: 8-bit \xc3\xa4 \"quoted\" and \\ back\r\nX: \0\r\n\r\nbody\0\r\n",
+        b"",
+        b"Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\nx\r\n--a--\r\n",
+    ];
+    let plans = [
+        ("(FLAGS ENVELOPE)", true),
+        ("(BODYSTRUCTURE)", false),
+        ("(ENVELOPE BODYSTRUCTURE)", false),
+        (
+            "(BODYSTRUCTURE UID RFC822.SIZE ENVELOPE INTERNALDATE FLAGS)",
+            false,
+        ),
+        ("(MODSEQ ENVELOPE FLAGS)", true),
+    ];
+    for message in messages {
+        let encoded = EncodedItems::of(message);
+        let kept = EncodedItems::from_kept(encoded.kept()).expect("its own kept form reads back");
+        for (items, uid) in plans {
+            let plan = plan(items, uid);
+            assert!(plan.served_by_encoded(), "{items}");
+            for (force_flags, recent) in [(false, false), (true, true)] {
+                let meta = meta(message, Flags::SEEN | Flags::FLAGGED);
+                let rendered = plan.render(&meta, Some(message), force_flags, recent);
+                let expected = encode_bytes(rendered);
+                for from in [&encoded, &kept] {
+                    let mut written = Vec::new();
+                    let seq = NonZeroU32::MIN;
+                    plan.write_encoded(&mut written, seq, &meta, from, force_flags, recent);
+                    assert_eq!(
+                        String::from_utf8_lossy(&written),
+                        String::from_utf8_lossy(&expected),
+                        "{items} of {:?}",
+                        String::from_utf8_lossy(message)
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn only_plans_of_envelope_and_bodystructure_are_served_encoded() {
+    for items in [
+        "(FLAGS UID)",
+        "(ENVELOPE BODY)",
+        "(BODYSTRUCTURE BODY.PEEK[])",
+        "FAST",
+        "FULL",
+    ] {
+        assert!(!plan(items, true).served_by_encoded(), "{items}");
+    }
+    assert!(plan("(ENVELOPE)", false).served_by_encoded());
+    assert!(
+        plan("ALL", false).served_by_encoded(),
+        "FLAGS INTERNALDATE RFC822.SIZE ENVELOPE"
+    );
+}
+
+#[test]
+fn kept_items_of_another_version_or_cut_short_are_not_used() {
+    use super::EncodedItems;
+    let kept = EncodedItems::of(SIMPLE).kept();
+    assert!(EncodedItems::from_kept(kept.slice(..kept.len() / 2)).is_none());
+    assert!(EncodedItems::from_kept(bytes::Bytes::new()).is_none());
+    let mut other = kept.to_vec();
+    other[1] = b'0';
+    assert!(EncodedItems::from_kept(other.into()).is_none());
+}

@@ -13,11 +13,14 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use bytes::Bytes;
+
 use super::dotlock::{DotLock, LockTimes};
 use super::durable;
 use super::filename;
 use super::keywords::{self, KeywordFile};
 use super::listing::{DirTimes, Listing};
+use super::message_cache::{MemoryUse, MessageCache};
 use super::modseqs::{self, Modseqs};
 use super::tmp_sweep;
 use super::uidlist::{self, Loaded, UidList};
@@ -102,12 +105,16 @@ pub(super) struct FolderCache {
     /// Whether `tmp/` was swept of abandoned files since this cache was made (see
     /// [`tmp_sweep`](super::tmp_sweep)): once per folder while the process keeps it.
     tmp_swept: bool,
+    /// The folder's `tower-mail-cache`, once used; kept apart from `state`, which is read
+    /// again whenever another program changed the UID list.
+    messages: Option<MessageCache>,
 }
 
 impl FolderCache {
     /// Forgets everything (after the folder was renamed or deleted, or an operation failed).
     pub(super) fn clear(&mut self) {
         self.state = None;
+        self.messages = None;
     }
 }
 
@@ -120,6 +127,8 @@ struct State {
     /// Whether `names` covers every UID that had a file at the last scan, so a missing entry
     /// means the message is gone rather than "not looked up yet".
     names_complete: bool,
+    /// When `names` was last read whole, for [`cached`].
+    names_read: Option<NamesRead>,
     /// Modification times (INTERNALDATE) by base name, so a snapshot stats new files only.
     dates: HashMap<String, SystemTime>,
     /// RFC 822 sizes of messages whose names carry no `W=`, by base name, so such a file is
@@ -148,6 +157,7 @@ impl State {
             list,
             names: HashMap::new(),
             names_complete: false,
+            names_read: None,
             dates: HashMap::new(),
             sizes: HashMap::new(),
             listing: Listing::default(),
@@ -187,6 +197,36 @@ impl Stamp {
             modified: meta.modified().ok(),
             inode,
         }
+    }
+}
+
+/// The directory times under which `cur/` was last read whole, and when.
+struct NamesRead {
+    times: DirTimes,
+    at: SystemTime,
+}
+
+impl NamesRead {
+    /// How long names read under directory times too recent to be trusted (see
+    /// [`listing`](super::listing)) are used anyway: a whole-mailbox FETCH looks them up
+    /// once per batch, and should not list a large `cur/` again each time. A file another
+    /// program removed within that time may be answered for from the message cache, as if
+    /// the FETCH had come just before; the session's view of the mailbox lists it until
+    /// its next look anyway.
+    const UNSETTLED_USE: std::time::Duration = std::time::Duration::from_millis(500);
+
+    fn new(times: DirTimes, at: SystemTime) -> NamesRead {
+        NamesRead { times, at }
+    }
+
+    /// Whether `cur/` still holds the names read then: the directories kept their times,
+    /// and those were settled, or the names are very recent.
+    fn holds(&self, times: DirTimes, now: SystemTime) -> bool {
+        self.times == times
+            && (times.settled(self.at)
+                || now
+                    .duration_since(self.at)
+                    .is_ok_and(|age| age < Self::UNSETTLED_USE))
     }
 }
 
@@ -690,7 +730,9 @@ pub(super) fn snapshot(folder: &Folder, cache: &mut FolderCache) -> StoreResult<
     with_state_locked(folder, cache, |state, lock| {
         let times = DirTimes::read(&folder.cur(), &folder.new_dir())?;
         let messages = sync(folder, state, false, lock)?;
-        let messages = state.listing.keep(times, SystemTime::now(), messages);
+        let now = SystemTime::now();
+        let messages = state.listing.keep(times, now, messages);
+        state.names_read = Some(NamesRead::new(times, now));
         Ok(snapshot_of(state, messages))
     })
 }
@@ -755,6 +797,74 @@ pub(super) fn fetch_many(
             .map(|&uid| on_file(folder, state, uid, |path, _| fs::read(path)))
             .collect())
     })
+}
+
+/// What the folder's cache keeps for each message of `keys` (UID and RFC 822 size), in
+/// their order: `Ok(None)` where it keeps nothing for that file, `Err(NoSuchMessage)` where
+/// the message's file is gone. Reads no message: `cur/` is listed again only if it changed
+/// since it was last listed.
+pub(super) fn cached(
+    folder: &Folder,
+    cache: &mut FolderCache,
+    keys: &[(u32, u64)],
+    memory: &MemoryUse,
+) -> StoreResult<Vec<StoreResult<Option<Bytes>>>> {
+    let messages = cache
+        .messages
+        .take()
+        .unwrap_or_else(|| MessageCache::load(&folder.dir, memory));
+    let found = with_state(folder, cache, |state| {
+        let times = DirTimes::read(&folder.cur(), &folder.new_dir())?;
+        let now = SystemTime::now();
+        let current = state
+            .names_read
+            .as_ref()
+            .is_some_and(|read| read.holds(times, now));
+        if !state.names_complete || !current {
+            rescan_names(folder, state)?;
+            state.names_read = Some(NamesRead::new(times, now));
+        }
+        Ok(keys
+            .iter()
+            .map(|&(uid, size)| {
+                match (state.list.entries.get(&uid), state.names.contains_key(&uid)) {
+                    (Some(base), true) => Ok(messages.get(uid, base, size)),
+                    _ => Err(StoreError::NoSuchMessage),
+                }
+            })
+            .collect())
+    });
+    cache.messages = Some(messages);
+    found
+}
+
+/// Keeps `entries` (UID, RFC 822 size, data) in the folder's cache, for the files the UIDs
+/// name now; entries of messages gone are dropped on the way. Failing to write the cache
+/// file is logged, not an error: the file is only a shortcut.
+pub(super) fn remember(
+    folder: &Folder,
+    cache: &mut FolderCache,
+    entries: Vec<(u32, u64, Bytes)>,
+    memory: &MemoryUse,
+) -> StoreResult<()> {
+    let mut messages = cache
+        .messages
+        .take()
+        .unwrap_or_else(|| MessageCache::load(&folder.dir, memory));
+    let result = with_state(folder, cache, |state| {
+        let list = &state.list.entries;
+        let new = entries.into_iter().filter_map(|(uid, size, data)| {
+            let base = list.get(&uid)?;
+            Some((uid, base.clone(), size, data))
+        });
+        let live = |uid, base: &[u8]| list.get(&uid).is_some_and(|b| b.as_bytes() == base);
+        if let Err(err) = messages.add(&folder.dir, new, live) {
+            tracing::warn!(dir = %folder.dir.display(), %err, "could not write the message cache");
+        }
+        Ok(())
+    });
+    cache.messages = Some(messages);
+    result
 }
 
 /// A file in `tmp/` that is removed when this is dropped, unless [`kept`](Self::keep): so a

@@ -42,7 +42,7 @@ impl DirTimes {
     }
 
     /// Whether both times are at least [`SETTLED`] before `now` (a time ahead of `now` is not).
-    fn settled(&self, now: SystemTime) -> bool {
+    pub(super) fn settled(&self, now: SystemTime) -> bool {
         [self.cur, self.new]
             .iter()
             .flatten()

@@ -6,6 +6,7 @@ mod filename;
 mod folder;
 mod keywords;
 mod listing;
+mod message_cache;
 mod modseqs;
 mod server_lock;
 mod subscriptions;
@@ -16,6 +17,8 @@ mod upload;
 
 #[cfg(test)]
 mod dovecot_tests;
+#[cfg(test)]
+mod message_cache_tests;
 #[cfg(test)]
 mod modseq_tests;
 #[cfg(test)]
@@ -33,6 +36,7 @@ use bytes::Bytes;
 use tokio::sync::Mutex as AsyncMutex;
 
 use self::folder::{Folder, FolderCache, TmpMessage, Written};
+use self::message_cache::MemoryUse;
 pub use self::server_lock::ServerLock;
 pub use self::upload::MaildirUpload;
 use super::{
@@ -78,6 +82,19 @@ use super::{
 /// or that is new to the file, gets a new mod-sequence; a UID gone from the UID list is
 /// recorded as expunged. A folder without the file starts from the clock in microseconds,
 /// above any value handed out before the file was lost.
+///
+/// # Message cache
+///
+/// Each folder's `tower-mail-cache` file keeps what FETCH derived from each message (IMAP's
+/// ENVELOPE and BODYSTRUCTURE, see [`cached`](Mailstore::cached)), so that a FETCH over a
+/// large mailbox, warm or after a restart, reads one file instead of every message. It is
+/// only a shortcut, checked on every use: an entry answers only for the UID, file base name
+/// and size it was recorded with (a Maildir message never changes under its base name), a
+/// message whose file is gone is gone whatever the cache says, and a damaged file or one of
+/// another version is ignored and rebuilt. Deleting it at any time is harmless. Other
+/// programs leave it alone. A folder's cache is kept in memory while the store keeps the
+/// folder's state; all folders' together are bounded (256 MiB), past which the store forgets
+/// the folders not in use at that moment.
 ///
 /// # Durability and concurrency
 ///
@@ -160,6 +177,8 @@ struct Inner {
     trees: LockRegistry<()>,
     /// Tells sessions watching a folder that it changed.
     changes: ChangeNotifier,
+    /// The memory the folders' message caches hold (see *Message cache*).
+    cache_memory: MemoryUse,
 }
 
 impl Maildir {
@@ -170,13 +189,26 @@ impl Maildir {
     /// assert_eq!(store.root(), std::path::Path::new("/var/mail/tower"));
     /// ```
     pub fn new(root: impl Into<PathBuf>) -> Maildir {
+        Maildir::with_cache_memory(root, MemoryUse::default())
+    }
+
+    fn with_cache_memory(root: impl Into<PathBuf>, cache_memory: MemoryUse) -> Maildir {
         Maildir {
             inner: Arc::new(Inner {
                 root: root.into(),
                 folders: LockRegistry::default(),
                 trees: LockRegistry::default(),
                 changes: ChangeNotifier::default(),
+                cache_memory,
             }),
+        }
+    }
+
+    /// Drops what is kept of the folders not in use once their message caches hold more
+    /// than their budget.
+    fn bound_cache_memory(&self) {
+        if self.inner.cache_memory.over_budget() {
+            self.inner.folders.sweep_idle();
         }
     }
 
@@ -333,6 +365,12 @@ impl<T: Default> LockRegistry<T> {
         }
         registry.map.entry(path.to_path_buf()).or_default().clone()
     }
+
+    /// Drops the locks nobody holds or waits for now, and what they keep.
+    fn sweep_idle(&self) {
+        let mut registry = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        registry.map.retain(|_, lock| Arc::strong_count(lock) > 1);
+    }
 }
 
 impl Mailstore for Maildir {
@@ -377,6 +415,39 @@ impl Mailstore for Maildir {
                 .collect())
         })
         .await
+    }
+
+    async fn cached(
+        &self,
+        user: &str,
+        mailbox: &str,
+        keys: &[(u32, u64)],
+    ) -> StoreResult<Vec<StoreResult<Option<Bytes>>>> {
+        let keys = keys.to_vec();
+        let memory = self.inner.cache_memory.clone();
+        let found = self
+            .on_folder(user, mailbox, move |folder, cache| {
+                folder::cached(folder, cache, &keys, &memory)
+            })
+            .await;
+        self.bound_cache_memory();
+        found
+    }
+
+    async fn remember(
+        &self,
+        user: &str,
+        mailbox: &str,
+        entries: Vec<(u32, u64, Bytes)>,
+    ) -> StoreResult<()> {
+        let memory = self.inner.cache_memory.clone();
+        let kept = self
+            .on_folder(user, mailbox, move |folder, cache| {
+                folder::remember(folder, cache, entries, &memory)
+            })
+            .await;
+        self.bound_cache_memory();
+        kept
     }
 
     async fn append(
