@@ -25,7 +25,9 @@ const QUEUED_LINES: usize = 16_384;
 /// (tracing-appender's non-blocking writer), in batches, so that no task waits on a `write(2)`
 /// to the log file. Not lossy: when the queue is full a task waits for room rather than drop
 /// a line, since the log is the record of logins, refusals and bans. Keep the guard until
-/// the server has stopped: dropping it writes and flushes every line still queued.
+/// the server has stopped: dropping it writes and flushes the lines still queued (waiting
+/// for the writer up to a second, tracing-appender's bound: far more than a full queue takes
+/// to a local file).
 pub fn init_logging(format: LogFormat) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a terminal: escape codes in a log file are noise.
