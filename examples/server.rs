@@ -88,7 +88,8 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), String> {
     let config_path = parse_args()?;
     let config = Config::load(config_path.as_deref())?;
-    telemetry::init_logging(config.log.format);
+    // Dropped last, when `run` returns: the log lines of the shutdown are written by then.
+    let _log_writer = telemetry::init_logging(config.log.format);
     // One server per Maildir tree: checked before any listener is bound, so that a second
     // server on the same tree says so rather than fail on a port in use. Held until `run`
     // returns; the kernel lets go of it however the process ends.

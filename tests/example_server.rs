@@ -493,6 +493,38 @@ fn sigterm_tells_idle_clients_and_exits_cleanly() {
     assert_eq!(shutdown, 2, "{closes:#?}");
 }
 
+/// The log lines of a shutdown are written before the process exits: the log writer queues
+/// lines for a thread of its own, and a burst of them (every idle connection's close at once)
+/// is still in the queue when the server stops.
+#[test]
+fn sigterm_writes_every_queued_log_line_before_exit() {
+    const IDLE: usize = 200;
+    let mut server = ExampleServer::start_with("[layers.rate_limit]\nmax_concurrent_per_ip = 0\n");
+    let mut clients: Vec<RawClient> = (0..IDLE)
+        .map(|_| {
+            let mut client = RawClient::connect(server.pop3);
+            client.greeting();
+            client
+        })
+        .collect();
+
+    server.signal("TERM");
+    for client in &mut clients {
+        let told = client.line().expect("the server closed without a word");
+        assert!(told.starts_with("-ERR"), "told {told:?}");
+    }
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("the server did not exit after SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    let events = parse_json_lines(&server.json_lines());
+    let shutdown = events_of(&events, "close")
+        .into_iter()
+        .filter(|close| close["reason"] == "shutdown")
+        .count();
+    assert_eq!(shutdown, IDLE, "close lines of the shutdown written");
+}
+
 #[test]
 fn sigterm_does_not_wait_out_a_pending_tls_handshake() {
     // A client that opens a TCP connection to the implicit-TLS port and never says hello.

@@ -1,22 +1,48 @@
 //! Logging and metrics set-up for the example server.
 
+use std::io::BufWriter;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_mail::Protocol;
 use tower_mail::server::{Server, SetupFailure};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::prelude::*;
 
 use crate::config::LogFormat;
 
-/// One line per event, pretty or JSON; `RUST_LOG` overrides the default `info` filter.
-pub fn init_logging(format: LogFormat) {
+/// How many formatted lines may wait for the log writer's thread. At about 300 bytes a JSON
+/// line, a full queue holds a few MiB; a burst of connections longer than that makes the
+/// connections' tasks wait for the disk, as a synchronous writer would have all along.
+const QUEUED_LINES: usize = 16_384;
+
+/// One line per event, pretty or JSON, to stdout; `RUST_LOG` overrides the default `info`
+/// filter.
+///
+/// The connections' tasks format their lines and queue them; a thread of its own writes them
+/// (tracing-appender's non-blocking writer), in batches, so that no task waits on a `write(2)`
+/// to the log file. Not lossy: when the queue is full a task waits for room rather than drop
+/// a line, since the log is the record of logins, refusals and bans. Keep the guard until
+/// the server has stopped: dropping it writes and flushes the lines still queued (waiting
+/// for the writer up to a second, tracing-appender's bound: far more than a full queue takes
+/// to a local file).
+pub fn init_logging(format: LogFormat) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a terminal: escape codes in a log file are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    // Buffered: the writer thread flushes whenever its queue is empty, so a burst of lines
+    // costs a few large writes rather than one per line.
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("log-writer")
+        .finish(BufWriter::new(std::io::stdout()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi);
+        .with_ansi(ansi)
+        .with_writer(writer);
     match format {
         // Flattened so that `event`, `session_id`, ... are top-level keys of each object.
         LogFormat::Json => builder
@@ -24,9 +50,14 @@ pub fn init_logging(format: LogFormat) {
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
+            .finish()
+            // The lines carry no span (above), yet each connection's span would still have its
+            // fields formatted and kept for the connection's life: not made at all.
+            .with(filter_fn(|meta| !meta.is_span()))
             .init(),
         LogFormat::Pretty => builder.compact().init(),
     }
+    guard
 }
 
 /// Install the Prometheus recorder; the admin listener serves its text at `/metrics`.

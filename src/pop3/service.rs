@@ -66,9 +66,11 @@ where
 
     fn call(&mut self, conn: Connection) -> Self::Future {
         let state = self.state.clone();
-        conn.run_session(move |parts| async move {
+        // The session is made before its future: captured by the future, the connection's
+        // parts would keep their room in it for the session's life beside the session.
+        conn.run_session(move |parts| {
             let mut pop3 = Pop3Session::new(state, parts);
-            pop3.run().await
+            async move { pop3.run().await }
         })
     }
 }

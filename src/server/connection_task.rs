@@ -65,7 +65,10 @@ pub(super) async fn run<S>(
     let call = async move {
         let mut stack = stack;
         let ready = stack.as_mut().ready().await.map_err(Into::into)?;
-        ready.call(conn).await.map_err(Into::into)
+        let response = ready.call(conn);
+        // The stack's clone has done its work once called: not held for the connection's life.
+        drop(stack);
+        response.await.map_err(Into::into)
     };
 
     let outcome = drive(call, &session, &slot, &state).await;

@@ -115,6 +115,7 @@ impl Channel {
 
     /// The next line; `Ok(None)` if it was longer than the cap (it was skipped).
     pub async fn next_line(&mut self) -> Result<Option<Bytes>, Interrupted> {
+        self.release_idle_reply_buffer();
         let read = self.reader.read_line(&mut self.io);
         match watch(&self.session, self.idle_timeout, read).await? {
             Line::Eof => Err(Interrupted::Gone(CloseReason::ClientClosed)),
@@ -143,6 +144,15 @@ impl Channel {
     pub async fn read_chunk(&mut self, max: usize) -> Result<Bytes, Interrupted> {
         let read = self.reader.read_some(&mut self.io, max);
         watch(&self.session, self.idle_timeout, read).await
+    }
+
+    /// Before a wait for the client that may be long: with no line already here, the reply
+    /// buffer is let go, so that an idle connection holds none (the next reply takes a fresh
+    /// one, a cheap allocation beside the wait). A pipelining client keeps it.
+    fn release_idle_reply_buffer(&mut self) {
+        if self.out.is_empty() && self.reader.buffered() == 0 {
+            self.out = Vec::new();
+        }
     }
 
     /// Send what is buffered. A client that stops reading cannot hold the session: the write
@@ -256,4 +266,60 @@ async fn watch<T>(
 
 fn ending(session: &Session) -> Interrupted {
     Interrupted::Ending(session.end_reason().unwrap_or(CloseReason::Shutdown))
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, DuplexStream};
+
+    use super::*;
+    use crate::session::Protocol;
+
+    fn channel() -> (Channel, DuplexStream) {
+        let (client, server) = tokio::io::duplex(4096);
+        let session = Arc::new(Session::new(
+            Protocol::Pop3,
+            "192.0.2.1:4000".parse().unwrap(),
+            "127.0.0.1:110".parse().unwrap(),
+        ));
+        let channel = Channel::new(Transport::new(server), session, 255, Duration::from_secs(5));
+        (channel, client)
+    }
+
+    async fn reply(channel: &mut Channel, client: &mut DuplexStream, text: &[u8]) {
+        channel.out().extend_from_slice(text);
+        channel.flush().await.unwrap();
+        let mut got = vec![0; text.len()];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, text);
+    }
+
+    #[tokio::test]
+    async fn a_connection_waiting_for_its_client_holds_no_reply_buffer() {
+        let (mut channel, mut client) = channel();
+        reply(
+            &mut channel,
+            &mut client,
+            b"+OK a greeting of some length\r\n",
+        )
+        .await;
+        client.write_all(b"NOOP\r\n").await.unwrap();
+        let line = channel.next_line().await.unwrap();
+        assert_eq!(line.as_deref(), Some(&b"NOOP"[..]));
+        assert_eq!(channel.out().capacity(), 0);
+        // The next reply still goes out whole.
+        reply(&mut channel, &mut client, b"+OK\r\n").await;
+    }
+
+    #[tokio::test]
+    async fn pipelined_commands_keep_the_reply_buffer() {
+        let (mut channel, mut client) = channel();
+        client.write_all(b"NOOP\r\nNOOP\r\n").await.unwrap();
+        channel.next_line().await.unwrap();
+        reply(&mut channel, &mut client, b"+OK\r\n").await;
+        let kept = channel.out().capacity();
+        assert!(kept > 0);
+        channel.next_line().await.unwrap();
+        assert_eq!(channel.out().capacity(), kept);
+    }
 }

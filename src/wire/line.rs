@@ -1,11 +1,14 @@
 //! Reading CRLF-terminated lines with a hard length cap and a buffer that costs nothing while
 //! the client is idle.
 
-use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use std::pin::Pin;
+use std::task::Poll;
 
-/// The first reservation for a line: most command lines fit, and every idle connection holds
-/// one. Longer lines grow the buffer geometrically, up to the cap.
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+
+/// The most the first read of a line takes: most command lines fit. Longer lines grow the
+/// buffer geometrically, up to the cap.
 const FIRST_CHUNK: usize = 128;
 /// A buffer grown past this by a long line is released once drained, so one big command does
 /// not pin memory for the rest of an idle session.
@@ -38,8 +41,8 @@ pub enum Line {
 
 /// Splits a byte stream into lines of at most `max_len` bytes.
 ///
-/// The buffer starts empty and grows in small steps only while a line is arriving, so an idle
-/// connection holds no read buffer. A line over the cap is reported
+/// The buffer is empty between lines and grows in small steps only while a line is arriving,
+/// so an idle connection holds no read buffer. A line over the cap is reported
 /// ([`Line::TooLong`]) the moment it passes the cap; what follows of it is skipped by the
 /// next read, under a bound ([`Line::Unending`] after 1 MiB skipped).
 ///
@@ -209,8 +212,17 @@ impl LineReader {
             }
             let filled = self.buf.len().min(cap + 1);
             let room_left = cap + 2 - filled;
-            self.reserve(self.buf.len().max(FIRST_CHUNK).min(room_left.max(1)));
-            if io.read_buf(&mut self.buf).await? == 0 {
+            let want = self.buf.len().max(FIRST_CHUNK).min(room_left.max(1));
+            let read = if self.buf.is_empty() && self.skipping.is_none() {
+                // No line begun: the wait may be long (an idle client), so it holds no buffer.
+                self.buf = BytesMut::new();
+                self.large = false;
+                read_first_bytes(io, &mut self.buf, want).await?
+            } else {
+                self.reserve(want);
+                io.read_buf(&mut self.buf).await?
+            };
+            if read == 0 {
                 return Ok(Line::Eof);
             }
         }
@@ -264,8 +276,27 @@ impl LineReader {
     }
 }
 
+/// Read up to `max` (at most [`FIRST_CHUNK`]) bytes into `buf` through a buffer that lives
+/// only during each poll: while the client is silent nothing is allocated, and `buf` gets
+/// exactly what arrived. Cancel-safe: bytes are appended in the poll that reads them.
+async fn read_first_bytes<R: AsyncRead + Unpin + ?Sized>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    max: usize,
+) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        let mut chunk = [0u8; FIRST_CHUNK];
+        let mut read = ReadBuf::new(&mut chunk[..max.min(FIRST_CHUNK)]);
+        std::task::ready!(Pin::new(&mut *io).poll_read(cx, &mut read))?;
+        buf.extend_from_slice(read.filled());
+        Poll::Ready(Ok(read.filled().len()))
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
+    use futures_util::FutureExt;
     use tokio::io::AsyncWriteExt;
 
     use super::*;
@@ -405,6 +436,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_reader_waiting_between_lines_holds_no_buffer() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        let mut reader = LineReader::new(100);
+        let waiting = reader.read_line(&mut server).now_or_never();
+        assert!(waiting.is_none(), "nothing sent yet");
+        assert_eq!(reader.buf.capacity(), 0, "before the first line");
+        client.write_all(b"a NOOP\r\nb NO").await.unwrap();
+        assert_eq!(
+            reader.read_line(&mut server).await.unwrap(),
+            Line::Complete("a NOOP".into())
+        );
+        client.write_all(b"OP\r\n").await.unwrap();
+        assert_eq!(
+            reader.read_line(&mut server).await.unwrap(),
+            Line::Complete("b NOOP".into()),
+            "a line that arrived in two pieces"
+        );
+        let waiting = reader.read_line(&mut server).now_or_never();
+        assert!(waiting.is_none(), "nothing more sent");
+        assert_eq!(reader.buf.capacity(), 0, "between lines");
+    }
+
+    #[tokio::test]
     async fn idle_reader_releases_a_large_buffer() {
         // Whatever room the line leaves in the buffer: the buffer left after splitting a
         // line off may look small while it still holds the whole allocation.
@@ -436,9 +490,10 @@ mod tests {
         assert_eq!(&second[..], b" wo", "never more than asked");
         let third = reader.read_some(&mut rest, 2).await.unwrap();
         assert_eq!(&third[..], b"rl");
-        let mut empty: &[u8] = b"";
-        let left = reader.read_some(&mut empty, 100).await.unwrap();
+        // Whether the reader read ahead or not, the rest comes next and whole.
+        let left = reader.read_some(&mut rest, 100).await.unwrap();
         assert_eq!(&left[..], b"d\r\n");
+        let mut empty: &[u8] = b"";
         let eof = reader.read_some(&mut empty, 100).await.unwrap_err();
         assert_eq!(eof.kind(), std::io::ErrorKind::UnexpectedEof);
     }
