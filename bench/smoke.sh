@@ -16,8 +16,10 @@ profile_flag=()
 cargo build --locked "${profile_flag[@]}" --example load --example floor_server --example server
 
 # Ports far from the example server's defaults and from bench/compare.sh's.
-FLOOR_IMAP=32143 FLOOR_POP3=32110
-TOWER_IMAP=33143 TOWER_POP3=33110 TOWER_METRICS=33898
+# Below the kernel's ephemeral range (32768-60999 on Linux): a port in it may be taken at that
+# moment as the local end of one of the suite's many client connections.
+FLOOR_IMAP=12143 FLOOR_POP3=12110
+TOWER_IMAP=13143 TOWER_POP3=13110 TOWER_METRICS=13898
 
 WORK="$(mktemp -d)"
 pids=()

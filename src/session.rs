@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
@@ -229,6 +229,9 @@ pub struct Session {
     selected: Mutex<Option<String>>,
     client_id: Mutex<Option<Vec<(String, String)>>>,
     end: CancellationToken,
+    /// How long the client has from the session's start to log in (the server's
+    /// `login_timeout`): read by the session's channel, which enforces it.
+    pub(crate) login_timeout: Option<Duration>,
     end_reason: Mutex<Option<Box<CloseReason>>>,
 }
 
@@ -273,6 +276,7 @@ impl Session {
             selected: Mutex::new(None),
             client_id: Mutex::new(None),
             end,
+            login_timeout: None,
             end_reason: Mutex::new(None),
         }
     }

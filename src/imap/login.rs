@@ -144,6 +144,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         self.account = Some(Box::new(user));
         let idle = self.authenticated_idle_timeout();
         self.channel.set_idle_timeout(idle);
+        self.channel.logged_in();
         if let Err(reason) = self
             .notify(SessionEvent::Authenticated { user: &name })
             .await

@@ -461,6 +461,7 @@ where
             .idle_timeout
             .unwrap_or(self.service.config.idle_timeout);
         self.channel.set_idle_timeout(idle);
+        self.channel.logged_in();
         self.enter(StateData::Transaction {
             maildrop,
             _lock: lock,

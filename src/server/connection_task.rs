@@ -193,13 +193,15 @@ async fn setup(
         (Box::new(stream), peer, local)
     };
 
-    let session = Arc::new(Session::with_end_token(
+    let mut session = Session::with_end_token(
         endpoint.protocol,
         remote,
         local,
         peer,
         state.shutdown.child_token(),
-    ));
+    );
+    session.login_timeout = state.config.login_timeout;
+    let session = Arc::new(session);
 
     // 2. Address checks the listener makes before a TLS handshake: a refused peer is closed
     //    without costing one.
@@ -259,16 +261,8 @@ fn enter_setup(
     Some((place, address))
 }
 
-/// Whether the client has logged in, as the protocol services record it.
-fn logged_in(session: &Session) -> bool {
-    !matches!(
-        session.state(),
-        crate::session::State::NotAuthenticated | crate::session::State::Authorization
-    )
-}
-
-/// Poll the stack's future, catching panics, bounding the setup phase and the time to log in,
-/// and obeying the hard stop at the end of a shutdown.
+/// Poll the stack's future, catching panics, bounding the setup phase, and obeying the hard
+/// stop at the end of a shutdown.
 fn drive<'a, F>(
     call: F,
     session: &'a Session,
@@ -280,26 +274,13 @@ where
 {
     Drive {
         call: AssertUnwindSafe(call).catch_unwind(),
-        // Boxed, and dropped once the client has logged in: the timer guards the setup phase,
-        // then (the same timer, reset) the login deadline, and would otherwise sit in every
-        // long-lived session.
-        deadline: Some(Box::pin(tokio::time::sleep(state.config.setup_timeout))),
-        started: tokio::time::Instant::now(),
-        phase: Phase::Setup,
-        login_timeout: state.config.login_timeout,
+        // Boxed and dropped as soon as a session service has taken the transport: the timer
+        // only guards the setup phase, and would otherwise sit in every long-lived connection.
+        setup_deadline: Some(Box::pin(tokio::time::sleep(state.config.setup_timeout))),
         hard_stop: state.hard_stop.cancelled(),
         session,
         slot,
     }
-}
-
-/// Which deadline [`Drive`]'s timer stands for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Until a session service takes the transport.
-    Setup,
-    /// Until the client logs in.
-    Login,
 }
 
 /// What [`drive`] returns: a future by hand rather than an `async fn`, which would keep the
@@ -308,11 +289,7 @@ enum Phase {
 struct Drive<'a, F> {
     #[pin]
     call: futures_util::future::CatchUnwind<AssertUnwindSafe<F>>,
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// When the stack was called: both deadlines count from here.
-    started: tokio::time::Instant,
-    phase: Phase,
-    login_timeout: Option<Duration>,
+    setup_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     #[pin]
     hard_stop: tokio_util::sync::WaitForCancellationFuture<'a>,
     session: &'a Session,
@@ -333,31 +310,16 @@ where
                 Err(_panic) => Outcome::Panicked,
             });
         }
-        if *this.phase == Phase::Setup && this.slot.is_taken() {
-            // The setup phase is over; the login deadline counts from the same start as the
-            // setup deadline, and the same timer is moved rather than made anew.
-            *this.phase = Phase::Login;
-            match (*this.login_timeout, this.deadline.as_mut()) {
-                (Some(login), Some(deadline)) => deadline.as_mut().reset(*this.started + login),
-                _ => *this.deadline = None,
-            }
-        }
-        if *this.phase == Phase::Login && logged_in(this.session) {
-            *this.deadline = None;
-        }
-        if let Some(deadline) = this.deadline
-            && deadline.as_mut().poll(cx).is_ready()
-        {
-            *this.deadline = None;
-            if *this.phase == Phase::Setup {
+        if let Some(deadline) = this.setup_deadline {
+            if this.slot.is_taken() {
+                *this.setup_deadline = None;
+            } else if deadline.as_mut().poll(cx).is_ready() {
                 let reject = Reject::new(TIMEOUT_MESSAGE).with_layer("setup_timeout");
                 // Recorded before the stack's future is dropped, so that close hooks inside it
                 // report the refusal the client is told rather than a bare drop.
                 this.session.end(CloseReason::Rejected(reject.clone()));
                 return Poll::Ready(Outcome::SetupTimedOut(reject));
             }
-            // The session says its goodbye and ends, as for any other end signal.
-            this.session.end(CloseReason::LoginTimeout);
         }
         if this.hard_stop.poll(cx).is_ready() {
             return Poll::Ready(Outcome::HardStopped);

@@ -142,17 +142,14 @@ pub struct ServerConfig {
     /// Deadline from accept until a session service takes the connection: bounds every layer
     /// (a hook that never finishes) before the greeting.
     pub setup_timeout: Duration,
-    /// Deadline from accept until the client has logged in; `None` for none. A client that
-    /// keeps a session busy without logging in (CAPABILITY or NOOP over and over, a line
-    /// trickled byte by byte, each within the idle timeout) holds its slot this long at most,
-    /// then is told `Login timeout` ([`CloseReason::LoginTimeout`]).
-    ///
-    /// The server reads "logged in" from [`Session::state`]: the IMAP and POP3 services set it;
-    /// a session service of your own that never leaves `NotAuthenticated`/`Authorization`
-    /// should set this to `None`.
+    /// Deadline from the session's start (its greeting) until the client has logged in;
+    /// `None` for none. A client that keeps a session busy without logging in (CAPABILITY or
+    /// NOOP over and over, a line trickled byte by byte, each within the idle timeout) holds
+    /// its slot this long at most, then is told `Login timeout`
+    /// ([`CloseReason::LoginTimeout`]). The IMAP and POP3 services enforce it with the timer
+    /// of their idle timeout, so it costs an idle connection nothing.
     ///
     /// [`CloseReason::LoginTimeout`]: crate::CloseReason::LoginTimeout
-    /// [`Session::state`]: crate::Session::state
     pub login_timeout: Option<Duration>,
     /// Deadline for writing a refusal to a client that does not read.
     pub refusal_write_timeout: Duration,

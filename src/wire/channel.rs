@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
 
 use super::stream::Stream;
 use super::{CountingIo, Line, LineReader};
@@ -57,6 +58,10 @@ pub struct Channel {
     out: Vec<u8>,
     session: Arc<Session>,
     idle_timeout: Duration,
+    /// When a client that has not logged in is let go however busy it keeps the session
+    /// (the server's login timeout); `None` once logged in. Enforced by the same timer as
+    /// the idle timeout, so it costs an idle connection nothing more.
+    login_deadline: Option<Instant>,
     starttls: Option<TlsAcceptor>,
     /// Where the stream goes back if the channel is dropped before [`shutdown`]
     /// (Channel::shutdown): the server then says goodbye for the session.
@@ -84,6 +89,9 @@ impl Channel {
             io: Stream::Counted(CountingIo::new(transport.io, session.clone())),
             reader: LineReader::new(max_line_len),
             out: Vec::new(),
+            login_deadline: session
+                .login_timeout
+                .map(|timeout| Instant::now() + timeout),
             session,
             idle_timeout,
             starttls: transport.starttls,
@@ -95,6 +103,11 @@ impl Channel {
     /// [`flush`](Channel::flush).
     pub fn out(&mut self) -> &mut Vec<u8> {
         &mut self.out
+    }
+
+    /// The client has logged in: the login deadline no longer applies.
+    pub fn logged_in(&mut self) {
+        self.login_deadline = None;
     }
 
     /// Change the idle timeout (IMAP uses a longer one once logged in).
@@ -117,7 +130,7 @@ impl Channel {
     pub async fn next_line(&mut self) -> Result<Option<Bytes>, Interrupted> {
         self.release_idle_reply_buffer();
         let read = self.reader.read_line(&mut self.io);
-        match watch(&self.session, self.idle_timeout, read).await? {
+        match watch(&self.session, self.idle_timeout, self.login_deadline, read).await? {
             Line::Eof => Err(Interrupted::Gone(CloseReason::ClientClosed)),
             Line::Unending => Err(Interrupted::Unending),
             Line::TooLong => Ok(None),
@@ -135,7 +148,7 @@ impl Channel {
     /// [`next_line`](Channel::next_line).
     pub async fn read_literal(&mut self, len: usize) -> Result<Bytes, Interrupted> {
         let read = self.reader.read_exact(&mut self.io, len);
-        watch(&self.session, self.idle_timeout, read).await
+        watch(&self.session, self.idle_timeout, self.login_deadline, read).await
     }
 
     /// The next 1 to `max` bytes of a literal that is streamed rather than held whole (an
@@ -143,7 +156,7 @@ impl Channel {
     /// timeout applies to each piece, so a client that stalls mid-message is let go.
     pub async fn read_chunk(&mut self, max: usize) -> Result<Bytes, Interrupted> {
         let read = self.reader.read_some(&mut self.io, max);
-        watch(&self.session, self.idle_timeout, read).await
+        watch(&self.session, self.idle_timeout, self.login_deadline, read).await
     }
 
     /// Before a wait for the client that may be long: with no line already here, the reply
@@ -250,14 +263,25 @@ async fn write_and_flush(io: &mut Stream, out: &[u8]) -> std::io::Result<()> {
 async fn watch<T>(
     session: &Session,
     idle_timeout: Duration,
+    login_deadline: Option<Instant>,
     read: impl Future<Output = std::io::Result<T>>,
 ) -> Result<T, Interrupted> {
+    let idle_deadline = Instant::now() + idle_timeout;
+    let (deadline, login) = match login_deadline {
+        Some(login) if login < idle_deadline => (login, true),
+        _ => (idle_deadline, false),
+    };
     let read = tokio::select! {
         biased;
         _ = session.ending() => return Err(ending(session)),
-        read = tokio::time::timeout(idle_timeout, read) => read,
+        read = tokio::time::timeout_at(deadline, read) => read,
     };
     match read {
+        Err(_elapsed) if login => {
+            // Recorded, as any other end, so that what reports the session's end agrees.
+            session.end(CloseReason::LoginTimeout);
+            Err(Interrupted::Ending(CloseReason::LoginTimeout))
+        }
         Err(_elapsed) => Err(Interrupted::Idle),
         Ok(Err(err)) => Err(Interrupted::Gone(CloseReason::from_io(&err))),
         Ok(Ok(value)) => Ok(value),
