@@ -31,8 +31,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use support_example::{
-    ExampleServer, LogEvent, Metrics, PASSWORD, RawClient, SOON, USER, events_of, parse_json_lines,
-    poll, run_server_expecting_exit, stderr, toml_str,
+    ExampleServer, LogEvent, PASSWORD, RawClient, SOON, USER, events_of, parse_json_lines, poll,
+    run_server_expecting_exit, stderr, toml_str,
 };
 
 const IMAP: (&str, &str) = ("protocol", "imap");
@@ -140,15 +140,6 @@ fn refused(addr: SocketAddr, source: IpAddr, line: &str) {
 }
 
 /// Scrape until `done` holds; panics with the last page otherwise.
-#[track_caller]
-fn metrics_when(server: &ExampleServer, done: impl Fn(&Metrics) -> bool) -> Metrics {
-    poll(SOON, || {
-        let metrics = server.scrape();
-        done(&metrics).then_some(metrics)
-    })
-    .unwrap_or_else(|| panic!("metrics never got there:\n{}", server.scrape().text))
-}
-
 /// Wait for JSON log lines with `"event": kind` that `pred` accepts, and return them.
 #[track_caller]
 fn log_events(
@@ -403,7 +394,7 @@ fn busy_clients_that_never_log_in_are_cut_at_the_login_deadline_while_honest_one
     assert_eq!(cut.load(Ordering::SeqCst), 20);
     assert!(honest_rounds.load(Ordering::SeqCst) >= 1);
     // Every slow session ended for that reason, and none is left open.
-    let metrics = metrics_when(&server, |m| {
+    let metrics = server.metrics_when(|m| {
         m.sum(
             "mail_connections_closed_total",
             &[("reason", "login_timeout")],
@@ -587,9 +578,7 @@ fn failed_logins_are_answered_late_and_a_right_password_is_not() {
         "the right password ({owner_in:?}) waited for a pending failure ({third_told:?})"
     );
     // Counted: one delayed answer per failure.
-    metrics_when(&server, |m| {
-        m.sum("mail_auth_failures_delayed_total", &[]) == 3.0
-    });
+    server.metrics_when(|m| m.sum("mail_auth_failures_delayed_total", &[]) == 3.0);
 }
 
 /// A passwd-file line for `user` whose hash takes about half a second or more to verify even
@@ -630,7 +619,7 @@ fn password_verifications_past_the_bound_fail_as_temporarily_unavailable() {
         (1, 1),
         "one verified, one waited past the queue deadline: {answers:?}"
     );
-    metrics_when(&server, |m| {
+    server.metrics_when(|m| {
         m.sum(
             "mail_auth_verifications_rejected_total",
             &[("reason", "queue_timeout")],
@@ -656,7 +645,7 @@ fn a_user_may_have_at_most_max_sessions_per_user_across_imap_and_pop3() {
     let reply = pop2.cmd(&format!("PASS {PASSWORD}"));
     // Not the maildrop lock ("Mailbox is locked ..."): the per-user cap.
     assert_eq!(reply, "-ERR [IN-USE] Too many sessions for this user");
-    metrics_when(&server, |m| m.sum("mail_auth_user_limit_total", &[]) == 2.0);
+    server.metrics_when(|m| m.sum("mail_auth_user_limit_total", &[]) == 2.0);
 
     // One session ends: its slot comes back (when the session's task has ended, just after
     // the client saw it end), and a new login gets in.
@@ -713,9 +702,8 @@ fn repeated_failed_logins_ban_the_address_with_the_auto_ban_message() {
     assert_eq!(bans.len(), 1, "{bans:#?}");
     assert_eq!(bans[0]["ip"], "127.0.0.7");
     assert_eq!(bans[0]["ban_seconds"], "600");
-    let metrics = metrics_when(&server, |m| {
-        m.sum("mail_rejections_total", &[("layer", "auto_ban")]) == 2.0
-    });
+    let metrics =
+        server.metrics_when(|m| m.sum("mail_rejections_total", &[("layer", "auto_ban")]) == 2.0);
     assert_eq!(
         metrics.sum("mail_auth_bans_total", &[]),
         1.0,
@@ -742,7 +730,7 @@ fn repeated_failed_logins_ban_the_address_with_the_auto_ban_message() {
 fn a_failed_tls_handshake_is_counted_and_logged() {
     let server = ExampleServer::start();
     // Exported from the start, at 0: the server's setup failures and the auth layers' counts.
-    let start = metrics_when(&server, |m| {
+    let start = server.metrics_when(|m| {
         m.samples
             .iter()
             .any(|s| s.name == "mail_setup_failures_total")
@@ -772,9 +760,8 @@ fn a_failed_tls_handshake_is_counted_and_logged() {
     client.send_raw(b"a LOGIN demo demo\r\n");
     client.read_to_eof();
 
-    let metrics = metrics_when(&server, |m| {
-        m.sum("mail_setup_failures_total", &[IMAP, handshake]) == 1.0
-    });
+    let metrics =
+        server.metrics_when(|m| m.sum("mail_setup_failures_total", &[IMAP, handshake]) == 1.0);
     assert_eq!(metrics.sum("mail_setup_failures_total", &[POP3]), 0.0);
     let logged = log_events(&server, "setup_failure", |e| e["reason"] == "tls_handshake");
     assert_eq!(logged[0]["protocol"], "imap");
@@ -789,9 +776,7 @@ fn a_blocked_address_is_closed_before_the_tls_handshake() {
     let mut blocked = RawClient::connect_from(lo(2), server.imaps);
     assert!(blocked.read_to_eof().is_empty());
     let early = ("reason", "refused");
-    metrics_when(&server, |m| {
-        m.sum("mail_setup_failures_total", &[IMAP, early]) == 1.0
-    });
+    server.metrics_when(|m| m.sum("mail_setup_failures_total", &[IMAP, early]) == 1.0);
     let logged = log_events(&server, "setup_failure", |e| e["reason"] == "refused");
     let error = logged[0].get("error").cloned().unwrap_or_default();
     assert!(error.contains("IP address blocked"), "{error}");
@@ -800,7 +785,7 @@ fn a_blocked_address_is_closed_before_the_tls_handshake() {
     let mut other = RawClient::connect_from(lo(3), server.imaps);
     other.send_raw(b"not a ClientHello\r\n");
     other.read_to_eof();
-    metrics_when(&server, |m| {
+    server.metrics_when(|m| {
         m.sum(
             "mail_setup_failures_total",
             &[IMAP, ("reason", "tls_handshake")],
@@ -814,7 +799,7 @@ fn a_blocked_address_is_closed_before_the_tls_handshake() {
     let mut blocked = RawClient::connect_from(lo(2), late.imaps);
     blocked.send_raw(b"not a ClientHello\r\n");
     blocked.read_to_eof();
-    let metrics = metrics_when(&late, |m| {
+    let metrics = late.metrics_when(|m| {
         m.sum(
             "mail_setup_failures_total",
             &[IMAP, ("reason", "tls_handshake")],
@@ -831,7 +816,7 @@ fn handshakes_past_the_per_address_setup_cap_are_closed_at_once() {
     let server = ExampleServer::start_with("[limits]\nmax_setup_per_address = 1\n");
     // A client that opens the TLS port and says nothing holds the address's one place.
     let _silent = RawClient::connect(server.imaps);
-    metrics_when(&server, |m| m.sum("mail_connections_in_setup", &[]) == 1.0);
+    server.metrics_when(|m| m.sum("mail_connections_in_setup", &[]) == 1.0);
     // The next one from the address is closed without a handshake, long before the 10 s
     // handshake deadline.
     let started = Instant::now();
@@ -839,7 +824,7 @@ fn handshakes_past_the_per_address_setup_cap_are_closed_at_once() {
     assert!(second.read_to_eof().is_empty());
     let took = started.elapsed();
     assert!(took < Duration::from_secs(3), "closed after {took:?}");
-    metrics_when(&server, |m| {
+    server.metrics_when(|m| {
         m.sum(
             "mail_setup_failures_total",
             &[IMAP, ("reason", "setup_cap")],
@@ -865,9 +850,8 @@ fn a_full_server_still_refuses_a_blocked_address_with_the_ip_block_message() {
         lo(3),
         "-ERR Too many connections, try again later",
     );
-    let metrics = metrics_when(&server, |m| {
-        m.sum("mail_rejections_total", &[("layer", "load_shed")]) == 1.0
-    });
+    let metrics =
+        server.metrics_when(|m| m.sum("mail_rejections_total", &[("layer", "load_shed")]) == 1.0);
     assert_eq!(
         metrics.sum("mail_rejections_total", &[("layer", "ip_block")]),
         2.0,
@@ -893,7 +877,7 @@ fn refusals_past_the_tarpit_cap_are_answered_at_once() {
     });
     let connected = rx.recv().unwrap();
     // The first refused client fills the tarpit...
-    metrics_when(&server, |m| m.sum("mail_connections_tarpitted", &[]) == 1.0);
+    server.metrics_when(|m| m.sum("mail_connections_tarpitted", &[]) == 1.0);
     // ... so the next is answered at once instead of being held too.
     let started = Instant::now();
     refused(addr, lo(3), "-ERR IP address blocked");
@@ -1002,9 +986,7 @@ fn an_address_at_its_rate_limit_is_closed_before_the_tls_handshake() {
     let mut second = RawClient::connect_from(lo(40), server.imaps);
     assert!(second.read_to_eof().is_empty());
     let early = ("reason", "refused");
-    metrics_when(&server, |m| {
-        m.sum("mail_setup_failures_total", &[IMAP, early]) == 1.0
-    });
+    server.metrics_when(|m| m.sum("mail_setup_failures_total", &[IMAP, early]) == 1.0);
     let logged = log_events(&server, "setup_failure", |e| e["reason"] == "refused");
     let error = logged[0].get("error").cloned().unwrap_or_default();
     assert!(
@@ -1016,9 +998,7 @@ fn an_address_at_its_rate_limit_is_closed_before_the_tls_handshake() {
     other.send_raw(b"not a ClientHello\r\n");
     other.read_to_eof();
     let handshake = ("reason", "tls_handshake");
-    metrics_when(&server, |m| {
-        m.sum("mail_setup_failures_total", &[IMAP, handshake]) == 1.0
-    });
+    server.metrics_when(|m| m.sum("mail_setup_failures_total", &[IMAP, handshake]) == 1.0);
 
     // Once the session has ended, the address gets its handshake again: the refused
     // connection took no place. (Its slot comes back when the session is dropped, a moment

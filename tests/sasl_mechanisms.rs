@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::Command;
 
-use support_example::{ExampleServer, Metrics, RawClient, SOON, curl, poll, stderr, toml_str};
+use support_example::{ExampleServer, RawClient, curl, stderr, toml_str};
 use support_shared::{dedent, missing, run_python};
 
 const VECTORS: &str = include_str!("fixtures/dovecot_schemes.txt");
@@ -404,14 +404,6 @@ fn lo(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
 }
 
-fn metrics_when(server: &ExampleServer, done: impl Fn(&Metrics) -> bool) -> Metrics {
-    poll(SOON, || {
-        let metrics = server.scrape();
-        done(&metrics).then_some(metrics)
-    })
-    .unwrap_or_else(|| panic!("metrics never got there:\n{}", server.scrape().text))
-}
-
 /// From 127.0.0.7: a SCRAM proof of the wrong password, another user's token over XOAUTH2
 /// (IMAP) and a made-up token over OAUTHBEARER (POP3), each answered as a failed login.
 const GUESSER_SCRIPT: &str = r#"
@@ -469,9 +461,7 @@ fn failed_scram_and_token_logins_are_delayed_and_banned_like_wrong_passwords() {
          -ERR [AUTH] Authentication failed\n"
     );
     // Each failure went through the failure delay, and the third banned the address.
-    let metrics = metrics_when(&server, |m| {
-        m.sum("mail_auth_failures_delayed_total", &[]) == 3.0
-    });
+    let metrics = server.metrics_when(|m| m.sum("mail_auth_failures_delayed_total", &[]) == 3.0);
     assert_eq!(
         metrics.sum("mail_auth_bans_total", &[]),
         1.0,

@@ -20,7 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use support_example::{ExampleServer, Metrics, RawClient, SOON, poll};
+use support_example::{ExampleServer, RawClient};
 use support_shared::{base64, dedent, run_python};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_mail::auth::{AuthError, Credentials, PasswdFile, Secret, User};
@@ -152,15 +152,6 @@ fn replies(server: &ExampleServer, source: IpAddr, user: &str, password: &str) -
     vec![login, authenticate, user_reply, pass_reply]
 }
 
-#[track_caller]
-fn metrics_when(server: &ExampleServer, done: impl Fn(&Metrics) -> bool) -> Metrics {
-    poll(SOON, || {
-        let metrics = server.scrape();
-        done(&metrics).then_some(metrics)
-    })
-    .unwrap_or_else(|| panic!("metrics never got there:\n{}", server.scrape().text))
-}
-
 /// Through the example server: an unknown user gets the replies a wrong password gets, word
 /// for word, on every plaintext path (POP3's USER says nothing about the name), and each
 /// failure goes through the failure delay alike.
@@ -180,9 +171,7 @@ fn an_unknown_user_is_answered_as_a_wrong_password_on_every_login_path() {
         ]
     );
     // Three failures each, every one of them delayed.
-    metrics_when(&server, |m| {
-        m.sum("mail_auth_failures_delayed_total", &[]) == 6.0
-    });
+    server.metrics_when(|m| m.sum("mail_auth_failures_delayed_total", &[]) == 6.0);
 }
 
 /// A SCRAM-SHA-256 client's first message for `user`, from `source`: the server-first

@@ -28,7 +28,9 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use support_example::{ExampleServer, RawClient, SOON, events_of, parse_json_lines, poll};
+use support_example::{
+    ExampleServer, LogEvent, RawClient, SOON, events_of, parse_json_lines, poll,
+};
 
 /// The user every APPEND goes to: one mailbox to check after the restart. Its sessions (the
 /// acknowledged and the cut APPENDs) stay under `max_sessions_per_user`'s default of 15.
@@ -337,28 +339,8 @@ fn sigterm_under_load_tells_every_session_and_loses_no_acknowledged_write() {
             with_bye += 1;
         }
     }
-    // A liveness bound a little past the server's own deadline, not a timing claim.
-    let status = server
-        .wait_exit(GRACE + Duration::from_secs(20))
-        .expect("the server exits after SIGTERM");
-    assert!(status.success(), "exit status {status}");
-    let stdout = server.stdout();
-    assert!(
-        !stdout
-            .iter()
-            .any(|l| l.contains("shutdown grace period over")),
-        "sessions were still running at the end of the grace period:\n{}",
-        stdout.join("\n")
-    );
-    let stopped = format!("stopped; {total} connections closed");
-    assert!(
-        stdout.contains(&stopped),
-        "expected {stopped:?}:\n{}",
-        stdout.join("\n")
-    );
-    let events = parse_json_lines(&server.json_lines());
-    let closes = events_of(&events, "close");
-    assert_eq!(closes.len(), total, "{closes:#?}");
+    let closes =
+        close_lines_after_a_clean_exit(&mut server, total, GRACE + Duration::from_secs(20));
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     for close in &closes {
         *reasons.entry(close["reason"].clone()).or_default() += 1;
@@ -383,7 +365,9 @@ fn sigterm_under_load_tells_every_session_and_loses_no_acknowledged_write() {
         closes.len()
     );
     println!("close reasons: {reasons:?}");
-    println!("{stopped}; writer's INBOX after restart: {exists} messages");
+    println!(
+        "stopped; {total} connections closed; writer's INBOX after restart: {exists} messages"
+    );
 }
 
 /// The plan of the failure-delay test: sessions that leave when told (IDLE, mid-APPEND,
@@ -462,29 +446,8 @@ fn failed_logins_held_in_the_failure_delay_are_told_goodbye_at_shutdown_and_ever
         };
         assert_told(n, as_told, &told);
     }
-    // A liveness bound, not a timing claim: waiting out the delays would take a minute.
-    let status = server
-        .wait_exit(Duration::from_secs(20))
-        .expect("the server exits after SIGTERM");
-    assert!(status.success(), "exit status {status}");
-    let stdout = server.stdout();
-    assert!(
-        !stdout
-            .iter()
-            .any(|l| l.contains("shutdown grace period over")),
-        "sessions were left for the hard stop:\n{}",
-        stdout.join("\n")
-    );
-    let stopped = format!("stopped; {total} connections closed");
-    assert!(
-        stdout.contains(&stopped),
-        "expected {stopped:?}:\n{}",
-        stdout.join("\n")
-    );
-    // One close line per session: every hook ran, and only once.
-    let events = parse_json_lines(&server.json_lines());
-    let closes = events_of(&events, "close");
-    assert_eq!(closes.len(), total, "{closes:#?}");
+    // Waiting out the delays would take a minute.
+    let closes = close_lines_after_a_clean_exit(&mut server, total, Duration::from_secs(20));
     let mut per_session: BTreeMap<String, usize> = BTreeMap::new();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     for close in &closes {
@@ -502,7 +465,9 @@ fn failed_logins_held_in_the_failure_delay_are_told_goodbye_at_shutdown_and_ever
 
     println!("{total} sessions at SIGTERM, {held_count} held in the failure delay");
     println!("the held logins were told: {held_told:?}");
-    println!("close reasons: {reasons:?}; {stopped}; writer's INBOX after restart: {exists}");
+    println!(
+        "close reasons: {reasons:?}; stopped; {total} connections closed; writer's INBOX after restart: {exists}"
+    );
 }
 
 /// Sessions stuck where the end signal cannot reach them, counted as each gets there.
@@ -670,4 +635,37 @@ async fn sessions_cut_at_the_hard_stop_are_told_goodbye_and_a_non_reading_client
     assert_eq!(server.connections_finished(), total);
     assert_eq!(server.connections(), 0);
     drop(not_reading);
+}
+
+/// After SIGTERM: the server exits 0 within `bound` (a liveness bound, not a timing claim),
+/// with no session left for the hard stop, says it closed `total` connections, and wrote one
+/// close line per connection: those lines.
+#[track_caller]
+fn close_lines_after_a_clean_exit(
+    server: &mut ExampleServer,
+    total: usize,
+    bound: Duration,
+) -> Vec<LogEvent> {
+    let status = server
+        .wait_exit(bound)
+        .expect("the server exits after SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    let stdout = server.stdout();
+    assert!(
+        !stdout
+            .iter()
+            .any(|l| l.contains("shutdown grace period over")),
+        "sessions were left for the hard stop:\n{}",
+        stdout.join("\n")
+    );
+    let stopped = format!("stopped; {total} connections closed");
+    assert!(
+        stdout.contains(&stopped),
+        "expected {stopped:?}:\n{}",
+        stdout.join("\n")
+    );
+    let events = parse_json_lines(&server.json_lines());
+    let closes: Vec<LogEvent> = events_of(&events, "close").into_iter().cloned().collect();
+    assert_eq!(closes.len(), total, "{closes:#?}");
+    closes
 }

@@ -100,11 +100,7 @@ where
     Fut: Future<Output = Result<CloseReport, E>>,
     E: std::fmt::Debug,
 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("a runtime");
+    let runtime = paused_runtime();
     runtime.block_on(async {
         let (client, server) = tokio::io::duplex(16 * 1024);
         let session = serve(Connection::for_test(protocol, server));
@@ -238,11 +234,7 @@ pub fn proxy_header(input: &[u8]) -> bool {
         return false;
     };
     let config = ProxyConfig::default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("a runtime");
+    let runtime = paused_runtime();
     runtime.block_on(async {
         let (mut client, mut server) = tokio::io::duplex(64 * 1024);
         let data = input.to_vec();
@@ -276,4 +268,14 @@ pub fn proxy_header(input: &[u8]) -> bool {
             Err(_) => false,
         }
     })
+}
+
+/// A current-thread runtime whose clock is paused: deadlines pass as soon as nothing else can
+/// run, so a run never waits for them in real time.
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a runtime")
 }

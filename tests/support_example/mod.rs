@@ -442,6 +442,16 @@ impl ExampleServer {
             .unwrap_or_else(|| panic!("no reload line after SIGHUP"));
     }
 
+    /// The metrics once `done` holds of them (within [`SOON`]), whatever else is in flight.
+    #[track_caller]
+    pub fn metrics_when(&self, done: impl Fn(&Metrics) -> bool) -> Metrics {
+        poll(SOON, || {
+            let metrics = self.scrape();
+            done(&metrics).then_some(metrics)
+        })
+        .unwrap_or_else(|| panic!("metrics never got there:\n{}", self.scrape().text))
+    }
+
     /// The Prometheus text from `/metrics`.
     pub fn scrape(&self) -> Metrics {
         let url = format!("http://{}/metrics", self.metrics);
