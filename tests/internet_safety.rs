@@ -139,7 +139,6 @@ fn refused(addr: SocketAddr, source: IpAddr, line: &str) {
     );
 }
 
-/// Scrape until `done` holds; panics with the last page otherwise.
 /// Wait for JSON log lines with `"event": kind` that `pred` accepts, and return them.
 #[track_caller]
 fn log_events(
@@ -391,6 +390,12 @@ fn busy_clients_that_never_log_in_are_cut_at_the_login_deadline_while_honest_one
             result.expect("a slow client's checks");
         }
     });
+    println!(
+        "slow clients cut at the login deadline: {} of 20; honest rounds meanwhile (IMAP login, \
+         SELECT, LOGOUT; POP3 login, STAT, QUIT): {}",
+        cut.load(Ordering::SeqCst),
+        honest_rounds.load(Ordering::SeqCst)
+    );
     assert_eq!(cut.load(Ordering::SeqCst), 20);
     assert!(honest_rounds.load(Ordering::SeqCst) >= 1);
     // Every slow session ended for that reason, and none is left open.
@@ -407,6 +412,89 @@ fn busy_clients_that_never_log_in_are_cut_at_the_login_deadline_while_honest_one
             &[("reason", "login_timeout")]
         ),
         20.0
+    );
+}
+
+/// One address floods the server with connections, far past its per-address cap, while
+/// another address's logged-in session keeps working and new honest clients still get in:
+/// the flood is refused at its own cap and costs the others nothing.
+#[test]
+fn one_address_flooding_does_not_stop_another_addresss_sessions() {
+    const ROUNDS: usize = 5;
+    let server = ExampleServer::start();
+    // The flood starts once the honest session is in, and lasts until it has done its rounds.
+    let start = std::sync::Barrier::new(5);
+    let honest_done = AtomicBool::new(false);
+    let (greeted, refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        let flood: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    // Each flooder holds up to five connections at once: twenty from one
+                    // address against its cap of ten.
+                    let mut held = std::collections::VecDeque::new();
+                    let mut attempts = 0;
+                    while !honest_done.load(Ordering::SeqCst) {
+                        attempts += 1;
+                        assert!(attempts < 20_000, "the honest rounds never ended");
+                        let mut client = RawClient::connect_from(lo(40), server.imap);
+                        let first = client.line().expect("greeted or refused");
+                        if first.starts_with("* OK") {
+                            greeted.fetch_add(1, Ordering::SeqCst);
+                            held.push_back(client);
+                            if held.len() > 5 {
+                                held.pop_front();
+                            }
+                        } else {
+                            assert!(first.starts_with("* BYE"), "{first}");
+                            refused.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let honest = scope.spawn(|| {
+            let mut session = imap_from(lo(41), server.imap);
+            imap_login(&mut session, "l");
+            start.wait();
+            for round in 1..=ROUNDS {
+                for command in ["NOOP", "SELECT INBOX", "STATUS INBOX (MESSAGES)"] {
+                    let (_, done) = tagged(&mut session, &format!("h{round}"), command);
+                    assert!(
+                        done.starts_with(&format!("h{round} OK")),
+                        "{command}: {done}"
+                    );
+                }
+                // A new client from a third address gets in, greeted and served.
+                let mut newcomer = imap_from(lo(42), server.imap);
+                imap_login(&mut newcomer, "n");
+                let (_, bye) = tagged(&mut newcomer, "z", "LOGOUT");
+                assert!(bye.starts_with("z OK"), "{bye}");
+            }
+            honest_done.store(true, Ordering::SeqCst);
+        });
+        let honest = honest.join();
+        // Stop the flood before reporting an honest client's failure.
+        honest_done.store(true, Ordering::SeqCst);
+        for flooder in flood {
+            flooder.join().expect("a flooder's checks");
+        }
+        honest.expect("the honest clients' checks");
+    });
+    let (greeted, refused) = (greeted.into_inner(), refused.into_inner());
+    println!(
+        "flood: {greeted} greeted, {refused} refused during {ROUNDS} honest rounds \
+         ({} commands and {ROUNDS} new sessions, all answered OK)",
+        3 * ROUNDS
+    );
+    assert!(refused > 0, "the flood was never held to its cap");
+    let metrics = server.metrics_when(|m| m.sum("mail_connections_active", &[]) == 0.0);
+    assert_eq!(
+        metrics.sum("mail_rejections_total", &[("layer", "rate_limit")]),
+        refused as f64,
+        "{}",
+        metrics.text
     );
 }
 
