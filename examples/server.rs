@@ -268,7 +268,7 @@ async fn run() -> Result<(), String> {
     let mut listening = 0;
     for (address, protocol, tls, label, stack) in listeners {
         let Some(address) = address else { continue };
-        let listener = TcpListener::bind(&address)
+        let listener = listen_on(&address, config.limits.listen_backlog)
             .await
             .map_err(|e| format!("{label} on {address}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
@@ -340,4 +340,15 @@ async fn wait_for_signals(on_hangup: impl Fn()) {
             _ = hup.recv() => on_hangup(),
         }
     }
+}
+
+/// A listener on `address` (an address or a host name with a port) with `backlog`.
+async fn listen_on(address: &str, backlog: u32) -> std::io::Result<TcpListener> {
+    let addr = tokio::net::lookup_host(address)
+        .await?
+        .next()
+        .ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address")
+        })?;
+    tower_mail::server::bind(addr, backlog)
 }

@@ -213,6 +213,10 @@ pub struct Log {
 pub struct Limits {
     /// Sessions across all listeners; more are refused at once ("Too many connections").
     pub max_connections: usize,
+    /// Connections the kernel queues for each listener before the server accepts them (capped
+    /// by `net.core.somaxconn`); past it a burst's SYNs are dropped and clients retry a second
+    /// later.
+    pub listen_backlog: u32,
     /// How long shutdown waits for sessions to say goodbye.
     pub shutdown_grace_seconds: u64,
     /// POP3 idle timeout once logged in (RFC 1939: at least 600).
@@ -248,6 +252,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 10_000,
+            listen_backlog: tower_mail::server::DEFAULT_BACKLOG,
             shutdown_grace_seconds: 10,
             pop3_idle_seconds: 600,
             pop3_login_seconds: 60,

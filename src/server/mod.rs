@@ -9,6 +9,7 @@
 
 mod accept;
 mod address_check;
+mod bind;
 mod connection_task;
 mod occupancy;
 mod proxy;
@@ -26,6 +27,7 @@ use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
 pub use address_check::AddressCheck;
+pub use bind::{DEFAULT_BACKLOG, bind};
 pub use proxy::ProxyConfig;
 #[cfg(feature = "test-util")]
 pub use proxy::read_proxy_header;
