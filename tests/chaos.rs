@@ -32,6 +32,7 @@ use common::Client;
 use support_example::{
     ExampleServer, Metrics, PASSWORD, RawClient, SOON, USER, events_of, parse_json_lines, poll,
 };
+use support_shared::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -53,26 +54,6 @@ const HONEST: &str = "honest";
 /// The message POP3 clients drop out of mid-RETR: larger than the loopback socket buffers,
 /// so the server is still writing it when the client goes.
 const LARGE: usize = 4 << 20;
-
-/// xorshift64*: a few lines instead of a dependency, and plenty for picking test cases.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 /// Where in the conversation a chaos client gives up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
