@@ -402,7 +402,13 @@ pub trait Mailstore: Send + Sync + 'static {
         mailbox: &str,
         uid: u32,
         flags: MessageFlags,
-    ) -> impl Future<Output = StoreResult<MessageFlags>> + Send;
+    ) -> impl Future<Output = StoreResult<MessageFlags>> + Send {
+        // A change without a condition is never refused: `update_flags` does the work.
+        async move {
+            let update = self.update_flags(user, mailbox, uid, flags, None).await?;
+            Ok(update.unconditional())
+        }
+    }
 
     /// [`set_flags`](Self::set_flags) with the message's new mod-sequence, and, with
     /// `unchanged_since`, only if the message has not changed after that mod-sequence

@@ -495,17 +495,6 @@ impl Mailstore for Maildir {
         .await
     }
 
-    async fn set_flags(
-        &self,
-        user: &str,
-        mailbox: &str,
-        uid: u32,
-        flags: MessageFlags,
-    ) -> StoreResult<MessageFlags> {
-        let update = self.update_flags(user, mailbox, uid, flags, None).await?;
-        Ok(update.unconditional())
-    }
-
     async fn update_flags(
         &self,
         user: &str,
