@@ -287,7 +287,7 @@ fn honest_round(server: &ExampleServer, round: usize) {
     let reply = imap.cmd(&format!("a1 LOGIN {HONEST} {HONEST}"));
     assert!(reply.starts_with("a1 OK"), "round {round}: LOGIN: {reply}");
     imap.send_raw(b"a2 SELECT INBOX\r\n");
-    let selected = lines_until(&mut imap, "a2 ");
+    let selected = imap.lines_until("a2 ");
     assert!(
         selected.last().unwrap().starts_with("a2 OK"),
         "round {round}: {selected:?}"
@@ -297,7 +297,7 @@ fn honest_round(server: &ExampleServer, round: usize) {
         "round {round}: {selected:?}"
     );
     imap.send_raw(b"a3 FETCH 1 (RFC822.SIZE)\r\n");
-    let fetched = lines_until(&mut imap, "a3 ");
+    let fetched = imap.lines_until("a3 ");
     assert!(
         fetched.last().unwrap().starts_with("a3 OK"),
         "round {round}: {fetched:?}"
@@ -313,18 +313,6 @@ fn honest_round(server: &ExampleServer, round: usize) {
     let stat = pop3.cmd("STAT");
     assert_eq!(stat, format!("+OK 1 {LARGE}"), "round {round}");
     assert!(pop3.cmd("QUIT").starts_with("+OK"));
-}
-
-fn lines_until(client: &mut RawClient, prefix: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    loop {
-        let line = client.line().expect("closed before the tagged reply");
-        let done = line.starts_with(prefix);
-        lines.push(line);
-        if done {
-            return lines;
-        }
-    }
 }
 
 /// `LARGE` octets of CRLF lines.

@@ -84,19 +84,6 @@ fn cut_subject(n: usize) -> String {
     format!("shutdown-cut-{n}")
 }
 
-/// Read lines until one starts with `prefix` (the tagged reply); all of them.
-fn lines_until(client: &mut RawClient, prefix: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    loop {
-        let line = client.line().expect("closed before the tagged reply");
-        let done = line.starts_with(prefix);
-        lines.push(line);
-        if done {
-            return lines;
-        }
-    }
-}
-
 #[track_caller]
 fn imap_login(client: &mut RawClient, user: &str) {
     let greeting = client.line().expect("an IMAP greeting");
@@ -129,7 +116,7 @@ fn open(server: &ExampleServer, n: usize, state: State) -> RawClient {
             let mut client = imap();
             imap_login(&mut client, &user);
             client.send_raw(b"a2 SELECT INBOX\r\n");
-            let selected = lines_until(&mut client, "a2 ");
+            let selected = client.lines_until("a2 ");
             assert!(
                 selected.last().unwrap().starts_with("a2 OK"),
                 "{selected:?}"
@@ -148,7 +135,7 @@ fn open(server: &ExampleServer, n: usize, state: State) -> RawClient {
             let reply = client.cmd(&format!("a2 APPEND INBOX {{{}}}", message.len()));
             assert!(reply.starts_with('+'), "APPEND: {reply}");
             client.send_raw(format!("{message}\r\n").as_bytes());
-            let replies = lines_until(&mut client, "a2 ");
+            let replies = client.lines_until("a2 ");
             assert!(replies.last().unwrap().starts_with("a2 OK"), "{replies:?}");
             client
         }
@@ -232,7 +219,7 @@ fn check_mailbox(server: &ExampleServer, sessions: &[(State, RawClient)]) -> usi
     let mut client = RawClient::connect(server.imap);
     imap_login(&mut client, WRITER);
     client.send_raw(b"a2 SELECT INBOX\r\n");
-    let selected = lines_until(&mut client, "a2 ");
+    let selected = client.lines_until("a2 ");
     assert!(
         selected.last().unwrap().starts_with("a2 OK"),
         "{selected:?}"
@@ -265,7 +252,7 @@ fn check_mailbox(server: &ExampleServer, sessions: &[(State, RawClient)]) -> usi
             (cut_subject(*n), 0)
         };
         client.send_raw(format!("s{i} SEARCH SUBJECT \"{subject}\"\r\n").as_bytes());
-        let found = lines_until(&mut client, &format!("s{i} "));
+        let found = client.lines_until(&format!("s{i} "));
         assert!(found.last().unwrap().contains(" OK"), "{found:?}");
         let hits = found
             .iter()

@@ -586,6 +586,20 @@ impl RawClient {
         Some(octets)
     }
 
+    /// Lines until one starts with `prefix` (the tagged reply), that one included.
+    #[track_caller]
+    pub fn lines_until(&mut self, prefix: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line().expect("closed before the tagged reply");
+            let done = line.starts_with(prefix);
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
     /// Read everything the server sends until it closes the connection (EOF or reset).
     pub fn read_to_eof(&mut self) -> Vec<u8> {
         let mut rest = Vec::new();
