@@ -165,51 +165,39 @@ struct ProtocolMetrics<'a> {
 }
 
 impl ProtocolMetrics<'_> {
-    fn key(&self, name: &'static str, extra: Option<(&'static str, Cow<'static, str>)>) -> Key {
-        let mut labels = vec![Label::new("protocol", self.protocol)];
-        if let Some((label, value)) = extra {
-            labels.push(Label::new(label, value));
-        }
-        Key::from_parts(name, labels)
-    }
-
     fn counter(&self, name: &'static str, label: &'static str, value: Value<'_>) -> Counter {
-        let key = self.key(name, Some((label, value.shared())));
+        let key = key(self.protocol, name, Some((label, value.shared())));
         self.recorder.register_counter(&key, &METADATA)
     }
 
     fn accepted(&mut self) -> &Counter {
-        if self.handles.accepted.is_none() {
-            let counter = self.counter(CONNECTIONS, "outcome", Value::Static("accepted"));
-            self.handles.accepted = Some(counter);
-        }
-        self.handles.accepted.as_ref().expect("resolved above")
+        let (recorder, protocol) = (self.recorder, self.protocol);
+        self.handles.accepted.get_or_insert_with(|| {
+            let key = key(protocol, CONNECTIONS, Some(("outcome", "accepted".into())));
+            recorder.register_counter(&key, &METADATA)
+        })
     }
 
     fn rejected(&mut self) -> &Counter {
-        if self.handles.rejected.is_none() {
-            let counter = self.counter(CONNECTIONS, "outcome", Value::Static("rejected"));
-            self.handles.rejected = Some(counter);
-        }
-        self.handles.rejected.as_ref().expect("resolved above")
+        let (recorder, protocol) = (self.recorder, self.protocol);
+        self.handles.rejected.get_or_insert_with(|| {
+            let key = key(protocol, CONNECTIONS, Some(("outcome", "rejected".into())));
+            recorder.register_counter(&key, &METADATA)
+        })
     }
 
     fn active(&mut self) -> &Gauge {
-        if self.handles.active.is_none() {
-            let gauge = self
-                .recorder
-                .register_gauge(&self.key(ACTIVE, None), &METADATA);
-            self.handles.active = Some(gauge);
-        }
-        self.handles.active.as_ref().expect("resolved above")
+        let (recorder, protocol) = (self.recorder, self.protocol);
+        self.handles
+            .active
+            .get_or_insert_with(|| recorder.register_gauge(&key(protocol, ACTIVE, None), &METADATA))
     }
 
     fn duration(&mut self) -> &Histogram {
-        if self.handles.duration.is_none() {
-            let key = self.key(DURATION, None);
-            self.handles.duration = Some(self.recorder.register_histogram(&key, &METADATA));
-        }
-        self.handles.duration.as_ref().expect("resolved above")
+        let (recorder, protocol) = (self.recorder, self.protocol);
+        self.handles.duration.get_or_insert_with(|| {
+            recorder.register_histogram(&key(protocol, DURATION, None), &METADATA)
+        })
     }
 
     /// Count a session's end for `reason`, keeping its handle while there is room (reasons
@@ -246,6 +234,19 @@ impl ProtocolMetrics<'_> {
             self.handles.rejections.push((layer.shared(), counter));
         }
     }
+}
+
+/// The key of metric `name` of `protocol`, with one more label if any.
+fn key(
+    protocol: &'static str,
+    name: &'static str,
+    extra: Option<(&'static str, Cow<'static, str>)>,
+) -> Key {
+    let mut labels = vec![Label::new("protocol", protocol)];
+    if let Some((label, value)) = extra {
+        labels.push(Label::new(label, value));
+    }
+    Key::from_parts(name, labels)
 }
 
 /// The address that tells `recorder` apart, or `None` for one that cannot be told apart from
