@@ -36,14 +36,21 @@ FETCH_ROUNDS="${FETCH_ROUNDS:-3}"     # warm FETCH rounds (each alternates the s
 IDLE="${IDLE:-2000}"                  # idle connections before login
 IDLE_LOGIN="${IDLE_LOGIN:-500}"       # idle connections after LOGIN + SELECT
 RETR_MIB="${RETR_MIB:-10}"            # the POP3 RETR message
+# How cost grows (bench/growth.sh):
+GROWTH_CLIENTS="${GROWTH_CLIENTS:-10 100 1000 5000 10000}"   # clients at once
+GROWTH_CONNECTIONS="${GROWTH_CONNECTIONS:-200000}"           # connections per level
+GROWTH_IDLE="${GROWTH_IDLE:-1000 2000 4000 8000}"            # idle connections
+GROWTH_CYCLE_STEPS="${GROWTH_CYCLE_STEPS:-10}"               # steps of 40,000 connections
+GROWTH_MAILBOXES="${GROWTH_MAILBOXES:-1000 2500 5000 10000 20000}"  # messages, FETCH sweep
 OUT="${OUT:-$ROOT/bench/results}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET/release/examples"
 
-# Ports: the floor 21xx, tower-mail 31xx (and a refusing instance 41xx), Dovecot 51xx,
-# WildDuck 61xx.
+# Ports: the floor 21xx, tower-mail 31xx (and a refusing instance 41xx, one with a long
+# listen queue 71xx), Dovecot 51xx, WildDuck 61xx.
 FLOOR_IMAP=2143 FLOOR_POP3=2110
-TOWER_IMAP=3143 TOWER_POP3=3110 TOWER_METRICS=3898
+TOWER_IMAP=3143 TOWER_POP3=3110 TOWER_METRICS=3898 TOWER_IMAPS=3993
+DEEP_IMAP=7143 DEEP_POP3=7110 DEEP_METRICS=7898
 REFUSE_IMAP=4143 REFUSE_POP3=4110 REFUSE_IMAPS=4993 REFUSE_METRICS=4898
 DOVECOT_IMAP=5143 DOVECOT_POP3=5110
 WILDDUCK_IMAP=6143 WILDDUCK_POP3=6110
@@ -53,9 +60,16 @@ WORK="$(mktemp -d /tmp/tower-mail-bench.XXXXXX)"
 chmod 755 "$WORK"
 declare -A PIDS=()
 cleanup() {
+    restore_listen_queues
     for name in "${!PIDS[@]}"; do kill "${PIDS[$name]}" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$WORK"
+}
+# The kernel's caps on listen queues, which bench/growth.sh raises for one sweep.
+SOMAXCONN="$(cat /proc/sys/net/core/somaxconn)"
+SYN_BACKLOG="$(cat /proc/sys/net/ipv4/tcp_max_syn_backlog)"
+restore_listen_queues() {
+    sysctl -qw "net.core.somaxconn=$SOMAXCONN" "net.ipv4.tcp_max_syn_backlog=$SYN_BACKLOG" 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -119,12 +133,15 @@ start_floor() {
 start_tower() {
     local dir="$WORK/tower"
     if [ ! -d "$dir/maildir" ]; then
-        tower_config "$dir" "$TOWER_IMAP" "$TOWER_POP3" "" "$TOWER_METRICS" ""
+        # The concurrency limit raised above its default of 10,000 for the growth sweep's
+        # 10,000 clients at once; nothing else of the default stack changes.
+        tower_config "$dir" "$TOWER_IMAP" "$TOWER_POP3" "$TOWER_IMAPS" "$TOWER_METRICS" \
+            $'[limits]\nmax_connections = 20000'
         cp -a "$SEED"/. "$dir/maildir/"
     fi
     "$BIN/server" --config "$dir/server.toml" >>"$dir/server.log" 2>&1 &
     PIDS[tower]=$!
-    wait_port "$TOWER_IMAP"; wait_port "$TOWER_POP3"
+    wait_port "$TOWER_IMAP"; wait_port "$TOWER_POP3"; wait_port "$TOWER_IMAPS"
 }
 
 # The same server refusing every client (IP block on loopback): plain IMAP and POP3 answer
@@ -366,9 +383,12 @@ for round in $(seq "$FETCH_ROUNDS"); do
     done
 done
 
-echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
 # The servers' log sizes: each wrote a line or more per connection to a file.
 for f in tower/server.log refuse/server.log dovecot/dovecot.log wildduck.log; do
     echo "log $f: $(wc -l < "$WORK/$f") lines" >> "$OUT/machine.txt"
 done
+
+. bench/growth.sh
+
+echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
 python3 bench/report.py "$OUT"

@@ -2,7 +2,7 @@
 """Memory per idle implicit-TLS connection before login, as `load idle --pid` reports it for
 plain connections (the load generator speaks no TLS).
 
-    bench/idle_tls.py --port 1993 --pid PID [--protocol imap|pop3] [--connections 2000]
+    bench/idle_tls.py --port 1993 --pid PID [--protocol imap|pop3] [--connections 2000] [--label L]
 
 Opens N TLS connections to 127.0.0.1:PORT (the certificate is not checked: the example server
 makes a self-signed one at start), reads each greeting, then reads the growth of the server's
@@ -70,6 +70,7 @@ async def main():
     parser.add_argument("--warmup", type=int, default=200)
     # The example server lets 16 handshakes per address run at once (limits.max_setup_per_address).
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--label", default="", help="carried into the JSON line, for scripts")
     args = parser.parse_args()
     context = ssl.create_default_context()
     context.check_hostname = False
@@ -95,7 +96,8 @@ async def main():
         f"KiB ({rss:.2f} KiB per connection); proportional {pss0} -> {pss1} KiB "
         f"({pss:.2f} KiB per connection)"
     )
-    print(json.dumps({"load": {"mode": "idle-tls", "protocol": args.protocol,
+    print(json.dumps({"load": {"mode": "idle-tls", "label": args.label,
+                               "protocol": args.protocol,
                                "connections": n, "rss_kib_per_conn": round(rss, 3),
                                "pss_kib_per_conn": round(pss, 3)}}))
     for writer in writers:

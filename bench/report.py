@@ -2,7 +2,9 @@
 """Turn bench/compare.sh's raw.jsonl into summary.md (tables) and chart.svg (one picture).
 
     report.py RESULTS_DIR
-    report.py --keep ROUND < LINE     the load generator's JSON line as a raw.jsonl row
+    report.py --keep ROUND [KEY=INT ...] < LINE
+                                      the load generator's JSON line as a raw.jsonl row,
+                                      with any extra integer fields
     report.py --line LABEL < LINE     that line in a few words, for the log
 
 Rates are compared within a round (each server's rate over the floor's in the same round),
@@ -49,9 +51,12 @@ def rate_ratios(rows, mode, floor_label="floor", floor_mode=None):
     return ratios, rates
 
 
-def keep(round_name):
+def keep(round_name, extra):
     row = json.load(sys.stdin)["load"]
     row["round"] = round_name
+    for pair in extra:
+        key, value = pair.split("=", 1)
+        row[key] = int(value)
     print(json.dumps(row))
 
 
@@ -59,7 +64,7 @@ def line(label):
     d = json.load(sys.stdin)["load"]
     if d["mode"] in ("imap-greet", "pop3-greet", "refusal"):
         text = "%.0f conn/s, p99 %s ms" % (d["conn_per_s"], d["latency"]["p99_ms"])
-    elif d["mode"] == "idle":
+    elif d["mode"] in ("idle", "idle-tls"):
         text = "%s: %s KiB PSS, %s KiB RSS per connection" % (d["protocol"], d["pss_kib_per_conn"], d["rss_kib_per_conn"])
     else:
         text = ", ".join("%s: %s ms" % (k, v["p50_ms"]) for k, v in d["steps"].items())
@@ -68,7 +73,7 @@ def line(label):
 
 def main():
     if sys.argv[1] == "--keep":
-        return keep(sys.argv[2])
+        return keep(sys.argv[2], sys.argv[3:])
     if sys.argv[1] == "--line":
         return line(sys.argv[2])
     out = sys.argv[1]
@@ -108,17 +113,19 @@ def main():
         ("imap", "IMAP, before login", "", "imap"),
         ("pop3", "POP3, before login", "", "pop3"),
         ("login", "IMAP, after LOGIN + SELECT", "-login", "imap"),
+        ("tls", "IMAP over implicit TLS, before login", "", "imap-tls"),
+        ("login-big", "IMAP, after LOGIN + SELECT of the large INBOX (1,000 sessions)", "-login-big", "imap"),
     ]:
         cells = []
         chart["memory"][key] = {}
         for s in SERVERS:
-            runs = [r for r in rows if r["mode"] == "idle" and r["label"] == s + suffix and r.get("protocol") == protocol]
+            runs = [r for r in rows if memory_row(r, s + suffix, protocol)]
             if not runs:
                 cells.append("n/a")
                 continue
             pss = [r["pss_kib_per_conn"] for r in runs]
             rss = [r["rss_kib_per_conn"] for r in runs]
-            procs = max(r["processes_after"] for r in runs)
+            procs = max(r.get("processes_after", 1) for r in runs)
             note = f", {procs} processes" if procs > 1 else ""
             cells.append(f"{spread(pss, 1)} [{spread(rss, 1)}]{note}")
             chart["memory"][key][s] = statistics.median(pss)
@@ -158,12 +165,93 @@ def main():
         ratio = statistics.median(retr["tower"]) / statistics.median(retr["dovecot"])
         md.append(f"tower-mail {spread(retr['tower'], 1)}, Dovecot {spread(retr['dovecot'], 1)}: {ratio:.2f}x\n")
 
+    md.extend(growth(rows))
+
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write("\n".join(md))
     with open(os.path.join(out, "chart.svg"), "w") as f:
         f.write(svg(chart))
     print("\n".join(md))
     print(f"\nwritten: {out}/summary.md, {out}/chart.svg")
+
+
+def memory_row(r, label, protocol):
+    """Whether `r` is an idle-memory run of `label`; protocol "imap-tls" is idle_tls.py's."""
+    if protocol == "imap-tls":
+        return r["mode"] == "idle-tls" and r["label"] == label
+    return r["mode"] == "idle" and r["label"] == label and r.get("protocol") == protocol
+
+
+def growth(rows):
+    """The tables of bench/growth.sh: cost against clients at once, connections, cycles and
+    messages."""
+    md = []
+    by_clients = defaultdict(dict)
+    labels = ("floor-clients", "tower-clients", "tower-deep-clients")
+    for r in rows:
+        if r["mode"] == "imap-greet" and r["label"] in labels:
+            by_clients[int(r["round"])][r["label"]] = r
+    if by_clients:
+        md.append("### Connection rate by clients at once (IMAP greeting, `LOGOUT`)\n")
+        md.append("Each cell: conn/s (p50 ms, p99 ms; connections the kernel dropped from a full listen queue).\n")
+        md.append("| at once | floor | tower-mail | tower-mail / floor | tower-mail, listen queue 65,535 |")
+        md.append("|---|---|---|---|---|")
+        for clients in sorted(by_clients):
+            cell = {}
+            for label in labels:
+                r = by_clients[clients].get(label)
+                cell[label] = (
+                    f"{r['conn_per_s']:.0f} ({r['latency']['p50_ms']:.1f}, {r['latency']['p99_ms']:.1f}; {r.get('listen_overflows', 'n/a')})"
+                    if r else "n/a"
+                )
+            f, t = by_clients[clients].get("floor-clients"), by_clients[clients].get("tower-clients")
+            ratio = f"{t['conn_per_s'] / f['conn_per_s']:.2f}x" if f and t else "n/a"
+            md.append(f"| {clients:,} | {cell[labels[0]]} | {cell[labels[1]]} | {ratio} | {cell[labels[2]]} |")
+        md.append("")
+    idle = sorted((int(r["round"]), r) for r in rows if r["mode"] == "idle" and r["label"] == "tower-idle-count")
+    if idle:
+        md.append("### Memory by idle connections (tower-mail, IMAP before login, a fresh process each)\n")
+        md.append("| connections | resident after, KiB | per connection, KiB | per connection more than the row above, KiB |")
+        md.append("|---|---|---|---|")
+        previous = None
+        for count, r in idle:
+            step = "" if previous is None else f"{(r['rss_kib_after'] - previous[1]) / (count - previous[0]):.2f}"
+            md.append(f"| {count:,} | {r['rss_kib_after']:,} | {r['rss_kib_per_conn']:.2f} | {step} |")
+            previous = (count, r["rss_kib_after"])
+        md.append("")
+    cycles = sorted((int(r["round"]), r["rss_kib"]) for r in rows if r["mode"] == "cycles")
+    if cycles:
+        md.append("### Resident memory over connect/close cycles (tower-mail, IMAP and POP3 alternating)\n")
+        md.append("| cycles | " + " | ".join(f"{c:,}" for c, _ in cycles) + " |")
+        md.append("|---|" + "---|" * len(cycles))
+        md.append("| resident, MB | " + " | ".join(f"{kib / 1024:.1f}" for _, kib in cycles) + " |")
+        md.append("")
+    sweep = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r["mode"] == "imap-fetch" and r["label"] in ("tower-sweep", "dovecot-sweep"):
+            count, when = str(r["round"]).split("-", 1)
+            if when != "first":
+                for step, figures in r["steps"].items():
+                    if "FETCH 1:*" in step:
+                        sweep[int(count)][(r["label"], step)].append(figures["p50_ms"])
+    if sweep:
+        steps = ["UID FETCH 1:* (FLAGS ENVELOPE)", "FETCH 1:* (BODYSTRUCTURE)"]
+        md.append("### Warm whole-mailbox FETCH by messages in the mailbox (ms; microseconds per message in brackets)\n")
+        md.append("| messages | " + " | ".join(f"`{s.replace(' 1:*', '')}` {who}" for s in steps for who in ("tower-mail", "Dovecot")) + " |")
+        md.append("|---|" + "---|" * 4)
+        for count in sorted(sweep):
+            cells = []
+            for step in steps:
+                for label in ("tower-sweep", "dovecot-sweep"):
+                    times = sweep[count].get((label, step))
+                    if times:
+                        ms = statistics.median(times)
+                        cells.append(f"{ms:.1f} ({1000 * ms / count:.1f})")
+                    else:
+                        cells.append("n/a")
+            md.append(f"| {count:,} | " + " | ".join(cells) + " |")
+        md.append("")
+    return md
 
 
 def panel(x0, title, groups, unit, fmt, reference=None):

@@ -23,6 +23,8 @@ mod admin;
 mod auth;
 #[path = "server/config.rs"]
 mod config;
+#[path = "server/json_log.rs"]
+mod json_log;
 #[path = "server/policies.rs"]
 mod policies;
 #[path = "server/prometheus.rs"]

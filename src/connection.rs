@@ -128,6 +128,9 @@ impl SessionSettings {
 
     /// Whether `capability` (its first word) is withheld.
     pub fn is_hidden(&self, capability: &str) -> bool {
+        if self.hidden_capabilities.is_empty() {
+            return false;
+        }
         let word = capability.split([' ', '=']).next().unwrap_or(capability);
         self.hidden_capabilities
             .iter()

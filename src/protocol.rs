@@ -11,15 +11,11 @@ use crate::wire::Channel;
 
 /// What a protocol session service hands each of its sessions: the authentication service,
 /// the store, the protocol's configuration `C`, and `X`, what the service's sessions share
-/// among themselves (POP3's maildrop locks; IMAP's sessions share nothing more).
+/// among themselves (POP3's maildrop locks; IMAP's greetings, encoded once).
 pub(crate) struct ServiceState<A, M, C, X> {
     pub(crate) auth: A,
     pub(crate) store: M,
     pub(crate) config: C,
-    #[cfg_attr(
-        not(feature = "pop3"),
-        expect(dead_code, reason = "only POP3's sessions share something")
-    )]
     pub(crate) among_sessions: X,
 }
 

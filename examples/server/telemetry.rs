@@ -12,6 +12,7 @@ use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::prelude::*;
 
 use crate::config::LogFormat;
+use crate::json_log::JsonLines;
 
 /// How many formatted lines may wait for the log writer's thread. At about 300 bytes a JSON
 /// line, a full queue holds a few MiB; a burst of connections longer than that makes the
@@ -44,12 +45,9 @@ pub fn init_logging(format: LogFormat) -> WorkerGuard {
         .with_ansi(ansi)
         .with_writer(writer);
     match format {
-        // Flattened so that `event`, `session_id`, ... are top-level keys of each object.
+        // `event`, `session_id`, ... are top-level keys of each object (json_log.rs).
         LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
+            .event_format(JsonLines)
             .finish()
             // The lines carry no span (above), yet each connection's span would still have its
             // fields formatted and kept for the connection's life: not made at all.

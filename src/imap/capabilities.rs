@@ -1,6 +1,8 @@
 //! The CAPABILITY list, as this session may use it, and the commands a withheld capability
 //! takes away.
 
+use std::sync::OnceLock;
+
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::response::Capability;
@@ -23,6 +25,30 @@ pub(super) struct Situation {
     pub(super) compressing: bool,
     /// The SASL mechanisms AUTHENTICATE offers.
     pub(super) sasl: Offered,
+}
+
+/// The greeting line of a session whose layers changed neither the greeting nor the
+/// capabilities, encoded once per service and situation. Listing and encoding some thirty
+/// capabilities cost more instructions than the rest of a short connection's IMAP work.
+#[derive(Default)]
+pub(crate) struct Greetings([OnceLock<Box<[u8]>>; 4]);
+
+impl Greetings {
+    /// The greeting for `situation`, made by `encode` the first time. At the greeting only
+    /// STARTTLS and plaintext logins vary: the session is not authenticated, not compressing,
+    /// and offers the service's SASL mechanisms.
+    pub(super) fn get(&self, situation: Situation, encode: impl FnOnce() -> Vec<u8>) -> &[u8] {
+        debug_assert!(situation.unauthenticated && !situation.compressing);
+        let slot = usize::from(situation.starttls) * 2 + usize::from(situation.plaintext_login);
+        self.0[slot].get_or_init(|| encode().into_boxed_slice())
+    }
+}
+
+/// Whether `settings` leave the greeting line as the service's configuration makes it.
+pub(super) fn greeting_is_default(settings: &SessionSettings) -> bool {
+    settings.greeting.is_none()
+        && settings.hidden_capabilities.is_empty()
+        && settings.extra_capabilities.is_empty()
 }
 
 /// What to advertise now.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::capabilities::Greetings;
 use crate::auth::sasl::Mechanisms;
 use crate::protocol::ServiceState;
 
@@ -83,4 +84,4 @@ impl Default for ImapConfig {
 
 /// What an [`ImapService`](super::ImapService) hands each of its sessions; they share
 /// nothing else among themselves (`\Recent` is the store's, see `recent.rs`).
-pub(super) type ImapServiceState<A, M> = ServiceState<A, M, ImapConfig, ()>;
+pub(super) type ImapServiceState<A, M> = ServiceState<A, M, ImapConfig, Greetings>;

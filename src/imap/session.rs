@@ -125,9 +125,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     }
 
     async fn serve(&mut self) -> CloseReason {
-        let greeting = self.settings.greeting_or(&self.service.config.greeting);
-        let capabilities = self.capabilities();
-        response::greeting(self.channel.out(), capabilities, &greeting);
+        self.greet();
         if let Err(reason) = self.channel.flush().await {
             return reason;
         }
@@ -366,18 +364,39 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         }
     }
 
+    /// `* OK [CAPABILITY ...] <greeting>`, as encoded once for the service unless a layer
+    /// changed the greeting or the capabilities of this session.
+    fn greet(&mut self) {
+        let situation = self.situation();
+        if capabilities::greeting_is_default(&self.settings) {
+            let line = self.service.among_sessions.get(situation, || {
+                let mut line = Vec::new();
+                let capabilities = capabilities::for_session(situation, &self.settings);
+                response::greeting(&mut line, capabilities, &self.service.config.greeting);
+                line
+            });
+            self.channel.out().extend_from_slice(line);
+        } else {
+            let greeting = self.settings.greeting_or(&self.service.config.greeting);
+            let capabilities = capabilities::for_session(situation, &self.settings);
+            response::greeting(self.channel.out(), capabilities, &greeting);
+        }
+    }
+
     /// The capabilities to advertise now.
     pub(super) fn capabilities(&self) -> Vec1<Capability<'static>> {
-        capabilities::for_session(
-            Situation {
-                unauthenticated: self.session.state() == State::NotAuthenticated,
-                plaintext_login: self.plaintext_allowed(),
-                starttls: self.channel.can_starttls(),
-                compressing: self.channel.compressing(),
-                sasl: self.service.config.sasl.offered(),
-            },
-            &self.settings,
-        )
+        capabilities::for_session(self.situation(), &self.settings)
+    }
+
+    /// Where the session is, as far as the capability list depends on it.
+    fn situation(&self) -> Situation {
+        Situation {
+            unauthenticated: self.session.state() == State::NotAuthenticated,
+            plaintext_login: self.plaintext_allowed(),
+            starttls: self.channel.can_starttls(),
+            compressing: self.channel.compressing(),
+            sasl: self.service.config.sasl.offered(),
+        }
     }
 
     /// Whether a login would be accepted on this connection now.

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use tower_mail::{CloseReason, CloseReport, Session};
 
+use super::address::LoggedAddr;
 use super::layer::Config;
 use crate::on_close::CloseHook;
 
@@ -24,8 +25,8 @@ pub(super) fn log_connect(config: &Config, session: &Session) {
         event = "connect",
         session_id = %session.id(),
         protocol = session.protocol().as_str(),
-        remote_addr = %session.remote_addr(),
-        local_addr = %session.local_addr(),
+        remote_addr = %LoggedAddr(session.remote_addr()),
+        local_addr = %LoggedAddr(session.local_addr()),
         secure = session.secure(),
         "connection accepted"
     );
@@ -65,7 +66,7 @@ impl CloseHook for LogClose {
                 event = "reject",
                 session_id = %session.id(),
                 protocol = session.protocol().as_str(),
-                remote_addr = %session.remote_addr(),
+                remote_addr = %LoggedAddr(session.remote_addr()),
                 layer = reject.layer(),
                 // The event's own message is the refusal text: a `message` field beside it
                 // would give JSON lines the key twice.
@@ -79,7 +80,7 @@ impl CloseHook for LogClose {
             event = "close",
             session_id = %session.id(),
             protocol = session.protocol().as_str(),
-            remote_addr = %session.remote_addr(),
+            remote_addr = %LoggedAddr(session.remote_addr()),
             duration_ms = report.duration.as_millis() as u64,
             reason = report.reason.as_str(),
             user = session.user().as_deref(),

@@ -20,6 +20,7 @@
 //! # drop(stack);
 //! ```
 
+mod address;
 mod hook;
 mod layer;
 mod service;

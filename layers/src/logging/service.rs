@@ -6,6 +6,7 @@ use tower_service::Service;
 use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
+use super::address::LoggedAddr;
 use super::hook::{LogClose, log_connect};
 use super::layer::Config;
 use crate::on_close::OnCloseFuture;
@@ -45,8 +46,8 @@ where
             "connection",
             session_id = %session.id(),
             protocol = session.protocol().as_str(),
-            remote_addr = %session.remote_addr(),
-            local_addr = %session.local_addr(),
+            remote_addr = %LoggedAddr(session.remote_addr()),
+            local_addr = %LoggedAddr(session.local_addr()),
             secure = session.secure(),
         );
         log_connect(&self.config, &session);
