@@ -1,13 +1,13 @@
-//! JSON log lines written straight into the line buffer.
+//! JSON log lines written straight into a line buffer.
 //!
 //! The same lines as tracing-subscriber's `.json().flatten_event(true)` (`timestamp`, `level`,
 //! the event's fields with `message` first, `target`), made for a server that logs a line or
 //! two per connection at tens of thousands of connections a second. tracing-subscriber's JSON
 //! formatter collects every field into a map of `serde_json::Value`s, a `String` each, before
-//! it writes any; this one writes each field as it is visited, escaping on the way, and formats
-//! the date and time of day once per second.
+//! it writes any; this one appends each field to a buffer of its own as it is visited, escapes
+//! only the values that need it, and formats the date and time of day once per second.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,6 +20,16 @@ use tracing_subscriber::registry::LookupSpan;
 /// The event format of the example server's `[log] format = "json"`.
 pub struct JsonLines;
 
+thread_local! {
+    /// The line being formatted on this thread, kept so that its room is reused. The
+    /// formatter's `Writer` would do, but each of a line's fifty-odd pieces would then be a
+    /// dynamic call: appending to a `String` is inlined.
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// A line longer than this does not keep its room for the next.
+const KEPT_LINE_CAPACITY: usize = 16 * 1024;
+
 impl<S, N> FormatEvent<S, N> for JsonLines
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -31,63 +41,90 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let meta = event.metadata();
-        writer.write_str("{\"timestamp\":\"")?;
-        write_timestamp(&mut writer, SystemTime::now())?;
-        write!(writer, "\",\"level\":\"{}\"", meta.level())?;
-        let mut fields = Fields {
-            out: &mut writer,
-            result: Ok(()),
-        };
-        event.record(&mut fields);
-        fields.result?;
-        writer.write_str(",\"target\":")?;
-        write_string(&mut writer, meta.target())?;
-        writer.write_str("}\n")
+        LINE.with(|line| match line.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                let written = write_line(&mut line, event).and_then(|()| writer.write_str(&line));
+                if line.capacity() > KEPT_LINE_CAPACITY {
+                    *line = String::new();
+                }
+                written
+            }
+            // An event inside a field's `Display`: rare, so a buffer of its own.
+            Err(_) => {
+                let mut line = String::new();
+                write_line(&mut line, event)?;
+                writer.write_str(&line)
+            }
+        })
     }
 }
 
-/// Writes each field as `,"name":value`.
-struct Fields<'w, 'a> {
-    out: &'w mut Writer<'a>,
-    // `Visit` cannot fail; the first error is kept and returned by the formatter.
+/// `event` as one JSON object and a newline.
+fn write_line(out: &mut String, event: &Event<'_>) -> fmt::Result {
+    let meta = event.metadata();
+    out.push_str("{\"timestamp\":\"");
+    write_timestamp(out, SystemTime::now())?;
+    out.push_str("\",\"level\":\"");
+    out.push_str(meta.level().as_str());
+    out.push('"');
+    let mut fields = Fields {
+        out: &mut *out,
+        result: Ok(()),
+    };
+    event.record(&mut fields);
+    fields.result?;
+    out.push_str(",\"target\":");
+    write_string(out, meta.target())?;
+    out.push_str("}\n");
+    Ok(())
+}
+
+/// Appends each field as `,"name":value`.
+struct Fields<'a> {
+    out: &'a mut String,
+    // `Visit` cannot fail, but a value's `Display` can; the first error is kept for the
+    // formatter to return.
     result: fmt::Result,
 }
 
-impl Fields<'_, '_> {
-    fn field(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+impl Fields<'_> {
+    fn field(&mut self, field: &Field, value: impl FnOnce(&mut String) -> fmt::Result) {
         if self.result.is_ok() {
-            self.result = (|| {
-                self.out.write_str(",\"")?;
-                self.out.write_str(field.name())?;
-                self.out.write_str("\":")?;
-                value(self.out)
-            })();
+            self.out.push_str(",\"");
+            self.out.push_str(field.name());
+            self.out.push_str("\":");
+            self.result = value(self.out);
         }
     }
 }
 
-impl Visit for Fields<'_, '_> {
+impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.field(field, |out| write_string(out, value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |out| out.write_str(Decimal::of(value).as_str()));
+        self.field(field, |out| {
+            out.push_str(Decimal::of(value).as_str());
+            Ok(())
+        });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.field(field, |out| {
             if value < 0 {
-                out.write_char('-')?;
+                out.push('-');
             }
-            out.write_str(Decimal::of(value.unsigned_abs()).as_str())
+            out.push_str(Decimal::of(value.unsigned_abs()).as_str());
+            Ok(())
         });
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.field(field, |out| {
-            out.write_str(if value { "true" } else { "false" })
+            out.push_str(if value { "true" } else { "false" });
+            Ok(())
         });
     }
 
@@ -100,20 +137,22 @@ impl Visit for Fields<'_, '_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        // `%value` fields arrive here too, and print with `Display`. Formatted into a buffer on
-        // the stack and escaped in one pass: `Display` impls write in many small pieces (an
-        // address is seven), and escaping each on its way costs more than the copy.
+        // `%value` fields arrive here too, and print with `Display`. Written as they are, then
+        // escaped in one pass if they need it (most do not): `Display` impls write in many
+        // small pieces, and escaping each on its way costs more.
         self.field(field, |out| {
-            let mut staged = Staged::default();
-            match write!(staged, "{value:?}") {
-                Ok(()) => write_string(out, staged.as_str()),
-                // Longer than the buffer: escaped on the way after all.
-                Err(_) => {
-                    out.write_char('"')?;
-                    write!(Escaped(&mut *out), "{value:?}")?;
-                    out.write_char('"')
-                }
+            out.push('"');
+            let start = out.len();
+            write!(out, "{value:?}")?;
+            if out.as_bytes()[start..]
+                .iter()
+                .any(|&byte| NEEDS_ESCAPE[usize::from(byte)])
+            {
+                let raw = out.split_off(start);
+                Escaped(&mut *out).write_str(&raw)?;
             }
+            out.push('"');
+            Ok(())
         });
     }
 }
@@ -141,38 +180,6 @@ impl Decimal {
     fn as_str(&self) -> &str {
         // ASCII digits only.
         std::str::from_utf8(&self.digits[self.start..]).unwrap_or_default()
-    }
-}
-
-/// Text formatted into a fixed buffer on the stack; formatting fails once it is full.
-struct Staged {
-    bytes: [u8; 256],
-    len: usize,
-}
-
-impl Default for Staged {
-    fn default() -> Self {
-        Staged {
-            bytes: [0; 256],
-            len: 0,
-        }
-    }
-}
-
-impl Staged {
-    fn as_str(&self) -> &str {
-        // Only whole `&str`s are ever copied in, so the bytes are UTF-8.
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
-    }
-}
-
-impl Write for Staged {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        let end = self.len + text.len();
-        let room = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
-        room.copy_from_slice(text.as_bytes());
-        self.len = end;
-        Ok(())
     }
 }
 
