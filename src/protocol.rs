@@ -30,6 +30,19 @@ impl<A, M, C, X: Default> ServiceState<A, M, C, X> {
     }
 }
 
+/// A session's protocol errors, counted against the limit a layer set for the connection
+/// (`SessionSettings::max_protocol_errors`), else the service's.
+#[derive(Debug, Default)]
+pub(crate) struct ErrorCount(u32);
+
+impl ErrorCount {
+    /// Count one more; whether the session has now made as many as it may.
+    pub(crate) fn add_one(&mut self, settings: &SessionSettings, configured: u32) -> bool {
+        self.0 += 1;
+        self.0 >= settings.max_protocol_errors.unwrap_or(configured)
+    }
+}
+
 /// What the protocol session services' `call` returns.
 pub(crate) type SessionFuture =
     std::pin::Pin<Box<dyn Future<Output = Result<crate::CloseReport, crate::BoxError>> + Send>>;

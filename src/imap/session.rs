@@ -24,6 +24,7 @@ use crate::close::CloseReport;
 use crate::close_reason::CloseReason;
 use crate::connection::{ConnectionParts, SessionSettings};
 use crate::events::{Observers, SessionEvent};
+use crate::protocol::ErrorCount;
 use crate::reject::Reject;
 use crate::session::{Session, State};
 use crate::store::Mailstore;
@@ -89,7 +90,7 @@ pub(super) struct ImapSession<A, M> {
     /// CONDSTORE or QRESYNC, once the client switched them on.
     pub(super) resync: Resync,
     observers: Observers,
-    errors: u32,
+    errors: ErrorCount,
 }
 
 impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
@@ -111,7 +112,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             rev2: false,
             extension: Extension::default(),
             resync: Resync::Off,
-            errors: 0,
+            errors: ErrorCount::default(),
             service,
         }
     }
@@ -467,12 +468,10 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     }
 
     pub(super) fn count_error(&mut self) -> Flow {
-        self.errors += 1;
-        let max = self
-            .settings
-            .max_protocol_errors
-            .unwrap_or(self.service.config.max_errors);
-        if self.errors >= max {
+        if self
+            .errors
+            .add_one(&self.settings, self.service.config.max_errors)
+        {
             bye(self.channel.out(), "Too many errors");
             return Flow::Close(CloseReason::ProtocolErrors);
         }

@@ -16,6 +16,7 @@ use crate::close::CloseReport;
 use crate::close_reason::CloseReason;
 use crate::connection::{ConnectionParts, SessionSettings};
 use crate::events::{Observers, SessionEvent};
+use crate::protocol::ErrorCount;
 use crate::reject::Reject;
 use crate::session::{Session, State};
 use crate::store::{INBOX, Mailstore, StoreError};
@@ -60,7 +61,7 @@ pub(super) struct Pop3Session<A, M> {
     settings: SessionSettings,
     observers: Observers,
     state_data: StateData,
-    errors: u32,
+    errors: ErrorCount,
 }
 
 impl<A, M> Pop3Session<A, M>
@@ -79,7 +80,7 @@ where
             settings: opened.settings,
             observers: opened.observers,
             state_data: StateData::Authorization { user: None },
-            errors: 0,
+            errors: ErrorCount::default(),
             service,
         }
     }
@@ -558,12 +559,10 @@ where
     }
 
     fn count_error(&mut self) -> Flow {
-        self.errors += 1;
-        let max = self
-            .settings
-            .max_protocol_errors
-            .unwrap_or(self.service.config.max_errors);
-        if self.errors >= max {
+        if self
+            .errors
+            .add_one(&self.settings, self.service.config.max_errors)
+        {
             response::err(self.channel.out(), "Too many errors, closing connection");
             return Flow::Close(CloseReason::ProtocolErrors);
         }
