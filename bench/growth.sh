@@ -11,16 +11,29 @@ listen_overflows() {
     }' /proc/net/netstat
 }
 
-# clients_run LABEL CLIENTS PORT: one rate run with CLIENTS at once, its row carrying the
-# listen-queue overflows during it. Long runs (GROWTH_CONNECTIONS), so that the burst of the
-# first CLIENTS connects and any one-second retransmission do not decide the figure.
+# cpu_ticks PID: the process's user and system CPU time so far, in clock ticks.
+cpu_ticks() {
+    awk '{print $14, $15}' "/proc/$1/stat"
+}
+
+# clients_run LABEL CLIENTS PORT PID: one rate run with CLIENTS at once, its row carrying the
+# listen-queue overflows during it and the server's CPU time per connection (user and system,
+# microseconds). Long runs (GROWTH_CONNECTIONS), so that the burst of the first CLIENTS
+# connects and any one-second retransmission do not decide the figure.
 clients_run() {
-    local before line
+    local before line cpu_before cpu_after
     before="$(listen_overflows)"
+    cpu_before="$(cpu_ticks "$4")"
     line="$("$BIN/load" imap-greet --addr "127.0.0.1:$3" --connections "$GROWTH_CONNECTIONS" \
         --concurrency "$2" --warmup 0 --label "$1" | tail -n 1)"
+    cpu_after="$(cpu_ticks "$4")"
+    read -r user sys < <(python3 -c "
+before, after = '$cpu_before'.split(), '$cpu_after'.split()
+per = 1e6 / $(getconf CLK_TCK) / $GROWTH_CONNECTIONS
+print(*(round((int(b) - int(a)) * per, 2) for a, b in zip(before, after)))")
     printf '%s\n' "$line" | python3 bench/report.py --keep "$2" \
-        "listen_overflows=$(($(listen_overflows) - before))" >> "$RAW"
+        "listen_overflows=$(($(listen_overflows) - before))" \
+        "server_user_us_per_conn=$user" "server_sys_us_per_conn=$sys" >> "$RAW"
     printf '%s\n' "$line" | python3 bench/report.py --line "$1 x$2" >&2
 }
 
@@ -29,7 +42,7 @@ for clients in $GROWTH_CLIENTS; do
     for name in $(rotate "$clients" floor tower); do
         port=$FLOOR_IMAP
         [ "$name" = tower ] && port=$TOWER_IMAP
-        clients_run "$name-clients" "$clients" "$port"
+        clients_run "$name-clients" "$clients" "$port" "${PIDS[$name]}"
     done
 done
 
@@ -45,7 +58,7 @@ if sysctl -qw net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535 2>/dev
     PIDS[deep]=$!
     wait_port "$DEEP_IMAP"
     for clients in $GROWTH_CLIENTS; do
-        clients_run tower-deep-clients "$clients" "$DEEP_IMAP"
+        clients_run tower-deep-clients "$clients" "$DEEP_IMAP" "${PIDS[deep]}"
     done
     stop deep
     restore_listen_queues

@@ -2,9 +2,9 @@
 """Turn bench/compare.sh's raw.jsonl into summary.md (tables) and chart.svg (one picture).
 
     report.py RESULTS_DIR
-    report.py --keep ROUND [KEY=INT ...] < LINE
+    report.py --keep ROUND [KEY=NUMBER ...] < LINE
                                       the load generator's JSON line as a raw.jsonl row,
-                                      with any extra integer fields
+                                      with any extra numeric fields
     report.py --line LABEL < LINE     that line in a few words, for the log
 
 Rates are compared within a round (each server's rate over the floor's in the same round),
@@ -56,7 +56,7 @@ def keep(round_name, extra):
     row["round"] = round_name
     for pair in extra:
         key, value = pair.split("=", 1)
-        row[key] = int(value)
+        row[key] = float(value) if "." in value else int(value)
     print(json.dumps(row))
 
 
@@ -193,7 +193,10 @@ def growth(rows):
             by_clients[int(r["round"])][r["label"]] = r
     if by_clients:
         md.append("### Connection rate by clients at once (IMAP greeting, `LOGOUT`)\n")
-        md.append("Each cell: conn/s (p50 ms, p99 ms; connections the kernel dropped from a full listen queue).\n")
+        md.append(
+            "Each cell: conn/s (p50 ms, p99 ms; connections the kernel dropped from a full listen queue); "
+            "then the server's CPU time per connection, user + system, microseconds.\n"
+        )
         md.append("| at once | floor | tower-mail | tower-mail / floor | tower-mail, listen queue 65,535 |")
         md.append("|---|---|---|---|---|")
         for clients in sorted(by_clients):
@@ -201,7 +204,9 @@ def growth(rows):
             for label in labels:
                 r = by_clients[clients].get(label)
                 cell[label] = (
-                    f"{r['conn_per_s']:.0f} ({r['latency']['p50_ms']:.1f}, {r['latency']['p99_ms']:.1f}; {r.get('listen_overflows', 'n/a')})"
+                    f"{r['conn_per_s']:.0f} ({r['latency']['p50_ms']:.1f}, {r['latency']['p99_ms']:.1f}; "
+                    f"{r.get('listen_overflows', 'n/a')}); "
+                    f"{r.get('server_user_us_per_conn', 0):.1f} + {r.get('server_sys_us_per_conn', 0):.1f} us"
                     if r else "n/a"
                 )
             f, t = by_clients[clients].get("floor-clients"), by_clients[clients].get("tower-clients")
