@@ -238,6 +238,59 @@ async fn tls_client(
 
 // ---- Greeting, capabilities, login ----
 
+/// The greeting is encoded once per service and situation: connections in other situations,
+/// or whose layers changed their settings, must each still get their own.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_service_greets_each_connection_as_its_settings_say() {
+    let store = MemoryStore::new();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    let stack = ServiceBuilder::new()
+        .layer(MapRequestLayer::new(move |mut conn: Connection| {
+            let settings = conn.settings_mut();
+            match seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                1 => settings.allow_plaintext_login = Some(false),
+                2 => settings.hide_capability("IDLE"),
+                3 => settings.greeting = Some("hello from a layer".into()),
+                4 => settings.extra_capabilities.push("XTENANT".into()),
+                _ => {}
+            }
+            conn
+        }))
+        .service(imap(&store, config()));
+    let harness = Harness::serve(TlsMode::None, stack).await;
+    let mut greetings = Vec::new();
+    for _ in 0..6 {
+        let mut client = Client::connect(harness.addr).await;
+        greetings.push(client.line().await.expect("a greeting"));
+        assert_eq!(command(&mut client, "Z LOGOUT").await.len(), 2);
+    }
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 6);
+    let caps: Vec<Vec<String>> = greetings.iter().map(|g| capabilities(g)).collect();
+    let has = |n: usize, cap: &str| caps[n].iter().any(|c| c == cap);
+    // 0: the service's own; 5: the same again, byte for byte.
+    assert!(has(0, "AUTH=PLAIN") && has(0, "IDLE") && !has(0, "LOGINDISABLED"));
+    assert_eq!(greetings[5], greetings[0]);
+    // 1: plaintext refused by a layer.
+    assert!(
+        has(1, "LOGINDISABLED") && !has(1, "AUTH=PLAIN"),
+        "{:?}",
+        caps[1]
+    );
+    // 2: IDLE withheld, the rest as the service's.
+    assert!(!has(2, "IDLE") && has(2, "AUTH=PLAIN"), "{:?}", caps[2]);
+    // 3: the layer's greeting text, the service's capabilities.
+    assert!(
+        greetings[3].ends_with("] hello from a layer"),
+        "{}",
+        greetings[3]
+    );
+    assert_eq!(caps[3], caps[0]);
+    // 4: an extra capability.
+    assert!(has(4, "XTENANT") && !has(0, "XTENANT"), "{:?}", caps[4]);
+    harness.finish(&vec![CloseReason::Logout; 6]).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn greeting_and_capability_advertise_only_what_is_served() {
     let harness = Harness::start(&MemoryStore::new(), config()).await;
