@@ -14,7 +14,6 @@ use tower_mail_layers::ip_block::IpBlockLayer;
 use tower_mail_layers::logging::LoggingLayer;
 use tower_mail_layers::metrics::MetricsLayer;
 use tower_mail_layers::on_close::OnCloseLayer;
-use tower_mail_layers::on_connect::OnConnectLayer;
 use tower_mail_layers::policy::PolicyLayer;
 use tower_mail_layers::sessions::{SessionRegistry, SessionRegistryLayer};
 
@@ -59,16 +58,15 @@ where
         .layer(OnCloseLayer::new(move |_: &Session, _: &CloseReport| {
             closed.fetch_add(1, Ordering::Relaxed);
         }))
-        // Connections accepted in the race with shutdown get a clean refusal.
-        .layer(OnConnectLayer::new(move |_: Arc<Session>| {
-            let shutting_down = shutting_down.clone();
-            async move {
-                if shutting_down.is_cancelled() {
-                    return Err(Reject::new("Server shutting down").with_layer("shutdown"));
-                }
-                Ok(())
-            }
-        }))
+        // Connections accepted in the race with shutdown get a clean refusal: decided on the
+        // spot, so it costs no allocation per connection as an async hook would.
+        .layer(PolicyLayer::from_fn(
+            "shutdown",
+            move |_: &Session| match shutting_down.is_cancelled() {
+                true => Err(Reject::new("Server shutting down")),
+                false => Ok(()),
+            },
+        ))
         // Cheap refusals first, before a connection may take a global permit.
         .layer(with_mode(
             IpBlockLayer::new(shared.policies.ip_block.clone()),

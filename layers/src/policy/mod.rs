@@ -46,6 +46,7 @@
 //! ```
 
 mod before_handshake;
+mod from_fn;
 mod future;
 mod layer;
 mod service;
@@ -58,6 +59,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use before_handshake::{AddressPolicy, BeforeHandshake};
+pub use from_fn::PolicyFn;
 pub use future::PolicyFuture;
 pub use layer::PolicyLayer;
 pub use service::PolicyService;

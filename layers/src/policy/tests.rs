@@ -173,3 +173,40 @@ fn shadow_mode_lets_an_on_the_spot_refusal_in_without_a_permit() {
     let layer = PolicyLayer::from_policy(policy.clone()).shadow();
     assert_eq!(serve(&policy, layer, "192.0.2.66").unwrap(), 0);
 }
+
+#[test]
+fn a_function_policy_decides_on_the_spot_under_its_own_name() {
+    let refuse_66 = |session: &Session| match session.remote_addr().ip().to_string().as_str() {
+        "192.0.2.66" => Err(Reject::new("Go away")),
+        "192.0.2.67" => Err(Reject::new("Named").with_layer("its_own")),
+        _ => Ok(()),
+    };
+    // Driven outside any runtime, as above.
+    let run = |layer: &PolicyLayer<super::PolicyFn<_>>, ip: &str| {
+        let mut service = tower::Layer::layer(layer, inner(Arc::default()));
+        let ready = service.ready().now_or_never().expect("ready at once")?;
+        ready
+            .call(connection(ip))
+            .now_or_never()
+            .expect("decided without waiting")
+            .map(|_| ())
+    };
+    let layer = PolicyLayer::from_fn("no_66", refuse_66);
+    run(&layer, "192.0.2.1").expect("let in");
+    let reject = refusal(run(&layer, "192.0.2.66").unwrap_err());
+    assert_eq!((reject.message(), reject.layer()), ("Go away", "no_66"));
+    let reject = refusal(run(&layer, "192.0.2.67").unwrap_err());
+    assert_eq!((reject.message(), reject.layer()), ("Named", "its_own"));
+    run(&layer.clone().shadow(), "192.0.2.66").expect("shadow mode lets it in");
+    let panicking = PolicyLayer::from_fn("buggy", |_: &Session| -> Result<(), Reject> {
+        panic!("policy bug")
+    });
+    let mut service = tower::Layer::layer(&panicking, inner(Arc::default()));
+    let ready = service.ready().now_or_never().unwrap().unwrap();
+    let err = ready.call(connection("192.0.2.1")).now_or_never().unwrap();
+    let reject = refusal(err.unwrap_err());
+    assert_eq!(
+        (reject.message(), reject.layer()),
+        (GENERIC_MESSAGE, "buggy")
+    );
+}
