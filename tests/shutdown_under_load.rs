@@ -526,9 +526,10 @@ async fn send_after(client: &mut tokio::net::TcpStream, prefix: &str, line: &str
 
 /// The hard stop itself, in process: logins stuck on a hung authentication backend cannot hear
 /// the end signal, so they are still there when the grace period ends and are cut. Each client
-/// is told the goodbye before EOF (IMAP `* BYE`, POP3 one `-ERR`), and no login answer; a
-/// client that does not read, whose deaf session filled its socket, does not hold shutdown:
-/// its goodbye gives up at the write deadline, and the server stops.
+/// is told the goodbye before EOF (IMAP `* BYE`, POP3 one `-ERR`), and no login answer. A
+/// client that did not read, whose deaf session filled its socket and was cut in the middle of
+/// a reply, is not sent a goodbye spliced into that reply: reading at last, it gets the reply's
+/// first part and EOF.
 #[tokio::test]
 async fn sessions_cut_at_the_hard_stop_are_told_goodbye_and_a_non_reading_client_holds_nothing() {
     use tokio::net::{TcpListener, TcpStream};
@@ -608,8 +609,17 @@ async fn sessions_cut_at_the_hard_stop_are_told_goodbye_and_a_non_reading_client
         }
         told
     };
-    let (stopped, told) = tokio::join!(shutdown, told);
+    // The client that did not read drains its socket now, so a goodbye written at the hard
+    // stop would find room.
+    let mut not_reading = not_reading;
+    let (stopped, told, cut_reply) = tokio::join!(shutdown, told, read_to_eof(&mut not_reading));
     stopped.expect("shutdown ends though a client does not read");
+    assert!(!cut_reply.is_empty());
+    assert!(
+        cut_reply.bytes().all(|b| b == b'x'),
+        "a goodbye after a cut reply: {:?}",
+        &cut_reply[cut_reply.len().saturating_sub(80)..]
+    );
     for (n, told) in told.iter().enumerate() {
         let lines: Vec<&str> = told.lines().collect();
         if n < 3 {
@@ -621,7 +631,6 @@ async fn sessions_cut_at_the_hard_stop_are_told_goodbye_and_a_non_reading_client
     // Every connection's task ended, the cut ones and the one that does not read included.
     assert_eq!(server.connections_finished(), total);
     assert_eq!(server.connections(), 0);
-    drop(not_reading);
 }
 
 /// After SIGTERM: the server exits 0 within `bound` (a liveness bound, not a timing claim),

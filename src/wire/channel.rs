@@ -66,11 +66,18 @@ pub struct Channel {
     /// Where the stream goes back if the channel is dropped before [`shutdown`]
     /// (Channel::shutdown): the server then says goodbye for the session.
     home: Option<Arc<TransportSlot>>,
+    /// A reply may be partly written: a flush started and did not finish (cut by the end
+    /// signal, or its future dropped). A goodbye written now would land inside that reply, where
+    /// the client would read it as part of the reply (a line of a message, the rest of a
+    /// literal), so the stream is not given back for one.
+    reply_cut: bool,
 }
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        if let Some(home) = self.home.take() {
+        if let Some(home) = self.home.take()
+            && !self.reply_cut
+        {
             home.put_back(self.take_io().into_io());
         }
     }
@@ -96,6 +103,7 @@ impl Channel {
             idle_timeout,
             starttls: transport.starttls,
             home: transport.home,
+            reply_cut: false,
         }
     }
 
@@ -174,6 +182,9 @@ impl Channel {
         if self.out.is_empty() {
             return Ok(());
         }
+        // Cleared only when the whole reply is out: any other way out of this function,
+        // including its future being dropped, leaves the reply cut.
+        self.reply_cut = true;
         let result = tokio::select! {
             biased;
             written = tokio::time::timeout(self.idle_timeout, write_and_flush(&mut self.io, &self.out)) => match written {
@@ -185,6 +196,7 @@ impl Channel {
                 Err(self.session.end_reason().unwrap_or(CloseReason::Shutdown))
             }
         };
+        self.reply_cut = result.is_err();
         self.out.clear();
         // A large reply should not pin its buffer for the rest of an idle session.
         if self.out.capacity() > 16 * 1024 {
