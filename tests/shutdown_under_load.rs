@@ -665,3 +665,56 @@ fn close_lines_after_a_clean_exit(
     assert_eq!(closes.len(), total, "{closes:#?}");
     closes
 }
+
+/// A session waiting for a lock another program holds on its mailbox (Dovecot's dot-lock on
+/// the UID list, fresh, so two minutes from stale) does not hold the server past its grace
+/// period: at the hard stop the wait gives up, its client is told the goodbye, the server exits
+/// 0, and neither the other program's lock nor a draft of ours is left different from before.
+#[test]
+fn sigterm_while_a_login_waits_for_a_mailbox_lock_exits_after_the_grace_period() {
+    let mut server = ExampleServer::start_with("[limits]\nshutdown_grace_seconds = 1\n");
+    server.deliver(b"Subject: first\r\n\r\nalready known\r\n");
+    let inbox = server.maildir().join(support_example::USER);
+    // An MDA's delivery: the next login must give it a UID, under the UID list's lock.
+    std::fs::write(
+        inbox.join("new").join("1700000000.M1P1.mda"),
+        b"Subject: second\r\n\r\nnew\r\n",
+    )
+    .unwrap();
+    let lock = inbox.join("dovecot-uidlist.lock");
+    std::fs::write(&lock, "held by another program").unwrap();
+    let drafts = || {
+        std::fs::read_dir(&inbox)
+            .unwrap()
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                name.starts_with("dovecot-uidlist.lock.") && name.ends_with(".tmp")
+            })
+            .count()
+    };
+
+    let mut client = RawClient::connect(server.pop3);
+    client.greeting();
+    assert!(client.cmd("USER demo").starts_with("+OK"));
+    client.send_raw(b"PASS demo\r\n");
+    // The login waits for the lock: its draft of our lock is there while it does.
+    poll(SOON, || (drafts() == 1).then_some(())).expect("the login waits for the lock");
+
+    server.signal("TERM");
+    let status = server
+        .wait_exit(SOON)
+        .expect("the server exits though a session waits for a lock");
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(
+        client.line().as_deref(),
+        Some("-ERR Server shutting down"),
+        "the cut login's client is told why"
+    );
+    assert_eq!(client.line(), None);
+    assert_eq!(
+        std::fs::read_to_string(&lock).unwrap(),
+        "held by another program"
+    );
+    assert_eq!(drafts(), 0, "the wait cleaned up after itself");
+}

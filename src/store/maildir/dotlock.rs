@@ -93,6 +93,12 @@ impl DotLock {
                     format!("{} is held by another process", path.display()),
                 ));
             }
+            if super::caller::is_gone() {
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "nobody waits for the lock any more",
+                ));
+            }
             thread::sleep(retry);
             retry = (retry * 2).min(LAST_RETRY);
         }

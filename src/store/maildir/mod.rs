@@ -1,5 +1,6 @@
 //! Maildir++ storage: [`Maildir`].
 
+mod caller;
 mod dotlock;
 mod durable;
 mod filename;
@@ -326,7 +327,7 @@ impl fmt::Debug for Maildir {
 async fn blocking<T: Send + 'static>(
     op: impl FnOnce() -> StoreResult<T> + Send + 'static,
 ) -> StoreResult<T> {
-    tokio::task::spawn_blocking(op)
+    caller::on_blocking_pool(op)
         .await
         .map_err(|err| StoreError::Io(io::Error::other(err)))?
 }
