@@ -369,6 +369,49 @@ async fn layers_add_and_withhold_capabilities_safely() {
     harness.finish(&[CloseReason::ClientClosed]).await;
 }
 
+/// SORT=DISPLAY withheld alone leaves SORT's other keys; SORT withheld takes both. Either way
+/// a withheld capability's command is unknown, as for every other capability.
+#[tokio::test(flavor = "multi_thread")]
+async fn layers_withhold_sort_and_its_display_keys() {
+    let store = MemoryStore::new();
+    deliver(&store, "INBOX", Flags::EMPTY).await;
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    let stack = ServiceBuilder::new()
+        .layer(MapRequestLayer::new(move |mut conn: Connection| {
+            let hidden = match seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => "SORT=DISPLAY",
+                _ => "SORT",
+            };
+            conn.settings_mut().hide_capability(hidden);
+            conn
+        }))
+        .service(imap(&store, config()));
+    let harness = Harness::serve(TlsMode::None, stack).await;
+
+    let mut client = harness.login().await;
+    let caps = capabilities(&command(&mut client, "a1 CAPABILITY").await[0]);
+    assert!(caps.contains(&"SORT".to_owned()), "{caps:?}");
+    assert!(!caps.contains(&"SORT=DISPLAY".to_owned()), "{caps:?}");
+    command(&mut client, "a2 SELECT INBOX").await;
+    let reply = command(&mut client, "a3 SORT (FROM) UTF-8 ALL").await;
+    assert_eq!(reply, ["* SORT 1", "a3 OK SORT completed"]);
+    let reply = command(&mut client, "a4 SORT (DISPLAYFROM) UTF-8 ALL").await;
+    assert_eq!(reply, ["a4 BAD Unknown command"]);
+    drop(client);
+
+    let mut client = harness.login().await;
+    let caps = capabilities(&command(&mut client, "b1 CAPABILITY").await[0]);
+    assert!(!caps.iter().any(|cap| cap.starts_with("SORT")), "{caps:?}");
+    command(&mut client, "b2 SELECT INBOX").await;
+    let reply = command(&mut client, "b3 UID SORT (FROM) UTF-8 ALL").await;
+    assert_eq!(reply, ["b3 BAD Unknown command"]);
+    drop(client);
+    harness
+        .finish(&[CloseReason::ClientClosed, CloseReason::ClientClosed])
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn login_with_imaplib_succeeds_and_fails_with_authenticationfailed() {
     let harness = Harness::start(&MemoryStore::new(), config()).await;

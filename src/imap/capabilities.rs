@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::core::Vec1;
+use imap_codec::imap_types::extensions::sort::SortKey;
 use imap_codec::imap_types::response::Capability;
 
 use super::syntax::Extension;
@@ -98,17 +99,17 @@ pub(super) fn for_session(
         "CONDSTORE",
         "QRESYNC",
     ]);
+    // RFC 5256 and RFC 5957: after login, where SEARCH, whose criteria SORT takes, applies.
+    if !situation.unauthenticated {
+        caps.extend(["SORT", "SORT=DISPLAY"]);
+    }
     // RFC 4978: after login (the command is `command-auth`), until it is on.
     if cfg!(feature = "compress") && !situation.unauthenticated && !situation.compressing {
         caps.push("COMPRESS=DEFLATE");
     }
-    // QRESYNC builds on CONDSTORE (RFC 7162 section 3.2): withholding CONDSTORE withholds it.
-    let hidden = |cap: &str| {
-        settings.is_hidden(cap) || (cap == "QRESYNC" && settings.is_hidden("CONDSTORE"))
-    };
     let ours = caps
         .into_iter()
-        .filter(|cap| !hidden(cap))
+        .filter(|cap| !withheld(settings, cap))
         .map(|cap| Capability::try_from(cap).expect("our capability names are atoms"));
     let extra = settings
         .extra_capabilities
@@ -123,6 +124,20 @@ pub(super) fn for_session(
     let mut all = vec![Capability::Imap4Rev1];
     all.extend(ours.chain(extra));
     Vec1::try_from(all).expect("IMAP4rev1 is always there")
+}
+
+/// Whether `settings` withhold our capability `cap`: by its first word, as
+/// [`SessionSettings::is_hidden`] tells (`SORT` withholds `SORT=DISPLAY` too), or by what it
+/// builds on: QRESYNC on CONDSTORE (RFC 7162 section 3.2). `SORT=DISPLAY` may also be
+/// withheld alone, by its whole name, leaving SORT's other keys.
+pub(super) fn withheld(settings: &SessionSettings, cap: &str) -> bool {
+    settings.is_hidden(cap)
+        || (cap == "QRESYNC" && settings.is_hidden("CONDSTORE"))
+        || (cap == "SORT=DISPLAY"
+            && settings
+                .hidden_capabilities
+                .iter()
+                .any(|hidden| hidden.eq_ignore_ascii_case(cap)))
 }
 
 /// The capabilities a command depends on, for commands a layer may withhold: withholding any
@@ -143,6 +158,14 @@ pub(super) fn of_command(body: &CommandBody<'_>) -> &'static [&'static str] {
         CommandBody::Move { .. } => &["MOVE"],
         CommandBody::ExpungeUid { .. } => &["UIDPLUS"],
         CommandBody::Compress { .. } => &["COMPRESS=DEFLATE"],
+        CommandBody::Sort { sort_criteria, .. }
+            if sort_criteria.as_ref().iter().any(|criterion| {
+                matches!(criterion.key, SortKey::DisplayFrom | SortKey::DisplayTo)
+            }) =>
+        {
+            &["SORT", "SORT=DISPLAY"]
+        }
+        CommandBody::Sort { .. } => &["SORT"],
         _ => &[],
     }
 }
@@ -240,5 +263,48 @@ mod tests {
         assert!(!caps.contains(&"CONDSTORE".into()));
         assert!(!caps.contains(&"QRESYNC".into()), "it builds on CONDSTORE");
         assert!(!caps.iter().any(|c| c.contains("EVIL")));
+    }
+
+    fn sort_command(criteria: &str) -> CommandBody<'static> {
+        use imap_codec::CommandCodec;
+        use imap_codec::decode::Decoder;
+        use imap_codec::imap_types::IntoStatic;
+        let line = format!("a SORT ({criteria}) UTF-8 ALL\r\n");
+        let (_, command) = CommandCodec::default().decode(line.as_bytes()).unwrap();
+        command.into_static().body
+    }
+
+    #[test]
+    fn sort_after_login_and_withheld_with_its_commands() {
+        let logged_in = Situation {
+            unauthenticated: false,
+            ..BEFORE_TLS
+        };
+        let mut settings = SessionSettings::default();
+        assert!(!names(BEFORE_TLS, &settings).contains(&"SORT".into()));
+        let caps = names(logged_in, &settings);
+        assert!(caps.contains(&"SORT".into()) && caps.contains(&"SORT=DISPLAY".into()));
+
+        let plain = sort_command("REVERSE DATE");
+        let display = sort_command("DISPLAYFROM");
+        let refused = |settings: &SessionSettings, body: &CommandBody<'_>| {
+            of_command(body)
+                .iter()
+                .any(|capability| withheld(settings, capability))
+        };
+        settings.hide_capability("sort=display");
+        let caps = names(logged_in, &settings);
+        assert!(caps.contains(&"SORT".into()) && !caps.contains(&"SORT=DISPLAY".into()));
+        assert!(!refused(&settings, &plain));
+        assert!(
+            refused(&settings, &display),
+            "DISPLAYFROM needs SORT=DISPLAY"
+        );
+
+        let mut settings = SessionSettings::default();
+        settings.hide_capability("SORT");
+        let caps = names(logged_in, &settings);
+        assert!(!caps.iter().any(|c| c.starts_with("SORT")), "{caps:?}");
+        assert!(refused(&settings, &plain) && refused(&settings, &display));
     }
 }

@@ -21,6 +21,10 @@
 //!   COPYUID (UIDPLUS, RFC 4315).
 //! - SEARCH's result options MIN, MAX, COUNT and ALL answered with ESEARCH (RFC 4731), and
 //!   SAVE with `$` in any sequence set (SEARCHRES, RFC 5182).
+//! - SORT and UID SORT (RFC 5256) once logged in, by ARRIVAL, CC, DATE, FROM, SIZE, SUBJECT
+//!   (the base subject) and TO, and SORT=DISPLAY's DISPLAYFROM and DISPLAYTO (RFC 5957),
+//!   each optionally REVERSE, with any SEARCH criteria (`$` and MODSEQ included). The keys
+//!   come from the ENVELOPE the store keeps for FETCH, so a sort rarely reads a message.
 //! - LITERAL+ (RFC 7888): non-synchronizing literals are read without a continuation request.
 //! - CONDSTORE and QRESYNC (RFC 7162): mod-sequences from the store, FETCH CHANGEDSINCE and
 //!   MODSEQ, STORE UNCHANGEDSINCE with `[MODIFIED]`, SEARCH MODSEQ, STATUS HIGHESTMODSEQ,
@@ -99,6 +103,10 @@
 //!   octets, values of 1024), before login too: it has a cap of its own, 64,444 bytes of lines
 //!   and literals, instead of the line and literal caps. More pairs, or longer strings, answer
 //!   `BAD` with the bound they break (section 3.1: "arguments invalid").
+//! - SORT compares text under i;ascii-casemap (RFC 5256), DISPLAYFROM and DISPLAYTO too,
+//!   and at most the first 1024 bytes of each text key: messages whose keys agree that far
+//!   keep their mailbox order. A SORT with MODSEQ answers `* SORT ... (MODSEQ n)` (RFC 7162
+//!   section 3.1.5), n the highest mod-sequence of the messages it names.
 //! - SEARCH FROM, TO, CC and BCC look in the field's addresses as ENVELOPE has them (display
 //!   names decoded, `mailbox@domain`), not in its text: comments and folding inside an
 //!   address are ignored, as Dovecot does. HEADER looks in the text.
@@ -184,6 +192,8 @@ mod selected;
 mod sequence;
 mod service;
 mod session;
+mod sort;
+mod sorting;
 mod syntax;
 mod view;
 

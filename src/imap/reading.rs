@@ -1,6 +1,7 @@
 //! FETCH and SEARCH (RFC 3501 sections 6.4.4, 6.4.5 and 6.4.8): the commands that read
 //! messages. The items and criteria themselves are in the `fetch` and `search` modules; this
-//! is the loop over the messages, with `\Seen` and the reply's back-pressure.
+//! is the loop over the messages, with `\Seen` and the reply's back-pressure. SORT (in
+//! `sorting`) finds its messages with SEARCH's loop, [`ImapSession::matching`].
 
 use std::num::{NonZeroU32, NonZeroU64};
 
@@ -31,8 +32,24 @@ const BATCH_MESSAGES: usize = 256;
 /// Bytes read from the store at once (at least one message, however large).
 const BATCH_BYTES: u64 = 4 * 1024 * 1024;
 
+/// One message a search matched.
+pub(super) struct Match {
+    /// Its index in the selected mailbox's view.
+    pub(super) index: usize,
+    pub(super) seq: u32,
+    pub(super) uid: u32,
+    pub(super) modseq: u64,
+}
+
+impl Match {
+    /// What the answer names it by: its UID for the UID forms, else its sequence number.
+    pub(super) fn number(&self, uid: bool) -> u32 {
+        if uid { self.uid } else { self.seq }
+    }
+}
+
 /// What became of reading one message's bytes.
-enum Content {
+pub(super) enum Content {
     Read(Option<Bytes>),
     /// Its ENVELOPE and BODYSTRUCTURE, as the store kept them or encoded now, for a plan
     /// they serve ([`FetchPlan::served_by_encoded`]).
@@ -151,41 +168,87 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         if let Some(charset) = charset
             && !search::charset_supported(charset.as_ref())
         {
-            let allowed = ["US-ASCII", "UTF-8"]
-                .map(|name| Charset::try_from(name).expect("valid charset names"))
-                .to_vec();
-            let code = Some(Code::BadCharset { allowed });
-            response::tagged(
-                self.channel.out(),
-                tag,
-                StatusKind::No,
-                code,
-                "Unsupported charset",
-            );
-            return Flow::Continue;
+            return self.bad_charset(tag);
         }
         if search::uses_modseq(criteria)
             && let Err(text) = self.search_modseq()
         {
             return self.bad(tag, text);
         }
-        let Some(view) = self.selected.as_ref() else {
+        if self.selected.is_none() {
             return self.bad(tag, "No mailbox selected");
+        }
+        let saved = self.extension.saved_result.then_some(&before[..]);
+        let found = match self.matching(criteria, saved).await {
+            Ok(found) => found,
+            Err(err) => return self.store_failed(tag, err),
+        };
+        let numbers = found.iter().map(|found| found.number(uid));
+        // RFC 7162 sections 3.1.6 and 3.1.10: with MODSEQ searched for, the highest
+        // mod-sequence of the messages returned.
+        let modseqs: Vec<u64> = match search::uses_modseq(criteria) {
+            true => found.iter().map(|found| found.modseq).collect(),
+            false => Vec::new(),
+        };
+        match options {
+            None => {
+                let found = numbers.filter_map(NonZeroU32::new).collect();
+                let highest = modseqs.iter().max().copied().and_then(NonZeroU64::new);
+                response::data(self.channel.out(), Data::Search(found, highest));
+            }
+            Some(options) => {
+                if saving && let Some(view) = self.selected.as_mut() {
+                    let uids: Vec<u32> = found.iter().map(|found| found.uid).collect();
+                    view.saved = esearch::to_save(options, &uids);
+                }
+                if esearch::answers(options) {
+                    let numbers: Vec<u32> = numbers.collect();
+                    let highest = esearch::highest_modseq(options, &modseqs);
+                    esearch::write(self.channel.out(), tag, uid, options, &numbers, highest);
+                }
+            }
+        }
+        self.ok(tag, None, "SEARCH completed")
+    }
+
+    /// `NO [BADCHARSET (US-ASCII UTF-8)]`: the strings of SEARCH and SORT are matched as
+    /// UTF-8 only (see [`search::charset_supported`]).
+    pub(super) fn bad_charset(&mut self, tag: &Tag<'static>) -> Flow {
+        let allowed = ["US-ASCII", "UTF-8"]
+            .map(|name| Charset::try_from(name).expect("valid charset names"))
+            .to_vec();
+        let code = Some(Code::BadCharset { allowed });
+        response::tagged(
+            self.channel.out(),
+            tag,
+            StatusKind::No,
+            code,
+            "Unsupported charset",
+        );
+        Flow::Continue
+    }
+
+    /// The messages of the selected mailbox that match `criteria`, in mailbox order; `saved`
+    /// is the saved result `$` stands for, when the command used it. Messages expunged by
+    /// another session meanwhile are left out (RFC 2180 section 4.1.2).
+    pub(super) async fn matching(
+        &mut self,
+        criteria: &[SearchKey<'_>],
+        saved: Option<&[u32]>,
+    ) -> Result<Vec<Match>, StoreError> {
+        let Some(view) = self.selected.as_ref() else {
+            return Ok(Vec::new());
         };
         let bounds = Bounds {
             largest_seq: view.exists(),
             largest_uid: view.largest_uid(),
-            saved: self.extension.saved_result.then_some(&before[..]),
+            saved,
         };
         let all: Vec<usize> = (0..view.messages().len()).collect();
         let needs_content = search::needs_content(criteria);
-        // Sequence numbers, UIDs and mod-sequences of the matches, ascending.
-        let mut found: Vec<(u32, u32, u64)> = Vec::new();
+        let mut found = Vec::new();
         for batch in self.batches(&all) {
-            let contents = match self.contents(batch, needs_content).await {
-                Ok(contents) => contents,
-                Err(err) => return self.store_failed(tag, err),
-            };
+            let contents = self.contents(batch, needs_content).await?;
             let Some(view) = self.selected.as_ref() else {
                 break;
             };
@@ -201,41 +264,21 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                     content: content.as_deref(),
                 };
                 if search::matches(criteria, &candidate, bounds) {
-                    found.push((candidate.seq, meta.uid, meta.modseq));
+                    found.push(Match {
+                        index,
+                        seq: candidate.seq,
+                        uid: meta.uid,
+                        modseq: meta.modseq,
+                    });
                 }
             }
         }
-        let numbers = found.iter().map(|&(seq, id, _)| if uid { id } else { seq });
-        // RFC 7162 sections 3.1.6 and 3.1.10: with MODSEQ searched for, the highest
-        // mod-sequence of the messages returned.
-        let modseqs: Vec<u64> = match search::uses_modseq(criteria) {
-            true => found.iter().map(|&(_, _, modseq)| modseq).collect(),
-            false => Vec::new(),
-        };
-        match options {
-            None => {
-                let found = numbers.filter_map(NonZeroU32::new).collect();
-                let highest = modseqs.iter().max().copied().and_then(NonZeroU64::new);
-                response::data(self.channel.out(), Data::Search(found, highest));
-            }
-            Some(options) => {
-                if saving && let Some(view) = self.selected.as_mut() {
-                    let uids: Vec<u32> = found.iter().map(|&(_, id, _)| id).collect();
-                    view.saved = esearch::to_save(options, &uids);
-                }
-                if esearch::answers(options) {
-                    let numbers: Vec<u32> = numbers.collect();
-                    let highest = esearch::highest_modseq(options, &modseqs);
-                    esearch::write(self.channel.out(), tag, uid, options, &numbers, highest);
-                }
-            }
-        }
-        self.ok(tag, None, "SEARCH completed")
+        Ok(found)
     }
 
     /// `indices` cut into runs to read from the store at once: a few round trips for a
     /// whole mailbox, without holding many large messages in memory.
-    fn batches<'i>(&self, indices: &'i [usize]) -> Vec<&'i [usize]> {
+    pub(super) fn batches<'i>(&self, indices: &'i [usize]) -> Vec<&'i [usize]> {
         let Some(view) = self.selected.as_ref() else {
             return Vec::new();
         };
@@ -283,7 +326,10 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     /// The ENVELOPE and BODYSTRUCTURE of the selected mailbox's messages at `indices`: as
     /// the store kept them where it did, else read, encoded, and given to the store to keep
     /// (failing to keep them fails nothing).
-    async fn encoded_contents(&mut self, indices: &[usize]) -> Result<Vec<Content>, StoreError> {
+    pub(super) async fn encoded_contents(
+        &mut self,
+        indices: &[usize],
+    ) -> Result<Vec<Content>, StoreError> {
         let Some(view) = self.selected.as_ref() else {
             return Ok(indices.iter().map(|_| Content::Gone).collect());
         };

@@ -43,6 +43,7 @@ fn sync_before(body: &CommandBody<'_>) -> Option<Expunges> {
         CommandBody::Fetch { uid: false, .. }
         | CommandBody::Store { uid: false, .. }
         | CommandBody::Search { uid: false, .. }
+        | CommandBody::Sort { uid: false, .. }
         | CommandBody::Copy { uid: false, .. }
         | CommandBody::Move { uid: false, .. } => Some(Expunges::Defer),
         _ => Some(Expunges::Report),
@@ -59,6 +60,7 @@ fn needs_selection(body: &CommandBody<'_>) -> bool {
             | CommandBody::ExpungeUid { .. }
             | CommandBody::Fetch { .. }
             | CommandBody::Search { .. }
+            | CommandBody::Sort { .. }
             | CommandBody::Store { .. }
             | CommandBody::Copy { .. }
             | CommandBody::Move { .. }
@@ -201,7 +203,7 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         if capabilities::of_command(&body)
             .iter()
             .chain(capabilities::of_extension(extension))
-            .any(|capability| self.settings.is_hidden(capability))
+            .any(|capability| capabilities::withheld(&self.settings, capability))
         {
             return self.bad(&tag, "Unknown command");
         }
@@ -329,6 +331,21 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                 let options = self.extension.search_return;
                 self.search(tag, charset, criteria.as_ref(), uid, options)
                     .await
+            }
+            CommandBody::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.sort(
+                    tag,
+                    sort_criteria.as_ref(),
+                    &charset,
+                    search_criteria.as_ref(),
+                    uid,
+                )
+                .await
             }
             CommandBody::Store {
                 sequence_set,

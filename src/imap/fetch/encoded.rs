@@ -12,9 +12,12 @@ use std::io::Write;
 use std::num::NonZeroU32;
 
 use bytes::{BufMut, Bytes};
+use imap_codec::ResponseCodec;
+use imap_codec::decode::Decoder;
 use imap_codec::imap_types::core::Vec1;
+use imap_codec::imap_types::envelope::Envelope;
 use imap_codec::imap_types::fetch::MessageDataItem;
-use imap_codec::imap_types::response::Data;
+use imap_codec::imap_types::response::{Data, Response};
 
 use super::Content;
 use crate::imap::response;
@@ -81,6 +84,30 @@ impl EncodedItems {
     /// What the store keeps.
     pub(in crate::imap) fn kept(&self) -> Bytes {
         self.kept.clone()
+    }
+
+    /// `read` given the ENVELOPE kept, decoded again by imap-codec: SORT's keys come from it.
+    /// `None` only for an entry that does not decode, which this crate never encodes.
+    pub(in crate::imap) fn with_envelope<R>(
+        &self,
+        read: impl FnOnce(&Envelope<'_>) -> R,
+    ) -> Option<R> {
+        let mut line = Vec::with_capacity(self.envelope().len() + 16);
+        line.extend_from_slice(b"* 1 FETCH (");
+        line.extend_from_slice(self.envelope());
+        line.extend_from_slice(b")\r\n");
+        let (_, response) = ResponseCodec::default().decode(&line).ok()?;
+        let Response::Data(Data::Fetch { items, .. }) = response else {
+            return None;
+        };
+        items
+            .as_ref()
+            .iter()
+            .find_map(|item| match item {
+                MessageDataItem::Envelope(envelope) => Some(envelope),
+                _ => None,
+            })
+            .map(read)
     }
 
     pub(super) fn envelope(&self) -> &[u8] {

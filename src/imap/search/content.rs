@@ -194,7 +194,7 @@ fn raw_value<'r>(raw: &'r [u8], header: &Header<'_>) -> &'r [u8] {
 }
 
 /// Header text as UTF-8, unfolded, with its encoded words (RFC 2047) decoded.
-pub(super) fn decode_words(bytes: &[u8]) -> String {
+pub(in crate::imap) fn decode_words(bytes: &[u8]) -> String {
     // The decoder returns nothing for a value that is not ended by a line break, as the
     // last header of a message without a body may be.
     let bytes: Cow<'_, [u8]> = if bytes.ends_with(b"\n") {

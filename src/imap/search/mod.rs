@@ -17,6 +17,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use super::dates::utc_date;
 use super::sequence;
 use crate::store::{Flags, Keyword, MessageMeta};
+pub(super) use content::decode_words;
 use content::{Content, fold};
 
 /// One message as SEARCH sees it.

@@ -107,7 +107,8 @@ pub(in crate::imap) fn return_clause(
 
 /// Where a `$` stands for the saved result in a command named `name` whose arguments start
 /// at `args`: the first argument of FETCH, STORE, COPY, MOVE and UID EXPUNGE, and any search
-/// key (or `UID`'s argument) of SEARCH. Other `$`s are atoms (a keyword, a mailbox name).
+/// key (or `UID`'s argument) of SEARCH and SORT. Other `$`s are atoms (a keyword, a mailbox
+/// name, a charset).
 pub(in crate::imap) fn saved_result_uses(
     buf: &[u8],
     name: &[u8],
@@ -127,25 +128,19 @@ pub(in crate::imap) fn saved_result_uses(
             uses.push(first.start..first.end);
         }
     } else if is("SEARCH") {
-        let mut pending = 0usize;
-        let mut after_uid = false;
-        loop {
-            let next = match tokens.next_token() {
-                Ok(next) => next,
-                Err(Stop::End | Stop::NeedLiteral { .. }) => break,
-                Err(Stop::Malformed) => return Err(Refusal::Malformed),
-            };
-            match &next.token {
-                Token::Open | Token::Close => {}
-                Token::Word(b"$") if after_uid || pending == 0 => {
-                    uses.push(next.start..next.end);
-                    after_uid = false;
+        search_key_uses(&mut tokens, &mut uses)?;
+    } else if is("SORT") {
+        // RFC 5256: `(criteria) charset` before the search keys; nothing in them is a set.
+        if let Ok(Spanned {
+            token: Token::Open, ..
+        }) = tokens.next_token()
+        {
+            while let Ok(next) = tokens.next_token() {
+                if next.token == Token::Close {
+                    let _charset = tokens.next_token();
+                    search_key_uses(&mut tokens, &mut uses)?;
+                    break;
                 }
-                _ if after_uid => after_uid = false,
-                _ if pending > 0 => pending -= 1,
-                Token::Word(word) if word.eq_ignore_ascii_case(b"UID") => after_uid = true,
-                Token::Word(word) => pending = arguments_of(word),
-                Token::Quoted(_) | Token::Literal(_) => {}
             }
         }
     }
@@ -153,6 +148,34 @@ pub(in crate::imap) fn saved_result_uses(
         return Err(Refusal::MarkerClash);
     }
     Ok(uses)
+}
+
+/// Where the search keys that follow in `tokens` use `$`: as a key, or as `UID`'s argument.
+fn search_key_uses(
+    tokens: &mut Tokens<'_>,
+    uses: &mut Vec<std::ops::Range<usize>>,
+) -> Result<(), Refusal> {
+    let mut pending = 0usize;
+    let mut after_uid = false;
+    loop {
+        let next = match tokens.next_token() {
+            Ok(next) => next,
+            Err(Stop::End | Stop::NeedLiteral { .. }) => return Ok(()),
+            Err(Stop::Malformed) => return Err(Refusal::Malformed),
+        };
+        match &next.token {
+            Token::Open | Token::Close => {}
+            Token::Word(b"$") if after_uid || pending == 0 => {
+                uses.push(next.start..next.end);
+                after_uid = false;
+            }
+            _ if after_uid => after_uid = false,
+            _ if pending > 0 => pending -= 1,
+            Token::Word(word) if word.eq_ignore_ascii_case(b"UID") => after_uid = true,
+            Token::Word(word) => pending = arguments_of(word),
+            Token::Quoted(_) | Token::Literal(_) => {}
+        }
+    }
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -224,5 +247,15 @@ mod tests {
             "the marker cannot be told from a real set"
         );
         assert_eq!(uses("a SELECT $\r\n").unwrap(), Vec::<&str>::new());
+        assert_eq!(
+            uses("a UID SORT (REVERSE SUBJECT) UTF-8 $ SUBJECT $ OR UID $ $\r\n").unwrap(),
+            ["$", "$", "$"],
+            "SORT's search keys as SEARCH's"
+        );
+        assert_eq!(
+            uses("a SORT (FROM) $ ALL\r\n").unwrap(),
+            Vec::<&str>::new(),
+            "a charset is no set"
+        );
     }
 }

@@ -1,0 +1,165 @@
+//! SORT (RFC 5256) and SORT=DISPLAY (RFC 5957): each message's sort keys, and their order.
+//!
+//! The keys are read from a message's ENVELOPE, the form the store keeps for FETCH
+//! ([`Mailstore::cached`](crate::store::Mailstore::cached)): a sort over messages whose
+//! envelopes were fetched or sorted before reads no message at all, and ARRIVAL and SIZE
+//! need not even that. Only the keys are held per message, each text key at most
+//! [`MAX_TEXT_KEY`] bytes.
+
+mod base_subject;
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use imap_codec::imap_types::core::NString;
+use imap_codec::imap_types::envelope::{Address, Envelope};
+use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
+use mail_parser::HeaderValue;
+use mail_parser::parsers::MessageStream;
+
+use super::search::decode_words;
+use crate::store::MessageMeta;
+pub(super) use base_subject::base_subject;
+
+/// The most bytes of a text key kept: messages whose keys agree on that many bytes sort as
+/// equal (by sequence number), which bounds what a sort of a large mailbox holds whatever its
+/// messages' headers.
+pub(super) const MAX_TEXT_KEY: usize = 1024;
+
+/// One sort key of one message.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Key {
+    /// Seconds since the epoch (ARRIVAL, DATE) or octets (SIZE).
+    Number(i64),
+    /// Text under i;ascii-casemap (RFC 4790 section 9.2): ASCII letters upper-cased, then
+    /// compared octet by octet.
+    Text(Box<[u8]>),
+}
+
+/// Whether any of `criteria` reads the ENVELOPE: all but ARRIVAL and SIZE do.
+pub(super) fn needs_envelope(criteria: &[SortCriterion]) -> bool {
+    criteria
+        .iter()
+        .any(|criterion| !matches!(criterion.key, SortKey::Arrival | SortKey::Size))
+}
+
+/// The keys of one message for `criteria`, in their order. Without an `envelope` (the message
+/// is gone, or the criteria need none) its text keys are empty and DATE is its arrival.
+pub(super) fn keys(
+    criteria: &[SortCriterion],
+    meta: &MessageMeta,
+    envelope: Option<&Envelope<'_>>,
+) -> Box<[Key]> {
+    let arrival = seconds(meta.internal_date);
+    criteria
+        .iter()
+        .map(|criterion| {
+            let Some(envelope) = envelope else {
+                return match criterion.key {
+                    SortKey::Arrival | SortKey::Date => Key::Number(arrival),
+                    SortKey::Size => Key::Number(size(meta)),
+                    _ => Key::Text(Box::default()),
+                };
+            };
+            match criterion.key {
+                SortKey::Arrival => Key::Number(arrival),
+                SortKey::Size => Key::Number(size(meta)),
+                // RFC 5256 section 3: the sent date in UTC, or the internal date when it
+                // cannot be told.
+                SortKey::Date => Key::Number(sent(octets(&envelope.date)).unwrap_or(arrival)),
+                SortKey::Subject => text(base_subject(octets(&envelope.subject))),
+                SortKey::From => mailbox(&envelope.from),
+                SortKey::To => mailbox(&envelope.to),
+                SortKey::Cc => mailbox(&envelope.cc),
+                SortKey::DisplayFrom => display(&envelope.from),
+                SortKey::DisplayTo => display(&envelope.to),
+            }
+        })
+        .collect()
+}
+
+/// The order of two messages' keys under `criteria`; `Equal` when all keys are equal, and
+/// then the messages keep their mailbox order (RFC 5256 section 3).
+pub(super) fn compare(criteria: &[SortCriterion], a: &[Key], b: &[Key]) -> Ordering {
+    criteria
+        .iter()
+        .zip(a.iter().zip(b))
+        .map(|(criterion, (a, b))| match criterion.reverse {
+            true => b.cmp(a),
+            false => a.cmp(b),
+        })
+        .find(|order| order.is_ne())
+        .unwrap_or(Ordering::Equal)
+}
+
+/// Sorts `messages` (in mailbox order, each with its [`keys`]) by `criteria`: a stable sort,
+/// so that messages whose keys are all equal stay in sequence-number order, REVERSE or not.
+pub(super) fn sort<T>(criteria: &[SortCriterion], messages: &mut [(T, Box<[Key]>)]) {
+    messages.sort_by(|(_, a), (_, b)| compare(criteria, a, b));
+}
+
+fn seconds(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+fn size(meta: &MessageMeta) -> i64 {
+    i64::try_from(meta.size).unwrap_or(i64::MAX)
+}
+
+/// The Date field's raw value as seconds since the epoch, if it parses as a valid date.
+fn sent(value: &[u8]) -> Option<i64> {
+    // mail-parser reads a field up to its line end.
+    let line = [value, b"\n"].concat();
+    match MessageStream::new(&line).parse_date() {
+        HeaderValue::DateTime(date) if date.is_valid() => Some(date.to_timestamp()),
+        _ => None,
+    }
+}
+
+/// The first mailbox of an address list: group markers (a NIL host) are no mailbox.
+fn first<'l, 'a>(addresses: &'l [Address<'a>]) -> Option<&'l Address<'a>> {
+    addresses.iter().find(|address| address.host.0.is_some())
+}
+
+/// FROM, TO and CC: the local part of the first address (RFC 5256 section 3).
+fn mailbox(addresses: &[Address<'_>]) -> Key {
+    let local = first(addresses).map_or(&[][..], |address| octets(&address.mailbox));
+    text(String::from_utf8_lossy(local).into_owned())
+}
+
+/// DISPLAYFROM and DISPLAYTO: the first address's display name, decoded (RFC 2047), or its
+/// `mailbox@host` when it has none or an empty one (RFC 5957 section 3).
+fn display(addresses: &[Address<'_>]) -> Key {
+    let Some(address) = first(addresses) else {
+        return Key::Text(Box::default());
+    };
+    let name = address
+        .name
+        .0
+        .as_ref()
+        .map(|name| decode_words(name.as_ref()))
+        .filter(|name| !name.trim().is_empty());
+    let shown = name.unwrap_or_else(|| {
+        let spec = [octets(&address.mailbox), b"@", octets(&address.host)].concat();
+        String::from_utf8_lossy(&spec).into_owned()
+    });
+    text(shown)
+}
+
+/// The octets of an envelope string; none for NIL.
+fn octets<'s>(value: &'s NString<'_>) -> &'s [u8] {
+    value.0.as_ref().map_or(&[], |value| value.as_ref())
+}
+
+/// `value` as an i;ascii-casemap key, cut to [`MAX_TEXT_KEY`] bytes.
+fn text(value: String) -> Key {
+    let mut bytes = value.into_bytes();
+    bytes.truncate(MAX_TEXT_KEY);
+    bytes.make_ascii_uppercase();
+    Key::Text(bytes.into_boxed_slice())
+}
