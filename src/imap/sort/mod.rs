@@ -26,7 +26,7 @@ pub(super) use base_subject::base_subject;
 /// The most bytes of a text key kept: messages whose keys agree on that many bytes sort as
 /// equal (by sequence number), which bounds what a sort of a large mailbox holds whatever its
 /// messages' headers.
-pub(super) const MAX_TEXT_KEY: usize = 1024;
+pub(super) const MAX_TEXT_KEY: usize = 256;
 
 /// One sort key of one message.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
