@@ -81,8 +81,9 @@ pub struct SessionSettings {
     pub greeting: Option<String>,
     /// Capabilities to advertise in addition to the service's own.
     pub extra_capabilities: Vec<String>,
-    /// Capabilities to withhold (compared case-insensitively, by first word); a withheld
-    /// command is refused as unknown.
+    /// Capabilities to withhold (compared case-insensitively, by first word: `THREAD`
+    /// withholds every `THREAD=`; IMAP's capabilities with a value may also be withheld alone
+    /// by their whole name, `THREAD=REFERENCES`); a withheld command is refused as unknown.
     pub hidden_capabilities: Vec<String>,
     /// How many protocol errors end the session.
     pub max_protocol_errors: Option<u32>,

@@ -412,6 +412,55 @@ async fn layers_withhold_sort_and_its_display_keys() {
         .await;
 }
 
+/// THREAD=REFERENCES withheld alone leaves ORDEREDSUBJECT; THREAD withheld takes every
+/// algorithm. A withheld algorithm's command is unknown, as SORT's are.
+#[tokio::test(flavor = "multi_thread")]
+async fn layers_withhold_thread_algorithms() {
+    let store = MemoryStore::new();
+    deliver(&store, "INBOX", Flags::EMPTY).await;
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    let stack = ServiceBuilder::new()
+        .layer(MapRequestLayer::new(move |mut conn: Connection| {
+            let hidden = match seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => "THREAD=REFERENCES",
+                _ => "THREAD",
+            };
+            conn.settings_mut().hide_capability(hidden);
+            conn
+        }))
+        .service(imap(&store, config()));
+    let harness = Harness::serve(TlsMode::None, stack).await;
+
+    let mut client = harness.login().await;
+    let caps = capabilities(&command(&mut client, "a1 CAPABILITY").await[0]);
+    assert!(
+        caps.contains(&"THREAD=ORDEREDSUBJECT".to_owned()),
+        "{caps:?}"
+    );
+    assert!(!caps.contains(&"THREAD=REFERENCES".to_owned()), "{caps:?}");
+    command(&mut client, "a2 SELECT INBOX").await;
+    let reply = command(&mut client, "a3 THREAD ORDEREDSUBJECT UTF-8 ALL").await;
+    assert_eq!(reply, ["* THREAD (1)", "a3 OK THREAD completed"]);
+    let reply = command(&mut client, "a4 THREAD REFERENCES UTF-8 ALL").await;
+    assert_eq!(reply, ["a4 BAD Unknown command"]);
+    drop(client);
+
+    let mut client = harness.login().await;
+    let caps = capabilities(&command(&mut client, "b1 CAPABILITY").await[0]);
+    assert!(
+        !caps.iter().any(|cap| cap.starts_with("THREAD")),
+        "{caps:?}"
+    );
+    command(&mut client, "b2 SELECT INBOX").await;
+    let reply = command(&mut client, "b3 UID THREAD ORDEREDSUBJECT UTF-8 ALL").await;
+    assert_eq!(reply, ["b3 BAD Unknown command"]);
+    drop(client);
+    harness
+        .finish(&[CloseReason::ClientClosed, CloseReason::ClientClosed])
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn login_with_imaplib_succeeds_and_fails_with_authenticationfailed() {
     let harness = Harness::start(&MemoryStore::new(), config()).await;

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::extensions::sort::SortKey;
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::response::Capability;
 
 use super::syntax::Extension;
@@ -101,7 +102,12 @@ pub(super) fn for_session(
     ]);
     // RFC 5256 and RFC 5957: after login, where SEARCH, whose criteria SORT takes, applies.
     if !situation.unauthenticated {
-        caps.extend(["SORT", "SORT=DISPLAY"]);
+        caps.extend([
+            "SORT",
+            "SORT=DISPLAY",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
+        ]);
     }
     // RFC 4978: after login (the command is `command-auth`), until it is on.
     if cfg!(feature = "compress") && !situation.unauthenticated && !situation.compressing {
@@ -127,13 +133,14 @@ pub(super) fn for_session(
 }
 
 /// Whether `settings` withhold our capability `cap`: by its first word, as
-/// [`SessionSettings::is_hidden`] tells (`SORT` withholds `SORT=DISPLAY` too), or by what it
-/// builds on: QRESYNC on CONDSTORE (RFC 7162 section 3.2). `SORT=DISPLAY` may also be
-/// withheld alone, by its whole name, leaving SORT's other keys.
+/// [`SessionSettings::is_hidden`] tells (`SORT` withholds `SORT=DISPLAY` too, `THREAD` every
+/// `THREAD=`), or by what it builds on: QRESYNC on CONDSTORE (RFC 7162 section 3.2). A
+/// capability with a value may also be withheld alone, by its whole name: `SORT=DISPLAY`
+/// leaving SORT's other keys, `THREAD=REFERENCES` leaving ORDEREDSUBJECT.
 pub(super) fn withheld(settings: &SessionSettings, cap: &str) -> bool {
     settings.is_hidden(cap)
         || (cap == "QRESYNC" && settings.is_hidden("CONDSTORE"))
-        || (cap == "SORT=DISPLAY"
+        || (cap.contains('=')
             && settings
                 .hidden_capabilities
                 .iter()
@@ -166,6 +173,11 @@ pub(super) fn of_command(body: &CommandBody<'_>) -> &'static [&'static str] {
             &["SORT", "SORT=DISPLAY"]
         }
         CommandBody::Sort { .. } => &["SORT"],
+        CommandBody::Thread { algorithm, .. } => match algorithm {
+            ThreadingAlgorithm::OrderedSubject => &["THREAD=ORDEREDSUBJECT"],
+            ThreadingAlgorithm::References => &["THREAD=REFERENCES"],
+            ThreadingAlgorithm::Other(_) => &["THREAD"],
+        },
         _ => &[],
     }
 }
@@ -266,12 +278,7 @@ mod tests {
     }
 
     fn sort_command(criteria: &str) -> CommandBody<'static> {
-        use imap_codec::CommandCodec;
-        use imap_codec::decode::Decoder;
-        use imap_codec::imap_types::IntoStatic;
-        let line = format!("a SORT ({criteria}) UTF-8 ALL\r\n");
-        let (_, command) = CommandCodec::default().decode(line.as_bytes()).unwrap();
-        command.into_static().body
+        command(&format!("a SORT ({criteria}) UTF-8 ALL\r\n"))
     }
 
     #[test]
@@ -306,5 +313,52 @@ mod tests {
         let caps = names(logged_in, &settings);
         assert!(!caps.iter().any(|c| c.starts_with("SORT")), "{caps:?}");
         assert!(refused(&settings, &plain) && refused(&settings, &display));
+    }
+
+    fn command(line: &str) -> CommandBody<'static> {
+        use imap_codec::CommandCodec;
+        use imap_codec::decode::Decoder;
+        use imap_codec::imap_types::IntoStatic;
+        let (_, command) = CommandCodec::default().decode(line.as_bytes()).unwrap();
+        command.into_static().body
+    }
+
+    #[test]
+    fn thread_after_login_and_withheld_by_algorithm() {
+        let logged_in = Situation {
+            unauthenticated: false,
+            ..BEFORE_TLS
+        };
+        let mut settings = SessionSettings::default();
+        assert!(
+            !names(BEFORE_TLS, &settings)
+                .iter()
+                .any(|c| c.starts_with("THREAD"))
+        );
+        let caps = names(logged_in, &settings);
+        assert!(caps.contains(&"THREAD=ORDEREDSUBJECT".into()));
+        assert!(caps.contains(&"THREAD=REFERENCES".into()));
+
+        let ordered = command("a THREAD ORDEREDSUBJECT UTF-8 ALL\r\n");
+        let references = command("a UID THREAD REFERENCES UTF-8 ALL\r\n");
+        let unknown = command("a THREAD REFS UTF-8 ALL\r\n");
+        let refused = |settings: &SessionSettings, body: &CommandBody<'_>| {
+            of_command(body)
+                .iter()
+                .any(|capability| withheld(settings, capability))
+        };
+        settings.hide_capability("thread=references");
+        let caps = names(logged_in, &settings);
+        assert!(caps.contains(&"THREAD=ORDEREDSUBJECT".into()));
+        assert!(!caps.contains(&"THREAD=REFERENCES".into()));
+        assert!(!refused(&settings, &ordered) && !refused(&settings, &unknown));
+        assert!(refused(&settings, &references));
+
+        let mut settings = SessionSettings::default();
+        settings.hide_capability("THREAD");
+        let caps = names(logged_in, &settings);
+        assert!(!caps.iter().any(|c| c.starts_with("THREAD")), "{caps:?}");
+        assert!(refused(&settings, &ordered) && refused(&settings, &references));
+        assert!(refused(&settings, &unknown), "no THREAD at all");
     }
 }

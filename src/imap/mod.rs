@@ -25,6 +25,9 @@
 //!   (the base subject) and TO, and SORT=DISPLAY's DISPLAYFROM and DISPLAYTO (RFC 5957),
 //!   each optionally REVERSE, with any SEARCH criteria (`$` and MODSEQ included). The keys
 //!   come from the ENVELOPE the store keeps for FETCH, so a sort rarely reads a message.
+//! - THREAD and UID THREAD (RFC 5256) once logged in, with the algorithms ORDEREDSUBJECT
+//!   (from the kept ENVELOPE, as SORT) and REFERENCES (which reads each message's header for
+//!   its References), with any SEARCH criteria.
 //! - LITERAL+ (RFC 7888): non-synchronizing literals are read without a continuation request.
 //! - CONDSTORE and QRESYNC (RFC 7162): mod-sequences from the store, FETCH CHANGEDSINCE and
 //!   MODSEQ, STORE UNCHANGEDSINCE with `[MODIFIED]`, SEARCH MODSEQ, STATUS HIGHESTMODSEQ,
@@ -107,6 +110,10 @@
 //!   and at most the first 1024 bytes of each text key: messages whose keys agree that far
 //!   keep their mailbox order. A SORT with MODSEQ answers `* SORT ... (MODSEQ n)` (RFC 7162
 //!   section 3.1.5), n the highest mod-sequence of the messages it names.
+//! - THREAD=REFERENCES keeps at most the last 64 valid ids of a References field, each at
+//!   most 250 octets (longer ones count as invalid); a loop check stops 4096 ancestors up
+//!   (and then makes no link); answers nest at most 64 lists deep, a thread branching deeper
+//!   answered flat below that. An unknown algorithm is `BAD`.
 //! - SEARCH FROM, TO, CC and BCC look in the field's addresses as ENVELOPE has them (display
 //!   names decoded, `mailbox@domain`), not in its text: comments and folding inside an
 //!   address are ignored, as Dovecot does. HEADER looks in the text.
@@ -195,6 +202,8 @@ mod session;
 mod sort;
 mod sorting;
 mod syntax;
+mod thread;
+mod threading;
 mod view;
 
 pub use config::ImapConfig;

@@ -1,7 +1,8 @@
 //! FETCH and SEARCH (RFC 3501 sections 6.4.4, 6.4.5 and 6.4.8): the commands that read
 //! messages. The items and criteria themselves are in the `fetch` and `search` modules; this
 //! is the loop over the messages, with `\Seen` and the reply's back-pressure. SORT (in
-//! `sorting`) finds its messages with SEARCH's loop, [`ImapSession::matching`].
+//! `sorting`) and THREAD (in `threading`) find their messages with SEARCH's loop,
+//! [`ImapSession::matching`], and read them with [`ImapSession::each_found`].
 
 use std::num::{NonZeroU32, NonZeroU64};
 
@@ -21,7 +22,7 @@ use super::selected::{INVALID_SEQUENCE, index_to_seq};
 use super::session::{Flow, ImapSession};
 use super::syntax::search::SearchReturn;
 use crate::auth::Authenticator;
-use crate::store::{Flags, FlagsUpdate, Mailstore, MessageFlags, StoreError};
+use crate::store::{Flags, FlagsUpdate, Mailstore, MessageFlags, MessageMeta, StoreError};
 
 /// Reply bytes gathered before they are sent: a FETCH over a large mailbox streams to the
 /// client instead of building its whole answer in memory, and waits while the client reads.
@@ -46,6 +47,17 @@ impl Match {
     pub(super) fn number(&self, uid: bool) -> u32 {
         if uid { self.uid } else { self.seq }
     }
+}
+
+/// What SORT and THREAD read of each message they found, beside its metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reading {
+    /// Nothing: the metadata is enough.
+    Nothing,
+    /// Its ENVELOPE, as the store keeps it for FETCH ([`Content::Encoded`]).
+    Envelope,
+    /// Its bytes ([`Content::Read`]).
+    Whole,
 }
 
 /// What became of reading one message's bytes.
@@ -228,6 +240,37 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         Flow::Continue
     }
 
+    /// What SORT and THREAD do first: check the charset (else `NO [BADCHARSET]`) and MODSEQ
+    /// (as SEARCH does), then find the messages of the selected mailbox (else `BAD`) that
+    /// match `criteria`, `$` standing for the saved result. `Err` when the command has been
+    /// answered.
+    pub(super) async fn searched_for(
+        &mut self,
+        tag: &Tag<'static>,
+        charset: &Charset<'_>,
+        criteria: &[SearchKey<'_>],
+    ) -> Result<Vec<Match>, Flow> {
+        if !search::charset_supported(charset.as_ref()) {
+            return Err(self.bad_charset(tag));
+        }
+        if search::uses_modseq(criteria)
+            && let Err(text) = self.search_modseq()
+        {
+            return Err(self.bad(tag, text));
+        }
+        let Some(view) = self.selected.as_ref() else {
+            return Err(self.bad(tag, "No mailbox selected"));
+        };
+        // Cloned, as SEARCH clones it: `matching` borrows the session mutably.
+        let saved = match self.extension.saved_result {
+            true => Some(view.saved.clone()),
+            false => None,
+        };
+        self.matching(criteria, saved.as_deref())
+            .await
+            .map_err(|err| self.store_failed(tag, err))
+    }
+
     /// The messages of the selected mailbox that match `criteria`, in mailbox order; `saved`
     /// is the saved result `$` stands for, when the command used it. Messages expunged by
     /// another session meanwhile are left out (RFC 2180 section 4.1.2).
@@ -274,6 +317,36 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             }
         }
         Ok(found)
+    }
+
+    /// Calls `each` with every message of `found` (in its order), its metadata and what
+    /// `reading` asks of it, read from the store a batch at a time so that only one batch of
+    /// messages is held: the loop of SORT and THREAD. Messages expunged meanwhile are left
+    /// out, as SEARCH leaves them out.
+    pub(super) async fn each_found(
+        &mut self,
+        found: &[Match],
+        reading: Reading,
+        mut each: impl FnMut(&Match, &MessageMeta, Content),
+    ) -> Result<(), StoreError> {
+        let indices: Vec<usize> = found.iter().map(|found| found.index).collect();
+        let mut matches = found.iter();
+        for batch in self.batches(&indices) {
+            let contents = match reading {
+                Reading::Nothing => batch.iter().map(|_| Content::Read(None)).collect(),
+                Reading::Envelope => self.encoded_contents(batch).await?,
+                Reading::Whole => self.contents(batch, true).await?,
+            };
+            let Some(view) = self.selected.as_ref() else {
+                break;
+            };
+            for (content, found) in contents.into_iter().zip(matches.by_ref()) {
+                if !matches!(content, Content::Gone) {
+                    each(found, &view.messages()[found.index], content);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `indices` cut into runs to read from the store at once: a few round trips for a

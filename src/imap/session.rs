@@ -44,6 +44,7 @@ fn sync_before(body: &CommandBody<'_>) -> Option<Expunges> {
         | CommandBody::Store { uid: false, .. }
         | CommandBody::Search { uid: false, .. }
         | CommandBody::Sort { uid: false, .. }
+        | CommandBody::Thread { uid: false, .. }
         | CommandBody::Copy { uid: false, .. }
         | CommandBody::Move { uid: false, .. } => Some(Expunges::Defer),
         _ => Some(Expunges::Report),
@@ -61,6 +62,7 @@ fn needs_selection(body: &CommandBody<'_>) -> bool {
             | CommandBody::Fetch { .. }
             | CommandBody::Search { .. }
             | CommandBody::Sort { .. }
+            | CommandBody::Thread { .. }
             | CommandBody::Store { .. }
             | CommandBody::Copy { .. }
             | CommandBody::Move { .. }
@@ -346,6 +348,15 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
                     uid,
                 )
                 .await
+            }
+            CommandBody::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.thread(tag, &algorithm, &charset, search_criteria.as_ref(), uid)
+                    .await
             }
             CommandBody::Store {
                 sequence_set,

@@ -6,18 +6,18 @@
 
 /// One header field: `name: value`, with its folded continuation lines.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Field<'a> {
+pub(in crate::imap) struct Field<'a> {
     /// The field name, without the colon and the blanks before it.
-    pub(super) name: &'a [u8],
+    pub(in crate::imap) name: &'a [u8],
     /// What follows the colon, folding included, line end excluded.
-    pub(super) value: &'a [u8],
+    pub(in crate::imap) value: &'a [u8],
     /// The whole field as stored, line end included.
     pub(super) raw: &'a [u8],
 }
 
 /// The fields of a header block, in order, up to the blank line that ends it. Lines that are
 /// no field (no colon, or a continuation with nothing to continue) are skipped.
-pub(super) fn fields(block: &[u8]) -> impl Iterator<Item = Field<'_>> {
+pub(in crate::imap) fn fields(block: &[u8]) -> impl Iterator<Item = Field<'_>> {
     let mut rest = block;
     std::iter::from_fn(move || {
         loop {
@@ -60,7 +60,7 @@ pub(super) fn last(block: &[u8], name: &str) -> Option<Vec<u8>> {
 }
 
 /// RFC 5322 unfolding (the line breaks of continuation lines removed), trimmed of blanks.
-pub(super) fn unfold(value: &[u8]) -> Vec<u8> {
+pub(in crate::imap) fn unfold(value: &[u8]) -> Vec<u8> {
     let unfolded: Vec<u8> = value
         .iter()
         .copied()

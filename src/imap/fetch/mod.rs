@@ -34,6 +34,7 @@ use imap_codec::imap_types::fetch::{
 use super::dates;
 use crate::store::MessageMeta;
 pub(super) use encoded::EncodedItems;
+pub(super) use header::{fields as header_fields, unfold};
 use strings::literal;
 use tree::Part;
 

@@ -1,5 +1,5 @@
-//! The base subject of RFC 5256 section 2.1: what SORT SUBJECT (and a future THREAD)
-//! compares, a subject without its reply and forward markers and list tags.
+//! The base subject of RFC 5256 section 2.1: what SORT SUBJECT and THREAD compare, a
+//! subject without its reply and forward markers and list tags.
 
 use crate::imap::search::decode_words;
 
@@ -17,14 +17,27 @@ use crate::imap::search::decode_words;
 /// The markers are matched ASCII-case-insensitively; the result keeps its case (SORT
 /// compares under i;ascii-casemap).
 pub(in crate::imap) fn base_subject(value: &[u8]) -> String {
+    base_subject_and_reply(value).0
+}
+
+/// The [`base_subject`] of `value`, and whether the subject is a reply or a forward: whether
+/// the steps took off a `Re:`, `Fw:` or `Fwd:`, a `(fwd)` or a `[fwd: ...]` wrapper (RFC 5256
+/// section 2.1's note, which THREAD=REFERENCES uses to gather threads by subject).
+pub(in crate::imap) fn base_subject_and_reply(value: &[u8]) -> (String, bool) {
     let text = one_space(&decode_words(value));
     let mut subject = text.as_str();
+    let mut reply = false;
     loop {
-        subject = without_trailers(subject);
-        subject = without_leaders(subject);
+        let (rest, forwarded) = without_trailers(subject);
+        let (rest, replied) = without_leaders(rest);
+        reply |= forwarded || replied;
+        subject = rest;
         match strip_ascii_prefix(subject, "[fwd:").and_then(|rest| rest.strip_suffix(']')) {
-            Some(inner) => subject = inner,
-            None => return subject.to_owned(),
+            Some(inner) => {
+                subject = inner;
+                reply = true;
+            }
+            None => return (subject.to_owned(), reply),
         }
     }
 }
@@ -50,22 +63,28 @@ fn one_space(text: &str) -> String {
     out
 }
 
-/// Step 2: `subj-trailer` (`(fwd)` or a blank) removed from the end, repeatedly.
-fn without_trailers(mut subject: &str) -> &str {
+/// Step 2: `subj-trailer` (`(fwd)` or a blank) removed from the end, repeatedly; and
+/// whether a `(fwd)` was.
+fn without_trailers(mut subject: &str) -> (&str, bool) {
+    let mut forwarded = false;
     loop {
         subject = subject.trim_end_matches(' ');
         let cut = subject.len().checked_sub("(fwd)".len());
         match cut.filter(|&at| {
             subject.is_char_boundary(at) && subject[at..].eq_ignore_ascii_case("(fwd)")
         }) {
-            Some(at) => subject = &subject[..at],
-            None => return subject,
+            Some(at) => {
+                subject = &subject[..at];
+                forwarded = true;
+            }
+            None => return (subject, forwarded),
         }
     }
 }
 
-/// Steps 3 to 5.
-fn without_leaders(mut subject: &str) -> &str {
+/// Steps 3 to 5; and whether a `subj-refwd` was removed.
+fn without_leaders(mut subject: &str) -> (&str, bool) {
+    let mut replied = false;
     // The length of the text at a run of blobs found not to end in `Re:` (and so left in
     // place by step 3): step 4 then removes the run's blobs one by one, and each time step 3
     // would scan the rest of the run again, quadratic in a subject made of `[a]`s. While the
@@ -82,7 +101,10 @@ fn without_leaders(mut subject: &str) -> &str {
                 break;
             }
             match leader(subject) {
-                Ok(rest) => subject = rest,
+                Ok(rest) => {
+                    subject = rest;
+                    replied = true;
+                }
                 Err(run_end) => {
                     no_leader_before = run_end;
                     break;
@@ -93,7 +115,7 @@ fn without_leaders(mut subject: &str) -> &str {
             subject = rest;
         }
         if subject.len() == before {
-            return subject;
+            return (subject, replied);
         }
     }
 }

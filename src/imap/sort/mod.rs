@@ -21,7 +21,7 @@ use mail_parser::parsers::MessageStream;
 
 use super::search::decode_words;
 use crate::store::MessageMeta;
-pub(super) use base_subject::base_subject;
+pub(super) use base_subject::{base_subject, base_subject_and_reply};
 
 /// The most bytes of a text key kept: messages whose keys agree on that many bytes sort as
 /// equal (by sequence number), which bounds what a sort of a large mailbox holds whatever its
@@ -66,10 +66,8 @@ pub(super) fn keys(
             match criterion.key {
                 SortKey::Arrival => Key::Number(arrival),
                 SortKey::Size => Key::Number(size(meta)),
-                // RFC 5256 section 3: the sent date in UTC, or the internal date when it
-                // cannot be told.
-                SortKey::Date => Key::Number(sent(octets(&envelope.date)).unwrap_or(arrival)),
-                SortKey::Subject => text(base_subject(octets(&envelope.subject))),
+                SortKey::Date => Key::Number(sent_date(octets(&envelope.date), meta)),
+                SortKey::Subject => Key::Text(casemapped(base_subject(octets(&envelope.subject)))),
                 SortKey::From => mailbox(&envelope.from),
                 SortKey::To => mailbox(&envelope.to),
                 SortKey::Cc => mailbox(&envelope.cc),
@@ -109,6 +107,13 @@ fn seconds(time: SystemTime) -> i64 {
 
 fn size(meta: &MessageMeta) -> i64 {
     i64::try_from(meta.size).unwrap_or(i64::MAX)
+}
+
+/// The sent date of RFC 5256 section 3, by which SORT DATE and THREAD order messages: the
+/// Date field's raw `value` in UTC, in seconds since the epoch, or the message's internal
+/// date when it cannot be told.
+pub(super) fn sent_date(value: &[u8], meta: &MessageMeta) -> i64 {
+    sent(value).unwrap_or_else(|| seconds(meta.internal_date))
 }
 
 /// The Date field's raw value as seconds since the epoch, if it parses as a valid date.
@@ -152,14 +157,20 @@ fn display(addresses: &[Address<'_>]) -> Key {
 }
 
 /// The octets of an envelope string; none for NIL.
-fn octets<'s>(value: &'s NString<'_>) -> &'s [u8] {
+pub(super) fn octets<'s>(value: &'s NString<'_>) -> &'s [u8] {
     value.0.as_ref().map_or(&[], |value| value.as_ref())
 }
 
 /// `value` as an i;ascii-casemap key, cut to [`MAX_TEXT_KEY`] bytes.
 fn text(value: String) -> Key {
+    Key::Text(casemapped(value))
+}
+
+/// `value` under i;ascii-casemap (RFC 4790 section 9.2), cut to [`MAX_TEXT_KEY`] bytes: two
+/// texts are equal under that comparator when these are.
+pub(super) fn casemapped(value: String) -> Box<[u8]> {
     let mut bytes = value.into_bytes();
     bytes.truncate(MAX_TEXT_KEY);
     bytes.make_ascii_uppercase();
-    Key::Text(bytes.into_boxed_slice())
+    bytes.into_boxed_slice()
 }

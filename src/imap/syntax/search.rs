@@ -107,8 +107,8 @@ pub(in crate::imap) fn return_clause(
 
 /// Where a `$` stands for the saved result in a command named `name` whose arguments start
 /// at `args`: the first argument of FETCH, STORE, COPY, MOVE and UID EXPUNGE, and any search
-/// key (or `UID`'s argument) of SEARCH and SORT. Other `$`s are atoms (a keyword, a mailbox
-/// name, a charset).
+/// key (or `UID`'s argument) of SEARCH, SORT and THREAD. Other `$`s are atoms (a keyword, a
+/// mailbox name, a charset, a threading algorithm).
 pub(in crate::imap) fn saved_result_uses(
     buf: &[u8],
     name: &[u8],
@@ -142,6 +142,11 @@ pub(in crate::imap) fn saved_result_uses(
                     break;
                 }
             }
+        }
+    } else if is("THREAD") {
+        // RFC 5256: `algorithm charset` before the search keys.
+        if tokens.next_token().is_ok() && tokens.next_token().is_ok() {
+            search_key_uses(&mut tokens, &mut uses)?;
         }
     }
     if !uses.is_empty() && contains(buf, SAVED_MARKER.to_string().as_bytes()) {
@@ -256,6 +261,16 @@ mod tests {
             uses("a SORT (FROM) $ ALL\r\n").unwrap(),
             Vec::<&str>::new(),
             "a charset is no set"
+        );
+        assert_eq!(
+            uses("a UID THREAD REFERENCES UTF-8 UID $ $\r\n").unwrap(),
+            ["$", "$"],
+            "THREAD's search keys as SEARCH's"
+        );
+        assert_eq!(
+            uses("a THREAD $ $ ALL\r\n").unwrap(),
+            Vec::<&str>::new(),
+            "an algorithm and a charset are no sets"
         );
     }
 }

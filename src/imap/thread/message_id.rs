@@ -1,0 +1,77 @@
+//! The message-ids THREAD=REFERENCES links by (RFC 5256 section 2.2, step 1): a message's
+//! own, and its parents' from References or In-Reply-To, each bounded.
+
+use std::collections::VecDeque;
+
+/// The most references kept of one message: the last ones, nearest to it (the last is its
+/// parent). A References field of thousands of ids costs no more than this.
+pub(super) const MAX_REFERENCES: usize = 64;
+
+/// The longest message-id kept, in octets between the angle brackets: longer ones are taken
+/// as invalid, so that the table of ids is proportional to the messages.
+pub(super) const MAX_ID: usize = 250;
+
+/// One message's ids, as step 1 uses them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(in crate::imap) struct Ids {
+    /// The first valid id of its Message-ID field.
+    pub(in crate::imap) message_id: Option<Box<[u8]>>,
+    /// Its References (at most the last [`MAX_REFERENCES`] valid ones), oldest first; or,
+    /// when it has none valid, the first valid id of its In-Reply-To field.
+    pub(in crate::imap) references: Vec<Box<[u8]>>,
+}
+
+impl Ids {
+    /// The ids of a message whose Message-ID, In-Reply-To and References fields have these
+    /// raw values (empty when absent; folding may be left in).
+    pub(super) fn of(message_id: &[u8], in_reply_to: &[u8], references: &[u8]) -> Ids {
+        let mut kept = VecDeque::with_capacity(MAX_REFERENCES);
+        for id in ids(references) {
+            if kept.len() == MAX_REFERENCES {
+                kept.pop_front();
+            }
+            kept.push_back(Box::from(id));
+        }
+        if kept.is_empty() {
+            kept.extend(ids(in_reply_to).next().map(Box::from));
+        }
+        Ids {
+            message_id: ids(message_id).next().map(Box::from),
+            references: kept.into(),
+        }
+    }
+}
+
+/// The valid ids of a field's value, in order, without their angle brackets: each
+/// `<id-left@id-right>` (RFC 5322 section 3.6.4) of at most [`MAX_ID`] octets, with no
+/// blank or control character inside. Text around them (comments, phrases) is skipped.
+pub(super) fn ids(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = value;
+    std::iter::from_fn(move || {
+        loop {
+            let open = rest.iter().position(|&b| b == b'<')?;
+            let after = &rest[open + 1..];
+            let Some(close) = after.iter().position(|&b| b == b'<' || b == b'>') else {
+                rest = &[];
+                return None;
+            };
+            let (id, ended) = (&after[..close], after[close] == b'>');
+            // A `<` before the `>` starts the next candidate.
+            rest = if ended {
+                &after[close + 1..]
+            } else {
+                &after[close..]
+            };
+            if ended && valid(id) {
+                return Some(id);
+            }
+        }
+    })
+}
+
+fn valid(id: &[u8]) -> bool {
+    let Some(at) = id.iter().rposition(|&b| b == b'@') else {
+        return false;
+    };
+    id.len() <= MAX_ID && at > 0 && at + 1 < id.len() && id.iter().all(|&b| b > b' ' && b != 0x7f)
+}
