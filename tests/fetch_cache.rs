@@ -1,5 +1,6 @@
 //! The Maildir message cache (`tower-mail-cache`) through the example server and Python's
-//! imaplib: ENVELOPE and BODYSTRUCTURE come from it after a restart, what other programs do
+//! imaplib: ENVELOPE and BODYSTRUCTURE come from it after a restart, and so do THREAD's
+//! References ids, what other programs do
 //! to the Maildir (a flag change by rename, a removal, a replacement, a delivery into `new/`)
 //! is answered as without it, and a damaged cache file is ignored and rebuilt.
 //!
@@ -21,6 +22,11 @@ use support_example::{ExampleServer, USER};
 const CACHE_FILE: &str = "tower-mail-cache";
 
 fn message(subject: &str) -> Vec<u8> {
+    message_with_id(subject, &subject.replace(' ', "-"))
+}
+
+/// [`message`] with Message-ID `<id@example.org>`.
+fn message_with_id(subject: &str, id: &str) -> Vec<u8> {
     format!(
         "From: Sender <sender@example.org>\r\n\
          To: demo@localhost\r\n\
@@ -37,7 +43,7 @@ fn message(subject: &str) -> Vec<u8> {
          \r\n\
          <p>{subject}</p>\r\n\
          --b--\r\n",
-        subject.replace(' ', "-")
+        id
     )
     .into_bytes()
 }
@@ -138,6 +144,48 @@ fn envelopes_and_structures_are_served_from_the_cache_after_a_restart() {
         header.iter().any(|r| r.contains("Subject: Jello cache")),
         "the file itself did change: {header:#?}"
     );
+}
+
+/// THREAD=REFERENCES reads the References ids the cache keeps beside the ENVELOPE, not the
+/// messages: after a restart, a reply whose file was rewritten to reference another message
+/// is still threaded under the one the cache names.
+#[test]
+fn thread_references_are_served_from_the_cache_after_a_restart() {
+    let mut server = ExampleServer::start();
+    let with_references = |subject: &str, id: &str, references: &str| {
+        let mut message = format!("References: {references}\r\n").into_bytes();
+        message.extend(message_with_id(subject, id));
+        message
+    };
+    server.deliver(&message_with_id("root one", "r1"));
+    server.deliver(&message_with_id("root two", "r2"));
+    server.deliver(&with_references("a reply", "c1", "<r1@example.org>"));
+    let thread = |server: &ExampleServer| {
+        let printed = imaplib(
+            server,
+            r#"
+            typ, data = M.select("INBOX")
+            assert typ == "OK", data
+            typ, data = M.uid("THREAD", "REFERENCES", "UTF-8", "ALL")
+            assert typ == "OK", data
+            out("thread", data[0])
+            M.logout()
+            "#,
+            &[],
+        );
+        printed.all("thread")[0].to_string()
+    };
+    let first = thread(&server);
+    assert_eq!(first, "(1 3)(2)");
+    assert!(holds(&cache_file(&server), "<r1@example.org>"));
+
+    server.restart();
+    overwrite_in_place(
+        &file_holding(&server, "a reply"),
+        "<r1@example.org>",
+        "<r2@example.org>",
+    );
+    assert_eq!(thread(&server), first, "threaded by the cache's ids");
 }
 
 #[test]

@@ -56,8 +56,6 @@ pub(super) enum Reading {
     Nothing,
     /// Its ENVELOPE, as the store keeps it for FETCH ([`Content::Encoded`]).
     Envelope,
-    /// Its bytes ([`Content::Read`]).
-    Whole,
 }
 
 /// What became of reading one message's bytes.
@@ -335,7 +333,6 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             let contents = match reading {
                 Reading::Nothing => batch.iter().map(|_| Content::Read(None)).collect(),
                 Reading::Envelope => self.encoded_contents(batch).await?,
-                Reading::Whole => self.contents(batch, true).await?,
             };
             let Some(view) = self.selected.as_ref() else {
                 break;

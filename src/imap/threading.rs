@@ -17,10 +17,10 @@ use crate::store::Mailstore;
 
 impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
     /// THREAD and UID THREAD: `* THREAD` with the sequence numbers (or UIDs) of the messages
-    /// that match `search_criteria`, threaded by `algorithm`. ORDEREDSUBJECT reads the
-    /// ENVELOPE the store keeps for FETCH, as SORT does; REFERENCES reads each message's
-    /// header for its References field. An algorithm we do not know is `BAD` (RFC 5256
-    /// section 4: "arguments invalid").
+    /// that match `search_criteria`, threaded by `algorithm`. Both algorithms read the
+    /// ENVELOPE the store keeps for FETCH, as SORT does, REFERENCES with the References ids
+    /// kept beside it. An algorithm we do not know is `BAD` (RFC 5256 section 4: "arguments
+    /// invalid").
     pub(super) async fn thread(
         &mut self,
         tag: &Tag<'static>,
@@ -29,9 +29,9 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         search_criteria: &[SearchKey<'_>],
         uid: bool,
     ) -> Flow {
-        let reading = match algorithm {
-            ThreadingAlgorithm::OrderedSubject => Reading::Envelope,
-            ThreadingAlgorithm::References => Reading::Whole,
+        let by_references = match algorithm {
+            ThreadingAlgorithm::OrderedSubject => false,
+            ThreadingAlgorithm::References => true,
             ThreadingAlgorithm::Other(_) => {
                 return self.bad(tag, "Unsupported threading algorithm");
             }
@@ -42,24 +42,24 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         };
         let mut messages = Vec::new();
         let mut references = References::default();
-        let read = self.each_found(&found, reading, |found, meta, content| {
+        let read = self.each_found(&found, Reading::Envelope, |found, meta, content| {
             let Some(number) = NonZeroU32::new(found.number(uid)) else {
                 return;
             };
-            match content {
-                Content::Encoded(encoded) => {
-                    let message = encoded
-                        .with_envelope(|envelope| {
-                            Message::new(number, meta, &Fields::of_envelope(envelope))
-                        })
-                        .unwrap_or_else(|| Message::new(number, meta, &Fields::default()));
-                    messages.push(message);
-                }
-                Content::Read(bytes) => {
-                    let fields = bytes.as_deref().map(Fields::of_header).unwrap_or_default();
-                    references.add(Message::new(number, meta, &fields), fields.ids());
-                }
-                Content::Gone => {}
+            let Content::Encoded(encoded) = content else {
+                return;
+            };
+            let read = |fields: &Fields<'_>| {
+                let ids = by_references.then(|| fields.ids());
+                (Message::new(number, meta, fields), ids)
+            };
+            let refs = encoded.references();
+            let (message, ids) = encoded
+                .with_envelope(|envelope| read(&Fields::of_envelope(envelope, refs)))
+                .unwrap_or_else(|| read(&Fields::default()));
+            match ids {
+                Some(ids) => references.add(message, ids),
+                None => messages.push(message),
             }
         });
         if let Err(err) = read.await {

@@ -7,6 +7,9 @@
 //! FETCH response, so that a response written from it ([`Line`]) is byte for byte the one
 //! encoded whole. The encoding depends on the message's content only (no session setting
 //! changes how ENVELOPE or BODYSTRUCTURE are written), so one entry serves every session.
+//!
+//! Beside them the entry keeps the ids of the message's References field, which ENVELOPE
+//! lacks and THREAD=REFERENCES needs: with them a THREAD reads no message either.
 
 use std::io::Write;
 use std::num::NonZeroU32;
@@ -26,21 +29,25 @@ use crate::imap::response;
 /// used (they are encoded again and replaced). Bump it whenever ENVELOPE or BODYSTRUCTURE
 /// would be answered differently; entries also lapse with every release, as the crate's
 /// version is part of the tag.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// The tag every kept entry starts with.
 fn tag() -> String {
     format!("{VERSION}/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// One message's ENVELOPE and BODYSTRUCTURE items, encoded: as the store keeps them, a tag
-/// (its length as one byte, then the tag), the ENVELOPE item's length (`u32`, little-endian),
-/// the ENVELOPE item, then the BODYSTRUCTURE item.
+/// One message's ENVELOPE and BODYSTRUCTURE items, encoded, and its References ids: as the
+/// store keeps them, a tag (its length as one byte, then the tag), the ENVELOPE item's length
+/// (`u32`, little-endian), the ENVELOPE item, the BODYSTRUCTURE item's length, the
+/// BODYSTRUCTURE item, then the ids (`<id>` after `<id>`, as
+/// [`kept_references`](crate::imap::thread::kept_references) keeps them).
 #[derive(Debug, Clone)]
 pub(in crate::imap) struct EncodedItems {
     kept: Bytes,
     /// Where the ENVELOPE item starts and ends in `kept`.
     envelope: (usize, usize),
+    /// Where the BODYSTRUCTURE item ends (it starts where the ENVELOPE ends); the ids follow.
+    body_structure_end: usize,
 }
 
 impl EncodedItems {
@@ -49,19 +56,25 @@ impl EncodedItems {
         let message = Content::new(content);
         let envelope = alone(message.envelope());
         let body_structure = alone(message.body_structure());
+        let references = crate::imap::thread::kept_references(content);
         let tag = tag();
-        let mut kept =
-            Vec::with_capacity(1 + tag.len() + 4 + envelope.len() + body_structure.len());
+        let mut kept = Vec::with_capacity(
+            1 + tag.len() + 8 + envelope.len() + body_structure.len() + references.len(),
+        );
         kept.put_u8(u8::try_from(tag.len()).expect("a short tag"));
         kept.put_slice(tag.as_bytes());
         kept.put_u32_le(u32::try_from(envelope.len()).unwrap_or(u32::MAX));
         let start = kept.len();
         kept.put_slice(&envelope);
         let end = kept.len();
+        kept.put_u32_le(u32::try_from(body_structure.len()).unwrap_or(u32::MAX));
         kept.put_slice(&body_structure);
+        let body_structure_end = kept.len();
+        kept.put_slice(&references);
         EncodedItems {
             kept: kept.into(),
             envelope: (start, end),
+            body_structure_end,
         }
     }
 
@@ -71,13 +84,17 @@ impl EncodedItems {
         if kept.get(1..1 + tag_len)? != tag().as_bytes() {
             return None;
         }
-        let at = 1 + tag_len;
-        let len = u32::from_le_bytes(kept.get(at..at + 4)?.try_into().ok()?);
-        let start = at + 4;
-        let end = start.checked_add(usize::try_from(len).ok()?)?;
-        (end <= kept.len()).then_some(EncodedItems {
+        let length_at = |at: usize| -> Option<usize> {
+            let len = u32::from_le_bytes(kept.get(at..at.checked_add(4)?)?.try_into().ok()?);
+            usize::try_from(len).ok()
+        };
+        let start = 1 + tag_len + 4;
+        let end = start.checked_add(length_at(1 + tag_len)?)?;
+        let body_structure_end = (end + 4).checked_add(length_at(end)?)?;
+        (body_structure_end <= kept.len()).then_some(EncodedItems {
             kept,
             envelope: (start, end),
+            body_structure_end,
         })
     }
 
@@ -115,7 +132,12 @@ impl EncodedItems {
     }
 
     pub(super) fn body_structure(&self) -> &[u8] {
-        &self.kept[self.envelope.1..]
+        &self.kept[self.envelope.1 + 4..self.body_structure_end]
+    }
+
+    /// The message's References ids, `<id>` after `<id>`, oldest first.
+    pub(in crate::imap) fn references(&self) -> &[u8] {
+        &self.kept[self.body_structure_end..]
     }
 }
 

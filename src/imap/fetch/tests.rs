@@ -756,3 +756,24 @@ fn kept_items_of_another_version_or_cut_short_are_not_used() {
     other[1] = b'0';
     assert!(EncodedItems::from_kept(other.into()).is_none());
 }
+
+#[test]
+fn kept_items_carry_the_references_ids_beside_the_items() {
+    use super::EncodedItems;
+    let message = b"Subject: re\r\nReferences: <a@x> junk <b@x>\r\n <c@x>\r\nIn-Reply-To: <c@x>\r\n\r\nbody\r\n";
+    let encoded = EncodedItems::of(message);
+    let kept = EncodedItems::from_kept(encoded.kept()).expect("reads back");
+    for items in [&encoded, &kept] {
+        assert_eq!(items.references(), b"<a@x><b@x><c@x>");
+        assert!(items.body_structure().starts_with(b"BODYSTRUCTURE ("));
+        assert!(items.envelope().starts_with(b"ENVELOPE ("));
+    }
+    // Only the last ids of a References field of thousands are kept.
+    let long: String = (0..5_000).map(|n| format!("<id{n}@x> ")).collect();
+    let message = format!("References: {long}\r\n\r\nx\r\n");
+    let kept = EncodedItems::of(message.as_bytes());
+    let ids = kept.references().iter().filter(|&&b| b == b'<').count();
+    assert_eq!(ids, 64);
+    assert!(kept.references().ends_with(b"<id4999@x>"));
+    assert_eq!(EncodedItems::of(SIMPLE).references(), b"");
+}

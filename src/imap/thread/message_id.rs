@@ -42,6 +42,26 @@ impl Ids {
     }
 }
 
+/// The last [`MAX_REFERENCES`] valid ids of a References field's raw `value`, written
+/// `<id>` after `<id>`: what the store keeps of the field beside ENVELOPE, read back by
+/// [`Ids::of`] as the field itself would be.
+pub(super) fn kept(value: &[u8]) -> Vec<u8> {
+    let mut last = VecDeque::with_capacity(MAX_REFERENCES);
+    for id in ids(value) {
+        if last.len() == MAX_REFERENCES {
+            last.pop_front();
+        }
+        last.push_back(id);
+    }
+    let mut kept = Vec::with_capacity(last.iter().map(|id| id.len() + 2).sum());
+    for id in last {
+        kept.push(b'<');
+        kept.extend_from_slice(id);
+        kept.push(b'>');
+    }
+    kept
+}
+
 /// The valid ids of a field's value, in order, without their angle brackets: each
 /// `<id-left@id-right>` (RFC 5322 section 3.6.4) of at most [`MAX_ID`] octets, with no
 /// blank or control character inside. Text around them (comments, phrases) is skipped.

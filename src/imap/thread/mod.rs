@@ -1,10 +1,11 @@
 //! THREAD (RFC 5256): the algorithms ORDEREDSUBJECT and REFERENCES, from what each message
 //! holds of its base subject, sent date and ids to the `* THREAD` answer's lists.
 //!
-//! ORDEREDSUBJECT needs only the subject and date, read from the ENVELOPE the store keeps
-//! for FETCH, as SORT reads them. REFERENCES needs the References field too, which ENVELOPE
-//! has not, so it reads each message's header. Per message only its [`Message`] is held and,
-//! for REFERENCES, its [`Ids`] (at most [`message_id::MAX_REFERENCES`] ids of at most
+//! Both read what the store keeps for FETCH, as SORT does: ORDEREDSUBJECT the subject and
+//! date of the ENVELOPE, REFERENCES also its Message-ID and In-Reply-To, and the References
+//! ids kept beside it (ENVELOPE lacks that field; see [`kept_references`]). So a THREAD reads
+//! no message the store has kept them for. Per message only its [`Message`] is held and, for
+//! REFERENCES, its [`Ids`] (at most [`message_id::MAX_REFERENCES`] ids of at most
 //! [`message_id::MAX_ID`] octets).
 
 mod message_id;
@@ -51,14 +52,14 @@ pub(super) struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    /// The fields of a stored ENVELOPE: all but References, which it has not.
-    pub(super) fn of_envelope(envelope: &'a Envelope<'_>) -> Fields<'a> {
+    /// The fields of a stored ENVELOPE, with the `references` ids kept beside it.
+    pub(super) fn of_envelope(envelope: &'a Envelope<'_>, references: &'a [u8]) -> Fields<'a> {
         Fields {
             subject: Cow::Borrowed(octets(&envelope.subject)),
             date: Cow::Borrowed(octets(&envelope.date)),
             message_id: Cow::Borrowed(octets(&envelope.message_id)),
             in_reply_to: Cow::Borrowed(octets(&envelope.in_reply_to)),
-            references: Cow::Borrowed(&[]),
+            references: Cow::Borrowed(references),
         }
     }
 
@@ -95,6 +96,12 @@ impl<'a> Fields<'a> {
     pub(super) fn ids(&self) -> Ids {
         Ids::of(&self.message_id, &self.in_reply_to, &self.references)
     }
+}
+
+/// What the store keeps of the message `content`'s References field, beside its ENVELOPE:
+/// its last [`message_id::MAX_REFERENCES`] valid ids, `<id>` after `<id>`.
+pub(in crate::imap) fn kept_references(content: &[u8]) -> Vec<u8> {
+    message_id::kept(&Fields::of_header(content).references)
 }
 
 impl Message {
