@@ -20,36 +20,20 @@
 # process start and the metrics recorder's calibration cancel out.
 #
 # Installs qemu-system-x86, busybox-static and cpio from Debian if missing, and downloads the
-# kernel package into a scratch folder (not installed).
+# kernel package into a scratch folder (not installed): see tests/guest.sh.
 set -euo pipefail
 rounds="${1:-3}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-need=()
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-[ -x /bin/busybox ] || need+=(busybox-static)
-command -v cpio >/dev/null || need+=(cpio)
-if [ ${#need[@]} -gt 0 ]; then
-    apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
-fi
-kernel_pkg="$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')"
-(cd "$work" && apt-get download -q "$kernel_pkg" >/dev/null 2>&1 && dpkg-deb -x ./*.deb kernel)
-vmlinuz="$(ls "$work"/kernel/boot/vmlinuz-*)"
+. "$root/tests/guest.sh"
+guest_prepare "$work"
 
 (cd "$root" && cargo build -q --release --example connect_bench)
 
-guest="$work/root"
-mkdir -p "$guest"/{bin,proc,sys,tmp,lib64}
-cp /bin/busybox "$guest/bin/"
-strip -o "$guest/bin/connect_bench" "$root/target/release/examples/connect_bench"
-# The libraries the benchmark links, at the paths its loader looks for them.
-ldd "$guest/bin/connect_bench" | awk '/=> \// {print $3} /^\t\/lib64/ {print $1}' | while read -r lib; do
-    mkdir -p "$guest$(dirname "$lib")"
-    cp -L "$lib" "$guest$lib"
-done
+guest="$guest_root"
+guest_binary "$root/target/release/examples/connect_bench"
 # The clock's check: `dec; jnz` runs twice per count.
 printf '#include <stdlib.h>\nint main(int c, char **v) { long n = atol(v[1]); __asm__ volatile("1: dec %%0\\n jnz 1b" : "+r"(n)); return 0; }\n' > "$work/loop.c"
 gcc -O1 -static -o "$guest/bin/loop" "$work/loop.c"
@@ -77,13 +61,13 @@ done; done; done
 poweroff -f
 EOF
 chmod +x "$guest/init"
-(cd "$guest" && find . | cpio -o -H newc --quiet) > "$work/initrd"
+guest_initrd "$work/initrd"
 
 qemu-system-x86_64 -machine q35 -cpu max -smp 1 -m 2048 -accel tcg -icount shift=0,sleep=off \
-    -kernel "$vmlinuz" -initrd "$work/initrd" -no-reboot -nographic \
+    -kernel "$guest_vmlinuz" -initrd "$work/initrd" -no-reboot -nographic \
     -append "console=ttyS0 quiet panic=-1 mitigations=off" 2>&1 | tr -d '\r' | grep -aoE '(LOOP|RUN|FAILED).*' > "$work/lines" || true
 
-python3 - "$work/lines" "$(basename "$vmlinuz")" <<'EOF'
+python3 - "$work/lines" "$(basename "$guest_vmlinuz")" <<'EOF'
 import collections, statistics, sys
 lines = [l.split() for l in open(sys.argv[1])]
 if any(l[0] == "FAILED" for l in lines) or not lines:

@@ -20,27 +20,16 @@
 # within seconds (no lock the cut left may hold it up). Rounds share the disk, so later rounds
 # also start on a tree that lost power before.
 #
-# Installs qemu-system-x86, busybox-static and cpio from Debian if missing, and downloads the
-# kernel package into a scratch folder (not installed). Needs mkfs.ext4 (e2fsprogs).
+# Installs qemu-system-x86, busybox-static, cpio and e2fsprogs from Debian if missing, and
+# downloads the kernel package into a scratch folder (not installed): see tests/guest.sh.
 set -euo pipefail
 rounds="${1:-3}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 trap '[ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"' EXIT
 
-need=()
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-[ -x /bin/busybox ] || need+=(busybox-static)
-command -v cpio >/dev/null || need+=(cpio)
-command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
-if [ ${#need[@]} -gt 0 ]; then
-    apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
-fi
-kernel_pkg="$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')"
-(cd "$work" && apt-get download -q "$kernel_pkg" >/dev/null 2>&1 && dpkg-deb -x ./*.deb kernel)
-vmlinuz="$(ls "$work"/kernel/boot/vmlinuz-*)"
-modules="$(ls -d "$work"/kernel/lib/modules/*)/kernel/drivers"
+. "$root/tests/guest.sh"
+guest_prepare "$work" e2fsprogs
 
 # PROFILE=debug takes the build `cargo test` made (CI); release by default.
 profile="${PROFILE:-release}"
@@ -48,18 +37,13 @@ profile_flag=()
 [ "$profile" = release ] && profile_flag=(--release)
 (cd "$root" && cargo build -q --locked "${profile_flag[@]}" --example server)
 
-guest="$work/root"
-mkdir -p "$guest"/{bin,proc,sys,tmp,mnt,etc,lib64,modules}
-cp /bin/busybox "$guest/bin/"
-strip -o "$guest/bin/server" "${CARGO_TARGET_DIR:-$root/target}/$profile/examples/server"
-ldd "$guest/bin/server" | awk '/=> \// {print $3} /^\t\/lib64/ {print $1}' | while read -r lib; do
-    mkdir -p "$guest$(dirname "$lib")"
-    cp -L "$lib" "$guest$lib"
-done
+guest="$guest_root"
+mkdir -p "$guest"/{mnt,etc,modules}
+guest_binary "${CARGO_TARGET_DIR:-$root/target}/$profile/examples/server"
 # The disk's driver, in the order the modules need each other.
 for module in virtio/virtio_ring virtio/virtio virtio/virtio_pci_modern_dev \
     virtio/virtio_pci_legacy_dev virtio/virtio_pci block/virtio_blk; do
-    cp "$modules/$module.ko" "$guest/modules/"
+    cp "$guest_drivers/$module.ko" "$guest/modules/"
 done
 printf 'demo:{PLAIN}demo\n' > "$guest/etc/users.passwd"
 cat > "$guest/etc/server.toml" <<'EOF'
@@ -133,7 +117,7 @@ while true; do
 done
 EOF
 chmod +x "$guest/init"
-(cd "$guest" && find . | cpio -o -H newc --quiet) > "$work/initrd"
+guest_initrd "$work/initrd"
 
 disk="$work/disk.img"
 truncate -s 128M "$disk"
@@ -142,7 +126,7 @@ mkfs.ext4 -q -F "$disk"
 # boot PHASE ROUND: the guest's console, as it comes (QEMU writes it unbuffered).
 boot() {
     qemu-system-x86_64 -machine q35 -cpu max -smp 1 -m 1024 -accel tcg -no-reboot -nographic \
-        -kernel "$vmlinuz" -initrd "$work/initrd" \
+        -kernel "$guest_vmlinuz" -initrd "$work/initrd" \
         -drive "file=$disk,format=raw,if=virtio,cache=writeback" \
         -append "console=ttyS0 quiet panic=-1 phase=$1 round=$2" 2>&1
 }
