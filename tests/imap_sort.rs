@@ -84,8 +84,8 @@ fn sort_orders_by_each_key_and_reverse() {
             "SUBJECT OK 2 4 1 3",
             "REVERSE_SUBJECT OK 3 1 4 2",
             "FROM OK 1 3 4 2",
-            // Alpha, beta@x.example (no display name), Zed, then É (not an ASCII letter).
-            "DISPLAYFROM OK 2 3 1 4",
+            // Alpha, beta@x.example (no display name), Émile (É collates with E), Zed.
+            "DISPLAYFROM OK 2 3 4 1",
             // No To sorts first: an empty key.
             "TO OK 4 2 1 3",
             "DISPLAYTO OK 4 2 1 3",

@@ -68,15 +68,15 @@ pub fn pop3_session(input: &[u8]) -> Vec<u8> {
     drive(Protocol::Pop3, input, move |conn| service.oneshot(conn))
 }
 
-/// Append `message` through IMAP and read it back every way the hand-written parsers see it:
-/// ENVELOPE, BODYSTRUCTURE, sections, header fields, BINARY's decoding and SEARCH on
-/// addresses and text.
+/// Append `message` (twice, so that THREAD links a message to its copy) through IMAP and
+/// read it back every way the hand-written parsers see it: ENVELOPE, BODYSTRUCTURE, sections,
+/// header fields, BINARY's decoding, SEARCH on addresses and text, SORT's keys and THREAD's
+/// ids and subjects.
 pub fn imap_message(message: &[u8]) -> Vec<u8> {
-    let mut input = format!(
-        "a LOGIN alice secret\r\nb APPEND INBOX {{{}+}}\r\n",
-        message.len()
-    )
-    .into_bytes();
+    let append = format!("APPEND INBOX {{{}+}}\r\n", message.len());
+    let mut input = format!("a LOGIN alice secret\r\nb {append}").into_bytes();
+    input.extend_from_slice(message);
+    input.extend_from_slice(format!("\r\nb2 {append}").as_bytes());
     input.extend_from_slice(message);
     input.extend_from_slice(
         b"\r\nc SELECT INBOX\r\n\
@@ -85,6 +85,9 @@ pub fn imap_message(message: &[u8]) -> Vec<u8> {
           e2 FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1] BINARY.PEEK[2.1]<0.100> BINARY.SIZE[] BINARY.PEEK[2])\r\n\
           f SEARCH FROM example TO \"a b\" CC x HEADER Content-Type multipart BODY hello TEXT world\r\n\
           g SEARCH OR SUBJECT hi NOT LARGER 10 SENTSINCE 1-Jan-2020\r\n\
+          g2 SORT (REVERSE SUBJECT FROM TO CC DATE DISPLAYFROM DISPLAYTO ARRIVAL SIZE) UTF-8 ALL\r\n\
+          g3 THREAD REFERENCES UTF-8 ALL\r\n\
+          g4 UID THREAD ORDEREDSUBJECT UTF-8 ALL\r\n\
           h LOGOUT\r\n",
     );
     imap_session(&input)

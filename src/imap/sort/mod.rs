@@ -11,6 +11,7 @@ mod base_subject;
 mod tests;
 
 use std::cmp::Ordering;
+use std::hash::{Hash, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use imap_codec::imap_types::core::NString;
@@ -18,6 +19,7 @@ use imap_codec::imap_types::envelope::{Address, Envelope};
 use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
 use mail_parser::HeaderValue;
 use mail_parser::parsers::MessageStream;
+use unicode_normalization::UnicodeNormalization;
 
 use super::search::decode_words;
 use crate::store::MessageMeta;
@@ -33,8 +35,7 @@ pub(super) const MAX_TEXT_KEY: usize = 256;
 pub(super) enum Key {
     /// Seconds since the epoch (ARRIVAL, DATE) or octets (SIZE).
     Number(i64),
-    /// Text under i;ascii-casemap (RFC 4790 section 9.2): ASCII letters upper-cased, then
-    /// compared octet by octet.
+    /// Text as i;unicode-casemap compares it ([`casemapped`]).
     Text(Box<[u8]>),
 }
 
@@ -67,7 +68,7 @@ pub(super) fn keys(
                 SortKey::Arrival => Key::Number(arrival),
                 SortKey::Size => Key::Number(size(meta)),
                 SortKey::Date => Key::Number(sent_date(octets(&envelope.date), meta)),
-                SortKey::Subject => Key::Text(casemapped(base_subject(octets(&envelope.subject)))),
+                SortKey::Subject => text(&base_subject(octets(&envelope.subject))),
                 SortKey::From => mailbox(&envelope.from),
                 SortKey::To => mailbox(&envelope.to),
                 SortKey::Cc => mailbox(&envelope.cc),
@@ -126,34 +127,37 @@ fn sent(value: &[u8]) -> Option<i64> {
     }
 }
 
-/// The first mailbox of an address list: group markers (a NIL host) are no mailbox.
-fn first<'l, 'a>(addresses: &'l [Address<'a>]) -> Option<&'l Address<'a>> {
-    addresses.iter().find(|address| address.host.0.is_some())
-}
-
-/// FROM, TO and CC: the local part of the first address (RFC 5256 section 3).
+/// FROM, TO and CC: the addr-mailbox of the first address structure (RFC 5256 section 3):
+/// the local part, or a group's name when the list starts with a group
+/// (`undisclosed-recipients:;`); empty when there is none.
 fn mailbox(addresses: &[Address<'_>]) -> Key {
-    let local = first(addresses).map_or(&[][..], |address| octets(&address.mailbox));
-    text(String::from_utf8_lossy(local).into_owned())
+    let local = addresses
+        .first()
+        .map_or(&[][..], |address| octets(&address.mailbox));
+    text(&String::from_utf8_lossy(local))
 }
 
-/// DISPLAYFROM and DISPLAYTO: the first address's display name, decoded (RFC 2047), or its
-/// `mailbox@host` when it has none or an empty one (RFC 5957 section 3).
+/// DISPLAYFROM and DISPLAYTO (RFC 5957 section 3), of the first address structure: its
+/// display name, decoded (RFC 2047), unless that is missing or empty; else
+/// `mailbox@host`; else (a group) the group's name; else empty.
 fn display(addresses: &[Address<'_>]) -> Key {
-    let Some(address) = first(addresses) else {
-        return Key::Text(Box::default());
+    let Some(address) = addresses.first() else {
+        return text("");
     };
     let name = address
         .name
         .0
         .as_ref()
         .map(|name| decode_words(name.as_ref()))
-        .filter(|name| !name.trim().is_empty());
+        .filter(|name| !name.is_empty());
     let shown = name.unwrap_or_else(|| {
-        let spec = [octets(&address.mailbox), b"@", octets(&address.host)].concat();
+        let spec = match address.host.0 {
+            Some(_) => [octets(&address.mailbox), b"@", octets(&address.host)].concat(),
+            None => octets(&address.mailbox).to_vec(),
+        };
         String::from_utf8_lossy(&spec).into_owned()
     });
-    text(shown)
+    text(&shown)
 }
 
 /// The octets of an envelope string; none for NIL.
@@ -161,16 +165,41 @@ pub(super) fn octets<'s>(value: &'s NString<'_>) -> &'s [u8] {
     value.0.as_ref().map_or(&[], |value| value.as_ref())
 }
 
-/// `value` as an i;ascii-casemap key, cut to [`MAX_TEXT_KEY`] bytes.
-fn text(value: String) -> Key {
+/// `value` as a text key: see [`casemapped`].
+fn text(value: &str) -> Key {
     Key::Text(casemapped(value))
 }
 
-/// `value` under i;ascii-casemap (RFC 4790 section 9.2), cut to [`MAX_TEXT_KEY`] bytes: two
-/// texts are equal under that comparator when these are.
-pub(super) fn casemapped(value: String) -> Box<[u8]> {
-    let mut bytes = value.into_bytes();
-    bytes.truncate(MAX_TEXT_KEY);
-    bytes.make_ascii_uppercase();
+/// `value` as i;unicode-casemap (RFC 5051) compares it, which SORT and THREAD must use
+/// (RFC 5256 requires I18NLEVEL=1's collation): each character case-mapped, the result
+/// decomposed (NFKD), then compared octet by octet, so that `é` and `É` are equal and sort
+/// beside `E`. The case mapping is the standard library's uppercase where it gives one
+/// character; the RFC's simple titlecase differs from it only for a few characters (the
+/// Latin digraphs such as `ǆ`, Greek with iota subscript), which then sort apart from
+/// their other case.
+///
+/// Keys longer than [`MAX_TEXT_KEY`] keep their first bytes and a hash of the whole, so that
+/// two long texts that differ are never equal (THREAD groups by subject), while a sort of a
+/// large mailbox holds a bounded key per message. Long texts that share their first bytes
+/// then sort by the hash, not by the rest.
+pub(super) fn casemapped(value: &str) -> Box<[u8]> {
+    let mapped: String = value
+        .chars()
+        .map(|c| {
+            let mut upper = c.to_uppercase();
+            match (upper.next(), upper.next()) {
+                (Some(one), None) => one,
+                _ => c,
+            }
+        })
+        .nfkd()
+        .collect();
+    let mut bytes = mapped.into_bytes();
+    if bytes.len() > MAX_TEXT_KEY {
+        let mut hasher = std::hash::DefaultHasher::new();
+        bytes.hash(&mut hasher);
+        bytes.truncate(MAX_TEXT_KEY - 8);
+        bytes.extend_from_slice(&hasher.finish().to_be_bytes());
+    }
     bytes.into_boxed_slice()
 }

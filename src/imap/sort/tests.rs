@@ -146,7 +146,7 @@ fn address_keys_use_the_first_mailbox_local_part() {
     assert_eq!(
         sorted("DISPLAYFROM", &messages),
         [4, 2, 3, 1],
-        "Alpha, beta@example.com (no display name), Zed"
+        "Alpha, undisclosed (the group's name), Zed"
     );
     let to = [
         message("To: Bob <bob@x.example>\nCc: zed@x.example"),
@@ -166,8 +166,8 @@ fn display_names_are_decoded() {
     let criteria = criteria("DISPLAYFROM");
     assert_eq!(
         *keys_of(&criteria, &messages[0]),
-        [Key::Text("éLIE".as_bytes().into())],
-        "decoded, and only ASCII letters are case-mapped"
+        [Key::Text("E\u{301}LIE".as_bytes().into())],
+        "decoded, case-mapped and decomposed"
     );
     assert_eq!(sorted("DISPLAYFROM", &messages), [2, 1]);
 }
@@ -222,12 +222,52 @@ fn ties_fall_to_the_next_key_then_to_sequence_order() {
 }
 
 #[test]
-fn text_keys_are_bounded() {
-    let long = format!("Subject: {}", "x".repeat(10 * MAX_TEXT_KEY));
-    let long: &'static str = Box::leak(long.into_boxed_str());
-    let keys = keys_of(&criteria("SUBJECT"), &message(long));
-    let [Key::Text(text)] = &*keys else {
-        panic!("one text key: {keys:?}");
+fn text_keys_are_bounded_and_long_texts_stay_apart() {
+    let subject_key = |tail: &str| {
+        let long = format!("Subject: {}{tail}", "x".repeat(10 * MAX_TEXT_KEY));
+        let long: &'static str = Box::leak(long.into_boxed_str());
+        let keys = keys_of(&criteria("SUBJECT"), &message(long));
+        let [Key::Text(text)] = &*keys else {
+            panic!("one text key: {keys:?}");
+        };
+        text.clone()
     };
-    assert_eq!(text.len(), MAX_TEXT_KEY);
+    let (a, b) = (subject_key("a"), subject_key("b"));
+    assert_eq!(a.len(), MAX_TEXT_KEY);
+    assert_ne!(a, b, "texts that differ past the bound are not equal");
+    assert_eq!(a, subject_key("A"), "and equal texts are");
+}
+
+/// RFC 5256 requires I18NLEVEL=1's collation, i;unicode-casemap (RFC 5051): accented letters
+/// sort beside their base letter, in either case.
+#[test]
+fn text_collates_as_unicode_casemap() {
+    let messages = [
+        message("Subject: Zebra"),
+        message("Subject: =?UTF-8?Q?=C3=89clair?="),
+        message("Subject: apple"),
+        message("Subject: =?UTF-8?Q?=C3=A9clair?="),
+        message("Subject: ecl"),
+    ];
+    assert_eq!(sorted("SUBJECT", &messages), [3, 5, 2, 4, 1]);
+    let [Key::Text(upper)] = &*keys_of(&criteria("SUBJECT"), &messages[1]) else {
+        panic!("a text key");
+    };
+    let [Key::Text(lower)] = &*keys_of(&criteria("SUBJECT"), &messages[3]) else {
+        panic!("a text key");
+    };
+    assert_eq!(upper, lower, "É and é are one letter");
+}
+
+/// RFC 5957 section 3 (and RFC 5256's "addr-mailbox of the first address"): a list that
+/// starts with a group sorts by the group's name.
+#[test]
+fn groups_sort_by_their_name() {
+    let messages = [
+        message("To: undisclosed-recipients:;"),
+        message("To: Bob <bob@x.example>"),
+        message("To: Friends: amy@x.example;"),
+    ];
+    assert_eq!(sorted("DISPLAYTO", &messages), [2, 3, 1]);
+    assert_eq!(sorted("TO", &messages), [2, 3, 1]);
 }

@@ -1,6 +1,7 @@
 //! The message-ids THREAD=REFERENCES links by (RFC 5256 section 2.2, step 1): a message's
 //! own, and its parents' from References or In-Reply-To, each bounded.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 /// The most references kept of one message: the last ones, nearest to it (the last is its
@@ -25,27 +26,20 @@ impl Ids {
     /// The ids of a message whose Message-ID, In-Reply-To and References fields have these
     /// raw values (empty when absent; folding may be left in).
     pub(super) fn of(message_id: &[u8], in_reply_to: &[u8], references: &[u8]) -> Ids {
-        let mut kept = VecDeque::with_capacity(MAX_REFERENCES);
-        for id in ids(references) {
-            if kept.len() == MAX_REFERENCES {
-                kept.pop_front();
-            }
-            kept.push_back(Box::from(id));
-        }
+        let owned = |id: Cow<'_, [u8]>| Box::from(id.as_ref());
+        let mut kept: Vec<Box<[u8]>> = last_references(references).map(owned).collect();
         if kept.is_empty() {
-            kept.extend(ids(in_reply_to).next().map(Box::from));
+            kept.extend(ids(in_reply_to).next().map(owned));
         }
         Ids {
-            message_id: ids(message_id).next().map(Box::from),
-            references: kept.into(),
+            message_id: ids(message_id).next().map(owned),
+            references: kept,
         }
     }
 }
 
-/// The last [`MAX_REFERENCES`] valid ids of a References field's raw `value`, written
-/// `<id>` after `<id>`: what the store keeps of the field beside ENVELOPE, read back by
-/// [`Ids::of`] as the field itself would be.
-pub(super) fn kept(value: &[u8]) -> Vec<u8> {
+/// The last [`MAX_REFERENCES`] valid ids of a References field's raw `value`, oldest first.
+fn last_references(value: &[u8]) -> impl Iterator<Item = Cow<'_, [u8]>> {
     let mut last = VecDeque::with_capacity(MAX_REFERENCES);
     for id in ids(value) {
         if last.len() == MAX_REFERENCES {
@@ -53,19 +47,53 @@ pub(super) fn kept(value: &[u8]) -> Vec<u8> {
         }
         last.push_back(id);
     }
-    let mut kept = Vec::with_capacity(last.iter().map(|id| id.len() + 2).sum());
-    for id in last {
+    last.into_iter()
+}
+
+/// The last [`MAX_REFERENCES`] valid ids of a References field's raw `value`, written
+/// `<id>` after `<id>`: what the store keeps of the field beside ENVELOPE, read back by
+/// [`Ids::of`] as the field itself would be.
+pub(super) fn kept(value: &[u8]) -> Vec<u8> {
+    let mut kept = Vec::new();
+    for id in last_references(value) {
         kept.push(b'<');
-        kept.extend_from_slice(id);
+        kept.extend_from_slice(&id);
         kept.push(b'>');
     }
     kept
 }
 
-/// The valid ids of a field's value, in order, without their angle brackets: each
-/// `<id-left@id-right>` (RFC 5322 section 3.6.4) of at most [`MAX_ID`] octets, with no
-/// blank or control character inside. Text around them (comments, phrases) is skipped.
-pub(super) fn ids(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+/// The valid ids of a field's value, in order, without their angle brackets and normalised
+/// ([`normalised`]): each `<id-left@id-right>` (RFC 5322 section 3.6.4) of at most
+/// [`MAX_ID`] octets, with no blank or control character inside. Text around them
+/// (comments, phrases) is skipped.
+pub(super) fn ids(value: &[u8]) -> impl Iterator<Item = Cow<'_, [u8]>> {
+    raw_ids(value).map(normalised)
+}
+
+/// An id without the quoting RFC 5256 section 2.2 says to look through ("MUST normalize
+/// any msg-id in order to avoid false non-matches due to differences in quoting"):
+/// `<"abc"@x>` is `<abc@x>`; a backslash's character stands for itself.
+fn normalised(id: &[u8]) -> Cow<'_, [u8]> {
+    if !id.iter().any(|&b| b == b'"' || b == b'\\') {
+        return Cow::Borrowed(id);
+    }
+    let mut plain = Vec::with_capacity(id.len());
+    let mut escaped = false;
+    for &b in id {
+        match (escaped, b) {
+            (false, b'\\') => escaped = true,
+            (false, b'"') => {}
+            _ => {
+                plain.push(b);
+                escaped = false;
+            }
+        }
+    }
+    Cow::Owned(plain)
+}
+
+fn raw_ids(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = value;
     std::iter::from_fn(move || {
         loop {

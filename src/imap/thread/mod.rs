@@ -34,7 +34,7 @@ pub(super) struct Message {
     pub(super) number: NonZeroU32,
     /// Its sent date in seconds since the epoch (its arrival when it has none valid).
     pub(super) date: i64,
-    /// Its base subject under i;ascii-casemap, as SORT SUBJECT compares it.
+    /// Its base subject under i;unicode-casemap, as SORT SUBJECT compares it.
     pub(super) subject: Box<[u8]>,
     /// Whether its subject marks a reply or a forward (`Re:`, `Fwd:`, `(fwd)` ...).
     pub(super) reply: bool,
@@ -112,7 +112,7 @@ impl Message {
         Message {
             number,
             date: sent_date(&fields.date, meta),
-            subject: casemapped(subject),
+            subject: casemapped(&subject),
             reply,
         }
     }

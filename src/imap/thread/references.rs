@@ -17,8 +17,15 @@ use super::tree::{self, Node};
 
 /// The most ancestors looked at to tell whether a new link would close a loop. A link is
 /// only checked when its child already has children; past this depth it is taken as a loop
-/// and not made, which bounds the work of linking whatever the References say.
+/// and not made, which bounds the work of one link whatever the References say.
 const MAX_ANCESTORS: usize = 4096;
+
+/// Ancestors looked at in all, per message added, beyond [`SPARE_STEPS`]: real threads are
+/// a few levels deep, while References crafted to send every link up a long chain would
+/// otherwise cost [`MAX_ANCESTORS`] steps for each of a message's 64 references. Past the
+/// budget, a link whose child has children is taken as a loop and not made.
+const STEPS_PER_MESSAGE: usize = 256;
+const SPARE_STEPS: usize = 65_536;
 
 /// Ids referred to but not (yet) found allowed per message added, beyond [`SPARE_IDS`]: the
 /// table of ids and the dummies stay proportional to the messages. Past it, a reference to
@@ -53,6 +60,8 @@ pub(in crate::imap) struct References {
     by_id: HashMap<IdKey, usize>,
     keys: (RandomState, RandomState),
     added: usize,
+    /// Steps up the tree loop checks have taken (see [`STEPS_PER_MESSAGE`]).
+    steps: usize,
 }
 
 impl References {
@@ -144,8 +153,9 @@ impl References {
     }
 
     /// Whether making `child` a child of `parent` would close a loop: `child` is `parent`
-    /// or one of its ancestors (or too far up to tell, see [`MAX_ANCESTORS`]).
-    fn would_loop(&self, parent: usize, child: usize) -> bool {
+    /// or one of its ancestors (or too far up to tell, see [`MAX_ANCESTORS`] and
+    /// [`STEPS_PER_MESSAGE`]).
+    fn would_loop(&mut self, parent: usize, child: usize) -> bool {
         if parent == child {
             return true;
         }
@@ -153,14 +163,22 @@ impl References {
         if self.containers[child].children == 0 {
             return false;
         }
+        let budget = (SPARE_STEPS + STEPS_PER_MESSAGE * self.added).saturating_sub(self.steps);
         let mut at = parent;
-        for _ in 0..MAX_ANCESTORS {
+        for step in 0..MAX_ANCESTORS.min(budget) {
             match self.containers[at].parent {
-                None => return false,
-                Some(up) if up == child => return true,
+                None => {
+                    self.steps += step;
+                    return false;
+                }
+                Some(up) if up == child => {
+                    self.steps += step;
+                    return true;
+                }
                 Some(up) => at = up,
             }
         }
+        self.steps += MAX_ANCESTORS.min(budget);
         true
     }
 

@@ -102,6 +102,18 @@ fn ordered_subject_groups_by_base_subject_under_the_first_message() {
     assert_eq!(threads, "(5 (2)(3))(1 4)(6)");
 }
 
+/// Subjects compare as i;unicode-casemap: `Été` and `Re: été` are one thread, under either
+/// algorithm (REFERENCES gathers them by subject when no ids link them).
+#[test]
+fn accented_subjects_thread_together_whatever_their_case() {
+    let messages = [
+        "Subject: =?UTF-8?Q?=C3=89t=C3=A9_2024?=\nDate: Tue, 14 Nov 2023 10:00:00 +0000",
+        "Subject: Re: =?UTF-8?Q?=C3=A9t=C3=A9_2024?=\nDate: Tue, 14 Nov 2023 11:00:00 +0000",
+    ];
+    assert_eq!(ordered(&messages), "(1 2)");
+    assert_eq!(references(&messages), "(1 2)");
+}
+
 #[test]
 fn ordered_subject_ties_and_missing_dates() {
     // No Date: the arrival (second n) stands in; equal dates keep mailbox order.
@@ -167,6 +179,16 @@ fn references_ignore_loops() {
     ]);
     // 1 is b's child; b, answering a, would loop and keeps no parent.
     assert_eq!(threads, "(2 1)(3)");
+}
+
+/// RFC 5256 section 2.2: ids are compared without their quoting.
+#[test]
+fn references_match_ids_through_their_quoting() {
+    let threads = references(&[
+        "Message-ID: <\"abc\"@x.example>\nDate: Tue, 14 Nov 2023 10:00:00 +0000",
+        "In-Reply-To: <abc@x.example>\nSubject: other\nDate: Tue, 14 Nov 2023 11:00:00 +0000",
+    ]);
+    assert_eq!(threads, "(1 2)");
 }
 
 #[test]
