@@ -1,5 +1,5 @@
 #!/bin/bash
-# Power loss under the example server: acknowledged APPENDs and DELEs survive it.
+# Power loss under the example server: acknowledged APPENDs, STOREs and DELEs survive it.
 #
 #   bash tests/power_loss.sh [ROUNDS]        (default 3; PROFILE=debug for the debug build)
 #
@@ -11,14 +11,15 @@
 # guest's memory when it dies.
 #
 # Each round boots the guest, starts the server on the disk, and runs clients in a loop: IMAP
-# APPENDs (each acknowledged `OK` printed with the message's number) and, every fourth turn,
-# a POP3 session that reads message 1's Subject, DELEs it and QUITs (the `+OK` to QUIT
-# printed). After an acknowledgement chosen at random the host kills QEMU. A second boot
+# APPENDs (each acknowledged `OK` printed with the message's number); every third turn, a
+# STORE of \Flagged on the newest message (its `OK` printed with the message's number); every
+# fourth turn, a POP3 session that reads message 1's Subject, DELEs it and QUITs (the `+OK` to
+# QUIT printed). After an acknowledgement chosen at random the host kills QEMU. A second boot
 # mounts the disk (the journal is replayed), starts the server on it, and lists the Subjects
-# of INBOX over IMAP. Every acknowledged message not acknowledged as deleted must be there,
-# every acknowledged deletion must be gone, and the server must start on the tree and answer
-# within seconds (no lock the cut left may hold it up). Rounds share the disk, so later rounds
-# also start on a tree that lost power before.
+# and flags of INBOX over IMAP. Every acknowledged message not acknowledged as deleted must be
+# there, every acknowledged flag set on those, every acknowledged deletion gone, and the
+# server must start on the tree and answer within seconds (no lock the cut left may hold it
+# up). Rounds share the disk, so later rounds also start on a tree that lost power before.
 #
 # Installs qemu-system-x86, busybox-static, cpio and e2fsprogs from Debian if missing, and
 # downloads the kernel package into a scratch folder (not installed): see tests/guest.sh.
@@ -90,8 +91,9 @@ echo READY
 imap() { printf '%b' "$1" | nc 127.0.0.1 143; }
 pop3() { printf '%b' "$1" | nc 127.0.0.1 110; }
 if [ "$phase" = check ]; then
-    imap 'a LOGIN demo demo\r\nb SELECT INBOX\r\nc UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\nd LOGOUT\r\n' \
-        | tr -d '\r' | sed -n 's/^Subject: power-loss \([0-9]*\).*/PRESENT \1/p'
+    imap 'a LOGIN demo demo\r\nb SELECT INBOX\r\nc UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\nd LOGOUT\r\n' \
+        | tr -d '\r' | awk '/ FETCH \(/ { flagged = index($0, "\\Flagged") > 0 }
+            /^Subject: power-loss / { print "PRESENT " $3; if (flagged) print "FLAGGED-NOW " $3 }'
     echo "CHECKED at $(cut -d' ' -f1 /proc/uptime) s"
     kill -TERM $server_pid; wait $server_pid
     umount /mnt
@@ -114,6 +116,14 @@ while true; do
             echo "DELETED $deleted"
         fi
     fi
+    if [ $((n % 3)) = 0 ]; then
+        # The newest message flagged, acknowledged by STORE's OK; its Subject names it.
+        answer="$(imap 'a LOGIN demo demo\r\nb SELECT INBOX\r\nc STORE * +FLAGS (\\Flagged)\r\nd FETCH * (BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\ne LOGOUT\r\n' | tr -d '\r')"
+        flagged="$(echo "$answer" | sed -n 's/^Subject: power-loss \([0-9]*\).*/\1/p' | tail -n 1)"
+        if [ -n "$flagged" ] && echo "$answer" | grep -q '^c OK'; then
+            echo "FLAGGED $flagged"
+        fi
+    fi
 done
 EOF
 chmod +x "$guest/init"
@@ -133,12 +143,13 @@ boot() {
 
 : > "$work/expected"   # message ids that must be present
 : > "$work/deleted"    # message ids that must be gone
+: > "$work/flagged"    # message ids that must be \Flagged while they are there
 for round in $(seq "$rounds"); do
     cut_after=$((5 + RANDOM % 20))
     # The write phase, killed once `cut_after` acknowledgements of either kind are out.
     boot write "$round" > "$work/write.$round" &
     guest=$!
-    while [ "$(grep -cE 'APPENDED|DELETED' "$work/write.$round")" -lt "$cut_after" ]; do
+    while [ "$(grep -cE 'APPENDED|DELETED|FLAGGED' "$work/write.$round")" -lt "$cut_after" ]; do
         if grep -q FAILED "$work/write.$round" || ! kill -0 "$guest" 2>/dev/null; then
             echo "round $round: the guest stopped:" >&2
             cat "$work/write.$round" >&2
@@ -152,7 +163,8 @@ for round in $(seq "$rounds"); do
     # was decided.
     sed -n 's/.*APPENDED \([0-9]*\).*/\1/p' "$work/write.$round" >> "$work/expected"
     sed -n 's/.*DELETED \([0-9]*\).*/\1/p' "$work/write.$round" >> "$work/deleted"
-    acks="$(grep -cE 'APPENDED|DELETED' "$work/write.$round")"
+    sed -n 's/.*FLAGGED \([0-9]*\).*/\1/p' "$work/write.$round" >> "$work/flagged"
+    acks="$(grep -cE 'APPENDED|DELETED|FLAGGED' "$work/write.$round")"
     # A POP3 session cut before its QUIT was answered may or may not have deleted its message 1:
     # the oldest message still expected, since messages are numbered in the order they came.
     in_flight=""
@@ -172,11 +184,14 @@ for round in $(seq "$rounds"); do
     sort -u "$work/deleted" > "$work/gone"
     missing="$(sort -u "$work/expected" | comm -23 - "$work/gone" | comm -23 - "$work/present")"
     resurrected="$(comm -12 "$work/gone" "$work/present")"
+    sed -n 's/.*FLAGGED-NOW \([0-9]*\).*/\1/p' "$work/check.$round" | sort -u > "$work/flagged_now"
+    unflagged="$(sort -u "$work/flagged" | comm -12 - "$work/present" | comm -23 - "$work/flagged_now")"
     checked="$(grep -ao 'CHECKED at [0-9.]* s' "$work/check.$round" | sed 's/CHECKED at //')"
     echo "round $round: power cut after $acks acknowledgements${in_flight:+ (a deletion of $in_flight in flight)};" \
         "$(wc -l < "$work/present") messages present, $(wc -l < "$work/gone") deleted so far;" \
-        "missing: ${missing:-none}; deleted but present: ${resurrected:-none}; restarted and checked ${checked} after boot"
-    if [ -n "$missing" ] || [ -n "$resurrected" ]; then
+        "$(wc -l < "$work/flagged_now") flagged; missing: ${missing:-none}; deleted but present: ${resurrected:-none};" \
+        "flag lost: ${unflagged:-none}; restarted and checked ${checked} after boot"
+    if [ -n "$missing" ] || [ -n "$resurrected" ] || [ -n "$unflagged" ]; then
         echo "FAILED: an acknowledged change did not survive the power cut" >&2
         exit 1
     fi
@@ -187,4 +202,4 @@ for round in $(seq "$rounds"); do
         exit 1
     fi
 done
-echo "power loss: every acknowledged APPEND and DELE survived $rounds power cuts"
+echo "power loss: every acknowledged APPEND, DELE and STORE survived $rounds power cuts"
