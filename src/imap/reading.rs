@@ -175,18 +175,8 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
             (Some(view), false) => view.saved.clone(),
             (None, _) => Vec::new(),
         };
-        if let Some(charset) = charset
-            && !search::charset_supported(charset.as_ref())
-        {
-            return self.bad_charset(tag);
-        }
-        if search::uses_modseq(criteria)
-            && let Err(text) = self.search_modseq()
-        {
-            return self.bad(tag, text);
-        }
-        if self.selected.is_none() {
-            return self.bad(tag, "No mailbox selected");
+        if let Err(answered) = self.may_search(tag, charset.as_ref(), criteria) {
+            return answered;
         }
         let saved = self.extension.saved_result.then_some(&before[..]);
         let found = match self.matching(criteria, saved).await {
@@ -238,6 +228,31 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         Flow::Continue
     }
 
+    /// The checks before SEARCH, SORT and THREAD look at a message, each answered when it
+    /// fails: the charset (`NO [BADCHARSET]`), MODSEQ among the criteria (as CONDSTORE
+    /// allows it), and a selected mailbox (`BAD`). `Err` when the command has been answered.
+    fn may_search(
+        &mut self,
+        tag: &Tag<'static>,
+        charset: Option<&Charset<'_>>,
+        criteria: &[SearchKey<'_>],
+    ) -> Result<(), Flow> {
+        if let Some(charset) = charset
+            && !search::charset_supported(charset.as_ref())
+        {
+            return Err(self.bad_charset(tag));
+        }
+        if search::uses_modseq(criteria)
+            && let Err(text) = self.search_modseq()
+        {
+            return Err(self.bad(tag, text));
+        }
+        if self.selected.is_none() {
+            return Err(self.bad(tag, "No mailbox selected"));
+        }
+        Ok(())
+    }
+
     /// What SORT and THREAD do first: check the charset (else `NO [BADCHARSET]`) and MODSEQ
     /// (as SEARCH does), then find the messages of the selected mailbox (else `BAD`) that
     /// match `criteria`, `$` standing for the saved result. `Err` when the command has been
@@ -248,21 +263,11 @@ impl<A: Authenticator, M: Mailstore> ImapSession<A, M> {
         charset: &Charset<'_>,
         criteria: &[SearchKey<'_>],
     ) -> Result<Vec<Match>, Flow> {
-        if !search::charset_supported(charset.as_ref()) {
-            return Err(self.bad_charset(tag));
-        }
-        if search::uses_modseq(criteria)
-            && let Err(text) = self.search_modseq()
-        {
-            return Err(self.bad(tag, text));
-        }
-        let Some(view) = self.selected.as_ref() else {
-            return Err(self.bad(tag, "No mailbox selected"));
-        };
+        self.may_search(tag, Some(charset), criteria)?;
         // Cloned, as SEARCH clones it: `matching` borrows the session mutably.
-        let saved = match self.extension.saved_result {
-            true => Some(view.saved.clone()),
-            false => None,
+        let saved = match (self.extension.saved_result, self.selected.as_ref()) {
+            (true, Some(view)) => Some(view.saved.clone()),
+            _ => None,
         };
         self.matching(criteria, saved.as_deref())
             .await
