@@ -369,25 +369,27 @@ async fn layers_add_and_withhold_capabilities_safely() {
     harness.finish(&[CloseReason::ClientClosed]).await;
 }
 
+/// An IMAP server over one message in INBOX whose first connection is withheld capability
+/// `hidden[0]` and every later one `hidden[1]`.
+async fn hiding_in_turn(hidden: [&'static str; 2]) -> Harness {
+    let store = MemoryStore::new();
+    deliver(&store, "INBOX", Flags::EMPTY).await;
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stack = ServiceBuilder::new()
+        .layer(MapRequestLayer::new(move |mut conn: Connection| {
+            let nth = connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            conn.settings_mut().hide_capability(hidden[nth.min(1)]);
+            conn
+        }))
+        .service(imap(&store, config()));
+    Harness::serve(TlsMode::None, stack).await
+}
+
 /// SORT=DISPLAY withheld alone leaves SORT's other keys; SORT withheld takes both. Either way
 /// a withheld capability's command is unknown, as for every other capability.
 #[tokio::test(flavor = "multi_thread")]
 async fn layers_withhold_sort_and_its_display_keys() {
-    let store = MemoryStore::new();
-    deliver(&store, "INBOX", Flags::EMPTY).await;
-    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let seen = count.clone();
-    let stack = ServiceBuilder::new()
-        .layer(MapRequestLayer::new(move |mut conn: Connection| {
-            let hidden = match seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-                0 => "SORT=DISPLAY",
-                _ => "SORT",
-            };
-            conn.settings_mut().hide_capability(hidden);
-            conn
-        }))
-        .service(imap(&store, config()));
-    let harness = Harness::serve(TlsMode::None, stack).await;
+    let harness = hiding_in_turn(["SORT=DISPLAY", "SORT"]).await;
 
     let mut client = harness.login().await;
     let caps = capabilities(&command(&mut client, "a1 CAPABILITY").await[0]);
@@ -416,21 +418,7 @@ async fn layers_withhold_sort_and_its_display_keys() {
 /// algorithm. A withheld algorithm's command is unknown, as SORT's are.
 #[tokio::test(flavor = "multi_thread")]
 async fn layers_withhold_thread_algorithms() {
-    let store = MemoryStore::new();
-    deliver(&store, "INBOX", Flags::EMPTY).await;
-    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let seen = count.clone();
-    let stack = ServiceBuilder::new()
-        .layer(MapRequestLayer::new(move |mut conn: Connection| {
-            let hidden = match seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-                0 => "THREAD=REFERENCES",
-                _ => "THREAD",
-            };
-            conn.settings_mut().hide_capability(hidden);
-            conn
-        }))
-        .service(imap(&store, config()));
-    let harness = Harness::serve(TlsMode::None, stack).await;
+    let harness = hiding_in_turn(["THREAD=REFERENCES", "THREAD"]).await;
 
     let mut client = harness.login().await;
     let caps = capabilities(&command(&mut client, "a1 CAPABILITY").await[0]);

@@ -142,10 +142,10 @@ fn sort_with_modseq_and_refusals() {
     );
 }
 
-/// imaplib refuses SORT and SEARCH itself before SELECT, so the server's answer is read from
-/// a plain socket.
+/// imaplib refuses SORT, THREAD and SEARCH itself before SELECT, so the server's answers are
+/// read from a plain socket.
 #[test]
-fn sort_needs_a_selected_mailbox_as_search_does() {
+fn sort_and_thread_need_a_selected_mailbox_as_search_does() {
     let server = ExampleServer::start();
     let mut client = RawClient::connect(server.imap);
     let greeting = client.line().expect("a greeting");
@@ -156,6 +156,8 @@ fn sort_needs_a_selected_mailbox_as_search_does() {
     let sort = client.cmd("b SORT (SUBJECT) UTF-8 ALL");
     assert!(search.starts_with("b BAD"), "{search}");
     assert_eq!(sort, search, "refused as SEARCH is");
+    let thread = client.cmd("b THREAD REFERENCES UTF-8 ALL");
+    assert_eq!(thread, search, "refused as SEARCH is");
     let malformed = client.cmd("c SORT (SIZE UTF-8 ALL");
     assert!(malformed.starts_with("c BAD"), "{malformed}");
     let unknown_key = client.cmd("d SORT (SENDER) UTF-8 ALL");

@@ -12,8 +12,8 @@
 mod support_example;
 mod support_shared;
 
+use support_example::ExampleServer;
 use support_example::imaplib::imaplib;
-use support_example::{ExampleServer, PASSWORD, RawClient, USER};
 use support_shared::dedent;
 
 /// A small conversation appended after a deleted message that is expunged, so that each UID
@@ -135,20 +135,4 @@ fn thread_refusals() {
         algorithm.contains("BAD") && algorithm.contains("Unsupported threading algorithm"),
         "{algorithm}"
     );
-}
-
-/// imaplib refuses THREAD itself before SELECT, so the server's answer is read from a plain
-/// socket.
-#[test]
-fn thread_needs_a_selected_mailbox_as_search_does() {
-    let server = ExampleServer::start();
-    let mut client = RawClient::connect(server.imap);
-    let greeting = client.line().expect("a greeting");
-    assert!(greeting.starts_with("* OK"), "{greeting}");
-    let login = client.cmd(&format!("a LOGIN {USER} {PASSWORD}"));
-    assert!(login.starts_with("a OK"), "{login}");
-    let search = client.cmd("b SEARCH ALL");
-    let thread = client.cmd("b THREAD REFERENCES UTF-8 ALL");
-    assert!(search.starts_with("b BAD"), "{search}");
-    assert_eq!(thread, search, "refused as SEARCH is");
 }
