@@ -1,7 +1,7 @@
 //! THREAD and UID THREAD (RFC 5256) end to end, through the example server binary and
 //! Python's imaplib (`IMAP4.thread`, `IMAP4.uid("THREAD", ...)`): the threads a webmail's
 //! threaded view shows, by ORDEREDSUBJECT and by REFERENCES, with search criteria, and the
-//! refusals (an unknown charset or algorithm, no mailbox selected).
+//! refusals (an unknown charset or algorithm; THREAD before SELECT is in `imap_sort.rs`).
 //!
 //! ```text
 //! cargo build --example server && cargo test --test imap_thread
