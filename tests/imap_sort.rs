@@ -14,7 +14,7 @@ mod support_shared;
 
 use support_example::imaplib::imaplib;
 use support_example::{ExampleServer, PASSWORD, RawClient, USER};
-use support_shared::dedent;
+use support_shared::dedent_both;
 
 /// Four messages appended after a deleted one that is expunged, so that each UID is its
 /// sequence number plus one and UID SORT cannot pass for SORT. Each message is chosen so that
@@ -50,7 +50,7 @@ const SETUP: &str = r#"
 
 /// [`SETUP`], then `script` (indented as it sits in the test).
 fn after_setup(script: &str) -> String {
-    format!("{}\n{}", dedent(SETUP), dedent(script))
+    dedent_both(SETUP, script)
 }
 
 #[test]

@@ -14,7 +14,7 @@ mod support_shared;
 
 use support_example::ExampleServer;
 use support_example::imaplib::imaplib;
-use support_shared::dedent;
+use support_shared::dedent_both;
 
 /// A small conversation appended after a deleted message that is expunged, so that each UID
 /// is its sequence number plus one and UID THREAD cannot pass for THREAD:
@@ -53,7 +53,7 @@ const SETUP: &str = r#"
 
 /// [`SETUP`], then `script` (indented as it sits in the test).
 fn after_setup(script: &str) -> String {
-    format!("{}\n{}", dedent(SETUP), dedent(script))
+    dedent_both(SETUP, script)
 }
 
 #[test]

@@ -33,6 +33,11 @@ pub fn dedent(script: &str) -> String {
         .join("\n")
 }
 
+/// The scripts `setup` and then `script`, each written indented as it sits in a test.
+pub fn dedent_both(setup: &str, script: &str) -> String {
+    format!("{}\n{}", dedent(setup), dedent(script))
+}
+
 /// `python3 -c <program>`, not started yet; arguments added to it are the script's
 /// `sys.argv[1:]`.
 pub fn python3(program: &str) -> Command {
